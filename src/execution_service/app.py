@@ -1,0 +1,174 @@
+"""The FastAPI application: routers, problem+json errors, body limit, and the process lifespan."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from execution_service import __version__
+from execution_service.api_keys.router import router as api_keys_router
+from execution_service.api_keys.service import ensure_bootstrap_key
+from execution_service.connections.router import router as connections_router
+from execution_service.context import AppContext
+from execution_service.crypto import load_key_ring
+from execution_service.errors import AppError
+from execution_service.health.router import router as health_router
+from execution_service.market_data.router import router as market_data_router
+from execution_service.presets.router import router as presets_router
+from execution_service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"https://execution-service.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # loc and msg only: the rejected input is never echoed (it may be a credential).
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+    return problem(422, "validation_error", "Unprocessable request", detail, errors=errors)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("integrity error: %s", type(exc).__name__)
+    return problem(409, "conflict", "Conflict", "the request conflicts with the current state")
+
+
+async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` with 413 before any handler parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        # Chunked bodies have no length up front: read them whole, within the limit, then replay.
+        body, more = b"", True
+        if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"the body limit is {self.max_bytes} bytes",
+        )
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = ctx or AppContext.create(settings, load_key_ring(settings))
+        app.state.ctx = context
+        async with context.session_factory() as session:
+            configured = settings.bootstrap_admin_key
+            key = await ensure_bootstrap_key(
+                session, configured.get_secret_value() if configured else None
+            )
+        if key:
+            # Printed, not logged: the one place an operator sees this key.
+            print(f"Bootstrap admin API key (shown once): {key}", file=sys.stderr, flush=True)
+        runner = None
+        if settings.workers_enabled:
+            from execution_service.workers.runner import WorkerRunner
+
+            runner = WorkerRunner(context)
+            await runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+            if ctx is None:
+                await context.aclose()
+
+    app = FastAPI(
+        title="execution-service",
+        version=__version__,
+        description="Executes trading signals on exchange and broker accounts.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(Exception, _unhandled)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    app.include_router(health_router)
+    for router in (
+        api_keys_router,
+        presets_router,
+        market_data_router,
+        connections_router,
+    ):
+        app.include_router(router, prefix="/api/v1")
+    return app

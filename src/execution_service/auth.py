@@ -1,0 +1,133 @@
+"""API keys: generation, hashing, the caller's principal, and owner scoping.
+
+Keys look like `exs_<prefix>_<secret>`. Only the prefix (to find the row) and a SHA-256 of the whole
+key are stored; a key is random with 192 bits of entropy, so a fast hash is the right tool, and
+the comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.deps import SessionDep
+from execution_service.enums import Role
+from execution_service.errors import Forbidden, Unauthorized
+from execution_service.models import ApiKey
+
+KEY_PREFIX = "exs"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: Role
+    user_id: int | None
+
+    @property
+    def is_user(self) -> bool:
+        return self.role is Role.user
+
+    @property
+    def is_privileged(self) -> bool:
+        return self.role in (Role.admin, Role.service)
+
+    def scope(self, stmt: Any, model: Any) -> Any:
+        """Restrict a select/update to the rows this principal may see."""
+        if self.is_user:
+            return stmt.where(model.user_id == self.user_id)
+        return stmt
+
+    def can_see(self, row: Any) -> bool:
+        return not self.is_user or row.user_id == self.user_id
+
+    def owner_for_create(
+        self, user_id: int | None, admin_id: int | None
+    ) -> tuple[int | None, int | None]:
+        """Who owns a new row: a user key always itself; admin/service whoever the body names."""
+        if self.is_user:
+            if (user_id is not None and user_id != self.user_id) or admin_id is not None:
+                raise Forbidden("a user key creates rows for its own user only")
+            return self.user_id, None
+        return user_id, admin_id
+
+
+@dataclass(frozen=True)
+class NewKey:
+    prefix: str
+    key: str
+    key_hash: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> NewKey:
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
+    return NewKey(prefix=prefix, key=key, key_hash=hash_key(key))
+
+
+def key_from_string(key: str) -> NewKey:
+    """A key chosen by the operator (EXEC_BOOTSTRAP_ADMIN_KEY) must still have our shape."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8 or len(parts[2]) < 24:
+        raise ValueError("an API key must look like exs_<8 chars>_<at least 24 chars>")
+    return NewKey(prefix=parts[1], key=key, key_hash=hash_key(key))
+
+
+async def authenticate(session: AsyncSession, key: str) -> Principal | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    row = await session.scalar(
+        select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
+    )
+    if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
+        return None
+    return Principal(key_id=row.id, name=row.name, role=Role(row.role), user_id=row.user_id)
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: <key>`")
+
+
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    key = bearer.credentials if bearer is not None else header
+    if not key:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
+    principal = await authenticate(session, key)
+    # End the read transaction now: on SQLite every transaction holds the write lock, and the
+    # handler may fan out to tasks with their own sessions.
+    await session.commit()
+    if principal is None:
+        raise Unauthorized("the API key is not valid")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if principal.role is not Role.admin:
+        raise Forbidden("only an admin key may do this")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

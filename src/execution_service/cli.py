@@ -1,0 +1,201 @@
+"""`execution-service serve | worker | migrate | api-keys | rotate-keys`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from execution_service import migrate
+from execution_service.api_keys import service as api_keys
+from execution_service.context import AppContext
+from execution_service.crypto import (
+    CredentialsError,
+    KeyRingError,
+    load_key_ring,
+    owner_aad,
+    write_key_file,
+)
+from execution_service.enums import Role
+from execution_service.models import ExecutionConnection
+from execution_service.settings import Settings, get_settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from execution_service.app import create_app
+
+    load_key_ring(settings)  # refuse to start (production) or create the dev key before serving
+    if settings.migrate_on_start and not args.no_migrate:
+        migrate.upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from execution_service.workers.runner import WorkerRunner
+
+    ctx = AppContext.create(settings, load_key_ring(settings))
+    runner = WorkerRunner(ctx)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.start()
+    await stop.wait()
+    await runner.stop()  # the tick in hand finishes first
+    await ctx.aclose()
+    return 0
+
+
+async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
+    ctx = AppContext.create(settings, load_key_ring(settings))
+    try:
+        async with ctx.session_factory() as session:
+            if args.action == "create":
+                role = Role(args.role)
+                if (role is Role.user) != (args.user_id is not None):
+                    print("a user key needs --user-id; other roles take none", file=sys.stderr)
+                    return 2
+                row, key = await api_keys.create_key(
+                    session, name=args.name, role=role, user_id=args.user_id
+                )
+                print(f"id={row.id} role={row.role} prefix={row.prefix}")
+                print(f"key (shown once): {key}")
+            elif args.action == "list":
+                rows, _ = await api_keys.list_keys(session, 10_000, 0)
+                for r in rows:
+                    state = "revoked" if r.revoked_at else "active"
+                    print(f"{r.id}\t{r.role}\t{r.user_id or '-'}\t{r.prefix}\t{state}\t{r.name}")
+            else:
+                row = await api_keys.revoke_key(session, args.id)
+                print(f"revoked key {row.id} ({row.prefix})")
+    finally:
+        await ctx.aclose()
+    return 0
+
+
+async def _rotate_keys(settings: Settings, new_key: bool, batch: int = 200) -> int:
+    ring = load_key_ring(settings)
+    if new_key:
+        if settings.encryption_keys is not None:
+            print(
+                "--new-key writes the key file; with EXEC_ENCRYPTION_KEYS, put the new key first "
+                "there and run rotate-keys without --new-key",
+                file=sys.stderr,
+            )
+            return 2
+        ring = ring.with_new_primary()
+        write_key_file(Path(settings.encryption_key_file), ring)  # old keys kept: resumable
+        print(f"new primary key {ring.primary_id} written to {settings.encryption_key_file}")
+    ctx = AppContext.create(settings, ring)
+    failed = done = 0
+    try:
+        async with ctx.session_factory() as session:
+            total = await session.scalar(
+                select(func.count()).where(ExecutionConnection.credentials_encrypted.is_not(None))
+            )
+            last_id = 0
+            while True:
+                rows = (
+                    await session.scalars(
+                        select(ExecutionConnection)
+                        .where(
+                            ExecutionConnection.id > last_id,
+                            ExecutionConnection.credentials_encrypted.is_not(None),
+                        )
+                        .order_by(ExecutionConnection.id)
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    break
+                for conn in rows:
+                    last_id = conn.id
+                    aad = owner_aad(conn.user_id, conn.admin_id)
+                    try:
+                        plain = ring.decrypt(conn.credentials_encrypted or "", aad)
+                    except CredentialsError as exc:
+                        failed += 1
+                        print(f"connection {conn.id}: {exc}", file=sys.stderr)
+                        continue
+                    token = ring.encrypt(plain, aad)
+                    conn.credentials_encrypted, conn.credentials_key_id = token.token, token.key_id
+                    done += 1
+                await session.commit()
+                print(f"re-encrypted {done}/{total or 0}", flush=True)
+    finally:
+        await ctx.aclose()
+    print(f"rotate-keys: {done} re-encrypted under {ring.primary_id}, {failed} failed")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="execution-service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (and the workers unless disabled)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    sub.add_parser("worker", help="run the background workers only")
+    mig = sub.add_parser("migrate", help="upgrade the database schema (or downgrade)")
+    mig.add_argument("--downgrade", metavar="REVISION", help="e.g. base")
+    keys = sub.add_parser("api-keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=[r.value for r in Role], required=True)
+    create.add_argument("--user-id", type=int)
+    keys_sub.add_parser("list")
+    revoke = keys_sub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    rotate = sub.add_parser("rotate-keys", help="re-encrypt every credential under the primary key")
+    rotate.add_argument("--new-key", action="store_true", help="generate a new primary key first")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    _configure_logging(settings)
+    try:
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "worker":
+            return asyncio.run(_worker(settings))
+        if args.command == "migrate":
+            if args.downgrade:
+                migrate.downgrade(settings.database_url, args.downgrade)
+            else:
+                migrate.upgrade(settings.database_url)
+            return 0
+        if args.command == "api-keys":
+            return asyncio.run(_api_keys(settings, args))
+        return asyncio.run(_rotate_keys(settings, args.new_key))
+    except KeyRingError as exc:
+        print(f"execution-service: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.models import ExecutionConnection, ExecutionLog, PaperBalance
+
+
+class ConnectionRepository:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+
+    async def get(self, connection_id: int) -> ExecutionConnection | None:
+        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection).where(
+            ExecutionConnection.id == connection_id
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def list(self, limit: int, offset: int) -> tuple[Sequence[ExecutionConnection], int]:
+        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection)
+        rows = await self.session.scalars(
+            stmt.order_by(ExecutionConnection.id).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return rows.all(), total or 0
+
+    async def has_history(self, connection_id: int) -> bool:
+        stmt = (
+            select(ExecutionLog.id)
+            .where(ExecutionLog.execution_connection_id == connection_id)
+            .limit(1)
+        )
+        return (await self.session.scalar(stmt)) is not None
+
+    def add_paper_balances(self, connection_id: int, balances: dict[str, object]) -> None:
+        for currency, amount in balances.items():
+            self.session.add(
+                PaperBalance(connection_id=connection_id, currency=currency, free=amount, used=0)
+            )

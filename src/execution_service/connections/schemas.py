@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+
+from execution_service.enums import Adapter, ConnectionStatus, ConnectionType, MarketType
+from execution_service.market_data.schemas import ExchangeId
+from execution_service.schemas import (
+    Body,
+    DecimalOut,
+    Model,
+    Name,
+    NonNegativeDecimal,
+    OwnerId,
+    RefId,
+)
+
+CREDENTIAL_FIELDS: dict[Adapter, tuple[set[str], set[str]]] = {
+    # adapter: (required, optional)
+    Adapter.ccxt: ({"api_key", "api_secret"}, {"passphrase", "uid"}),
+    Adapter.mtapi: ({"user", "password", "host"}, {"port"}),
+    Adapter.paper: (set(), set()),
+}
+Credentials = dict[
+    Annotated[str, Field(min_length=1, max_length=32)], Annotated[SecretStr, Field(max_length=4096)]
+]
+
+
+class PaperSettings(Body):
+    balance: dict[Annotated[str, Field(pattern=r"^[A-Z0-9]{2,16}$")], NonNegativeDecimal] | None = (
+        Field(default=None, max_length=50, description='default {"USDT": "10000"}')
+    )
+    fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] = Decimal(0)
+    slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] = Decimal(0)
+
+
+def check_credentials(adapter: Adapter, credentials: dict[str, SecretStr] | None) -> None:
+    required, optional = CREDENTIAL_FIELDS[adapter]
+    given = set(credentials or {})
+    if adapter is Adapter.paper:
+        if given:
+            raise ValueError("a paper connection takes no credentials")
+        return
+    if missing := required - given:
+        raise ValueError(f"credentials need {', '.join(sorted(missing))}")
+    if unknown := given - required - optional:
+        raise ValueError(f"credentials do not take {', '.join(sorted(unknown))}")
+
+
+class ConnectionCreate(Body):
+    name: Name
+    type: ConnectionType = ConnectionType.crypto
+    adapter: Adapter
+    exchange: ExchangeId | None = None
+    credentials: Credentials | None = Field(default=None, description="write-only")
+    sandbox: bool = False
+    api_base_url: AnyHttpUrl | None = None
+    market_type: MarketType = MarketType.spot
+    preset_id: RefId | None = None
+    data_connection_id: RefId | None = None
+    paper: PaperSettings | None = None
+    user_id: OwnerId | None = None
+    admin_id: OwnerId | None = None
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "paper account",
+                    "adapter": "paper",
+                    "preset_id": 1,
+                    "data_connection_id": 1,
+                    "paper": {"balance": {"USDT": "10000"}, "fee_rate": "0.001"},
+                },
+                {
+                    "name": "binance main",
+                    "adapter": "ccxt",
+                    "exchange": "binance",
+                    "credentials": {"api_key": "...", "api_secret": "..."},
+                    "preset_id": 1,
+                },
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConnectionCreate:
+        check_credentials(self.adapter, self.credentials)
+        if self.adapter is Adapter.ccxt and not self.exchange:
+            raise ValueError("a ccxt connection needs an exchange id")
+        if self.adapter is Adapter.mtapi and not self.api_base_url:
+            raise ValueError("an mtapi connection needs the gateway's api_base_url")
+        if self.paper is not None and self.adapter is not Adapter.paper:
+            raise ValueError("`paper` settings apply to paper connections only")
+        return self
+
+
+class ConnectionUpdate(Body):
+    name: Name | None = None
+    credentials: Credentials | None = Field(default=None, description="replaces all credentials")
+    sandbox: bool | None = None
+    api_base_url: AnyHttpUrl | None = None
+    market_type: MarketType | None = None
+    preset_id: RefId | None = None
+    data_connection_id: RefId | None = None
+    fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] | None = None
+    slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] | None = None
+
+
+class ConnectionRead(Model):
+    id: int
+    user_id: int | None
+    admin_id: int | None
+    name: str
+    type: ConnectionType
+    adapter: Adapter
+    exchange: str | None
+    sandbox: bool
+    api_base_url: str | None
+    market_type: MarketType
+    preset_id: int | None
+    data_connection_id: int | None
+    status: ConnectionStatus
+    is_active: bool
+    credentials_set: bool
+    api_key_hint: str | None
+    paper: dict[str, DecimalOut] | None = None
+    last_error: str | None
+    last_tested_at: datetime | None
+    last_used_at: datetime | None
+    consecutive_failures: int
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        fields = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        fields["credentials_set"] = bool(data.credentials_encrypted)
+        config = data.paper_config
+        fields["paper"] = {k: Decimal(str(v)) for k, v in config.items()} if config else None
+        return fields
+
+
+class ConnectionTestResult(Model):
+    ok: bool
+    latency_ms: int
+    error: str | None
+
+
+class BalanceRead(Model):
+    free: DecimalOut
+    used: DecimalOut
+    total: DecimalOut

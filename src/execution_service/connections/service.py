@@ -1,0 +1,269 @@
+"""Execution connections: create with encrypted credentials, link preset and data source, check
+health, activate. Exchange I/O always happens outside a database transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.connections.repository import ConnectionRepository
+from execution_service.connections.schemas import (
+    ConnectionCreate,
+    ConnectionUpdate,
+    check_credentials,
+)
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError, owner_aad
+from execution_service.db import utcnow
+from execution_service.enums import Adapter
+from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
+from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
+from execution_service.exchanges.registry import supported_exchanges
+from execution_service.market_data.repository import DataConnectionRepository
+from execution_service.models import ExecutionConnection
+from execution_service.presets.repository import PresetRepository
+
+
+def api_key_hint(credentials: dict[str, str]) -> str | None:
+    """Last four characters of the public key (or login) — only when that reveals little."""
+    public = credentials.get("api_key") or credentials.get("user") or ""
+    return public[-4:] if len(public) >= 12 else None
+
+
+def _encrypt(ctx: AppContext, conn: ExecutionConnection, credentials: dict[str, str]) -> None:
+    token = ctx.keyring.encrypt(credentials, owner_aad(conn.user_id, conn.admin_id))
+    conn.credentials_encrypted, conn.credentials_key_id = token.token, token.key_id
+    conn.api_key_hint = api_key_hint(credentials)
+
+
+async def _check_links(
+    session: AsyncSession,
+    principal: Principal,
+    conn: ExecutionConnection,
+    preset_id: int | None,
+    data_connection_id: int | None,
+) -> None:
+    """Linked rows must be visible to the caller and belong to the connection's owner."""
+    if preset_id is not None:
+        preset = await PresetRepository(session, principal).get(preset_id)
+        if preset is None or (preset.user_id, preset.admin_id) != (conn.user_id, conn.admin_id):
+            raise Unprocessable(
+                f"preset {preset_id} not found for this owner", code="unknown_preset"
+            )
+    if data_connection_id is not None:
+        data = await DataConnectionRepository(session, principal).get(data_connection_id)
+        if data is None or (data.user_id, data.admin_id) != (conn.user_id, conn.admin_id):
+            raise Unprocessable(
+                f"data connection {data_connection_id} not found for this owner",
+                code="unknown_data_connection",
+            )
+
+
+async def create_connection(
+    session: AsyncSession, ctx: AppContext, principal: Principal, body: ConnectionCreate
+) -> ExecutionConnection:
+    user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
+    if body.exchange and body.adapter == "ccxt" and body.exchange not in supported_exchanges():
+        raise Unprocessable(f"exchange {body.exchange!r} is not supported", code="unknown_exchange")
+    conn = ExecutionConnection(
+        name=body.name,
+        type=body.type.value,
+        adapter=body.adapter.value,
+        exchange=body.exchange,
+        sandbox=body.sandbox,
+        api_base_url=str(body.api_base_url) if body.api_base_url else None,
+        market_type=body.market_type.value,
+        preset_id=body.preset_id,
+        data_connection_id=body.data_connection_id,
+        status="inactive",
+        is_active=False,
+        consecutive_failures=0,
+        user_id=user_id,
+        admin_id=admin_id,
+    )
+    await _check_links(session, principal, conn, body.preset_id, body.data_connection_id)
+    if body.credentials:
+        _encrypt(ctx, conn, {k: v.get_secret_value() for k, v in body.credentials.items()})
+    if body.adapter == "paper":
+        paper = body.paper
+        conn.paper_config = {
+            "fee_rate": str(paper.fee_rate if paper else 0),
+            "slippage_bps": str(paper.slippage_bps if paper else 0),
+        }
+    session.add(conn)
+    await session.flush()
+    if body.adapter == "paper":
+        balances: dict[str, Any] = (body.paper.balance if body.paper else None) or {
+            ctx.settings.paper_default_currency: Decimal(ctx.settings.paper_default_balance)
+        }
+        ConnectionRepository(session, principal).add_paper_balances(conn.id, balances)
+    await session.commit()
+    return conn
+
+
+async def get_connection(
+    session: AsyncSession, principal: Principal, connection_id: int
+) -> ExecutionConnection:
+    conn = await ConnectionRepository(session, principal).get(connection_id)
+    if conn is None:
+        raise NotFound(f"connection {connection_id} not found")
+    return conn
+
+
+async def list_connections(
+    session: AsyncSession, principal: Principal, limit: int, offset: int
+) -> tuple[Sequence[ExecutionConnection], int]:
+    return await ConnectionRepository(session, principal).list(limit, offset)
+
+
+async def update_connection(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    connection_id: int,
+    body: ConnectionUpdate,
+) -> ExecutionConnection:
+    conn = await get_connection(session, principal, connection_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
+    for required in ("name", "sandbox", "market_type"):
+        if required in changes and changes[required] is None:
+            raise Unprocessable(f"{required} cannot be null")
+    await _check_links(
+        session, principal, conn, changes.get("preset_id"), changes.get("data_connection_id")
+    )
+    for key in ("fee_rate", "slippage_bps"):
+        if key in changes:
+            if conn.adapter != "paper":
+                raise Unprocessable(f"{key} applies to paper connections only")
+            value = changes.pop(key)
+            conn.paper_config = {**(conn.paper_config or {}), key: str(value or 0)}
+    if "api_base_url" in changes and changes["api_base_url"] is not None:
+        changes["api_base_url"] = str(changes["api_base_url"])
+    if "market_type" in changes:
+        changes["market_type"] = changes["market_type"].value
+    for field, value in changes.items():
+        setattr(conn, field, value)
+    reconnect = bool({"api_base_url", "sandbox", "market_type"} & changes.keys())
+    if body.credentials is not None:
+        try:
+            check_credentials(Adapter(conn.adapter), body.credentials)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from None
+        _encrypt(ctx, conn, {k: v.get_secret_value() for k, v in body.credentials.items()})
+        reconnect = True
+    if reconnect and conn.adapter != "paper":
+        # New credentials or endpoint: the connection must pass a check again before it trades.
+        conn.status, conn.is_active = "inactive", False
+    await session.commit()
+    if reconnect:
+        await ctx.adapters.evict(conn.id)
+    return conn
+
+
+async def delete_connection(
+    session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
+) -> None:
+    conn = await get_connection(session, principal, connection_id)
+    if await ConnectionRepository(session, principal).has_history(connection_id):
+        raise Conflict(
+            f"connection {connection_id} has execution history: deactivate it instead",
+            code="connection_has_history",
+        )
+    await session.delete(conn)
+    await session.commit()
+    await ctx.adapters.evict(connection_id)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    latency_ms: int
+    error: str | None
+    balances: dict[str, BalanceEntry] | None = None
+    fatal: bool = False
+
+
+async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
+    """One `fetch_balance` through the connection's adapter; never raises."""
+    started = time.perf_counter()
+    try:
+        adapter = await ctx.adapters.for_connection(conn)
+        balances = await adapter.fetch_balance()
+    except CredentialsError as exc:
+        return CheckResult(False, _ms(started), f"credentials: {exc}", fatal=True)
+    except AuthFailed as exc:
+        return CheckResult(False, _ms(started), f"{exc.code}: {exc.message}", fatal=True)
+    except ExchangeError as exc:
+        return CheckResult(False, _ms(started), f"{exc.code}: {exc.message}")
+    return CheckResult(True, _ms(started), None, balances)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
+    conn.last_tested_at = utcnow()
+    if result.ok:
+        conn.consecutive_failures = 0
+        conn.last_error = None
+        if conn.status == "error":
+            conn.status = "inactive"
+        return
+    conn.consecutive_failures += 1
+    conn.last_error = result.error
+    if result.fatal:
+        # Bad credentials do not heal by retrying: stop trading on this account.
+        conn.status, conn.is_active = "error", False
+
+
+async def test_connection(
+    session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
+) -> CheckResult:
+    conn = await get_connection(session, principal, connection_id)
+    await session.commit()  # no transaction open while the exchange answers
+    result = await probe(ctx, conn)
+    conn = await get_connection(session, principal, connection_id)
+    record_check(conn, result)
+    await session.commit()
+    return result
+
+
+async def activate(
+    session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
+) -> ExecutionConnection:
+    result = await test_connection(session, ctx, principal, connection_id)
+    conn = await get_connection(session, principal, connection_id)
+    if not result.ok:
+        raise Conflict(
+            f"connection {connection_id} failed its check: {result.error}", code="check_failed"
+        )
+    conn.status, conn.is_active = "active", True
+    await session.commit()
+    return conn
+
+
+async def deactivate(
+    session: AsyncSession, principal: Principal, connection_id: int
+) -> ExecutionConnection:
+    conn = await get_connection(session, principal, connection_id)
+    conn.is_active = False
+    if conn.status == "active":
+        conn.status = "inactive"
+    await session.commit()
+    return conn
+
+
+async def balance(
+    session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
+) -> dict[str, BalanceEntry]:
+    result = await test_connection(session, ctx, principal, connection_id)
+    if not result.ok or result.balances is None:
+        raise BadGateway(f"balance unavailable: {result.error}", code="balance_unavailable")
+    return result.balances

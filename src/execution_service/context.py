@@ -1,0 +1,32 @@
+"""What one process holds for its whole life: settings, database, key ring, exchange clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from execution_service.crypto import KeyRing
+from execution_service.db import create_engine, create_session_factory
+from execution_service.exchanges.registry import AdapterRegistry
+from execution_service.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    adapters: AdapterRegistry
+
+    @classmethod
+    def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:
+        engine = create_engine(settings.database_url)
+        factory = create_session_factory(engine)
+        adapters = AdapterRegistry(settings=settings, session_factory=factory, keyring=keyring)
+        return cls(settings, engine, factory, keyring, adapters)
+
+    async def aclose(self) -> None:
+        await self.adapters.close_all()
+        await self.engine.dispose()

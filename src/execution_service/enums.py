@@ -1,0 +1,92 @@
+"""Every closed vocabulary of the domain. Values are what the API and the database carry."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    admin = "admin"
+    service = "service"
+    user = "user"
+
+
+class ConnectionType(StrEnum):
+    crypto = "crypto"
+    fx = "fx"
+
+
+class Adapter(StrEnum):
+    paper = "paper"
+    ccxt = "ccxt"
+    mtapi = "mtapi"
+
+
+class MarketType(StrEnum):
+    spot = "spot"
+    swap = "swap"
+
+
+class ConnectionStatus(StrEnum):
+    active = "active"
+    inactive = "inactive"
+    error = "error"
+
+
+class DataSourceType(StrEnum):
+    manual = "manual"
+    ccxt = "ccxt"
+
+
+class SizeMode(StrEnum):
+    fixed_quantity = "fixed_quantity"
+    fixed_notional = "fixed_notional"
+    risk_percent = "risk_percent"
+
+
+class Direction(StrEnum):
+    buy = "buy"
+    sell = "sell"
+
+    @property
+    def opposite(self) -> Direction:
+        return Direction.sell if self is Direction.buy else Direction.buy
+
+
+class OrderType(StrEnum):
+    market = "market"
+    limit = "limit"
+
+
+class OrderStatus(StrEnum):
+    pending = "pending"
+    open = "open"
+    partially_filled = "partially_filled"
+    filled = "filled"
+    cancelled = "cancelled"
+    rejected = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OrderStatus.filled, OrderStatus.cancelled, OrderStatus.rejected)
+
+
+class Purpose(StrEnum):
+    entry = "entry"
+    exit = "exit"
+
+
+class PositionStatus(StrEnum):
+    open = "open"
+    closing = "closing"
+    closed = "closed"
+
+
+class CloseReason(StrEnum):
+    sl = "sl"
+    tp = "tp"
+    trailing_stop = "trailing_stop"
+    manual = "manual"
+    signal = "signal"
+    liquidation = "liquidation"
+    external = "external"

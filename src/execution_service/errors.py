@@ -1,0 +1,80 @@
+"""One error base class carrying status and code, rendered as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra or {}
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "type": f"https://execution-service.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            **self.extra,
+        }
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "validation_error"
+    title = "Unprocessable request"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class BadGateway(AppError):
+    """The exchange or gateway behind a connection failed; our side is fine."""
+
+    status = 502
+    code = "exchange_error"
+    title = "Exchange error"

@@ -1,0 +1,323 @@
+"""The paper exchange: a simulated margin account inside the service, persisted in its own tables.
+
+- Market orders fill at the linked data connection's latest price, moved against the taker by
+  `slippage_bps`; the fee is `fee_rate` * notional in the quote currency.
+- Limit orders fill at once when marketable (at the latest price), otherwise rest `open` and fill at
+  their limit when a later `fetch_order` sees the price cross it (the order tracker polls that).
+- The account nets per symbol (one-way mode): a fill that opens or adds reserves
+  notional/leverage of margin (leverage from the connection's preset, else 1); a fill that reduces
+  releases margin pro rata and books the realised PnL. No price: `NoPrice`; too little free
+  quote: `InsufficientFunds`.
+- Markets exist for any `BASE/QUOTE` symbol with amount step, tick and minimum amount 0.00000001 and
+  no minimum notional.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execution_service.decimals import ONE, ZERO, normalize
+from execution_service.exchanges.base import (
+    BalanceEntry,
+    InsufficientFunds,
+    InvalidOrder,
+    Market,
+    NoPrice,
+    OrderNotFound,
+    OrderResult,
+    Ticker,
+)
+from execution_service.models import (
+    ExecutionConnection,
+    MarketData,
+    PaperBalance,
+    PaperHolding,
+    PaperOrder,
+    TradingPreset,
+)
+
+PAPER_STEP = Decimal("0.00000001")
+BPS = Decimal(10_000)
+
+
+def parse_symbol(symbol: str) -> tuple[str, str]:
+    base, sep, rest = symbol.partition("/")
+    quote = rest.split(":", 1)[0]
+    if not sep or not base or not quote:
+        raise InvalidOrder(f"symbol {symbol!r} is not BASE/QUOTE")
+    return base.upper(), quote.upper()
+
+
+def paper_market(symbol: str) -> Market:
+    base, quote = parse_symbol(symbol)
+    return Market(symbol, base, quote, PAPER_STEP, PAPER_STEP, PAPER_STEP, ZERO)
+
+
+async def latest_price(
+    session: AsyncSession, data_connection_id: int | None, symbol: str
+) -> MarketData | None:
+    if data_connection_id is None:
+        return None
+    stmt = (
+        select(MarketData)
+        .where(MarketData.data_connection_id == data_connection_id, MarketData.symbol == symbol)
+        .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+class PaperAdapter:
+    def __init__(
+        self,
+        connection_id: int,
+        data_connection_id: int | None,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        fee_rate: Decimal = ZERO,
+        slippage_bps: Decimal = ZERO,
+    ) -> None:
+        self.connection_id = connection_id
+        self.data_connection_id = data_connection_id
+        self._sessions = session_factory
+        self.fee_rate = fee_rate
+        self.slippage_bps = slippage_bps
+
+    async def load_markets(self, reload: bool = False) -> dict[str, Market]:
+        return {}
+
+    async def market(self, symbol: str) -> Market:
+        return paper_market(symbol)
+
+    async def fetch_balance(self) -> dict[str, BalanceEntry]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(PaperBalance).where(PaperBalance.connection_id == self.connection_id)
+            )
+            return {
+                r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
+            }
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        async with self._sessions() as session:
+            row = await latest_price(session, self.data_connection_id, symbol)
+        if row is None:
+            raise NoPrice(f"no price for {symbol} on the linked data connection")
+        return Ticker(symbol, row.close, row.timestamp)
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        out: dict[str, Ticker] = {}
+        for symbol in symbols:
+            try:
+                out[symbol] = await self.fetch_ticker(symbol)
+            except NoPrice:
+                continue
+        return out
+
+    async def create_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+    ) -> OrderResult:
+        _, quote = parse_symbol(symbol)
+        if amount <= 0:
+            raise InvalidOrder("amount must be positive")
+        if type == "limit" and (price is None or price <= 0):
+            raise InvalidOrder("a limit order needs a positive price")
+        async with self._sessions() as session, session.begin():
+            existing = await self._order(session, client_order_id=client_order_id)
+            if existing is not None:  # the same client order id is the same order
+                return _result(existing)
+            last = await latest_price(session, self.data_connection_id, symbol)
+            if last is None:
+                raise NoPrice(f"no price for {symbol} on the linked data connection")
+            order = PaperOrder(
+                connection_id=self.connection_id,
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side=side,
+                type=type,
+                amount=amount,
+                price=price,
+                status="open",
+                fee_currency=quote,
+            )
+            if type == "market":
+                slip = (
+                    ONE + self.slippage_bps / BPS
+                    if side == "buy"
+                    else ONE - self.slippage_bps / BPS
+                )
+                await self._fill(session, order, normalize(last.close * slip))
+            elif _crosses(side, last.close, price):
+                await self._fill(session, order, last.close)
+            session.add(order)
+        return _result(order)
+
+    async def fetch_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderResult:
+        async with self._sessions() as session, session.begin():
+            order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
+            if order is None:
+                raise OrderNotFound("no such paper order")
+            if order.status == "open" and order.price is not None:
+                last = await latest_price(session, self.data_connection_id, order.symbol)
+                if last is not None and _crosses(order.side, last.close, order.price):
+                    try:
+                        await self._fill(session, order, order.price)
+                    except InsufficientFunds:
+                        order.status = "cancelled"
+            return _result(order)
+
+    async def cancel_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderResult:
+        async with self._sessions() as session, session.begin():
+            order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
+            if order is None or order.status != "open":
+                raise OrderNotFound("no open paper order to cancel")
+            order.status = "cancelled"
+            return _result(order)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
+        async with self._sessions() as session:
+            stmt = select(PaperOrder).where(
+                PaperOrder.connection_id == self.connection_id, PaperOrder.status == "open"
+            )
+            if symbol is not None:
+                stmt = stmt.where(PaperOrder.symbol == symbol)
+            return [_result(o) for o in await session.scalars(stmt)]
+
+    async def close(self) -> None:
+        return None
+
+    async def _order(
+        self,
+        session: AsyncSession,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> PaperOrder | None:
+        stmt = select(PaperOrder).where(PaperOrder.connection_id == self.connection_id)
+        if order_id is not None:
+            if not order_id.isdigit():
+                return None
+            stmt = stmt.where(PaperOrder.id == int(order_id))
+        elif client_order_id is not None:
+            stmt = stmt.where(PaperOrder.client_order_id == client_order_id)
+        else:
+            raise InvalidOrder("an order id or client order id is needed")
+        return (await session.scalars(stmt.with_for_update())).first()
+
+    async def _fill(self, session: AsyncSession, order: PaperOrder, price: Decimal) -> None:
+        """Book a complete fill of `order` at `price` against the account, atomically."""
+        _, quote = parse_symbol(order.symbol)
+        balance = (
+            await session.scalars(
+                select(PaperBalance)
+                .where(
+                    PaperBalance.connection_id == self.connection_id, PaperBalance.currency == quote
+                )
+                .with_for_update()
+            )
+        ).first()
+        if balance is None:
+            raise InsufficientFunds(f"the paper account holds no {quote}")
+        holding = (
+            await session.scalars(
+                select(PaperHolding)
+                .where(
+                    PaperHolding.connection_id == self.connection_id,
+                    PaperHolding.symbol == order.symbol,
+                )
+                .with_for_update()
+            )
+        ).first()
+        if holding is None:
+            holding = PaperHolding(
+                connection_id=self.connection_id,
+                symbol=order.symbol,
+                quantity=ZERO,
+                average_price=ZERO,
+                margin=ZERO,
+            )
+            session.add(holding)
+        leverage = await self._leverage(session)
+        fee = normalize(order.amount * price * self.fee_rate)
+        signed = order.amount if order.side == "buy" else -order.amount
+        free, used = balance.free - fee, balance.used
+        remaining = order.amount
+        if holding.quantity != 0 and (holding.quantity > 0) != (signed > 0):
+            closing = min(remaining, abs(holding.quantity))
+            direction = ONE if holding.quantity > 0 else -ONE
+            pnl = (price - holding.average_price) * closing * direction
+            released = holding.margin * closing / abs(holding.quantity)
+            free += released + pnl
+            used -= released
+            holding.margin = normalize(holding.margin - released)
+            holding.quantity = normalize(holding.quantity - direction * closing)
+            remaining -= closing
+            if holding.quantity == 0:
+                holding.average_price, holding.margin = ZERO, ZERO
+        if remaining > 0:
+            margin = remaining * price / leverage
+            if free < margin:
+                raise InsufficientFunds(
+                    f"paper account: {normalize(margin + fee)} {quote} needed, {balance.free} free"
+                )
+            held = abs(holding.quantity)
+            holding.average_price = normalize(
+                (held * holding.average_price + remaining * price) / (held + remaining)
+            )
+            holding.quantity = normalize(
+                holding.quantity + (remaining if signed > 0 else -remaining)
+            )
+            holding.margin = normalize(holding.margin + margin)
+            free -= margin
+            used += margin
+        if free < 0:
+            raise InsufficientFunds(f"paper account: not enough {quote} for the fee")
+        balance.free, balance.used = normalize(free), normalize(used)
+        order.filled, order.average, order.fee, order.status = order.amount, price, fee, "filled"
+
+    async def _leverage(self, session: AsyncSession) -> Decimal:
+        leverage = await session.scalar(
+            select(TradingPreset.leverage)
+            .join(ExecutionConnection, ExecutionConnection.preset_id == TradingPreset.id)
+            .where(ExecutionConnection.id == self.connection_id)
+        )
+        return leverage if leverage and leverage > 0 else ONE
+
+
+def _crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:
+    if limit is None:
+        return False
+    return last <= limit if side == "buy" else last >= limit
+
+
+def _result(order: PaperOrder) -> OrderResult:
+    return OrderResult(
+        order_id=str(order.id) if order.id is not None else "",
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        status=order.status,
+        amount=order.amount,
+        filled=order.filled or ZERO,
+        average=order.average,
+        price=order.price,
+        fee=order.fee or ZERO,
+        fee_currency=order.fee_currency,
+        timestamp=order.updated_at or datetime.now(UTC),
+        raw={"paper": True, "status": order.status},
+    )

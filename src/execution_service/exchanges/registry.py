@@ -1,0 +1,125 @@
+"""Which adapter serves a connection, and the cache of live exchange clients.
+
+Paper is decided first, from the row alone: a paper connection never gets a real client. Real
+clients are cached per connection and rebuilt when anything they were built from changes
+(credentials, URL, sandbox, market type) or when they grow older than their lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execution_service.crypto import CredentialsError, KeyRing, owner_aad
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.exchanges.paper import PaperAdapter
+from execution_service.models import ExecutionConnection
+from execution_service.settings import Settings
+
+CLIENT_LIFETIME_SECONDS = 6 * 3600
+
+
+def supported_exchanges() -> frozenset[str]:
+    import ccxt.async_support as ccxt_async
+
+    return frozenset(ccxt_async.exchanges)
+
+
+def decrypt_credentials(keyring: KeyRing, conn: ExecutionConnection) -> dict[str, str]:
+    if not conn.credentials_encrypted:
+        raise CredentialsError("the connection has no credentials")
+    return keyring.decrypt(conn.credentials_encrypted, owner_aad(conn.user_id, conn.admin_id))
+
+
+@dataclass
+class _Cached:
+    fingerprint: str
+    adapter: ExchangeAdapter
+    created: float
+
+
+class AdapterRegistry:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._keyring = keyring
+        self._clients: dict[int, _Cached] = {}
+        self._lock = asyncio.Lock()
+
+    def paper(self, conn: ExecutionConnection) -> PaperAdapter:
+        config = conn.paper_config or {}
+        return PaperAdapter(
+            conn.id,
+            conn.data_connection_id,
+            self._sessions,
+            fee_rate=Decimal(str(config.get("fee_rate", "0"))),
+            slippage_bps=Decimal(str(config.get("slippage_bps", "0"))),
+        )
+
+    async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
+        """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""
+        if conn.adapter == "paper":
+            return self.paper(conn)
+        fingerprint = _fingerprint(conn)
+        async with self._lock:
+            cached = self._clients.get(conn.id)
+            if cached is not None:
+                fresh = time.monotonic() - cached.created < CLIENT_LIFETIME_SECONDS
+                if cached.fingerprint == fingerprint and fresh:
+                    return cached.adapter
+                del self._clients[conn.id]
+                await cached.adapter.close()
+            adapter = self._build(conn)
+            self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic())
+            return adapter
+
+    def _build(self, conn: ExecutionConnection) -> ExchangeAdapter:
+        credentials = decrypt_credentials(self._keyring, conn)
+        if conn.adapter == "ccxt":
+            from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+
+            return CcxtAdapter(
+                conn.exchange or "",
+                credentials,
+                sandbox=conn.sandbox,
+                api_base_url=conn.api_base_url,
+                market_type=conn.market_type,
+                timeout_ms=self._settings.exchange_timeout_ms,
+                enable_rate_limit=self._settings.env != "test",
+            )
+        raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
+
+    async def evict(self, connection_id: int) -> None:
+        async with self._lock:
+            cached = self._clients.pop(connection_id, None)
+        if cached is not None:
+            await cached.adapter.close()
+
+    async def close_all(self) -> None:
+        async with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for cached in clients:
+            await cached.adapter.close()
+
+
+def _fingerprint(conn: ExecutionConnection) -> str:
+    parts = (
+        conn.adapter,
+        conn.exchange or "",
+        conn.credentials_encrypted or "",
+        conn.api_base_url or "",
+        str(conn.sandbox),
+        conn.market_type,
+    )
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.models import ExecutionConnection, TradingPreset
+
+
+class PresetRepository:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+
+    async def get(self, preset_id: int) -> TradingPreset | None:
+        stmt = self.principal.scope(select(TradingPreset), TradingPreset).where(
+            TradingPreset.id == preset_id
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def list(self, limit: int, offset: int) -> tuple[Sequence[TradingPreset], int]:
+        stmt = self.principal.scope(select(TradingPreset), TradingPreset)
+        rows = await self.session.scalars(
+            stmt.order_by(TradingPreset.id).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return rows.all(), total or 0
+
+    async def is_referenced(self, preset_id: int) -> bool:
+        stmt = (
+            select(ExecutionConnection.id)
+            .where(ExecutionConnection.preset_id == preset_id)
+            .limit(1)
+        )
+        return (await self.session.scalar(stmt)) is not None

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from execution_service.enums import SizeMode
+from execution_service.schemas import (
+    Body,
+    DecimalOut,
+    Model,
+    Name,
+    OwnerId,
+    Percent,
+    PositiveDecimal,
+)
+
+Count = Annotated[int, Field(ge=1, le=100_000)]
+Leverage = Annotated[PositiveDecimal, Field(ge=1, le=1000)]
+
+
+class PresetFields(Body):
+    max_positions: Count | None = None
+    max_positions_per_symbol: Count | None = None
+    max_daily_loss_percent: Percent | None = None
+    max_position_notional: PositiveDecimal | None = None
+    default_sl_percent: Percent | None = None
+    default_tp_percent: Annotated[PositiveDecimal, Field(le=10_000)] | None = None
+    trailing_stop_percent: Percent | None = None
+    break_even_trigger_rr: Annotated[PositiveDecimal, Field(le=1000)] | None = None
+
+
+def _check_size(mode: SizeMode | None, value: Decimal | None) -> None:
+    if mode is SizeMode.risk_percent and value is not None and value > 100:
+        raise ValueError("risk_percent position_size_value is a percent of equity: at most 100")
+
+
+class PresetCreate(PresetFields):
+    name: Name
+    position_size_mode: SizeMode
+    position_size_value: PositiveDecimal
+    leverage: Leverage = Decimal(1)
+    user_id: OwnerId | None = None
+    admin_id: OwnerId | None = None
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "1% risk",
+                    "position_size_mode": "risk_percent",
+                    "position_size_value": "1",
+                    "max_positions": 5,
+                    "default_sl_percent": "2",
+                    "default_tp_percent": "4",
+                }
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _size(self) -> PresetCreate:
+        _check_size(self.position_size_mode, self.position_size_value)
+        return self
+
+
+class PresetUpdate(PresetFields):
+    name: Name | None = None
+    position_size_mode: SizeMode | None = None
+    position_size_value: PositiveDecimal | None = None
+    leverage: Leverage | None = None
+
+
+class PresetRead(Model):
+    id: int
+    user_id: int | None
+    admin_id: int | None
+    name: str
+    position_size_mode: SizeMode
+    position_size_value: DecimalOut
+    max_positions: int | None
+    max_positions_per_symbol: int | None
+    max_daily_loss_percent: DecimalOut | None
+    max_position_notional: DecimalOut | None
+    default_sl_percent: DecimalOut | None
+    default_tp_percent: DecimalOut | None
+    trailing_stop_percent: DecimalOut | None
+    break_even_trigger_rr: DecimalOut | None
+    leverage: DecimalOut
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,51 @@
+"""Settings from `EXEC_*` environment variables. Every field is documented in the README."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXEC_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./execution.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    # Credential encryption: "kid:base64key,kid2:base64key" (the first is used for new rows),
+    # or a key file written by development on first start.
+    encryption_keys: SecretStr | None = None
+    encryption_key_file: str = ".execution-keys"
+
+    bootstrap_admin_key: SecretStr | None = None
+    migrate_on_start: bool = True
+    workers_enabled: bool = True
+    heartbeat_interval_seconds: float = Field(default=5, gt=0)
+    heartbeat_stale_seconds: float = Field(default=30, gt=0)
+
+    # HTTP limits
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    list_max_limit: int = 500
+
+    # Signal execution
+    signal_concurrency: int = Field(default=32, ge=1)
+    exchange_timeout_ms: int = Field(default=10_000, ge=100)
+
+    # Paper accounts: the default starting balance when a connection does not give one.
+    paper_default_balance: str = "10000"
+    paper_default_currency: str = "USDT"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

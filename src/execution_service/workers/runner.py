@@ -1,0 +1,84 @@
+"""One runner for every background loop: started inside `serve`, or alone by `worker`.
+
+Each loop runs its tick, records a heartbeat (read by /health/ready), then sleeps its interval.
+Stopping lets the tick in hand finish. Every tick opens its own sessions: none crosses tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.models import WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[AppContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Loop:
+    name: str
+    interval: float
+    tick: Tick
+
+
+async def _noop(_: AppContext) -> None:
+    return None
+
+
+def default_loops(ctx: AppContext) -> list[Loop]:
+    return [Loop("runner", ctx.settings.heartbeat_interval_seconds, _noop)]
+
+
+class WorkerRunner:
+    def __init__(self, ctx: AppContext, loops: list[Loop] | None = None) -> None:
+        self.ctx = ctx
+        self.loops = loops if loops is not None else default_loops(ctx)
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(self._run(loop), name=f"worker:{loop.name}") for loop in self.loops
+        ]
+        log.info("workers started: %s", ", ".join(loop.name for loop in self.loops))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+        await self.stop()
+
+    async def _run(self, loop: Loop) -> None:
+        while not self._stop.is_set():
+            try:
+                await loop.tick(self.ctx)
+                await self.heartbeat(loop.name)
+            except Exception:
+                log.exception("worker %s tick failed", loop.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=loop.interval)
+
+    async def heartbeat(self, name: str) -> None:
+        async with self.ctx.session_factory() as session:
+            row = await session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
+            if row is None:
+                session.add(WorkerHeartbeat(name=name, instance=self.instance, beat_at=utcnow()))
+            else:
+                row.instance, row.beat_at = self.instance, utcnow()
+            await session.commit()

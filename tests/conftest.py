@@ -1,0 +1,150 @@
+"""The service under test: migrated database (SQLite file, or PostgreSQL from EXEC_TEST_DATABASE),
+the real app served by uvicorn on a loopback port, and an HTTP client talking to it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from execution_service import migrate
+from execution_service.app import create_app
+from execution_service.context import AppContext
+from execution_service.crypto import KeyRing
+from execution_service.settings import Settings
+from tests.factories import Actor
+
+BOOTSTRAP_KEY = "exs_b00757a9_" + "t" * 32
+
+
+def _test_database() -> str:
+    return os.environ.get("EXEC_TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def is_postgres() -> bool:
+    return _test_database().startswith("postgresql")
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def fresh_database(tmp: Path, name: str) -> str:
+    """A new, empty, migrated database of the kind under test."""
+    target = _test_database()
+    if not target.startswith("postgresql"):
+        url = f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
+    else:
+        base, _, _ = target.rpartition("/")
+        admin = create_async_engine(target, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        url = f"{base}/{name}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    target = _test_database()
+    if target.startswith("postgresql"):
+        await _reset_postgres(target)
+        url = target
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    return url
+
+
+def new_key_ring() -> KeyRing:
+    return KeyRing([("t1", AESGCM.generate_key(bit_length=256))])
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    ring = new_key_ring()
+    return Settings(
+        env="test",
+        database_url=database_url,
+        encryption_keys=SecretStr(ring.format()),
+        encryption_key_file=str(tmp_path_factory.mktemp("keys") / "keys"),
+        bootstrap_admin_key=SecretStr(BOOTSTRAP_KEY),
+        migrate_on_start=False,
+        workers_enabled=False,
+        exchange_timeout_ms=2000,
+    )
+
+
+@pytest.fixture(scope="session")
+async def ctx(settings: Settings) -> AsyncIterator[AppContext]:
+    context = AppContext.create(settings, KeyRing.parse(settings.encryption_keys.get_secret_value()))  # type: ignore[union-attr]
+    yield context
+    await context.aclose()
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+async def base_url(settings: Settings, ctx: AppContext) -> AsyncIterator[str]:
+    """The real app behind real uvicorn on a loopback port, in the test's event loop."""
+    app = create_app(settings, ctx=ctx)
+    sock = _free_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    host, port = sock.getsockname()
+    yield f"http://{host}:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def admin(client: httpx.AsyncClient) -> Actor:
+    return Actor(client, {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}, role="admin", user_id=None)
+
+
+@pytest.fixture
+async def user(admin: Actor) -> Actor:
+    return await admin.new_user()
+
+
+@pytest.fixture
+async def other_user(admin: Actor) -> Actor:
+    return await admin.new_user()
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"
