@@ -4,7 +4,6 @@ the real app served by uvicorn on a loopback port, and an HTTP client talking to
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -95,7 +94,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 @pytest.fixture(scope="session")
 async def ctx(settings: Settings) -> AsyncIterator[AppContext]:
-    context = AppContext.create(settings, KeyRing.parse(settings.encryption_keys.get_secret_value()))  # type: ignore[union-attr]
+    context = AppContext.create(
+        settings, KeyRing.parse(settings.encryption_keys.get_secret_value())
+    )  # type: ignore[union-attr]
     yield context
     await context.aclose()
 
@@ -124,9 +125,20 @@ async def base_url(settings: Settings, ctx: AppContext) -> AsyncIterator[str]:
     await task
 
 
+async def _no_server_errors(response: httpx.Response) -> None:
+    # No request anywhere in the suite may end in a 500: every failure is a clear 4xx (or a 502
+    # naming the exchange that failed).
+    if response.status_code == 500:
+        await response.aread()
+        raise AssertionError(
+            f"500 from {response.request.method} {response.request.url}: {response.text}"
+        )
+
+
 @pytest.fixture(scope="session")
 async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    hooks = {"response": [_no_server_errors]}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, event_hooks=hooks) as http:
         yield http
 
 

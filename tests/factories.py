@@ -55,7 +55,11 @@ class Actor:
     # --- domain rows ---------------------------------------------------------------------
 
     async def preset(self, **fields: Any) -> dict[str, Any]:
-        body = {"name": "preset", "position_size_mode": "fixed_notional", "position_size_value": "1000"}
+        body = {
+            "name": "preset",
+            "position_size_mode": "fixed_notional",
+            "position_size_value": "1000",
+        }
         body.update(fields)
         return await self.ok("POST", "/api/v1/presets", 201, json=body)  # type: ignore[no-any-return]
 
@@ -63,14 +67,23 @@ class Actor:
         body = {"name": "prices", "type": "manual", **fields}
         return await self.ok("POST", "/api/v1/data-connections", 201, json=body)  # type: ignore[no-any-return]
 
-    async def push_price(self, data_connection_id: int, symbol: str, price: str, **extra: Any) -> None:
+    async def push_price(
+        self, data_connection_id: int, symbol: str, price: str, **extra: Any
+    ) -> None:
         point = {"symbol": symbol, "price": price, **extra}
         await self.ok(
-            "POST", f"/api/v1/data-connections/{data_connection_id}/market-data", json={"prices": [point]}
+            "POST",
+            f"/api/v1/data-connections/{data_connection_id}/market-data",
+            json={"prices": [point]},
         )
 
     async def paper_connection(
-        self, *, activate: bool = True, preset_id: int | None = None, data_connection_id: int | None = None, **fields: Any
+        self,
+        *,
+        activate: bool = True,
+        preset_id: int | None = None,
+        data_connection_id: int | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"name": "paper", "adapter": "paper", **fields}
         if preset_id is not None:

@@ -1,0 +1,96 @@
+"""Bad input gets a 4xx problem+json and writes nothing."""
+
+from __future__ import annotations
+
+import httpx
+
+from execution_service.settings import Settings
+from tests.factories import Actor
+
+
+async def _counts(user: Actor) -> tuple[int, int, int]:
+    return tuple(
+        [
+            (await user.ok("GET", f"/api/v1/{p}"))["total"]
+            for p in ("presets", "data-connections", "connections")
+        ]
+    )  # type: ignore[return-value]
+
+
+async def test_malformed_and_mistyped_bodies(user: Actor, client: httpx.AsyncClient) -> None:
+    before = await _counts(user)
+    cases = [
+        ("/api/v1/presets", b"{not json"),
+        ("/api/v1/presets", b"[]"),
+        (
+            "/api/v1/presets",
+            b'{"name": 5, "position_size_mode": "fixed_quantity", "position_size_value": "1"}',
+        ),
+        (
+            "/api/v1/presets",
+            b'{"name": "x", "position_size_mode": "fixed_quantity", "position_size_value": true}',
+        ),
+        (
+            "/api/v1/presets",
+            b'{"name": "x", "position_size_mode": "fixed_quantity", "position_size_value": "1e400"}',
+        ),
+        ("/api/v1/data-connections", b'{"name": ""}'),
+        (
+            "/api/v1/connections",
+            b'{"name": "c", "adapter": "paper", "paper": {"balance": {"USDT": "-5"}}}',
+        ),
+        (
+            "/api/v1/connections",
+            b'{"name": "c", "adapter": "paper", "paper": {"balance": {"usdt lower": "5"}}}',
+        ),
+    ]
+    for url, body in cases:
+        response = await client.post(
+            url, content=body, headers={**user.headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 422, (url, body, response.text)
+        problem = response.json()
+        assert response.headers["content-type"] == "application/problem+json"
+        assert {"type", "title", "status", "detail", "code", "errors"} <= problem.keys()
+        assert all({"loc", "msg"} == e.keys() for e in problem["errors"])
+    assert await _counts(user) == before
+
+
+async def test_oversized_bodies_are_413(
+    user: Actor, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    before = await _counts(user)
+    big = b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
+    response = await client.post(
+        "/api/v1/presets", content=big, headers={**user.headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+    async def chunks():  # no Content-Length: the limit still holds
+        for _ in range(settings.max_body_bytes // 1000 + 2):
+            yield b"x" * 1000
+
+    response = await client.post(
+        "/api/v1/presets",
+        content=chunks(),
+        headers={**user.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert await _counts(user) == before
+
+
+async def test_unknown_routes_and_methods_are_problems(user: Actor) -> None:
+    response = await user.get("/api/v1/nope")
+    assert (
+        response.status_code == 404
+        and response.headers["content-type"] == "application/problem+json"
+    )
+    response = await user.request("PUT", "/api/v1/presets")
+    assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+
+
+async def test_list_limits(user: Actor) -> None:
+    assert (await user.get("/api/v1/presets", params={"limit": 501})).status_code == 422
+    assert (await user.get("/api/v1/presets", params={"offset": -1})).status_code == 422
+    page = await user.ok("GET", "/api/v1/presets", params={"limit": 500})
+    assert page["limit"] == 500 and page["offset"] == 0
