@@ -33,7 +33,6 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -152,6 +151,12 @@ def _filter(symbol: str, kind: str) -> dict[str, Any] | None:
         if f["filterType"] == kind:
             return dict(f)
     return None
+
+
+def _lot_step(symbol: str) -> Decimal:
+    lot = _filter(symbol, "LOT_SIZE")
+    assert lot is not None
+    return D(lot["stepSize"]).normalize()  # "1.00000000" -> 1: quantize() keeps no decimals
 
 
 # --- the book -----------------------------------------------------------------------------------
@@ -292,8 +297,9 @@ class FakeBinance:
         self._quiet = quiet
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self._release = asyncio.Event()  # set on stop: frees handlers hanging on purpose
+        self._release = asyncio.Event()  # set on stop/reset: frees handlers hanging on purpose
         self._timers: set[asyncio.Task[None]] = set()
+        self.down: str | None = None  # None, "503", or "refuse" while the socket is closed
         self.app = Starlette(
             routes=[
                 Route("/_fake/{action}", self._control, methods=["GET", "POST"]),
@@ -317,7 +323,10 @@ class FakeBinance:
     # --- state & misbehaviour switches (Python API) --------------------------------------------
 
     def reset(self) -> None:
-        """Back to a fresh account: default prices and balances, no orders, no misbehaviour."""
+        """Back to a fresh account: default prices and balances, no orders, no misbehaviour
+        (a "refuse" outage needs `await come_up()`: reopening the socket is async)."""
+        self._release.set()
+        self._release = asyncio.Event()
         self.prices: dict[str, Decimal] = dict(DEFAULT_PRICES)
         self.balances: dict[str, list[Decimal]] = {
             a: [v, D(0)] for a, v in DEFAULT_BALANCES.items()
@@ -325,7 +334,8 @@ class FakeBinance:
         self.orders: list[FakeOrder] = []
         self.requests: list[RecordedRequest] = []
         self.latency_ms = 0.0
-        self.down: str | None = None  # None, "503" (or "refuse" while the socket is closed)
+        if self.down == "503":
+            self.down = None
         self._next_order_id = 1
         self._next_trade_id = 1
         self._rejects: list[_Rule] = []
@@ -480,12 +490,12 @@ class FakeBinance:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> FakeBinance:
-        self._release = asyncio.Event()
         await self._start_server()
         return self
 
     async def stop(self) -> None:
         self._release.set()
+        self._release = asyncio.Event()
         for timer in list(self._timers):
             timer.cancel()
         await self._stop_server()
@@ -567,7 +577,7 @@ class FakeBinance:
                 return self._throttled(rule.data["status"], rule.data["retry"])
         if route is None:
             record.unexpected = True
-            return JSONResponse({"code": -1000, "msg": "fake: not implemented"}, status_code=404)
+            return PlainTextResponse("Not Found (the fake does not serve this path)", 404)
         signed, handler = route
         try:
             if signed:
@@ -783,7 +793,9 @@ class FakeBinance:
         if order.type == "LIMIT_MAKER" and marketable:
             raise BinanceError(-2010, "Order would immediately match and take.")
         self._check_funds(order, price_now)
-        partial = next((r for r in self._partials if r.take("POST", "/api/v3/order")), None)
+        partial = None
+        if marketable:  # only an order that trades now can be cut short
+            partial = next((r for r in self._partials if r.take("POST", "/api/v3/order")), None)
         self._book(order, price_now if marketable else None, partial)
         return order.as_new_order_response(p.get("newOrderRespType", "FULL"))
 
@@ -791,7 +803,7 @@ class FakeBinance:
         self, p: dict[str, str], info: dict[str, Any], cid: str, price_now: Decimal
     ) -> FakeOrder:
         symbol, type_ = info["symbol"], p["type"]
-        step = D(info["filters"][1]["stepSize"])
+        step = _lot_step(symbol)
         quote_qty = self._decimal(p, "quoteOrderQty")
         qty = self._decimal(p, "quantity")
         order = FakeOrder(
@@ -806,7 +818,7 @@ class FakeBinance:
             if quote_qty is not None:
                 # Binance turns the quote amount into a base quantity on the step, rounding down.
                 order.orig_quote_qty = quote_qty
-                qty = (quote_qty / price_now).quantize(step.normalize(), rounding=ROUND_DOWN)
+                qty = (quote_qty / price_now).quantize(step, rounding=ROUND_DOWN)
             notional_price = price_now
         else:
             price = self._decimal(p, "price")
@@ -897,7 +909,7 @@ class FakeBinance:
             )
         qty = order.orig_qty
         if partial is not None:
-            step = D(SYMBOLS[order.symbol]["filters"][1]["stepSize"]).normalize()
+            step = _lot_step(order.symbol)
             qty = (qty * partial.data["fraction"]).quantize(step, rounding=ROUND_DOWN)
         self._fill(order, qty, price)
         if partial is not None and (order.type == "MARKET" or partial.data["final"]):
@@ -957,20 +969,18 @@ class FakeBinance:
 
     async def _control(self, request: Request) -> Response:
         action = request.path_params["action"]
-        body = await request.json() if await request.body() else {}
         try:
+            body = await request.json() if await request.body() else {}
             result = await self._control_action(action, dict(body))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as e:
             return JSONResponse({"error": f"{type(e).__name__}: {e}"}, status_code=400)
-        if isinstance(result, BackgroundTask):  # answer first, then act (e.g. close the socket)
-            return JSONResponse({"ok": True}, background=result)
         return JSONResponse(result if result is not None else {"ok": True})
 
     async def _control_action(self, action: str, body: dict[str, Any]) -> Any:
         simple: dict[str, Callable[..., Any]] = {
             "reset": self.reset,
             "price": self.set_price,
-            "balances": self.set_balances,
+            "balances": lambda **balances: self.set_balances(balances),
             "reject": self.reject_next_orders,
             "throttle": self.throttle,
             "hang": self.hang_next,
@@ -983,9 +993,16 @@ class FakeBinance:
             order = (self.fill_order if action == "fill" else self.cancel_with_fill)(**body)
             return order.as_query_response()
         if action == "down":
-            if body.get("mode", "refuse") == "refuse" and body.get("seconds") is None:
+            mode, seconds = body.get("mode", "refuse"), body.get("seconds")
+            if mode != "refuse":
+                await self.go_down(mode, seconds)
+            elif seconds is None:
                 raise ValueError("refuse needs seconds: nothing could bring it back up")
-            return BackgroundTask(self.go_down, body.get("mode", "refuse"), body.get("seconds"))
+            else:
+                # Detached, not a Starlette background task: closing the server from inside one
+                # of its own requests would wait on (then cancel) itself in graceful shutdown.
+                self._spawn(self.go_down(mode, seconds))
+            return None
         if action == "up":
             await self.come_up()
             return None

@@ -151,7 +151,12 @@ class CcxtAdapter:
         if fresh and not reload:
             return self._markets
         refresh = reload or self._markets_loaded_at is not None
-        raw = await self._read(lambda: self._ex.load_markets(refresh))
+        try:
+            raw = await self._read(lambda: self._ex.load_markets(refresh))
+        except TemporaryError:
+            if reload or not self._markets:
+                raise
+            return self._markets  # a routine refresh failed: an hour-old copy still serves
         self._markets = {symbol: self._to_market(m) for symbol, m in raw.items()}
         self._markets_loaded_at = time.monotonic()
         return self._markets
@@ -261,12 +266,14 @@ class CcxtAdapter:
     ) -> OrderResult:
         if side not in ("buy", "sell") or type not in ("market", "limit"):
             raise InvalidOrder(f"unsupported order {side!r} {type!r}")
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidOrder(f"order amount must be positive, got {amount}")
         await self.market(symbol)  # loads/refreshes markets; unknown symbol -> InvalidOrder
         # Round here, as strings, so what reaches the exchange is exactly what we report.
         qty = self._sync(lambda: self._ex.amount_to_precision(symbol, _plain(amount)))
         limit_price = None
         if type == "limit":
-            if price is None or price <= 0:
+            if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
             limit_price = self._sync(lambda: self._ex.price_to_precision(symbol, _plain(price)))
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
