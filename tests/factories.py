@@ -94,3 +94,36 @@ class Actor:
         if activate:
             conn = await self.ok("POST", f"/api/v1/connections/{conn['id']}/activate")
         return conn  # type: ignore[no-any-return]
+
+
+@dataclass
+class PaperSetup:
+    """A user's paper account: preset, price feed, and one active connection."""
+
+    actor: Actor
+    preset: dict[str, Any]
+    data_connection: dict[str, Any]
+    connection: dict[str, Any]
+
+    @property
+    def conn_id(self) -> int:
+        return int(self.connection["id"])
+
+    async def price(self, price: str, symbol: str = "BTC/USDT") -> None:
+        await self.actor.push_price(self.data_connection["id"], symbol, price)
+
+    async def signal(self, status: int = 201, **body: Any) -> dict[str, Any]:
+        payload = {"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [self.conn_id], **body}
+        return await self.actor.ok("POST", "/api/v1/signals", status, json=payload)  # type: ignore[no-any-return]
+
+
+async def paper_setup(
+    actor: Actor, *, price: str | None = "100", paper: dict[str, Any] | None = None, **preset: Any
+) -> PaperSetup:
+    p = await actor.preset(**preset)
+    dc = await actor.data_connection()
+    if price is not None:
+        await actor.push_price(dc["id"], "BTC/USDT", price)
+    body = {"paper": paper} if paper else {}
+    conn = await actor.paper_connection(preset_id=p["id"], data_connection_id=dc["id"], **body)
+    return PaperSetup(actor, p, dc, conn)

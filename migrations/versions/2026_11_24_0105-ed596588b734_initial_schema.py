@@ -12,7 +12,6 @@ from alembic import op
 
 from execution_service.db import Money, UtcDateTime
 
-
 revision: str = "ed596588b734"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

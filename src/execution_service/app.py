@@ -23,9 +23,12 @@ from execution_service.context import AppContext
 from execution_service.crypto import load_key_ring
 from execution_service.errors import AppError
 from execution_service.health.router import router as health_router
+from execution_service.logs.router import router as logs_router
 from execution_service.market_data.router import router as market_data_router
+from execution_service.positions.router import router as positions_router
 from execution_service.presets.router import router as presets_router
 from execution_service.settings import Settings, get_settings
+from execution_service.signals.router import router as signals_router
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -169,6 +172,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         presets_router,
         market_data_router,
         connections_router,
+        signals_router,
+        logs_router,
+        positions_router,
     ):
         app.include_router(router, prefix="/api/v1")
     return app

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from execution_service.crypto import KeyRing
+from execution_service.crypto import KeyRing, load_key_ring
 from execution_service.db import create_engine, create_session_factory
 from execution_service.exchanges.registry import AdapterRegistry
 from execution_service.settings import Settings
@@ -24,7 +24,12 @@ class AppContext:
     def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:
         engine = create_engine(settings.database_url)
         factory = create_session_factory(engine)
-        adapters = AdapterRegistry(settings=settings, session_factory=factory, keyring=keyring)
+        adapters = AdapterRegistry(
+            settings=settings,
+            session_factory=factory,
+            keyring=keyring,
+            reload_keyring=lambda: load_key_ring(settings),
+        )
         return cls(settings, engine, factory, keyring, adapters)
 
     async def aclose(self) -> None:

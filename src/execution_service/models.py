@@ -248,6 +248,8 @@ class ExecutionLog(Owned, Timestamps, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     response_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # For an entry: the stops and trailing settings the position opens with (decimals as strings).
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     close_reason: Mapped[str | None] = mapped_column(String(20))
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

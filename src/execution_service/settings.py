@@ -31,10 +31,12 @@ class Settings(BaseSettings):
 
     # HTTP limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    list_max_limit: int = 500
 
     # Signal execution
     signal_concurrency: int = Field(default=32, ge=1)
+    # Client order ids are "<prefix>-<signal>-<connection>-e" / "<prefix>-p<position>-x<n>": give
+    # each deployment sharing an exchange account its own prefix.
+    client_order_prefix: str = Field(default="es", pattern=r"^[A-Za-z0-9]{1,6}$")
     exchange_timeout_ms: int = Field(default=10_000, ge=100)
 
     # Paper accounts: the default starting balance when a connection does not give one.

@@ -187,6 +187,11 @@ async def test_rotate_keys_reencrypts_every_connection(tmp_path: Path, settings:
         ).all()
     await ctx.aclose()
     assert len(rows) == 5
+    # A process started before the rotation reads the key file again when it meets the new key id.
+    running = AppContext.create(rotate_settings, old_ring)
+    adapter = await running.adapters.for_connection(rows[0])
+    assert adapter is not None
+    await running.aclose()
     for i, row in enumerate(rows):
         assert row.credentials_key_id == new_ring.primary_id
         assert only_new.decrypt(row.credentials_encrypted or "", owner_aad(i, None)) == {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -50,10 +51,12 @@ class AdapterRegistry:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         keyring: KeyRing,
+        reload_keyring: Callable[[], KeyRing] | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
         self._keyring = keyring
+        self._reload_keyring = reload_keyring
         self._clients: dict[int, _Cached] = {}
         self._lock = asyncio.Lock()
 
@@ -84,8 +87,19 @@ class AdapterRegistry:
             self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
 
+    def _credentials(self, conn: ExecutionConnection) -> dict[str, str]:
+        try:
+            return decrypt_credentials(self._keyring, conn)
+        except CredentialsError:
+            # `rotate-keys --new-key` run beside this process: the row may be under a key this
+            # process has not loaded yet. Read the ring again once before calling it a failure.
+            if self._reload_keyring is None or conn.credentials_key_id in self._keyring.key_ids:
+                raise
+            self._keyring = self._reload_keyring()
+            return decrypt_credentials(self._keyring, conn)
+
     def _build(self, conn: ExecutionConnection) -> ExchangeAdapter:
-        credentials = decrypt_credentials(self._keyring, conn)
+        credentials = self._credentials(conn)
         if conn.adapter == "ccxt":
             from execution_service.exchanges.ccxt_adapter import CcxtAdapter
 

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from execution_service.auth import PrincipalDep
+from execution_service.deps import ContextDep, SessionDep
+from execution_service.enums import OrderStatus
+from execution_service.logs import service
+from execution_service.logs.schemas import ExecutionLogDetail, ExecutionLogRead
+from execution_service.schemas import Page, PageDep, RowId
+
+router = APIRouter(prefix="/logs", tags=["logs"])
+
+IdFilter = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+
+
+@router.get("", response_model=Page[ExecutionLogRead])
+async def list_logs(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    connection_id: IdFilter = None,
+    status: OrderStatus | None = None,
+    signal_id: IdFilter = None,
+    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[ExecutionLogRead]:
+    rows, total = await service.list_logs(
+        session,
+        principal,
+        connection_id=connection_id,
+        status=status.value if status else None,
+        signal_id=signal_id,
+        symbol=symbol,
+        since=since,
+        until=until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    items = [ExecutionLogRead.model_validate(r) for r in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{log_id}", response_model=ExecutionLogDetail)
+async def get_log(
+    log_id: RowId, session: SessionDep, principal: PrincipalDep
+) -> ExecutionLogDetail:
+    return ExecutionLogDetail.model_validate(await service.get_log(session, principal, log_id))
+
+
+@router.post("/{log_id}/cancel", response_model=ExecutionLogRead)
+async def cancel_log(
+    log_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
+) -> ExecutionLogRead:
+    return ExecutionLogRead.model_validate(await service.cancel(session, ctx, principal, log_id))

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from execution_service.enums import Direction, OrderStatus, OrderType, Purpose
+from execution_service.schemas import DecimalOut, Model
+
+
+class ExecutionLogRead(Model):
+    id: int
+    connection_id: int = Field(validation_alias="execution_connection_id")
+    user_id: int | None
+    signal_id: int | None
+    position_id: int | None
+    purpose: Purpose
+    client_order_id: str
+    order_id: str | None
+    symbol: str
+    direction: Direction
+    order_type: OrderType
+    quantity: DecimalOut
+    price: DecimalOut | None
+    filled_quantity: DecimalOut
+    average_price: DecimalOut | None
+    fee: DecimalOut
+    fee_currency: str | None
+    status: OrderStatus
+    error_code: str | None
+    error_message: str | None
+    close_reason: str | None
+    latency_ms: int | None
+    submitted_at: datetime | None
+    executed_at: datetime | None
+    created_at: datetime
+
+
+class ExecutionLogDetail(ExecutionLogRead):
+    response_data: dict[str, Any] | None

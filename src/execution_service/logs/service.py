@@ -1,0 +1,203 @@
+"""Execution logs: one row per order. The row is committed `pending` before the exchange hears of
+the order; `send` calls the adapter outside any transaction and records the outcome in a second.
+An unknown outcome (timeout, network) leaves the row `pending` for reconciliation by client
+order id — it is never resent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO, normalize
+from execution_service.errors import BadGateway, Conflict, NotFound
+from execution_service.exchanges.base import (
+    AuthFailed,
+    ExchangeAdapter,
+    ExchangeError,
+    OrderNotFound,
+    OrderResult,
+    TemporaryError,
+)
+from execution_service.logs.scrub import scrub
+from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.positions import fills
+from execution_service.positions.pnl import fill_delta_price
+
+log = logging.getLogger(__name__)
+
+
+def entry_client_order_id(prefix: str, signal_id: int, connection_id: int) -> str:
+    return f"{prefix}-{signal_id}-{connection_id}-e"
+
+
+def exit_client_order_id(prefix: str, position_id: int, n: int) -> str:
+    return f"{prefix}-p{position_id}-x{n}"
+
+
+async def apply_result(session: AsyncSession, entry: ExecutionLog, result: OrderResult) -> None:
+    """Record what the exchange says about an order, and what its new fills do to positions."""
+    old_filled, old_avg, old_fee = entry.filled_quantity or ZERO, entry.average_price, entry.fee
+    entry.order_id = result.order_id or entry.order_id
+    entry.status = result.status
+    entry.filled_quantity = max(result.filled, old_filled)
+    if result.average is not None:
+        entry.average_price = result.average
+    entry.fee = max(result.fee, old_fee or ZERO)
+    entry.fee_currency = result.fee_currency or entry.fee_currency
+    entry.response_data = scrub(result.raw)
+    entry.error_code = entry.error_message = None
+    if result.status == "rejected":
+        entry.error_code = "exchange_rejected"
+    delta = entry.filled_quantity - old_filled
+    if delta > 0:
+        entry.executed_at = result.timestamp or utcnow()
+        price = fill_delta_price(old_filled, old_avg, entry.filled_quantity, result.average or ZERO)
+        fee = normalize(entry.fee - (old_fee or ZERO))
+        if entry.purpose == "entry":
+            await fills.apply_entry_fill(session, entry, delta, price, fee)
+        else:
+            await fills.apply_exit_fill(session, entry, delta, price, fee)
+    if entry.purpose == "exit" and result.status in ("filled", "cancelled", "rejected"):
+        await fills.release_exit(session, entry)
+
+
+def reject(entry: ExecutionLog, code: str, message: str) -> None:
+    entry.status = "rejected"
+    entry.error_code = code
+    entry.error_message = message[:1000]
+
+
+async def send(
+    ctx: AppContext, log_id: int, adapter: ExchangeAdapter, received_at: datetime | None = None
+) -> ExecutionLog:
+    """Send a committed `pending` order and record the outcome. Returns the log as recorded."""
+    async with ctx.session_factory() as session:
+        entry = await session.get(ExecutionLog, log_id)
+        assert entry is not None and entry.status == "pending"
+    submitted_at = utcnow()
+    result: OrderResult | None = None
+    error: ExchangeError | None = None
+    try:
+        result = await adapter.create_order(
+            entry.symbol,
+            entry.direction,
+            entry.order_type,
+            entry.quantity,
+            entry.price if entry.order_type == "limit" else None,
+            entry.client_order_id,
+        )
+    except ExchangeError as exc:
+        error = exc
+    except Exception as exc:  # unknown outcome: keep pending, never resend
+        log.exception("order %s: unexpected error while sending", entry.client_order_id)
+        error = TemporaryError(f"unexpected {type(exc).__name__}")
+    acknowledged_at = utcnow()
+    async with ctx.session_factory() as session:
+        entry = await session.get(ExecutionLog, log_id, with_for_update=True)  # type: ignore[assignment]
+        assert entry is not None
+        entry.submitted_at = submitted_at
+        entry.latency_ms = int(
+            (acknowledged_at - (received_at or entry.received_at or submitted_at)).total_seconds()
+            * 1000
+        )
+        if entry.status != "pending":
+            pass  # reconciliation got there first; it already recorded the truth
+        elif result is not None:
+            await apply_result(session, entry, result)
+        elif isinstance(error, TemporaryError):
+            entry.error_message = f"outcome unknown, to reconcile: {error.message}"[:1000]
+        elif error is not None:
+            reject(entry, error.code, error.message)
+            if entry.purpose == "exit":
+                await fills.release_exit(session, entry)
+            if isinstance(error, AuthFailed):
+                conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+                if conn is not None:
+                    conn.status, conn.is_active, conn.last_error = "error", False, error.message
+        conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+        if conn is not None:
+            conn.last_used_at = acknowledged_at
+        await session.commit()
+        return entry
+
+
+# --- API ------------------------------------------------------------------------------------
+
+
+async def list_logs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    connection_id: int | None,
+    status: str | None,
+    signal_id: int | None,
+    symbol: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[ExecutionLog], int]:
+    stmt = principal.scope(select(ExecutionLog), ExecutionLog)
+    if connection_id is not None:
+        stmt = stmt.where(ExecutionLog.execution_connection_id == connection_id)
+    if status is not None:
+        stmt = stmt.where(ExecutionLog.status == status)
+    if signal_id is not None:
+        stmt = stmt.where(ExecutionLog.signal_id == signal_id)
+    if symbol is not None:
+        stmt = stmt.where(ExecutionLog.symbol == symbol)
+    if since is not None:
+        stmt = stmt.where(ExecutionLog.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(ExecutionLog.created_at < until)
+    rows = await session.scalars(stmt.order_by(ExecutionLog.id.desc()).limit(limit).offset(offset))
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    return rows.all(), total or 0
+
+
+async def get_log(session: AsyncSession, principal: Principal, log_id: int) -> ExecutionLog:
+    stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(ExecutionLog.id == log_id)
+    entry = (await session.scalars(stmt)).first()
+    if entry is None:
+        raise NotFound(f"execution log {log_id} not found")
+    return entry
+
+
+async def cancel(
+    session: AsyncSession, ctx: AppContext, principal: Principal, log_id: int
+) -> ExecutionLog:
+    entry = await get_log(session, principal, log_id)
+    if entry.status not in ("open", "partially_filled"):
+        raise Conflict(
+            f"execution log {log_id} is {entry.status}: only a resting order can be cancelled",
+            code="not_cancellable",
+        )
+    conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+    assert conn is not None
+    await session.commit()  # no transaction while the exchange answers
+    adapter = await ctx.adapters.for_connection(conn)
+    try:
+        result = await adapter.cancel_order(
+            entry.symbol, order_id=entry.order_id, client_order_id=entry.client_order_id
+        )
+    except OrderNotFound:
+        result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
+    except ExchangeError as exc:
+        raise BadGateway(f"cancel failed: {exc.message}", code=exc.code) from None
+    entry = await session.get(ExecutionLog, log_id, with_for_update=True)  # type: ignore[assignment]
+    assert entry is not None
+    await apply_result(session, entry, result)
+    await session.commit()
+    return entry
+
+
+def as_decimal(value: Decimal | None) -> Decimal:
+    return value if value is not None else ZERO

@@ -1,0 +1,117 @@
+"""What a fill does to positions: an entry opens or grows one, an exit shrinks or closes it.
+
+Called inside the transaction that records the fill on its execution log, so the log and the
+position never disagree.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO, normalize
+from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.positions.pnl import average_price, gross_pnl, pnl_percent
+
+
+def _dec(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+async def apply_entry_fill(
+    session: AsyncSession, log: ExecutionLog, quantity: Decimal, price: Decimal, fee: Decimal
+) -> ExecutionPosition:
+    if log.position_id is not None:
+        position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+        assert position is not None
+        position.entry_price = average_price(
+            position.quantity, position.entry_price, quantity, price
+        )
+        position.quantity = normalize(position.quantity + quantity)
+        position.initial_quantity = normalize(position.initial_quantity + quantity)
+        position.fees = normalize(position.fees + fee)
+        position.realized_pnl = normalize(position.realized_pnl - fee)
+        return position
+    plan = log.plan or {}
+    position = ExecutionPosition(
+        user_id=log.user_id,
+        admin_id=log.admin_id,
+        execution_connection_id=log.execution_connection_id,
+        signal_id=log.signal_id,
+        execution_log_id=log.id,
+        symbol=log.symbol,
+        direction=log.direction,
+        quantity=quantity,
+        initial_quantity=quantity,
+        entry_price=price,
+        current_price=price,
+        sl_price=_dec(plan.get("sl_price")),
+        tp_price=_dec(plan.get("tp_price")),
+        take_profits=plan.get("take_profits"),
+        trailing_stop_percent=_dec(plan.get("trailing_stop_percent")),
+        break_even_trigger_rr=_dec(plan.get("break_even_trigger_rr")),
+        best_price=price,
+        status="open",
+        pnl=ZERO,
+        pnl_percentage=ZERO,
+        # Fees are a realised cost from the first fill: the closed figure is net of all of them.
+        realized_pnl=normalize(-fee),
+        fees=fee,
+        opened_at=utcnow(),
+        last_price_update_at=utcnow(),
+    )
+    session.add(position)
+    await session.flush()
+    log.position_id = position.id
+    return position
+
+
+async def apply_exit_fill(
+    session: AsyncSession, log: ExecutionLog, quantity: Decimal, price: Decimal, fee: Decimal
+) -> ExecutionPosition | None:
+    if log.position_id is None:
+        return None
+    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    if position is None:
+        return None
+    quantity = min(quantity, position.quantity)
+    gross = gross_pnl(position.direction, position.entry_price, price, quantity)
+    position.realized_pnl = normalize(position.realized_pnl + gross - fee)
+    position.fees = normalize(position.fees + fee)
+    position.quantity = normalize(position.quantity - quantity)
+    position.current_price = price
+    if position.quantity == 0:
+        close(position, price, log.close_reason or "manual")
+    return position
+
+
+def close(position: ExecutionPosition, price: Decimal, reason: str) -> None:
+    position.status = "closed"
+    position.closed_reason = reason
+    position.closed_at = utcnow()
+    position.close_price = price
+    position.pnl = position.realized_pnl
+    position.pnl_percentage = pnl_percent(
+        position.realized_pnl, position.entry_price, position.initial_quantity
+    )
+
+
+async def release_exit(session: AsyncSession, log: ExecutionLog) -> None:
+    """An exit order ended (filled in part, cancelled, refused): what is left is open again."""
+    if log.position_id is None:
+        return
+    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    if position is not None and position.status == "closing":
+        position.status = "open" if position.quantity > 0 else "closed"
+
+
+async def exit_count(session: AsyncSession, position_id: int) -> int:
+    rows = await session.scalars(
+        select(ExecutionLog.id).where(
+            ExecutionLog.position_id == position_id, ExecutionLog.purpose == "exit"
+        )
+    )
+    return len(rows.all())

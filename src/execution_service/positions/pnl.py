@@ -1,0 +1,38 @@
+"""Profit and loss: pure functions over Decimal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from execution_service.decimals import HUNDRED, ONE, ZERO, normalize
+
+
+def sign(direction: str) -> Decimal:
+    return ONE if direction == "buy" else -ONE
+
+
+def gross_pnl(direction: str, entry: Decimal, exit_price: Decimal, quantity: Decimal) -> Decimal:
+    return normalize((exit_price - entry) * quantity * sign(direction))
+
+
+def pnl_percent(pnl: Decimal, entry: Decimal, quantity: Decimal) -> Decimal:
+    """PnL as a percent of the position's entry notional, to 8 decimals."""
+    notional = entry * quantity
+    if notional == 0:
+        return ZERO
+    return normalize((pnl / notional * HUNDRED).quantize(Decimal("0.00000001")))
+
+
+def average_price(q1: Decimal, p1: Decimal, q2: Decimal, p2: Decimal) -> Decimal:
+    total = q1 + q2
+    return normalize((q1 * p1 + q2 * p2) / total) if total else p2
+
+
+def fill_delta_price(
+    old_qty: Decimal, old_avg: Decimal | None, new_qty: Decimal, new_avg: Decimal
+) -> Decimal:
+    """The average price of what filled between two cumulative reports of one order."""
+    delta = new_qty - old_qty
+    if old_qty == 0 or old_avg is None:
+        return new_avg
+    return normalize((new_qty * new_avg - old_qty * old_avg) / delta)

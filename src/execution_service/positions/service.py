@@ -1,0 +1,167 @@
+"""Positions: read, amend stops, and close. A close claims the position `open -> closing` in one
+conditional UPDATE, so of any number of callers (API, monitor, other worker processes) exactly
+one sends the exit order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
+from execution_service.db import utcnow
+from execution_service.decimals import normalize
+from execution_service.errors import Conflict, NotFound, Unprocessable
+from execution_service.exchanges.base import ExchangeError
+from execution_service.logs import service as logs
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.positions import fills
+from execution_service.positions.pnl import sign
+
+
+async def list_positions(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None,
+    connection_id: int | None,
+    symbol: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[ExecutionPosition], int]:
+    stmt = principal.scope(select(ExecutionPosition), ExecutionPosition)
+    if status is not None:
+        stmt = stmt.where(ExecutionPosition.status == status)
+    if connection_id is not None:
+        stmt = stmt.where(ExecutionPosition.execution_connection_id == connection_id)
+    if symbol is not None:
+        stmt = stmt.where(ExecutionPosition.symbol == symbol)
+    rows = await session.scalars(
+        stmt.order_by(ExecutionPosition.id.desc()).limit(limit).offset(offset)
+    )
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    return rows.all(), total or 0
+
+
+async def get_position(
+    session: AsyncSession, principal: Principal, position_id: int
+) -> ExecutionPosition:
+    stmt = principal.scope(select(ExecutionPosition), ExecutionPosition).where(
+        ExecutionPosition.id == position_id
+    )
+    position = (await session.scalars(stmt)).first()
+    if position is None:
+        raise NotFound(f"position {position_id} not found")
+    return position
+
+
+async def update_position(
+    session: AsyncSession, principal: Principal, position_id: int, changes: dict[str, Any]
+) -> ExecutionPosition:
+    position = await get_position(session, principal, position_id)
+    if position.status != "open":
+        raise Conflict(f"position {position_id} is {position.status}", code="position_not_open")
+    reference = position.current_price or position.entry_price
+    direction = sign(position.direction)
+    sl, tp = changes.get("sl_price"), changes.get("tp_price")
+    if sl is not None and (reference - sl) * direction <= 0:
+        raise Unprocessable(
+            f"sl_price {sl} is on the wrong side of the current price {reference}",
+            code="invalid_stops",
+        )
+    if tp is not None and (tp - reference) * direction <= 0:
+        raise Unprocessable(
+            f"tp_price {tp} is on the wrong side of the current price {reference}",
+            code="invalid_stops",
+        )
+    for field, value in changes.items():
+        setattr(position, field, value)
+    if "trailing_stop_percent" in changes:
+        position.best_price = reference
+    await session.commit()
+    return position
+
+
+async def claim_for_close(
+    session: AsyncSession,
+    ctx: AppContext,
+    position: ExecutionPosition,
+    quantity: Decimal,
+    reason: str,
+) -> ExecutionLog | None:
+    """`open -> closing` and the exit order's `pending` row, committed together. None if another
+    caller already holds the position."""
+    claimed = await session.execute(
+        update(ExecutionPosition)
+        .where(ExecutionPosition.id == position.id, ExecutionPosition.status == "open")
+        .values(status="closing", updated_at=utcnow())
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        return None
+    n = await fills.exit_count(session, position.id) + 1
+    exit_log = ExecutionLog(
+        user_id=position.user_id,
+        admin_id=position.admin_id,
+        execution_connection_id=position.execution_connection_id,
+        signal_id=position.signal_id,
+        position_id=position.id,
+        purpose="exit",
+        client_order_id=logs.exit_client_order_id(ctx.settings.client_order_prefix, position.id, n),
+        symbol=position.symbol,
+        direction="sell" if position.direction == "buy" else "buy",
+        order_type="market",
+        quantity=quantity,
+        price=position.current_price,
+        status="pending",
+        close_reason=reason,
+        received_at=utcnow(),
+    )
+    session.add(exit_log)
+    await session.commit()
+    return exit_log
+
+
+async def send_exit(ctx: AppContext, exit_log: ExecutionLog) -> ExecutionLog:
+    async with ctx.session_factory() as session:
+        conn = await session.get(ExecutionConnection, exit_log.execution_connection_id)
+        assert conn is not None
+    try:
+        adapter = await ctx.adapters.for_connection(conn)
+    except (CredentialsError, ExchangeError) as exc:
+        async with ctx.session_factory() as session:
+            entry = await session.get(ExecutionLog, exit_log.id)
+            assert entry is not None
+            logs.reject(entry, "credentials_error", str(exc))
+            await fills.release_exit(session, entry)
+            await session.commit()
+            return entry
+    return await logs.send(ctx, exit_log.id, adapter)
+
+
+async def close_position(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    position_id: int,
+    quantity: Decimal | None,
+) -> ExecutionLog:
+    position = await get_position(session, principal, position_id)
+    if position.status != "open":
+        raise Conflict(f"position {position_id} is {position.status}", code="position_not_open")
+    if quantity is not None and quantity > position.quantity:
+        raise Unprocessable(
+            f"quantity {quantity} exceeds the open quantity {position.quantity}",
+            code="quantity_too_large",
+        )
+    exit_log = await claim_for_close(
+        session, ctx, position, normalize(quantity or position.quantity), "manual"
+    )
+    if exit_log is None:
+        raise Conflict(f"position {position_id} is already being closed", code="position_not_open")
+    return await send_exit(ctx, exit_log)

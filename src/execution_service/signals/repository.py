@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.auth import Principal
+from execution_service.models import (
+    ExecutionConnection,
+    ExecutionLog,
+    ExecutionPosition,
+    Signal,
+    TradingPreset,
+)
+
+
+class SignalRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_external_id(self, owner_key: str, external_id: str) -> Signal | None:
+        stmt = select(Signal).where(
+            Signal.owner_key == owner_key, Signal.external_id == external_id
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def get(self, principal: Principal, signal_id: int) -> Signal | None:
+        stmt = principal.scope(select(Signal), Signal).where(Signal.id == signal_id)
+        return (await self.session.scalars(stmt)).first()
+
+    async def list(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[Sequence[Signal], int]:
+        stmt = principal.scope(select(Signal), Signal)
+        rows = await self.session.scalars(
+            stmt.order_by(Signal.id.desc()).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return rows.all(), total or 0
+
+    async def entry_logs(
+        self, principal: Principal, signal_ids: list[int]
+    ) -> Sequence[ExecutionLog]:
+        stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(
+            ExecutionLog.signal_id.in_(signal_ids), ExecutionLog.purpose == "entry"
+        )
+        return (await self.session.scalars(stmt.order_by(ExecutionLog.id))).all()
+
+    async def targets(
+        self, ids: list[int] | None, user_id: int | None, admin_id: int | None, principal: Principal
+    ) -> Sequence[tuple[ExecutionConnection, TradingPreset | None]]:
+        stmt = select(ExecutionConnection, TradingPreset).outerjoin(
+            TradingPreset, TradingPreset.id == ExecutionConnection.preset_id
+        )
+        if ids is not None:
+            stmt = principal.scope(stmt.where(ExecutionConnection.id.in_(ids)), ExecutionConnection)
+        else:
+            stmt = stmt.where(
+                ExecutionConnection.is_active.is_(True),
+                ExecutionConnection.user_id.is_(None)
+                if user_id is None
+                else ExecutionConnection.user_id == user_id,
+            )
+            if user_id is None:
+                stmt = stmt.where(
+                    ExecutionConnection.admin_id.is_(None)
+                    if admin_id is None
+                    else ExecutionConnection.admin_id == admin_id
+                )
+        rows = await self.session.execute(stmt.order_by(ExecutionConnection.id))
+        return [(conn, preset) for conn, preset in rows]
+
+
+class AccountRepository:
+    """What the pre-trade checks need to know about a connection's positions."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_counts(self, connection_id: int, symbol: str) -> tuple[int, int]:
+        stmt = (
+            select(ExecutionPosition.symbol, func.count())
+            .where(
+                ExecutionPosition.execution_connection_id == connection_id,
+                ExecutionPosition.status.in_(("open", "closing")),
+            )
+            .group_by(ExecutionPosition.symbol)
+        )
+        counts: dict[str, int] = {sym: n for sym, n in await self.session.execute(stmt)}
+        return sum(counts.values()), counts.get(symbol, 0)
+
+    async def realized_since(self, connection_id: int, since: datetime) -> Decimal:
+        # Summed here, not in SQL: SQLite stores money as text.
+        rows = await self.session.scalars(
+            select(ExecutionPosition.realized_pnl).where(
+                ExecutionPosition.execution_connection_id == connection_id,
+                ExecutionPosition.status == "closed",
+                ExecutionPosition.closed_at >= since,
+            )
+        )
+        return sum(rows.all(), Decimal(0))

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Response, status
+
+from execution_service.auth import PrincipalDep
+from execution_service.db import utcnow
+from execution_service.deps import ContextDep, SessionDep
+from execution_service.models import ExecutionLog, Signal
+from execution_service.schemas import Page, PageDep, RowId
+from execution_service.signals import service
+from execution_service.signals.schemas import (
+    ExecutionRead,
+    SignalCreate,
+    SignalRead,
+    take_profits_out,
+)
+
+router = APIRouter(prefix="/signals", tags=["signals"])
+
+
+def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
+    executions = [
+        ExecutionRead(
+            connection_id=e.execution_connection_id,
+            status=e.status,  # type: ignore[arg-type]
+            execution_log_id=e.id,
+            position_id=e.position_id,
+            quantity=e.quantity,
+            price=e.average_price if e.average_price is not None else e.price,
+            error_code=e.error_code,
+            error_message=e.error_message,
+        )
+        for e in entries
+    ]
+    return SignalRead(
+        id=signal.id,
+        external_id=signal.external_id,
+        user_id=signal.user_id,
+        admin_id=signal.admin_id,
+        symbol=signal.symbol,
+        direction=signal.direction,  # type: ignore[arg-type]
+        order_type=signal.order_type,  # type: ignore[arg-type]
+        entry_price=signal.entry_price,
+        sl_price=signal.sl_price,
+        tp_price=signal.tp_price,
+        take_profits=take_profits_out(signal.take_profits),
+        quantity=signal.quantity,
+        created_at=signal.created_at,
+        executions=executions,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignalRead,
+    responses={
+        200: {"model": SignalRead, "description": "a replay: the stored result, nothing sent"}
+    },
+)
+async def create_signal(
+    body: SignalCreate,
+    response: Response,
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: PrincipalDep,
+) -> SignalRead:
+    received_at = utcnow()
+    signal, entries, created = await service.create_signal(
+        session, ctx, principal, body, received_at
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return signal_read(signal, entries)
+
+
+@router.get("", response_model=Page[SignalRead])
+async def list_signals(
+    session: SessionDep, principal: PrincipalDep, page: PageDep
+) -> Page[SignalRead]:
+    signals, entries, total = await service.list_signals(
+        session, principal, page.limit, page.offset
+    )
+    items = [signal_read(s, entries[s.id]) for s in signals]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{signal_id}", response_model=SignalRead)
+async def get_signal(signal_id: RowId, session: SessionDep, principal: PrincipalDep) -> SignalRead:
+    signal, entries = await service.get_signal(session, principal, signal_id)
+    return signal_read(signal, entries)

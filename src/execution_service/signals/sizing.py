@@ -1,0 +1,137 @@
+"""Position sizing and pre-trade checks: pure functions, no I/O, every refusal a stable code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from execution_service.decimals import HUNDRED, ONE, ZERO, round_down
+from execution_service.enums import Direction, SizeMode
+
+
+class Rejection(Exception):
+    """A pre-trade refusal: recorded as a `rejected` execution log with `code`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    mode: SizeMode | None
+    value: Decimal | None
+    max_position_notional: Decimal | None = None
+
+
+def default_stop(
+    direction: Direction, price: Decimal, percent: Decimal | None, *, take_profit: bool
+) -> Decimal | None:
+    """A preset's default SL/TP percent turned into a price on the right side of `price`."""
+    if percent is None:
+        return None
+    away = percent / HUNDRED
+    below = (direction is Direction.buy) != take_profit
+    return price * (ONE - away) if below else price * (ONE + away)
+
+
+def check_stops(
+    direction: Direction, price: Decimal, sl: Decimal | None, tp: Decimal | None
+) -> None:
+    """SL below and TP above a buy's price (mirrored for a sell); otherwise `invalid_stops`."""
+    sign = ONE if direction is Direction.buy else -ONE
+    if sl is not None and (price - sl) * sign <= 0:
+        raise Rejection("invalid_stops", f"stop loss {sl} is already crossed at {price}")
+    if tp is not None and (tp - price) * sign <= 0:
+        raise Rejection("invalid_stops", f"take profit {tp} is already crossed at {price}")
+
+
+def size_quantity(
+    rule: SizeRule,
+    *,
+    price: Decimal,
+    stop_loss: Decimal | None,
+    equity: Decimal,
+    override: Decimal | None,
+    amount_step: Decimal | None,
+) -> Decimal:
+    """Quantity for one order, rounded down to the market's step. A signal's own quantity
+    overrides the preset's sizing but not its notional cap."""
+    if price <= 0:
+        raise Rejection("no_price", "no usable price to size the order")
+    if override is not None:
+        quantity = override
+    elif rule.mode is None or rule.value is None:
+        raise Rejection("no_preset", "the connection has no preset and the signal no quantity")
+    elif rule.mode is SizeMode.fixed_quantity:
+        quantity = rule.value
+    elif rule.mode is SizeMode.fixed_notional:
+        quantity = rule.value / price
+    else:
+        if stop_loss is None:
+            raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
+        risk_per_unit = abs(price - stop_loss)
+        if risk_per_unit == 0:
+            raise Rejection("invalid_stops", "the stop loss equals the entry price")
+        quantity = equity * rule.value / HUNDRED / risk_per_unit
+    if rule.max_position_notional is not None and quantity * price > rule.max_position_notional:
+        quantity = rule.max_position_notional / price
+    return round_down(quantity, amount_step)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_positions: int | None = None
+    max_positions_per_symbol: int | None = None
+    max_daily_loss_percent: Decimal | None = None
+    leverage: Decimal = ONE
+
+
+@dataclass(frozen=True)
+class AccountState:
+    open_positions: int
+    open_for_symbol: int
+    realized_today: Decimal  # net PnL booked today (UTC); a loss is negative
+    equity: Decimal
+    free: Decimal
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    min_amount: Decimal | None = None
+    min_cost: Decimal | None = None
+
+
+def check_order(
+    limits: Limits, account: AccountState, market: MarketRules, quantity: Decimal, price: Decimal
+) -> None:
+    """Every pre-trade check, in the order a trader would want the first refusal reported."""
+    if limits.max_positions is not None and account.open_positions >= limits.max_positions:
+        raise Rejection(
+            "max_positions", f"{account.open_positions} open, limit {limits.max_positions}"
+        )
+    per_symbol = limits.max_positions_per_symbol
+    if per_symbol is not None and account.open_for_symbol >= per_symbol:
+        raise Rejection(
+            "max_positions_per_symbol", f"{account.open_for_symbol} open, limit {per_symbol}"
+        )
+    loss = -account.realized_today
+    if limits.max_daily_loss_percent is not None and loss > 0:
+        day_start = account.equity + loss  # equity before today's realised results
+        if day_start > 0 and loss >= day_start * limits.max_daily_loss_percent / HUNDRED:
+            raise Rejection(
+                "daily_loss_limit",
+                f"today's loss {loss} reached {limits.max_daily_loss_percent}% of {day_start}",
+            )
+    minimum = market.min_amount or ZERO
+    if quantity <= 0 or quantity < minimum:
+        raise Rejection("below_minimum", f"quantity {quantity} is below the minimum {minimum}")
+    cost = quantity * price
+    if market.min_cost is not None and cost < market.min_cost:
+        raise Rejection("below_minimum", f"notional {cost} is below the minimum {market.min_cost}")
+    if cost > account.free * limits.leverage:
+        raise Rejection(
+            "insufficient_funds",
+            f"order cost {cost} exceeds available {account.free} x leverage {limits.leverage}",
+        )
