@@ -113,7 +113,12 @@ class PaperSetup:
         await self.actor.push_price(self.data_connection["id"], symbol, price)
 
     async def signal(self, status: int = 201, **body: Any) -> dict[str, Any]:
-        payload = {"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [self.conn_id], **body}
+        payload = {
+            "symbol": "BTC/USDT",
+            "direction": "buy",
+            "connection_ids": [self.conn_id],
+            **body,
+        }
         return await self.actor.ok("POST", "/api/v1/signals", status, json=payload)  # type: ignore[no-any-return]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -13,12 +12,22 @@ from tests.factories import Actor, paper_setup
 
 
 async def test_fixed_notional_buy_and_manual_close_book_exact_pnl(user: Actor) -> None:
-    acct = await paper_setup(user, price="100", position_size_mode="fixed_notional", position_size_value="1000")
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_notional", position_size_value="1000"
+    )
     signal = await acct.signal()
     [execution] = signal["executions"]
-    assert execution["status"] == "filled" and execution["quantity"] == "10" and execution["price"] == "100"
+    assert (
+        execution["status"] == "filled"
+        and execution["quantity"] == "10"
+        and execution["price"] == "100"
+    )
     position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
-    assert position["quantity"] == "10" and position["entry_price"] == "100" and position["status"] == "open"
+    assert (
+        position["quantity"] == "10"
+        and position["entry_price"] == "100"
+        and position["status"] == "open"
+    )
 
     await acct.price("110")
     closed = await user.ok("POST", f"/api/v1/positions/{position['id']}/close")
@@ -33,8 +42,13 @@ async def test_fixed_notional_buy_and_manual_close_book_exact_pnl(user: Actor) -
 
 
 async def test_fees_are_booked_to_the_last_decimal(user: Actor) -> None:
-    acct = await paper_setup(user, price="100", paper={"fee_rate": "0.001"},
-                             position_size_mode="fixed_notional", position_size_value="1000")
+    acct = await paper_setup(
+        user,
+        price="100",
+        paper={"fee_rate": "0.001"},
+        position_size_mode="fixed_notional",
+        position_size_value="1000",
+    )
     signal = await acct.signal()
     position_id = signal["executions"][0]["position_id"]
     entry = await user.ok("GET", f"/api/v1/logs/{signal['executions'][0]['execution_log_id']}")
@@ -47,8 +61,13 @@ async def test_fees_are_booked_to_the_last_decimal(user: Actor) -> None:
 
 
 async def test_slippage_moves_the_fill_against_the_taker(user: Actor) -> None:
-    acct = await paper_setup(user, price="200", paper={"slippage_bps": "25"},
-                             position_size_mode="fixed_quantity", position_size_value="1")
+    acct = await paper_setup(
+        user,
+        price="200",
+        paper={"slippage_bps": "25"},
+        position_size_mode="fixed_quantity",
+        position_size_value="1",
+    )
     signal = await acct.signal()
     assert signal["executions"][0]["price"] == "200.5"  # 200 * 1.0025
     short = await acct.signal(direction="sell")
@@ -56,7 +75,9 @@ async def test_slippage_moves_the_fill_against_the_taker(user: Actor) -> None:
 
 
 async def test_partial_close(user: Actor) -> None:
-    acct = await paper_setup(user, price="100", position_size_mode="fixed_quantity", position_size_value="4")
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="4"
+    )
     position_id = (await acct.signal())["executions"][0]["position_id"]
     await acct.price("90")
     first = await user.ok("POST", f"/api/v1/positions/{position_id}/close", json={"quantity": "1"})
@@ -69,16 +90,28 @@ async def test_partial_close(user: Actor) -> None:
     assert final["status"] == "closed" and final["pnl"] == "50"  # -10 + 3 * 20
     again = await user.post(f"/api/v1/positions/{position_id}/close")
     assert again.status_code == 409
-    exits = await user.ok("GET", "/api/v1/logs", params={"connection_id": acct.conn_id, "status": "filled"})
+    exits = await user.ok(
+        "GET", "/api/v1/logs", params={"connection_id": acct.conn_id, "status": "filled"}
+    )
     assert sorted(e["client_order_id"] for e in exits["items"] if e["purpose"] == "exit") == [
-        f"es-p{position_id}-x1", f"es-p{position_id}-x2"]
+        f"es-p{position_id}-x1",
+        f"es-p{position_id}-x2",
+    ]
 
 
 async def test_a_short_position(user: Actor) -> None:
-    acct = await paper_setup(user, price="50", position_size_mode="fixed_quantity", position_size_value="2")
-    position_id = (await acct.signal(direction="sell", sl_price="55", tp_price="40"))["executions"][0]["position_id"]
+    acct = await paper_setup(
+        user, price="50", position_size_mode="fixed_quantity", position_size_value="2"
+    )
+    position_id = (await acct.signal(direction="sell", sl_price="55", tp_price="40"))["executions"][
+        0
+    ]["position_id"]
     position = await user.ok("GET", f"/api/v1/positions/{position_id}")
-    assert position["direction"] == "sell" and position["sl_price"] == "55" and position["tp_price"] == "40"
+    assert (
+        position["direction"] == "sell"
+        and position["sl_price"] == "55"
+        and position["tp_price"] == "40"
+    )
     await acct.price("45")
     closed = (await user.ok("POST", f"/api/v1/positions/{position_id}/close"))["position"]
     assert closed["pnl"] == "10"
@@ -93,15 +126,27 @@ async def test_fifty_connections_one_inactive_one_broke(admin: Actor, ctx: AppCo
     for i in range(50):
         paper = {"balance": {"USDT": "10"}} if i == 7 else None
         body = {"paper": paper} if paper else {}
-        conns.append(await user.paper_connection(preset_id=preset["id"], data_connection_id=dc["id"],
-                                                 activate=i != 13, **body))
-    response = await user.post("/api/v1/signals", json={"external_id": "fan-out-1", "symbol": "BTC/USDT", "direction": "buy"})
+        conns.append(
+            await user.paper_connection(
+                preset_id=preset["id"], data_connection_id=dc["id"], activate=i != 13, **body
+            )
+        )
+    response = await user.post(
+        "/api/v1/signals",
+        json={"external_id": "fan-out-1", "symbol": "BTC/USDT", "direction": "buy"},
+    )
     assert response.status_code == 201
     executions = {e["connection_id"]: e for e in response.json()["executions"]}
     assert len(executions) == 49  # default targets: the active connections
-    explicit = await user.post("/api/v1/signals", json={
-        "external_id": "fan-out-2", "symbol": "BTC/USDT", "direction": "buy",
-        "connection_ids": [c["id"] for c in conns]})
+    explicit = await user.post(
+        "/api/v1/signals",
+        json={
+            "external_id": "fan-out-2",
+            "symbol": "BTC/USDT",
+            "direction": "buy",
+            "connection_ids": [c["id"] for c in conns],
+        },
+    )
     assert explicit.status_code == 201
     executions = {e["connection_id"]: e for e in explicit.json()["executions"]}
     assert len(executions) == 50
@@ -113,35 +158,62 @@ async def test_fifty_connections_one_inactive_one_broke(admin: Actor, ctx: AppCo
     async def paper_orders() -> int:
         async with ctx.session_factory() as session:
             ids = [c["id"] for c in conns]
-            return await session.scalar(select(func.count()).select_from(PaperOrder).where(PaperOrder.connection_id.in_(ids))) or 0
+            return (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(PaperOrder)
+                    .where(PaperOrder.connection_id.in_(ids))
+                )
+                or 0
+            )
 
     before = await paper_orders()
-    replay = await user.post("/api/v1/signals", json={
-        "external_id": "fan-out-2", "symbol": "BTC/USDT", "direction": "buy",
-        "connection_ids": [c["id"] for c in conns]})
+    replay = await user.post(
+        "/api/v1/signals",
+        json={
+            "external_id": "fan-out-2",
+            "symbol": "BTC/USDT",
+            "direction": "buy",
+            "connection_ids": [c["id"] for c in conns],
+        },
+    )
     assert replay.status_code == 200 and replay.json() == explicit.json()
     assert await paper_orders() == before == 48 + 48
 
 
 async def test_concurrent_replays_send_once(user: Actor, ctx: AppContext) -> None:
-    acct = await paper_setup(user, price="100", position_size_mode="fixed_quantity", position_size_value="1")
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
     body = {"external_id": "race", "symbol": "BTC/USDT", "direction": "buy"}
     responses = await asyncio.gather(*(user.post("/api/v1/signals", json=body) for _ in range(5)))
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 201]
     async with ctx.session_factory() as session:
-        count = await session.scalar(select(func.count()).select_from(PaperOrder).where(PaperOrder.connection_id == acct.conn_id))
+        count = await session.scalar(
+            select(func.count())
+            .select_from(PaperOrder)
+            .where(PaperOrder.connection_id == acct.conn_id)
+        )
     assert count == 1
 
 
-async def test_same_external_id_for_two_owners_executes_for_both(user: Actor, other_user: Actor) -> None:
+async def test_same_external_id_for_two_owners_executes_for_both(
+    user: Actor, other_user: Actor
+) -> None:
     mine = await paper_setup(user, position_size_mode="fixed_quantity", position_size_value="1")
-    theirs = await paper_setup(other_user, position_size_mode="fixed_quantity", position_size_value="1")
+    theirs = await paper_setup(
+        other_user, position_size_mode="fixed_quantity", position_size_value="1"
+    )
     assert (await mine.signal(external_id="shared"))["executions"][0]["status"] == "filled"
     assert (await theirs.signal(external_id="shared"))["executions"][0]["status"] == "filled"
 
 
-async def test_the_pending_row_is_committed_before_the_adapter_is_called(user: Actor, ctx: AppContext, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    acct = await paper_setup(user, price="100", position_size_mode="fixed_quantity", position_size_value="1")
+async def test_the_pending_row_is_committed_before_the_adapter_is_called(
+    user: Actor, ctx: AppContext, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
     seen: list[tuple[str, str]] = []
     original = ctx.adapters.for_connection
 
@@ -151,7 +223,9 @@ async def test_the_pending_row_is_committed_before_the_adapter_is_called(user: A
 
         async def create_order(symbol, side, type, amount, price, client_order_id):  # type: ignore[no-untyped-def]
             async with ctx.session_factory() as session:  # another session sees it: committed
-                row = await session.scalar(select(ExecutionLog).where(ExecutionLog.client_order_id == client_order_id))
+                row = await session.scalar(
+                    select(ExecutionLog).where(ExecutionLog.client_order_id == client_order_id)
+                )
                 seen.append((row.status, row.quantity.__str__()) if row else ("missing", ""))
             return await create(symbol, side, type, amount, price, client_order_id)
 
@@ -169,9 +243,17 @@ async def test_the_pending_row_is_committed_before_the_adapter_is_called(user: A
 
 async def test_signal_read_and_list(user: Actor, other_user: Actor) -> None:
     acct = await paper_setup(user, position_size_mode="fixed_quantity", position_size_value="1")
-    signal = await acct.signal(sl_price="90", take_profits=[{"price": "110", "close_percent": "50"},
-                                                             {"price": "120", "close_percent": "50"}])
-    assert signal["take_profits"] == [{"price": "110", "close_percent": "50"}, {"price": "120", "close_percent": "50"}]
+    signal = await acct.signal(
+        sl_price="90",
+        take_profits=[
+            {"price": "110", "close_percent": "50"},
+            {"price": "120", "close_percent": "50"},
+        ],
+    )
+    assert signal["take_profits"] == [
+        {"price": "110", "close_percent": "50"},
+        {"price": "120", "close_percent": "50"},
+    ]
     assert await user.ok("GET", f"/api/v1/signals/{signal['id']}") == signal
     listed = await user.ok("GET", "/api/v1/signals")
     assert listed["total"] == 1 and listed["items"][0] == signal
@@ -191,17 +273,32 @@ async def test_signal_validation_writes_nothing(user: Actor, other_user: Actor) 
         {"direction": "sell", "entry_price": "100", "tp_price": "101"},
         {"direction": "buy", "sl_price": "120", "tp_price": "110"},
         {"direction": "buy", "order_type": "limit"},
-        {"direction": "buy", "tp_price": "110", "take_profits": [{"price": "120", "close_percent": "100"}]},
-        {"direction": "buy", "take_profits": [{"price": "120", "close_percent": "60"}, {"price": "130", "close_percent": "60"}]},
+        {
+            "direction": "buy",
+            "tp_price": "110",
+            "take_profits": [{"price": "120", "close_percent": "100"}],
+        },
+        {
+            "direction": "buy",
+            "take_profits": [
+                {"price": "120", "close_percent": "60"},
+                {"price": "130", "close_percent": "60"},
+            ],
+        },
         {"direction": "up"},
         {"direction": "buy", "quantity": "-1"},
         {"direction": "buy", "connection_ids": []},
         {"direction": "buy", "symbol": "BTCUSDT"},
     ]
     for body in bad:
-        response = await user.post("/api/v1/signals", json={"symbol": "BTC/USDT", "connection_ids": [acct.conn_id], **body})
+        response = await user.post(
+            "/api/v1/signals", json={"symbol": "BTC/USDT", "connection_ids": [acct.conn_id], **body}
+        )
         assert response.status_code == 422, (body, response.text)
-    not_mine = await user.post("/api/v1/signals", json={"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [theirs.conn_id]})
+    not_mine = await user.post(
+        "/api/v1/signals",
+        json={"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [theirs.conn_id]},
+    )
     assert not_mine.status_code == 404
     assert (await user.ok("GET", "/api/v1/signals"))["total"] == 0
     assert (await user.ok("GET", "/api/v1/logs"))["total"] == 0

@@ -48,7 +48,9 @@ FQ, FN, RP = SizeMode.fixed_quantity, SizeMode.fixed_notional, SizeMode.risk_per
     ],
 )
 def test_size_quantity(rule, price, sl, equity, override, step, expected) -> None:  # type: ignore[no-untyped-def]
-    got = size_quantity(rule, price=price, stop_loss=sl, equity=equity, override=override, amount_step=step)
+    got = size_quantity(
+        rule, price=price, stop_loss=sl, equity=equity, override=override, amount_step=step
+    )
     assert got == expected and str(got) == str(expected)
 
 
@@ -63,21 +65,53 @@ def test_size_quantity(rule, price, sl, equity, override, step, expected) -> Non
 )
 def test_size_refusals(rule, price, sl, override, code) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(Rejection) as info:
-        size_quantity(rule, price=price, stop_loss=sl, equity=D("1000"), override=override, amount_step=None)
+        size_quantity(
+            rule, price=price, stop_loss=sl, equity=D("1000"), override=override, amount_step=None
+        )
     assert info.value.code == code
 
 
-OK_STATE = AccountState(open_positions=0, open_for_symbol=0, realized_today=D("0"), equity=D("1000"), free=D("1000"))
+OK_STATE = AccountState(
+    open_positions=0, open_for_symbol=0, realized_today=D("0"), equity=D("1000"), free=D("1000")
+)
 
 
 @pytest.mark.parametrize(
     ("limits", "state", "market", "qty", "price", "code"),
     [
-        (Limits(max_positions=2), AccountState(2, 0, D(0), D(1000), D(1000)), MarketRules(), D(1), D(1), "max_positions"),
-        (Limits(max_positions_per_symbol=1), AccountState(1, 1, D(0), D(1000), D(1000)), MarketRules(), D(1), D(1), "max_positions_per_symbol"),
+        (
+            Limits(max_positions=2),
+            AccountState(2, 0, D(0), D(1000), D(1000)),
+            MarketRules(),
+            D(1),
+            D(1),
+            "max_positions",
+        ),
+        (
+            Limits(max_positions_per_symbol=1),
+            AccountState(1, 1, D(0), D(1000), D(1000)),
+            MarketRules(),
+            D(1),
+            D(1),
+            "max_positions_per_symbol",
+        ),
         # lost 50 today, equity now 950: day start 1000, 5% of it = 50 -> refused
-        (Limits(max_daily_loss_percent=D(5)), AccountState(0, 0, D(-50), D(950), D(950)), MarketRules(), D(1), D(1), "daily_loss_limit"),
-        (Limits(), OK_STATE, MarketRules(min_amount=D("0.01")), D("0.009"), D(100), "below_minimum"),
+        (
+            Limits(max_daily_loss_percent=D(5)),
+            AccountState(0, 0, D(-50), D(950), D(950)),
+            MarketRules(),
+            D(1),
+            D(1),
+            "daily_loss_limit",
+        ),
+        (
+            Limits(),
+            OK_STATE,
+            MarketRules(min_amount=D("0.01")),
+            D("0.009"),
+            D(100),
+            "below_minimum",
+        ),
         (Limits(), OK_STATE, MarketRules(), D("0"), D(100), "below_minimum"),
         # 0.05 * 100 = 5 < 10 notional minimum
         (Limits(), OK_STATE, MarketRules(min_cost=D(10)), D("0.05"), D(100), "below_minimum"),
@@ -96,9 +130,21 @@ def test_check_order_refusals(limits, state, market, qty, price, code) -> None: 
 @pytest.mark.parametrize(
     ("limits", "state", "market", "qty", "price"),
     [
-        (Limits(max_positions=3), AccountState(2, 2, D(0), D(1000), D(1000)), MarketRules(), D(1), D(1)),
+        (
+            Limits(max_positions=3),
+            AccountState(2, 2, D(0), D(1000), D(1000)),
+            MarketRules(),
+            D(1),
+            D(1),
+        ),
         # lost 49.99 of a 1000 day start: under 5%
-        (Limits(max_daily_loss_percent=D(5)), AccountState(0, 0, D("-49.99"), D("950.01"), D(950)), MarketRules(), D(1), D(1)),
+        (
+            Limits(max_daily_loss_percent=D(5)),
+            AccountState(0, 0, D("-49.99"), D("950.01"), D(950)),
+            MarketRules(),
+            D(1),
+            D(1),
+        ),
         # exactly the free balance is allowed; leverage 2 allows 2000
         (Limits(), OK_STATE, MarketRules(min_amount=D(1), min_cost=D(10)), D(10), D(100)),
         (Limits(leverage=D(2)), OK_STATE, MarketRules(), D(20), D(100)),
@@ -125,8 +171,12 @@ def test_default_stops(direction, price, percent, tp, expected) -> None:  # type
 def test_check_stops() -> None:
     check_stops(Direction.buy, D(100), D(99), D(101))
     check_stops(Direction.sell, D(100), D(101), D(99))
-    for direction, sl, tp in [(Direction.buy, D(100), None), (Direction.buy, None, D(99)),
-                              (Direction.sell, D(99), None), (Direction.sell, None, D(100))]:
+    for direction, sl, tp in [
+        (Direction.buy, D(100), None),
+        (Direction.buy, None, D(99)),
+        (Direction.sell, D(99), None),
+        (Direction.sell, None, D(100)),
+    ]:
         with pytest.raises(Rejection) as info:
             check_stops(direction, D(100), sl, tp)
         assert info.value.code == "invalid_stops"

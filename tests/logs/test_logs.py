@@ -1,0 +1,64 @@
+"""Execution logs: filters, detail, resting limit orders and their cancel."""
+
+from __future__ import annotations
+
+from tests.factories import Actor, paper_setup
+
+FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}
+
+
+async def test_a_resting_limit_order_fills_when_the_price_crosses_or_is_cancelled(
+    user: Actor,
+) -> None:
+    acct = await paper_setup(user, price="100", **FQ1)
+    resting = await acct.signal(order_type="limit", entry_price="95")
+    [execution] = resting["executions"]
+    assert execution["status"] == "open" and execution["position_id"] is None
+    cancelled = await user.ok("POST", f"/api/v1/logs/{execution['execution_log_id']}/cancel")
+    assert cancelled["status"] == "cancelled" and cancelled["filled_quantity"] == "0"
+    again = await user.post(f"/api/v1/logs/{execution['execution_log_id']}/cancel")
+    assert again.status_code == 409 and again.json()["code"] == "not_cancellable"
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    assert balance["USDT"]["free"] == "10000"
+
+
+async def test_a_marketable_limit_fills_at_once(user: Actor) -> None:
+    acct = await paper_setup(user, price="100", **FQ1)
+    signal = await acct.signal(order_type="limit", entry_price="101")
+    [execution] = signal["executions"]
+    assert (
+        execution["status"] == "filled" and execution["price"] == "100" and execution["position_id"]
+    )
+
+
+async def test_filters_and_detail(user: Actor, other_user: Actor) -> None:
+    acct = await paper_setup(user, price="100", **FQ1)
+    await acct.price("10", symbol="ETH/USDT")
+    first = await acct.signal()
+    await acct.signal(symbol="ETH/USDT")
+    await acct.signal(quantity="0.000000001")
+    base = {"connection_id": acct.conn_id}
+    assert (await user.ok("GET", "/api/v1/logs", params=base))["total"] == 3
+    assert (await user.ok("GET", "/api/v1/logs", params={**base, "symbol": "ETH/USDT"}))[
+        "total"
+    ] == 1
+    assert (await user.ok("GET", "/api/v1/logs", params={**base, "status": "filled"}))["total"] == 2
+    assert (await user.ok("GET", "/api/v1/logs", params={"signal_id": first["id"]}))["total"] == 1
+    assert (await user.ok("GET", "/api/v1/logs", params={**base, "since": "2999-01-01T00:00:00Z"}))[
+        "total"
+    ] == 0
+    assert (await user.ok("GET", "/api/v1/logs", params={**base, "until": "2000-01-01T00:00:00Z"}))[
+        "total"
+    ] == 0
+    assert (await user.get("/api/v1/logs", params={"status": "weird"})).status_code == 422
+    detail = await user.ok("GET", f"/api/v1/logs/{first['executions'][0]['execution_log_id']}")
+    assert (
+        detail["quantity"] == "1"
+        and detail["filled_quantity"] == "1"
+        and detail["average_price"] == "100"
+    )
+    assert detail["purpose"] == "entry" and detail["order_id"] and detail["executed_at"]
+    assert "response_data" in detail
+    assert (await other_user.get(f"/api/v1/logs/{detail['id']}")).status_code == 404
+    assert (await other_user.post(f"/api/v1/logs/{detail['id']}/cancel")).status_code == 404
+    assert (await other_user.ok("GET", "/api/v1/logs", params=base))["total"] == 0
