@@ -23,8 +23,46 @@ from execution_service.context import AppContext
 from execution_service.crypto import KeyRing
 from execution_service.settings import Settings
 from tests.factories import Actor
+from tests.fakes.binance import FakeBinance
 
 BOOTSTRAP_KEY = "exs_b00757a9_" + "t" * 32
+EXAMPLE_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+EXAMPLE_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+_LOOPBACK = ("127.", "::1", "localhost")
+off_loopback: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_stays_on_loopback() -> Iterator[None]:
+    """Every connection and name lookup the suite makes must stay on this machine: anything else
+    is refused and remembered, and the session fails at the end if there was any."""
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def allowed(host: object) -> bool:
+        if host is None:
+            return True
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return name.startswith(_LOOPBACK)
+
+    def connect(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address[0]):  # type: ignore[index]
+            off_loopback.append(f"connect {address}")
+            raise OSError(f"test network guard: {address} is not loopback")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if not allowed(host):
+            off_loopback.append(f"lookup {host}")
+            raise socket.gaierror(f"test network guard: {host} is not loopback")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    yield
+    socket.socket.connect, socket.getaddrinfo = real_connect, real_getaddrinfo  # type: ignore[method-assign]
+    assert not off_loopback, f"the suite tried to leave loopback: {off_loopback}"
 
 
 def _test_database() -> str:
@@ -157,6 +195,21 @@ async def other_user(admin: Actor) -> Actor:
     return await admin.new_user()
 
 
+@pytest.fixture(scope="session")
+async def fake_binance_server() -> AsyncIterator[FakeBinance]:
+    # Binance's documented example key pair: real-looking credentials, known to nobody's account.
+    async with FakeBinance(api_key=EXAMPLE_API_KEY, api_secret=EXAMPLE_API_SECRET) as fake:
+        yield fake
+
+
 @pytest.fixture
-def anyio_backend() -> Iterator[str]:
-    yield "asyncio"
+async def fake_binance(fake_binance_server: FakeBinance) -> AsyncIterator[FakeBinance]:
+    """A fresh-state fake; fails the test if anything called a path the fake does not serve."""
+    fake = fake_binance_server
+    await fake.come_up()
+    fake.reset()
+    yield fake
+    unexpected = [(r.method, r.path) for r in fake.unexpected_requests]
+    await fake.come_up()
+    fake.reset()
+    assert not unexpected, f"stray requests to the exchange: {unexpected}"

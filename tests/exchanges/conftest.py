@@ -1,4 +1,4 @@
-"""Fixtures: one fake Binance per test session (reset before each test) and adapters on it."""
+"""Fixtures: adapters on the session's fake Binance (see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,6 @@ import pytest
 
 from execution_service.exchanges.ccxt_adapter import CcxtAdapter
 from tests.fakes.binance import FakeBinance
-
-
-@pytest.fixture(scope="session")
-async def fake_binance_server() -> AsyncIterator[FakeBinance]:
-    async with FakeBinance() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_binance(fake_binance_server: FakeBinance) -> AsyncIterator[FakeBinance]:
-    """A fresh-state fake; fails the test if anything called a path the fake does not serve."""
-    fake = fake_binance_server
-    await fake.come_up()
-    fake.reset()
-    yield fake
-    unexpected = [(r.method, r.path) for r in fake.unexpected_requests]
-    await fake.come_up()
-    fake.reset()
-    assert not unexpected, f"stray requests to the exchange: {unexpected}"
-
 
 AdapterFactory = Callable[..., CcxtAdapter]
 

@@ -60,13 +60,33 @@ async def apply_result(session: AsyncSession, entry: ExecutionLog, result: Order
     if delta > 0:
         entry.executed_at = result.timestamp or utcnow()
         price = fill_delta_price(old_filled, old_avg, entry.filled_quantity, result.average or ZERO)
-        fee = normalize(entry.fee - (old_fee or ZERO))
+        quantity, fee = position_terms(
+            entry.symbol, delta, price, normalize(entry.fee - (old_fee or ZERO)), entry.fee_currency
+        )
         if entry.purpose == "entry":
-            await fills.apply_entry_fill(session, entry, delta, price, fee)
+            await fills.apply_entry_fill(session, entry, quantity, price, fee)
         else:
             await fills.apply_exit_fill(session, entry, delta, price, fee)
     if entry.purpose == "exit" and result.status in ("filled", "cancelled", "rejected"):
         await fills.release_exit(session, entry)
+
+
+def position_terms(
+    symbol: str, filled: Decimal, price: Decimal, fee: Decimal, fee_currency: str | None
+) -> tuple[Decimal, Decimal]:
+    """What a fill adds to a position: the quantity actually held and the fee in quote currency.
+
+    A spot exchange that takes its fee from the bought base asset (Binance does) leaves us holding
+    less than filled; that fee is worth fee * price in quote. A fee in a third currency (BNB) has
+    no price here: it stays on the execution log and is not booked against the position.
+    """
+    base, _, rest = symbol.partition("/")
+    quote = rest.split(":", 1)[0]
+    if fee_currency is None or fee_currency == quote:
+        return filled, fee
+    if fee_currency == base:
+        return normalize(filled - fee), normalize(fee * price)
+    return filled, ZERO
 
 
 def reject(entry: ExecutionLog, code: str, message: str) -> None:

@@ -83,6 +83,12 @@ async def apply_exit_fill(
     position.fees = normalize(position.fees + fee)
     position.quantity = normalize(position.quantity - quantity)
     position.current_price = price
+    full_close = bool((log.plan or {}).get("full_close")) and log.status == "filled"
+    if position.quantity > 0 and full_close:
+        # What is left is below the market's amount step (e.g. a spot fee taken in the base
+        # asset): it cannot be sold, so the position ends here and the log says what stayed.
+        log.plan = {**(log.plan or {}), "dust": str(position.quantity)}
+        position.quantity = Decimal(0)
     if position.quantity == 0:
         close(position, price, log.close_reason or "manual")
     return position

@@ -15,9 +15,9 @@ from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.decimals import normalize
-from execution_service.errors import Conflict, NotFound, Unprocessable
-from execution_service.exchanges.base import ExchangeError
+from execution_service.decimals import round_down
+from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
@@ -93,6 +93,8 @@ async def claim_for_close(
     position: ExecutionPosition,
     quantity: Decimal,
     reason: str,
+    *,
+    full_close: bool,
 ) -> ExecutionLog | None:
     """`open -> closing` and the exit order's `pending` row, committed together. None if another
     caller already holds the position."""
@@ -121,18 +123,33 @@ async def claim_for_close(
         status="pending",
         close_reason=reason,
         received_at=utcnow(),
+        plan={"full_close": full_close},
     )
     session.add(exit_log)
     await session.commit()
     return exit_log
 
 
-async def send_exit(ctx: AppContext, exit_log: ExecutionLog) -> ExecutionLog:
+async def _adapter(ctx: AppContext, connection_id: int) -> ExchangeAdapter:
     async with ctx.session_factory() as session:
-        conn = await session.get(ExecutionConnection, exit_log.execution_connection_id)
+        conn = await session.get(ExecutionConnection, connection_id)
         assert conn is not None
+    return await ctx.adapters.for_connection(conn)
+
+
+async def exit_quantity(
+    adapter: ExchangeAdapter, position: ExecutionPosition, requested: Decimal | None
+) -> tuple[Decimal, bool]:
+    """The quantity an exit order can carry (rounded down to the market's step), and whether it
+    closes the whole position."""
+    market = await adapter.market(position.symbol)
+    wanted = position.quantity if requested is None else min(requested, position.quantity)
+    return round_down(wanted, market.amount_step), wanted >= position.quantity
+
+
+async def send_exit(ctx: AppContext, exit_log: ExecutionLog) -> ExecutionLog:
     try:
-        adapter = await ctx.adapters.for_connection(conn)
+        adapter = await _adapter(ctx, exit_log.execution_connection_id)
     except (CredentialsError, ExchangeError) as exc:
         async with ctx.session_factory() as session:
             entry = await session.get(ExecutionLog, exit_log.id)
@@ -159,9 +176,17 @@ async def close_position(
             f"quantity {quantity} exceeds the open quantity {position.quantity}",
             code="quantity_too_large",
         )
-    exit_log = await claim_for_close(
-        session, ctx, position, normalize(quantity or position.quantity), "manual"
-    )
+    await session.commit()  # no transaction while the exchange answers
+    try:
+        adapter = await _adapter(ctx, position.execution_connection_id)
+        amount, full = await exit_quantity(adapter, position, quantity)
+    except (CredentialsError, ExchangeError) as exc:
+        raise BadGateway(f"cannot reach the exchange: {exc}", code="exchange_unavailable") from None
+    if amount <= 0:
+        raise Unprocessable(
+            "the quantity rounds down to nothing at the market's step", code="below_minimum"
+        )
+    exit_log = await claim_for_close(session, ctx, position, amount, "manual", full_close=full)
     if exit_log is None:
         raise Conflict(f"position {position_id} is already being closed", code="position_not_open")
     return await send_exit(ctx, exit_log)

@@ -126,6 +126,13 @@ async def _prepare(
     quote = balances.get(market.quote)
     free = quote.free if quote else Decimal(0)
     equity = quote.total if quote else Decimal(0)
+    leverage = preset.leverage if preset else Decimal(1)
+    if conn.adapter != "paper" and conn.market_type == "spot":
+        # A real spot account borrows nothing: a buy spends quote, a sell spends the base held.
+        leverage = Decimal(1)
+        if direction is Direction.sell:
+            base = balances.get(market.base)
+            free = (base.free if base else Decimal(0)) * price
     order.quantity = size_quantity(
         rule,
         price=price,
@@ -143,7 +150,7 @@ async def _prepare(
         preset.max_positions if preset else None,
         preset.max_positions_per_symbol if preset else None,
         preset.max_daily_loss_percent if preset else None,
-        preset.leverage if preset else Decimal(1),
+        leverage,
     )
     state = AccountState(total, for_symbol, realized, equity, free)
     check_order(

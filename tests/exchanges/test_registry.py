@@ -1,0 +1,58 @@
+"""One client per connection: cached, rebuilt when what it was built from changes, and a paper
+connection never gets a real client."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from execution_service.context import AppContext
+from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+from execution_service.exchanges.paper import PaperAdapter
+from execution_service.models import ExecutionConnection
+from tests.conftest import EXAMPLE_API_KEY, EXAMPLE_API_SECRET
+from tests.factories import Actor
+from tests.fakes.binance import FakeBinance
+
+
+async def _row(ctx: AppContext, conn_id: int) -> ExecutionConnection:
+    async with ctx.session_factory() as session:
+        row = await session.scalar(
+            select(ExecutionConnection).where(ExecutionConnection.id == conn_id)
+        )
+    assert row is not None
+    return row
+
+
+async def test_clients_are_cached_and_rebuilt_on_new_credentials(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    conn = await user.ok(
+        "POST",
+        "/api/v1/connections",
+        201,
+        json={
+            "name": "b",
+            "adapter": "ccxt",
+            "exchange": "binance",
+            "api_base_url": fake_binance.base_url,
+            "credentials": {"api_key": EXAMPLE_API_KEY, "api_secret": EXAMPLE_API_SECRET},
+        },
+    )
+    first = await ctx.adapters.for_connection(await _row(ctx, conn["id"]))
+    assert isinstance(first, CcxtAdapter)
+    assert await ctx.adapters.for_connection(await _row(ctx, conn["id"])) is first
+    await user.ok(
+        "PATCH",
+        f"/api/v1/connections/{conn['id']}",
+        json={
+            "credentials": {"api_key": EXAMPLE_API_KEY, "api_secret": "another-secret-0123456789"}
+        },
+    )
+    second = await ctx.adapters.for_connection(await _row(ctx, conn["id"]))
+    assert second is not first
+    await ctx.adapters.evict(conn["id"])
+
+
+async def test_paper_is_decided_from_the_row(user: Actor, ctx: AppContext) -> None:
+    conn = await user.paper_connection(activate=False)
+    assert isinstance(await ctx.adapters.for_connection(await _row(ctx, conn["id"])), PaperAdapter)
