@@ -127,6 +127,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         migrate_on_start=False,
         workers_enabled=False,
         exchange_timeout_ms=2000,
+        exchange_retry_base_delay=0.01,
     )
 
 

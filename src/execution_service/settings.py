@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     # each deployment sharing an exchange account its own prefix.
     client_order_prefix: str = Field(default="es", pattern=r"^[A-Za-z0-9]{1,6}$")
     exchange_timeout_ms: int = Field(default=10_000, ge=100)
+    # Reads (balance, tickers, order status, markets) retry temporary errors with exponential
+    # backoff from this delay; order creation is never retried.
+    exchange_read_retries: int = Field(default=3, ge=0, le=10)
+    exchange_retry_base_delay: float = Field(default=0.2, ge=0)
+
+    # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
+    monitor_interval_seconds: float = Field(default=1.0, gt=0)
+    monitor_max_price_age_seconds: float = Field(default=60, gt=0)
+    order_tracker_interval_seconds: float = Field(default=2.0, gt=0)
+    # A pending order younger than this is left alone (its send may still be in flight); an order
+    # the exchange has not heard of this long after submission is rejected.
+    pending_grace_seconds: float = Field(default=30, gt=0)
+    health_interval_seconds: float = Field(default=60, gt=0)
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    analytics_interval_seconds: float = Field(default=60, gt=0)
 
     # Paper accounts: the default starting balance when a connection does not give one.
     paper_default_balance: str = "10000"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.paper import PaperAdapter
-from execution_service.models import ExecutionConnection
+from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
 
 CLIENT_LIFETIME_SECONDS = 6 * 3600
@@ -110,9 +110,35 @@ class AdapterRegistry:
                 api_base_url=conn.api_base_url,
                 market_type=conn.market_type,
                 timeout_ms=self._settings.exchange_timeout_ms,
+                read_retries=self._settings.exchange_read_retries,
+                retry_base_delay=self._settings.exchange_retry_base_delay,
                 enable_rate_limit=self._settings.env != "test",
             )
         raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
+
+    async def public(self, data: DataConnection) -> ExchangeAdapter:
+        """A credential-less client for a `ccxt` data connection's public tickers."""
+        from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+
+        key = -data.id  # data connections share the cache, on negative ids
+        fingerprint = f"{data.exchange}|{data.api_base_url}|{data.sandbox}|{data.market_type}"
+        async with self._lock:
+            cached = self._clients.get(key)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached.adapter
+            if cached is not None:
+                await cached.adapter.close()
+            adapter = CcxtAdapter(
+                data.exchange or "",
+                {},
+                sandbox=data.sandbox,
+                api_base_url=data.api_base_url,
+                market_type=data.market_type,
+                timeout_ms=self._settings.exchange_timeout_ms,
+                enable_rate_limit=self._settings.env != "test",
+            )
+            self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
+            return adapter
 
     async def evict(self, connection_id: int) -> None:
         async with self._lock:

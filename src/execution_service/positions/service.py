@@ -87,6 +87,35 @@ async def update_position(
     return position
 
 
+def new_exit_log(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    quantity: Decimal,
+    reason: str,
+    n: int,
+    full_close: bool,
+) -> ExecutionLog:
+    """The `pending` row of the n-th exit order of a position."""
+    return ExecutionLog(
+        user_id=position.user_id,
+        admin_id=position.admin_id,
+        execution_connection_id=position.execution_connection_id,
+        signal_id=position.signal_id,
+        position_id=position.id,
+        purpose="exit",
+        client_order_id=logs.exit_client_order_id(ctx.settings.client_order_prefix, position.id, n),
+        symbol=position.symbol,
+        direction="sell" if position.direction == "buy" else "buy",
+        order_type="market",
+        quantity=quantity,
+        price=position.current_price,
+        status="pending",
+        close_reason=reason,
+        received_at=utcnow(),
+        plan={"full_close": full_close},
+    )
+
+
 async def claim_for_close(
     session: AsyncSession,
     ctx: AppContext,
@@ -107,24 +136,7 @@ async def claim_for_close(
         await session.rollback()
         return None
     n = await fills.exit_count(session, position.id) + 1
-    exit_log = ExecutionLog(
-        user_id=position.user_id,
-        admin_id=position.admin_id,
-        execution_connection_id=position.execution_connection_id,
-        signal_id=position.signal_id,
-        position_id=position.id,
-        purpose="exit",
-        client_order_id=logs.exit_client_order_id(ctx.settings.client_order_prefix, position.id, n),
-        symbol=position.symbol,
-        direction="sell" if position.direction == "buy" else "buy",
-        order_type="market",
-        quantity=quantity,
-        price=position.current_price,
-        status="pending",
-        close_reason=reason,
-        received_at=utcnow(),
-        plan={"full_close": full_close},
-    )
+    exit_log = new_exit_log(ctx, position, quantity, reason, n, full_close)
     session.add(exit_log)
     await session.commit()
     return exit_log

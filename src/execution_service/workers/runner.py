@@ -19,6 +19,9 @@ from sqlalchemy import select
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.models import WorkerHeartbeat
+from execution_service.workers.health import health_tick
+from execution_service.workers.monitor import monitor_tick
+from execution_service.workers.orders import track_orders
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,26 @@ class Loop:
     tick: Tick
 
 
-async def _noop(_: AppContext) -> None:
-    return None
+async def _monitor(ctx: AppContext) -> None:
+    await monitor_tick(ctx)
+
+
+async def _orders(ctx: AppContext) -> None:
+    await track_orders(ctx)
+
+
+async def _health(ctx: AppContext) -> None:
+    await health_tick(ctx)
 
 
 def default_loops(ctx: AppContext) -> list[Loop]:
-    return [Loop("runner", ctx.settings.heartbeat_interval_seconds, _noop)]
+    s = ctx.settings
+    return [
+        Loop("position_monitor", s.monitor_interval_seconds, _monitor),
+        # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
+        Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
+        Loop("connection_health", s.health_interval_seconds, _health),
+    ]
 
 
 class WorkerRunner:

@@ -1,0 +1,103 @@
+"""What a new price does to an open position: pure, no I/O, one function.
+
+Order of precedence on one price: stop loss, take profit, trailing stop, then partial take-profit
+levels, then the break-even move. A close wins over an amendment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from execution_service.decimals import HUNDRED, ONE, normalize
+
+
+@dataclass(frozen=True)
+class Level:
+    price: Decimal
+    close_percent: Decimal
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class PositionView:
+    direction: str  # "buy" (long) or "sell" (short)
+    entry: Decimal
+    quantity: Decimal
+    initial_quantity: Decimal
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    levels: tuple[Level, ...] = ()
+    trailing_percent: Decimal | None = None
+    best: Decimal | None = None
+    break_even_rr: Decimal | None = None
+    break_even_done: bool = False
+
+
+@dataclass(frozen=True)
+class Close:
+    reason: str  # sl, tp, trailing_stop
+    quantity: Decimal
+    full: bool
+    level: int | None = None  # the take-profit level this partial close fills
+
+
+@dataclass(frozen=True)
+class Decision:
+    best: Decimal | None
+    sl: Decimal | None
+    break_even_done: bool
+    close: Close | None = None
+
+
+def _reached(direction: str, price: Decimal, level: Decimal) -> bool:
+    """A target in the position's favour (TP) is reached at or beyond it."""
+    return price >= level if direction == "buy" else price <= level
+
+
+def _hit(direction: str, price: Decimal, stop: Decimal) -> bool:
+    """A stop against the position (SL, trailing) is hit at or through it."""
+    return price <= stop if direction == "buy" else price >= stop
+
+
+def trailing_level(direction: str, best: Decimal, percent: Decimal) -> Decimal:
+    away = percent / HUNDRED
+    return normalize(best * (ONE - away) if direction == "buy" else best * (ONE + away))
+
+
+def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
+    d = p.direction
+    if p.sl is not None and _hit(d, price, p.sl):
+        return Close("sl", p.quantity, True)
+    if p.tp is not None and _reached(d, price, p.tp):
+        return Close("tp", p.quantity, True)
+    if p.trailing_percent is not None and _hit(
+        d, price, trailing_level(d, best, p.trailing_percent)
+    ):
+        return Close("trailing_stop", p.quantity, True)
+    for i, level in enumerate(p.levels):
+        if level.done or not _reached(d, price, level.price):
+            continue
+        later = sum((lv.close_percent for lv in p.levels[i + 1 :] if not lv.done), Decimal(0))
+        quantity = normalize(p.initial_quantity * level.close_percent / HUNDRED)
+        if later == 0 or quantity >= p.quantity:  # the last level takes what is left
+            return Close("tp", p.quantity, True, i)
+        return Close("tp", quantity, False, i)
+    return None
+
+
+def evaluate(p: PositionView, price: Decimal) -> Decision:
+    sign = ONE if p.direction == "buy" else -ONE
+    best = p.best if p.best is not None else p.entry
+    if (price - best) * sign > 0:
+        best = price
+    close = _close(p, price, best)
+    if close is not None:
+        return Decision(best, p.sl, p.break_even_done, close)
+    sl, done = p.sl, p.break_even_done
+    # Move the stop to the entry once the open profit is break_even_rr times the risk taken.
+    risk = (p.entry - sl) * sign if sl is not None else Decimal(0)
+    rr = p.break_even_rr
+    if rr is not None and not done and risk > 0 and (price - p.entry) * sign >= risk * rr:
+        sl, done = p.entry, True
+    return Decision(best, sl, done)

@@ -1,0 +1,98 @@
+"""The monitor's rules, table-driven; every expected figure worked out by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from execution_service.positions.rules import Close, Level, PositionView, evaluate, trailing_level
+
+LONG = PositionView(
+    "buy", entry=D(100), quantity=D(10), initial_quantity=D(10), sl=D(95), tp=D(110)
+)
+SHORT = PositionView(
+    "sell", entry=D(100), quantity=D(10), initial_quantity=D(10), sl=D(105), tp=D(90)
+)
+
+
+@pytest.mark.parametrize(
+    ("view", "price", "close"),
+    [
+        (LONG, D(100), None),
+        (LONG, D("95.01"), None),
+        (LONG, D(95), Close("sl", D(10), True)),  # at the stop is a hit
+        (LONG, D(80), Close("sl", D(10), True)),  # a gap through it too
+        (LONG, D("109.99"), None),
+        (LONG, D(110), Close("tp", D(10), True)),
+        (SHORT, D(105), Close("sl", D(10), True)),
+        (SHORT, D("104.99"), None),
+        (SHORT, D(90), Close("tp", D(10), True)),
+        (SHORT, D(89), Close("tp", D(10), True)),
+    ],
+)
+def test_stop_loss_and_take_profit(view: PositionView, price: D, close: Close | None) -> None:
+    assert evaluate(view, price).close == close
+
+
+def test_trailing_stop_follows_the_best_price() -> None:
+    view = PositionView("buy", D(100), D(2), D(2), trailing_percent=D(5), best=D(100))
+    step = evaluate(view, D(120))  # new best 120, stop 114
+    assert step.best == D(120) and step.close is None
+    assert trailing_level("buy", D(120), D(5)) == D(114)
+    view = PositionView("buy", D(100), D(2), D(2), trailing_percent=D(5), best=step.best)
+    assert evaluate(view, D("114.01")).close is None
+    assert evaluate(view, D(114)).close == Close("trailing_stop", D(2), True)
+    short = PositionView("sell", D(100), D(2), D(2), trailing_percent=D(10), best=D(80))
+    assert trailing_level("sell", D(80), D(10)) == D(88)
+    assert evaluate(short, D(87)).close is None and evaluate(short, D(70)).best == D(70)
+    assert evaluate(short, D(88)).close == Close("trailing_stop", D(2), True)
+
+
+def test_break_even_moves_the_stop_to_the_entry() -> None:
+    # risk 100 - 95 = 5; trigger at 1.5 R = 7.5 of profit -> price 107.5
+    view = PositionView("buy", D(100), D(1), D(1), sl=D(95), break_even_rr=D("1.5"))
+    assert evaluate(view, D("107.49")).sl == D(95)
+    moved = evaluate(view, D("107.5"))
+    assert moved.sl == D(100) and moved.break_even_done and moved.close is None
+    done = PositionView(
+        "buy", D(100), D(1), D(1), sl=D(100), break_even_rr=D("1.5"), break_even_done=True
+    )
+    assert evaluate(done, D(100)).close == Close("sl", D(1), True)
+    short = PositionView("sell", D(100), D(1), D(1), sl=D(104), break_even_rr=D(1))
+    assert evaluate(short, D(96)).sl == D(100) and evaluate(short, D("96.01")).sl == D(104)
+
+
+def test_partial_take_profits() -> None:
+    levels = (Level(D(110), D(50)), Level(D(120), D(30)), Level(D(130), D(20)))
+    view = PositionView("buy", D(100), D(10), D(10), sl=D(90), levels=levels)
+    assert evaluate(view, D(109)).close is None
+    assert evaluate(view, D(110)).close == Close("tp", D(5), False, 0)  # 50% of 10
+    after_first = PositionView(
+        "buy", D(100), D(5), D(10), sl=D(90), levels=(Level(D(110), D(50), True), *levels[1:])
+    )
+    assert evaluate(after_first, D(121)).close == Close(
+        "tp", D(3), False, 1
+    )  # 30% of the initial 10
+    last = PositionView(
+        "buy",
+        D(100),
+        D(2),
+        D(10),
+        sl=D(90),
+        levels=(Level(D(110), D(50), True), Level(D(120), D(30), True), levels[2]),
+    )
+    assert evaluate(last, D(130)).close == Close(
+        "tp", D(2), True, 2
+    )  # the last level takes the rest
+    short = PositionView(
+        "sell", D(100), D(4), D(4), levels=(Level(D(90), D(25)), Level(D(80), D(75)))
+    )
+    assert evaluate(short, D(90)).close == Close("tp", D(1), False, 0)
+
+
+def test_the_stop_wins_over_everything() -> None:
+    view = PositionView(
+        "buy", D(100), D(1), D(1), sl=D(95), tp=D(110), trailing_percent=D(1), best=D(100)
+    )
+    assert evaluate(view, D(94)).close == Close("sl", D(1), True)

@@ -1,0 +1,140 @@
+"""The position monitor, one tick at a time with prices the test sets; every figure by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from execution_service.context import AppContext
+from execution_service.workers.monitor import monitor_tick
+from tests.factories import Actor, PaperSetup, paper_setup
+
+
+async def open_position(acct: PaperSetup, **signal: Any) -> int:
+    result = await acct.signal(**signal)
+    assert result["executions"][0]["status"] == "filled", result
+    return int(result["executions"][0]["position_id"])
+
+
+async def tick_at(ctx: AppContext, acct: PaperSetup, price: str) -> None:
+    await acct.price(price)
+    await monitor_tick(ctx)
+
+
+async def test_prices_and_unrealised_pnl_are_written(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="3"
+    )
+    pid = await open_position(acct, sl_price="90", tp_price="120")
+    await tick_at(ctx, acct, "104.5")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # (104.5 - 100) * 3 = 13.5 unrealised; 13.5 / 300 = 4.5%
+    assert position["current_price"] == "104.5" and position["pnl"] == "13.5"
+    assert position["pnl_percentage"] == "4.5" and position["status"] == "open"
+    assert position["last_price_update_at"]
+
+
+async def test_stop_loss_closes(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
+    )
+    pid = await open_position(acct, sl_price="95", tp_price="120")
+    await tick_at(ctx, acct, "95.01")
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
+    await tick_at(ctx, acct, "94")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # exit at the market price 94: (94 - 100) * 2 = -12
+    assert position["status"] == "closed" and position["closed_reason"] == "sl"
+    assert position["pnl"] == "-12" and position["close_price"] == "94"
+
+
+async def test_take_profit_closes_a_short(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
+    )
+    pid = await open_position(acct, direction="sell", sl_price="110", tp_price="90")
+    await tick_at(ctx, acct, "89.5")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert position["closed_reason"] == "tp" and position["pnl"] == "21"  # (100 - 89.5) * 2
+
+
+async def test_trailing_stop_tracks_the_best_price(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user,
+        price="100",
+        position_size_mode="fixed_quantity",
+        position_size_value="1",
+        trailing_stop_percent="10",
+    )
+    pid = await open_position(acct)
+    for price in ("110", "130", "120"):  # best 130 -> trailing stop at 117
+        await tick_at(ctx, acct, price)
+        assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
+    await tick_at(ctx, acct, "117")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert position["closed_reason"] == "trailing_stop" and position["pnl"] == "17"
+
+
+async def test_break_even_moves_the_stop(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user,
+        price="100",
+        position_size_mode="fixed_quantity",
+        position_size_value="1",
+        break_even_trigger_rr="2",
+    )
+    pid = await open_position(acct, sl_price="96")
+    await tick_at(ctx, acct, "107.99")  # risk 4, needs 8 of profit
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["sl_price"] == "96"
+    await tick_at(ctx, acct, "108")
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["sl_price"] == "100"
+    await tick_at(ctx, acct, "100")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert position["closed_reason"] == "sl" and position["pnl"] == "0"
+
+
+async def test_partial_take_profits(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="10"
+    )
+    pid = await open_position(
+        acct,
+        sl_price="90",
+        take_profits=[
+            {"price": "110", "close_percent": "50"},
+            {"price": "120", "close_percent": "50"},
+        ],
+    )
+    await tick_at(ctx, acct, "111")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # 5 of 10 closed at 111: +55 realised, 5 left
+    assert (
+        position["status"] == "open"
+        and position["quantity"] == "5"
+        and position["realized_pnl"] == "55"
+    )
+    assert position["take_profits"][0] == {"price": "110", "close_percent": "50"}
+    await tick_at(ctx, acct, "112")  # the first level is done: nothing more happens
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["quantity"] == "5"
+    await tick_at(ctx, acct, "120")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert position["status"] == "closed" and position["closed_reason"] == "tp"
+    assert position["pnl"] == "155"  # 55 + 5 * 20
+    exits = await user.ok(
+        "GET", "/api/v1/logs", params={"connection_id": acct.conn_id, "status": "filled"}
+    )
+    assert sorted(e["quantity"] for e in exits["items"] if e["purpose"] == "exit") == ["5", "5"]
+
+
+async def test_a_stale_latest_price_is_ignored(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    pid = await open_position(acct, sl_price="95")
+    other = await user.data_connection()
+    await user.ok(
+        "PATCH", f"/api/v1/connections/{acct.conn_id}", json={"data_connection_id": other["id"]}
+    )
+    await user.push_price(other["id"], "BTC/USDT", "80", timestamp="2020-01-01T00:00:00Z")
+    await monitor_tick(ctx)
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert position["status"] == "open" and position["current_price"] == "100"
