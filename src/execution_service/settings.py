@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     bootstrap_admin_key: SecretStr | None = None
     migrate_on_start: bool = True
     workers_enabled: bool = True
-    heartbeat_interval_seconds: float = Field(default=5, gt=0)
     heartbeat_stale_seconds: float = Field(default=30, gt=0)
 
     # HTTP limits
