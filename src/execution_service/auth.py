@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +24,13 @@ from execution_service.errors import Forbidden, Unauthorized
 from execution_service.models import ApiKey
 
 KEY_PREFIX = "exs"
+
+
+class Filterable(Protocol):
+    def where(self, *criteria: Any) -> Self: ...
+
+
+S = TypeVar("S", bound=Filterable)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Principal:
     def is_privileged(self) -> bool:
         return self.role in (Role.admin, Role.service)
 
-    def scope(self, stmt: Any, model: Any) -> Any:
+    def scope(self, stmt: S, model: Any) -> S:
         """Restrict a select/update to the rows this principal may see."""
         if self.is_user:
             return stmt.where(model.user_id == self.user_id)

@@ -121,7 +121,7 @@ async def send(
         error = TemporaryError(f"unexpected {type(exc).__name__}")
     acknowledged_at = utcnow()
     async with ctx.session_factory() as session:
-        entry = await session.get(ExecutionLog, log_id, with_for_update=True)  # type: ignore[assignment]
+        entry = await session.get(ExecutionLog, log_id, with_for_update=True)
         assert entry is not None
         entry.submitted_at = submitted_at
         entry.latency_ms = int(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, AwareDatetime, Field, model_validator
@@ -77,7 +78,7 @@ class Bar(Body):
     high: PositiveDecimal
     low: PositiveDecimal
     close: PositiveDecimal
-    volume: NonNegativeDecimal = Field(default=0)
+    volume: NonNegativeDecimal = Field(default=Decimal(0))
 
     @model_validator(mode="after")
     def _ohlc(self) -> Bar:

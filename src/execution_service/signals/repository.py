@@ -42,7 +42,7 @@ class SignalRepository:
         return rows.all(), total or 0
 
     async def entry_logs(
-        self, principal: Principal, signal_ids: list[int]
+        self, principal: Principal, signal_ids: Sequence[int]
     ) -> Sequence[ExecutionLog]:
         stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(
             ExecutionLog.signal_id.in_(signal_ids), ExecutionLog.purpose == "entry"
@@ -50,7 +50,11 @@ class SignalRepository:
         return (await self.session.scalars(stmt.order_by(ExecutionLog.id))).all()
 
     async def targets(
-        self, ids: list[int] | None, user_id: int | None, admin_id: int | None, principal: Principal
+        self,
+        ids: Sequence[int] | None,
+        user_id: int | None,
+        admin_id: int | None,
+        principal: Principal,
     ) -> Sequence[tuple[ExecutionConnection, TradingPreset | None]]:
         stmt = select(ExecutionConnection, TradingPreset).outerjoin(
             TradingPreset, TradingPreset.id == ExecutionConnection.preset_id

@@ -24,7 +24,7 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
     executions = [
         ExecutionRead(
             connection_id=e.execution_connection_id,
-            status=e.status,  # type: ignore[arg-type]
+            status=e.status,
             execution_log_id=e.id,
             position_id=e.position_id,
             quantity=e.quantity,
@@ -40,8 +40,8 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
         user_id=signal.user_id,
         admin_id=signal.admin_id,
         symbol=signal.symbol,
-        direction=signal.direction,  # type: ignore[arg-type]
-        order_type=signal.order_type,  # type: ignore[arg-type]
+        direction=signal.direction,
+        order_type=signal.order_type,
         entry_price=signal.entry_price,
         sl_price=signal.sl_price,
         tp_price=signal.tp_price,

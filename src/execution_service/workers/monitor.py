@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
@@ -62,7 +62,7 @@ def view_of(p: ExecutionPosition) -> PositionView:
     )
 
 
-_t = ExecutionPosition.__table__
+_t = cast(Table, ExecutionPosition.__table__)
 _PRICE_UPDATE = (
     update(_t)
     .where(_t.c.id == bindparam("pid"), _t.c.status == "open")
