@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
     monitor_interval_seconds: float = Field(default=1.0, gt=0)
     monitor_max_price_age_seconds: float = Field(default=60, gt=0)
+    # After a refused exit order, the monitor waits this long before trying that position again.
+    exit_retry_seconds: float = Field(default=10, ge=0)
     order_tracker_interval_seconds: float = Field(default=2.0, gt=0)
     # A pending order younger than this is left alone (its send may still be in flight); an order
     # the exchange has not heard of this long after submission is rejected.

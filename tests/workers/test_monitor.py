@@ -7,6 +7,8 @@ from typing import Any
 from execution_service.context import AppContext
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, PaperSetup, paper_setup
+from tests.fakes.binance import FakeBinance
+from tests.signals.test_ccxt_flow import ccxt_connection, signal
 
 
 async def open_position(acct: PaperSetup, **signal: Any) -> int:
@@ -138,3 +140,23 @@ async def test_a_stale_latest_price_is_ignored(user: Actor, ctx: AppContext) -> 
     await monitor_tick(ctx)
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
     assert position["status"] == "open" and position["current_price"] == "100"
+
+
+async def test_a_refused_exit_is_retried_after_the_cooldown_not_every_tick(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    conn = await ccxt_connection(
+        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+    )
+    execution = await signal(user, conn, sl_price="45000")
+    fake_binance.set_price("BTC/USDT", "44000")
+    fake_binance.reject_next_orders(5, code=-1013, msg="Filter failure: LOT_SIZE")
+    for _ in range(3):
+        await monitor_tick(ctx)
+    exits = await user.ok(
+        "GET", "/api/v1/logs", params={"connection_id": conn["id"], "status": "rejected"}
+    )
+    assert exits["total"] == 1 and exits["items"][0]["error_code"] == "invalid_order"
+    position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
+    assert position["status"] == "open"  # still watched; the next attempt comes after the cooldown
+    fake_binance.reject_next_orders(0)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -138,10 +138,33 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
         if moves:
             await session.execute(_BREAK_EVEN, moves)
         await session.commit()
+    closes = await _not_cooling_down(ctx, closes, now)
     if closes:
         report.closes = await close_many(ctx, closes)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _not_cooling_down(
+    ctx: AppContext, closes: list[tuple[ExecutionPosition, Close]], now: datetime
+) -> list[tuple[ExecutionPosition, Close]]:
+    """A position whose last exit was refused waits `exit_retry_seconds` before the next attempt:
+    an exchange that is down gets one exit order per position per interval, not one per tick."""
+    if not closes:
+        return closes
+    since = now - timedelta(seconds=ctx.settings.exit_retry_seconds)
+    async with ctx.session_factory() as session:
+        recent = set(
+            await session.scalars(
+                select(ExecutionLog.position_id).where(
+                    ExecutionLog.position_id.in_([p.id for p, _ in closes]),
+                    ExecutionLog.purpose == "exit",
+                    ExecutionLog.status == "rejected",
+                    ExecutionLog.updated_at >= since,
+                )
+            )
+        )
+    return [(p, c) for p, c in closes if p.id not in recent]
 
 
 async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Close]]) -> list[int]:
