@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execution_service import __version__
+from execution_service.analytics.router import router as analytics_router
 from execution_service.api_keys.router import router as api_keys_router
 from execution_service.api_keys.service import ensure_bootstrap_key
 from execution_service.connections.router import router as connections_router
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         signals_router,
         logs_router,
         positions_router,
+        analytics_router,
     ):
         app.include_router(router, prefix="/api/v1")
     return app

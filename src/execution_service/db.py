@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Numeric, String, TypeDecorator, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -105,6 +107,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def dialect_insert(session: AsyncSession, model: Any) -> Any:
+    """An INSERT that supports `.on_conflict_do_update` on the session's database (both SQLite
+    and PostgreSQL spell it the same way; the statement classes differ)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(model)
+    return sqlite_insert(model)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

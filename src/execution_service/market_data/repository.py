@@ -4,11 +4,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.auth import Principal
+from execution_service.db import dialect_insert
 from execution_service.models import DataConnection, ExecutionConnection, MarketData
 
 
@@ -49,10 +48,8 @@ class MarketDataRepository:
         replaced, so a re-sent batch is harmless."""
         if not rows:
             return
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         for start in range(0, len(rows), 1000):
-            stmt = insert(MarketData).values(rows[start : start + 1000])
+            stmt = dialect_insert(self.session, MarketData).values(rows[start : start + 1000])
             stmt = stmt.on_conflict_do_update(
                 index_elements=["data_connection_id", "symbol", "timeframe", "timestamp"],
                 set_={c: stmt.excluded[c] for c in ("open", "high", "low", "close", "volume")},

@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.analytics import service as analytics
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO, normalize
 from execution_service.models import ExecutionLog, ExecutionPosition
@@ -91,6 +92,9 @@ async def apply_exit_fill(
         position.quantity = Decimal(0)
     if position.quantity == 0:
         close(position, price, log.close_reason or "manual")
+        # Today's analytics row follows every close, in the same transaction.
+        day = (position.closed_at or utcnow()).date()
+        await analytics.refresh_day(session, position.execution_connection_id, day)
     return position
 
 

@@ -14,11 +14,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from execution_service.context import AppContext
-from execution_service.db import utcnow
+from execution_service.db import dialect_insert, utcnow
 from execution_service.models import WorkerHeartbeat
+from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
 from execution_service.workers.orders import track_orders
@@ -47,6 +46,10 @@ async def _health(ctx: AppContext) -> None:
     await health_tick(ctx)
 
 
+async def _analytics(ctx: AppContext) -> None:
+    await analytics_tick(ctx)
+
+
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     return [
@@ -54,6 +57,7 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         Loop("connection_health", s.health_interval_seconds, _health),
+        Loop("analytics", s.analytics_interval_seconds, _analytics),
     ]
 
 
@@ -92,10 +96,15 @@ class WorkerRunner:
                 await asyncio.wait_for(self._stop.wait(), timeout=loop.interval)
 
     async def heartbeat(self, name: str) -> None:
+        # An upsert: several worker processes beat under the same loop names.
         async with self.ctx.session_factory() as session:
-            row = await session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
-            if row is None:
-                session.add(WorkerHeartbeat(name=name, instance=self.instance, beat_at=utcnow()))
-            else:
-                row.instance, row.beat_at = self.instance, utcnow()
+            stmt = dialect_insert(session, WorkerHeartbeat).values(
+                name=name, instance=self.instance, beat_at=utcnow()
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={"instance": stmt.excluded.instance, "beat_at": stmt.excluded.beat_at},
+                )
+            )
             await session.commit()

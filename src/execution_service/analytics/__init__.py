@@ -1,0 +1,1 @@
+"""Trading performance: daily rows per connection, range summaries and equity curves."""
