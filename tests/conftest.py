@@ -128,6 +128,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         workers_enabled=False,
         exchange_timeout_ms=2000,
         exchange_retry_base_delay=0.01,
+        # Tests fail authentication on purpose; test_limits tightens this on its own.
+        auth_max_failures=10_000,
     )
 
 

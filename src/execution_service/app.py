@@ -49,7 +49,9 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+    return JSONResponse(
+        exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=exc.headers
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -18,9 +18,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.deps import SessionDep
+from execution_service.deps import ContextDep, SessionDep
 from execution_service.enums import Role
-from execution_service.errors import Forbidden, Unauthorized
+from execution_service.errors import Forbidden, TooManyRequests, Unauthorized
 from execution_service.models import ApiKey
 
 KEY_PREFIX = "exs"
@@ -112,17 +112,25 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-AP
 async def get_principal(
     request: Request,
     session: SessionDep,
+    ctx: ContextDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> Principal:
+    limiter = ctx.auth_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise TooManyRequests("too many failed authentications from this address", retry_after=wait)
     key = bearer.credentials if bearer is not None else header
     if not key:
+        limiter.failed(client)
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
     principal = await authenticate(session, key)
     # End the read transaction now: on SQLite every transaction holds the write lock, and the
     # handler may fan out to tasks with their own sessions.
     await session.commit()
     if principal is None:
+        limiter.failed(client)
         raise Unauthorized("the API key is not valid")
     request.state.principal = principal
     return principal

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from execution_service.crypto import KeyRing, load_key_ring
 from execution_service.db import create_engine, create_session_factory
 from execution_service.exchanges.registry import AdapterRegistry
+from execution_service.limits import FailedAuthLimiter, TokenBucket
 from execution_service.settings import Settings
 
 
@@ -19,6 +20,8 @@ class AppContext:
     session_factory: async_sessionmaker[AsyncSession]
     keyring: KeyRing
     adapters: AdapterRegistry
+    auth_limiter: FailedAuthLimiter
+    signal_limiter: TokenBucket
 
     @classmethod
     def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:
@@ -30,7 +33,15 @@ class AppContext:
             keyring=keyring,
             reload_keyring=lambda: load_key_ring(settings),
         )
-        return cls(settings, engine, factory, keyring, adapters)
+        return cls(
+            settings,
+            engine,
+            factory,
+            keyring,
+            adapters,
+            FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_seconds),
+            TokenBucket(settings.signal_rate_per_minute / 60, settings.signal_rate_burst),
+        )
 
     async def aclose(self) -> None:
         await self.adapters.close_all()

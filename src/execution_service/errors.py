@@ -11,13 +11,19 @@ class AppError(Exception):
     title = "Bad request"
 
     def __init__(
-        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
         self.extra = extra or {}
+        self.headers = headers or {}
 
     def problem(self) -> dict[str, Any]:
         return {
@@ -70,6 +76,11 @@ class TooManyRequests(AppError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(
+            detail, code=code, headers={"Retry-After": str(max(1, round(retry_after)))}
+        )
 
 
 class BadGateway(AppError):

@@ -31,8 +31,17 @@ class Settings(BaseSettings):
     # HTTP limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # Failed authentications per client address within the window before it is refused (429)
+    # for the window; signals per API key: a steady rate per minute with a burst.
+    auth_max_failures: int = Field(default=20, ge=1)
+    auth_failure_window_seconds: float = Field(default=60, gt=0)
+    signal_rate_per_minute: float = Field(default=600, gt=0)
+    signal_rate_burst: int = Field(default=60, ge=1)
+
     # Signal execution
     signal_concurrency: int = Field(default=32, ge=1)
+    # Calls in flight toward one account at once; more wait their turn.
+    exchange_concurrency_per_connection: int = Field(default=4, ge=1)
     # Client order ids are "<prefix>-<signal>-<connection>-e" / "<prefix>-p<position>-x<n>": give
     # each deployment sharing an exchange account its own prefix.
     client_order_prefix: str = Field(default="es", pattern=r"^[A-Za-z0-9]{1,6}$")

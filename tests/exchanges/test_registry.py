@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from execution_service.context import AppContext
+from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.ccxt_adapter import CcxtAdapter
 from execution_service.exchanges.paper import PaperAdapter
 from execution_service.models import ExecutionConnection
@@ -39,7 +40,7 @@ async def test_clients_are_cached_and_rebuilt_on_new_credentials(
         },
     )
     first = await ctx.adapters.for_connection(await _row(ctx, conn["id"]))
-    assert isinstance(first, CcxtAdapter)
+    assert isinstance(first, BoundedAdapter) and isinstance(first.inner, CcxtAdapter)
     assert await ctx.adapters.for_connection(await _row(ctx, conn["id"])) is first
     await user.ok(
         "PATCH",
@@ -55,4 +56,5 @@ async def test_clients_are_cached_and_rebuilt_on_new_credentials(
 
 async def test_paper_is_decided_from_the_row(user: Actor, ctx: AppContext) -> None:
     conn = await user.paper_connection(activate=False)
-    assert isinstance(await ctx.adapters.for_connection(await _row(ctx, conn["id"])), PaperAdapter)
+    adapter = await ctx.adapters.for_connection(await _row(ctx, conn["id"]))
+    assert isinstance(adapter, BoundedAdapter) and isinstance(adapter.inner, PaperAdapter)

@@ -334,6 +334,8 @@ class FakeBinance:
         self.orders: list[FakeOrder] = []
         self.requests: list[RecordedRequest] = []
         self.latency_ms = 0.0
+        self.in_flight = 0  # requests being answered now, and the most there ever were at once
+        self.max_in_flight = 0
         if self.down == "503":
             self.down = None
         self._next_order_id = 1
@@ -555,10 +557,15 @@ class FakeBinance:
         params.update(parse_qsl(body, keep_blank_values=True))
         record = RecordedRequest(method, path, params, api_key=request.headers.get("x-mbx-apikey"))
         self.requests.append(record)
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
-        route = self._routes.get((method, path))
-        response = await self._answer(request, route, record, query, body)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000)
+            route = self._routes.get((method, path))
+            response = await self._answer(request, route, record, query, body)
+        finally:
+            self.in_flight -= 1
         record.status = response.status_code
         return response
 

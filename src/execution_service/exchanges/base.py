@@ -62,6 +62,11 @@ class Market:
     price_tick: Decimal | None = None
     min_amount: Decimal | None = None
     min_cost: Decimal | None = None
+    # Lot-based venues (MetaTrader): `amount` is in lots, one lot is `contract_size` units of
+    # the base; `pip_size` is the price move FX quotes "pips" in; `max_amount` the largest lot.
+    max_amount: Decimal | None = None
+    contract_size: Decimal | None = None
+    pip_size: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ def rewrite_urls(urls: Any, base_url: str) -> Any:
     return urls
 
 
+_AUTH_CODES = re.compile(r'"code"\s*:\s*-(2015|2014|1022)\b')
+
+
 class CcxtAdapter:
     """One ccxt client for one account. Create it once per connection and `close()` it."""
 
@@ -387,6 +390,12 @@ class CcxtAdapter:
             return AuthFailed(message)
         if isinstance(e, ccxt.InvalidOrder | ccxt.BadRequest):
             return InvalidOrder(message)
+        if isinstance(e, ccxt.DDoSProtection) and _AUTH_CODES.search(str(e)):
+            # Binance answers a revoked or wrong key with -2015 (and -2014/-1022 for bad keys
+            # and signatures); once a client has authenticated, ccxt files -2015 under
+            # DDoSProtection (it also means a temporary IP ban). The exchange refused the request
+            # before acting on it, so this is an auth failure, not an unknown outcome.
+            return AuthFailed(message)
         if isinstance(e, ccxt.OperationFailed):
             # NetworkError (timeouts, 5xx, rate limits, DDoS bans) and "status unknown" answers
             # all live under OperationFailed, which in ccxt is NOT an ExchangeError subclass.

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.paper import PaperAdapter
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
@@ -58,7 +59,16 @@ class AdapterRegistry:
         self._keyring = keyring
         self._reload_keyring = reload_keyring
         self._clients: dict[int, _Cached] = {}
+        self._bounds: dict[int, asyncio.Semaphore] = {}
         self._lock = asyncio.Lock()
+
+    def _bound(self, key: int, adapter: ExchangeAdapter) -> ExchangeAdapter:
+        bound = self._bounds.get(key)
+        if bound is None:
+            bound = self._bounds[key] = asyncio.Semaphore(
+                self._settings.exchange_concurrency_per_connection
+            )
+        return BoundedAdapter(adapter, bound)
 
     def paper(self, conn: ExecutionConnection) -> PaperAdapter:
         config = conn.paper_config or {}
@@ -73,7 +83,7 @@ class AdapterRegistry:
     async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
         """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""
         if conn.adapter == "paper":
-            return self.paper(conn)
+            return self._bound(conn.id, self.paper(conn))
         fingerprint = _fingerprint(conn)
         async with self._lock:
             cached = self._clients.get(conn.id)
@@ -83,7 +93,7 @@ class AdapterRegistry:
                     return cached.adapter
                 del self._clients[conn.id]
                 await cached.adapter.close()
-            adapter = self._build(conn)
+            adapter = self._bound(conn.id, self._build(conn))
             self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
 

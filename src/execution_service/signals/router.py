@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from execution_service.auth import PrincipalDep
 from execution_service.db import utcnow
 from execution_service.deps import ContextDep, SessionDep
+from execution_service.errors import TooManyRequests
 from execution_service.models import ExecutionLog, Signal
 from execution_service.schemas import Page, PageDep, RowId
 from execution_service.signals import service
@@ -68,6 +69,9 @@ async def create_signal(
     principal: PrincipalDep,
 ) -> SignalRead:
     received_at = utcnow()
+    wait = ctx.signal_limiter.take(principal.key_id)
+    if wait:
+        raise TooManyRequests("too many signals from this API key", retry_after=wait)
     signal, entries, created = await service.create_signal(
         session, ctx, principal, body, received_at
     )
