@@ -73,16 +73,8 @@ _AUTH = frozenset(
     {"INVALID_ACCOUNT", "INVALID_PASSWORD", "AUTH_FAILED", "ACCOUNT_DISABLED", "CONNECT_FAILED"}
 )
 _TEMPORARY = frozenset(
-    {
-        "SERVER_BUSY",
-        "NO_CONNECTION",
-        "NOT_CONNECTED",
-        "TIMEOUT",
-        "TRADE_TIMEOUT",
-        "TOO_MANY_REQUESTS",
-        "BROKER_BUSY",
-        "TRADE_CONTEXT_BUSY",
-    }
+    {"SERVER_BUSY", "NO_CONNECTION", "NOT_CONNECTED", "TIMEOUT", "TRADE_TIMEOUT"}
+    | {"TOO_MANY_REQUESTS", "BROKER_BUSY", "TRADE_CONTEXT_BUSY"}
 )
 # A requote or off-quotes answer is a definite "not placed", so it is an invalid order (the
 # service records it rejected) rather than a temporary error (which means "outcome unknown").
