@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -40,3 +42,15 @@ async def test_upgrade_from_empty_and_downgrade_back_to_empty(tmp_path: Path) ->
     assert await _tables(url) == set()
     await asyncio.to_thread(migrate.upgrade, url)
     assert await _tables(url) == set(Base.metadata.tables)
+
+
+async def test_the_migrations_build_exactly_the_models(tmp_path: Path) -> None:
+    """A model change without its migration (or the reverse) shows up here."""
+    url = await fresh_database(tmp_path, "migrations_drift_test")
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+        )
+    await engine.dispose()
+    assert diff == []

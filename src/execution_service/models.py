@@ -276,6 +276,8 @@ class ExecutionPosition(Owned, Timestamps, Base):
     quantity: Mapped[Decimal] = mapped_column(Money)
     initial_quantity: Mapped[Decimal] = mapped_column(Money)
     entry_price: Mapped[Decimal] = mapped_column(Money)
+    # Units per lot (MetaTrader); None is 1: quantity is then in units of the base asset.
+    contract_size: Mapped[Decimal | None] = mapped_column(Money)
     current_price: Mapped[Decimal | None] = mapped_column(Money)
     sl_price: Mapped[Decimal | None] = mapped_column(Money)
     tp_price: Mapped[Decimal | None] = mapped_column(Money)

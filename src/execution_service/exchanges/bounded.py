@@ -51,9 +51,22 @@ class BoundedAdapter:
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
+        **extra: Any,
     ) -> OrderResult:
         async with self._bound:
-            return await self.inner.create_order(symbol, side, type, amount, price, client_order_id)
+            create = self.inner.create_order
+            return await create(symbol, side, type, amount, price, client_order_id, **extra)
+
+    # Broker-position operations (MetaTrader): bounded like the rest.
+    async def close_position(self, *args: Any, **kwargs: Any) -> OrderResult:
+        async with self._bound:
+            result: OrderResult = await self.inner.close_position(*args, **kwargs)  # type: ignore[attr-defined]
+            return result
+
+    async def modify_order(self, *args: Any, **kwargs: Any) -> OrderResult:
+        async with self._bound:
+            result: OrderResult = await self.inner.modify_order(*args, **kwargs)  # type: ignore[attr-defined]
+            return result
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None

@@ -123,6 +123,10 @@ class MtapiAdapter:
     """One gateway session for one MetaTrader account. Create it once per connection and
     `close()` it."""
 
+    # Positions are broker tickets: amounts are lots of `contract_size`, SL/TP travel with the
+    # order and are amended with `modify_order`, and a position is closed by its entry ticket.
+    ticket_positions = True
+
     def __init__(
         self,
         base_url: str,

@@ -124,6 +124,16 @@ class AdapterRegistry:
                 retry_base_delay=self._settings.exchange_retry_base_delay,
                 enable_rate_limit=self._settings.env != "test",
             )
+        if conn.adapter == "mtapi":
+            from execution_service.exchanges.mtapi_adapter import MtapiAdapter
+
+            return MtapiAdapter(
+                conn.api_base_url or "",
+                credentials,
+                timeout_ms=self._settings.exchange_timeout_ms,
+                read_retries=self._settings.exchange_read_retries,
+                retry_base_delay=self._settings.exchange_retry_base_delay,
+            )
         raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
 
     async def public(self, data: DataConnection) -> ExchangeAdapter:

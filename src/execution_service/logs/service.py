@@ -26,8 +26,9 @@ from execution_service.exchanges.base import (
     OrderResult,
     TemporaryError,
 )
+from execution_service.logs import tickets
 from execution_service.logs.scrub import scrub
-from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
 from execution_service.positions.pnl import fill_delta_price
 
@@ -53,6 +54,8 @@ async def apply_result(session: AsyncSession, entry: ExecutionLog, result: Order
     entry.fee = max(result.fee, old_fee or ZERO)
     entry.fee_currency = result.fee_currency or entry.fee_currency
     entry.response_data = scrub(result.raw)
+    if entry.purpose == "exit" and result.raw.get("close_reason"):
+        entry.close_reason = str(result.raw["close_reason"])  # the broker closed it, and why
     entry.error_code = entry.error_message = None
     if result.status == "rejected":
         entry.error_code = "exchange_rejected"
@@ -66,7 +69,9 @@ async def apply_result(session: AsyncSession, entry: ExecutionLog, result: Order
         if entry.purpose == "entry":
             await fills.apply_entry_fill(session, entry, quantity, price, fee)
         else:
-            await fills.apply_exit_fill(session, entry, delta, price, fee)
+            profit = result.raw.get("profit") if isinstance(result.raw, dict) else None
+            broker_pnl = Decimal(str(profit)) if profit is not None else None
+            await fills.apply_exit_fill(session, entry, delta, price, fee, broker_pnl)
     if entry.purpose == "exit" and result.status in ("filled", "cancelled", "rejected"):
         await fills.release_exit(session, entry)
 
@@ -102,18 +107,29 @@ async def send(
     async with ctx.session_factory() as session:
         entry = await session.get(ExecutionLog, log_id)
         assert entry is not None and entry.status == "pending"
+        ticket = None
+        if entry.purpose == "exit" and getattr(adapter, "ticket_positions", False):
+            ticket = await session.scalar(
+                select(ExecutionLog.order_id)
+                .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
+                .where(ExecutionPosition.id == entry.position_id)
+            )
     submitted_at = utcnow()
     result: OrderResult | None = None
     error: ExchangeError | None = None
     try:
-        result = await adapter.create_order(
-            entry.symbol,
-            entry.direction,
-            entry.order_type,
-            entry.quantity,
-            entry.price if entry.order_type == "limit" else None,
-            entry.client_order_id,
-        )
+        if ticket is not None:
+            result = await tickets.close(adapter, entry, ticket)
+        else:
+            result = await adapter.create_order(
+                entry.symbol,
+                entry.direction,
+                entry.order_type,
+                entry.quantity,
+                entry.price if entry.order_type == "limit" else None,
+                entry.client_order_id,
+                **tickets.stops(adapter, entry),
+            )
     except ExchangeError as exc:
         error = exc
     except Exception as exc:  # unknown outcome: keep pending, never resend

@@ -48,6 +48,7 @@ async def apply_entry_fill(
         quantity=quantity,
         initial_quantity=quantity,
         entry_price=price,
+        contract_size=_dec(plan.get("contract_size")),
         current_price=price,
         sl_price=_dec(plan.get("sl_price")),
         tp_price=_dec(plan.get("tp_price")),
@@ -71,15 +72,26 @@ async def apply_entry_fill(
 
 
 async def apply_exit_fill(
-    session: AsyncSession, log: ExecutionLog, quantity: Decimal, price: Decimal, fee: Decimal
+    session: AsyncSession,
+    log: ExecutionLog,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    broker_pnl: Decimal | None = None,
 ) -> ExecutionPosition | None:
+    """`broker_pnl`: the profit a broker reports for this close in the account currency
+    (MetaTrader); it is the truth where it exists, ahead of our own price arithmetic."""
     if log.position_id is None:
         return None
     position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
     if position is None:
         return None
     quantity = min(quantity, position.quantity)
-    gross = gross_pnl(position.direction, position.entry_price, price, quantity)
+    gross = broker_pnl
+    if gross is None:
+        gross = gross_pnl(
+            position.direction, position.entry_price, price, quantity, per_unit(position)
+        )
     position.realized_pnl = normalize(position.realized_pnl + gross - fee)
     position.fees = normalize(position.fees + fee)
     position.quantity = normalize(position.quantity - quantity)
@@ -105,8 +117,12 @@ def close(position: ExecutionPosition, price: Decimal, reason: str) -> None:
     position.close_price = price
     position.pnl = position.realized_pnl
     position.pnl_percentage = pnl_percent(
-        position.realized_pnl, position.entry_price, position.initial_quantity
+        position.realized_pnl, position.entry_price, position.initial_quantity, per_unit(position)
     )
+
+
+def per_unit(position: ExecutionPosition) -> Decimal:
+    return position.contract_size or Decimal(1)
 
 
 async def release_exit(session: AsyncSession, log: ExecutionLog) -> None:

@@ -11,13 +11,18 @@ def sign(direction: str) -> Decimal:
     return ONE if direction == "buy" else -ONE
 
 
-def gross_pnl(direction: str, entry: Decimal, exit_price: Decimal, quantity: Decimal) -> Decimal:
-    return normalize((exit_price - entry) * quantity * sign(direction))
+def gross_pnl(
+    direction: str, entry: Decimal, exit_price: Decimal, quantity: Decimal, per_unit: Decimal = ONE
+) -> Decimal:
+    """`per_unit` is what one unit of quantity stands for: a lot's contract size (MetaTrader)."""
+    return normalize((exit_price - entry) * quantity * per_unit * sign(direction))
 
 
-def pnl_percent(pnl: Decimal, entry: Decimal, quantity: Decimal) -> Decimal:
+def pnl_percent(
+    pnl: Decimal, entry: Decimal, quantity: Decimal, per_unit: Decimal = ONE
+) -> Decimal:
     """PnL as a percent of the position's entry notional, to 8 decimals."""
-    notional = entry * quantity
+    notional = entry * quantity * per_unit
     if notional == 0:
         return ZERO
     return normalize((pnl / notional * HUNDRED).quantize(Decimal("0.00000001")))

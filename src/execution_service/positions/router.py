@@ -51,9 +51,13 @@ async def get_position(
 
 @router.patch("/{position_id}", response_model=PositionRead)
 async def update_position(
-    position_id: RowId, body: PositionUpdate, session: SessionDep, principal: PrincipalDep
+    position_id: RowId,
+    body: PositionUpdate,
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: PrincipalDep,
 ) -> PositionRead:
-    position = await service.update_position(session, principal, position_id, body.changes())
+    position = await service.update_position(session, ctx, principal, position_id, body.changes())
     return PositionRead.model_validate(position)
 
 

@@ -61,7 +61,11 @@ async def get_position(
 
 
 async def update_position(
-    session: AsyncSession, principal: Principal, position_id: int, changes: dict[str, Any]
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    position_id: int,
+    changes: dict[str, Any],
 ) -> ExecutionPosition:
     position = await get_position(session, principal, position_id)
     if position.status != "open":
@@ -83,8 +87,33 @@ async def update_position(
         setattr(position, field, value)
     if "trailing_stop_percent" in changes:
         position.best_price = reference
+    if {"sl_price", "tp_price"} & changes.keys():
+        await _sync_broker_stops(session, ctx, position)
     await session.commit()
     return position
+
+
+async def _sync_broker_stops(
+    session: AsyncSession, ctx: AppContext, position: ExecutionPosition
+) -> None:
+    """Where the broker holds the stops (MetaTrader), amend them there first: if it refuses,
+    nothing changes here either."""
+    conn = await session.get(ExecutionConnection, position.execution_connection_id)
+    if conn is None or conn.adapter != "mtapi":
+        return
+    ticket = await session.scalar(
+        select(ExecutionLog.order_id).where(ExecutionLog.id == position.execution_log_id)
+    )
+    try:
+        adapter = await ctx.adapters.for_connection(conn)
+        await adapter.modify_order(  # type: ignore[attr-defined]
+            position.symbol, ticket, sl=position.sl_price, tp=position.tp_price
+        )
+    except (CredentialsError, ExchangeError) as exc:
+        await session.rollback()
+        raise BadGateway(
+            f"the broker did not amend the stops: {exc}", code="broker_refused"
+        ) from None
 
 
 def new_exit_log(

@@ -117,17 +117,29 @@ async def _prepare(
         if rule.mode is SizeMode.risk_percent and sl is None and body.quantity is None:
             raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
         balances = await adapter.fetch_balance()
+        unit_value, account = Decimal(1), market.quote
+        if getattr(adapter, "ticket_positions", False):
+            # Lots: each is a contract of `contract_size` units, its PnL in the symbol's quote
+            # currency turned into the account's; SL/TP go to the broker with the order.
+            account = await adapter.account_currency()  # type: ignore[attr-defined]
+            rate = await adapter.quote_to_account_rate(body.symbol)  # type: ignore[attr-defined]
+            unit_value = (market.contract_size or Decimal(1)) * rate
+            order.plan["contract_size"] = _str(market.contract_size)
     except CredentialsError as exc:
         raise Rejection("credentials_error", str(exc)) from None
     except NoPrice as exc:
         raise Rejection("no_price", exc.message) from None
     except ExchangeError as exc:
         raise Rejection(exc.code, exc.message) from None
-    quote = balances.get(market.quote)
+    quote = balances.get(account)
     free = quote.free if quote else Decimal(0)
     equity = quote.total if quote else Decimal(0)
     leverage = preset.leverage if preset else Decimal(1)
-    if conn.adapter != "paper" and conn.market_type == "spot":
+    if unit_value != 1 or conn.adapter == "mtapi":
+        # The broker checks margin itself (its refusal is `insufficient_funds`): its leverage
+        # and margin rules are not ours to guess.
+        free = Decimal("Infinity")
+    elif conn.adapter != "paper" and conn.market_type == "spot":
         # A real spot account borrows nothing: a buy spends quote, a sell spends the base held.
         leverage = Decimal(1)
         if direction is Direction.sell:
@@ -140,6 +152,8 @@ async def _prepare(
         equity=equity,
         override=body.quantity,
         amount_step=market.amount_step,
+        unit_value=unit_value,
+        max_amount=market.max_amount,
     )
     midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
     async with ctx.session_factory() as session:

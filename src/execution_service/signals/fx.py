@@ -11,14 +11,11 @@ hard-coded "$10 a pip", which is only true of xxxUSD pairs on a USD account.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from execution_service.decimals import HUNDRED, ONE, round_down
-from execution_service.signals.sizing import Rejection
-
-# Lots are computed to 12 places before rounding down to the volume step: 1/150 is inexact, and
-# without this a 0.3-lot answer would come out 0.29999...9 and lose a whole 0.01-lot step.
-_LOT_PLACES = Decimal("1e-12")
+from execution_service.decimals import HUNDRED, ONE
+from execution_service.enums import SizeMode
+from execution_service.signals.sizing import Rejection, SizeRule, size_quantity
 
 
 def loss_per_lot(
@@ -48,16 +45,20 @@ def lots_for_risk(
         raise ValueError(f"contract size must be positive, got {contract_size}")
     if quote_to_account <= 0:
         raise Rejection("no_price", "no rate to convert the quote currency to the account's")
-    if entry == stop:
-        raise Rejection("invalid_stops", "the stop loss equals the entry price")
-    risk = equity * risk_percent / HUNDRED
-    raw = risk / loss_per_lot(entry, stop, contract_size, quote_to_account)
-    lots = round_down(raw.quantize(_LOT_PLACES, rounding=ROUND_HALF_EVEN), volume_step)
-    if max_lot is not None and lots > max_lot:
-        lots = max_lot
+    lots = size_quantity(
+        SizeRule(SizeMode.risk_percent, risk_percent),
+        price=entry,
+        stop_loss=stop,
+        equity=equity,
+        override=None,
+        amount_step=volume_step,
+        unit_value=contract_size * quote_to_account,
+        max_amount=max_lot,
+    )
     if lots <= 0 or (min_lot is not None and lots < min_lot):
         raise Rejection(
-            "below_minimum", f"risking {risk} needs {raw:.4f} lots, under the minimum {min_lot}"
+            "below_minimum",
+            f"{lots} lots risks {equity * risk_percent / HUNDRED}: under the minimum {min_lot}",
         )
     return lots
 

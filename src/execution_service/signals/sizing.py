@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from execution_service.decimals import HUNDRED, ONE, ZERO, round_down
+from execution_service.decimals import HUNDRED, ONE, ZERO, normalize, round_down
 from execution_service.enums import Direction, SizeMode
+
+_PLACES = Decimal("1e-18")
 
 
 class Rejection(Exception):
@@ -55,10 +57,16 @@ def size_quantity(
     equity: Decimal,
     override: Decimal | None,
     amount_step: Decimal | None,
+    unit_value: Decimal = ONE,
+    max_amount: Decimal | None = None,
 ) -> Decimal:
     """Quantity for one order, rounded down to the market's step. A signal's own quantity
-    overrides the preset's sizing but not its notional cap."""
-    if price <= 0:
+    overrides the preset's sizing but not its notional cap.
+
+    `unit_value` is what one unit of quantity is worth per unit of price, in the account's
+    currency: 1 for a crypto amount; a lot's contract size times the quote-to-account rate for
+    MetaTrader (so the same rules size lots). `max_amount` caps it (a broker's max lot)."""
+    if price <= 0 or unit_value <= 0:
         raise Rejection("no_price", "no usable price to size the order")
     if override is not None:
         quantity = override
@@ -67,17 +75,21 @@ def size_quantity(
     elif rule.mode is SizeMode.fixed_quantity:
         quantity = rule.value
     elif rule.mode is SizeMode.fixed_notional:
-        quantity = rule.value / price
+        quantity = rule.value / (price * unit_value)
     else:
         if stop_loss is None:
             raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
-        risk_per_unit = abs(price - stop_loss)
+        risk_per_unit = abs(price - stop_loss) * unit_value
         if risk_per_unit == 0:
             raise Rejection("invalid_stops", "the stop loss equals the entry price")
         quantity = equity * rule.value / HUNDRED / risk_per_unit
-    if rule.max_position_notional is not None and quantity * price > rule.max_position_notional:
-        quantity = rule.max_position_notional / price
-    return round_down(quantity, amount_step)
+    cap = rule.max_position_notional
+    if cap is not None and quantity * price * unit_value > cap:
+        quantity = cap / (price * unit_value)
+    if max_amount is not None and quantity > max_amount:
+        quantity = max_amount
+    # Inexact divisions (1/150) land a hair under a step; 18 places is finer than any market.
+    return normalize(round_down(quantity.quantize(_PLACES, rounding=ROUND_HALF_EVEN), amount_step))
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,16 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
             continue
         report.priced += 1
         decision = evaluate(view_of(position), quote.price)
-        upnl = gross_pnl(position.direction, position.entry_price, quote.price, position.quantity)
+        unit = fills.per_unit(position)
+        upnl = gross_pnl(
+            position.direction, position.entry_price, quote.price, position.quantity, unit
+        )
         updates.append(
             {
                 "pid": position.id,
                 "cp": quote.price,
                 "upnl": upnl,
-                "upct": pnl_percent(upnl, position.entry_price, position.quantity),
+                "upct": pnl_percent(upnl, position.entry_price, position.quantity, unit),
                 "best": decision.best,
                 "at": quote.at,
             }
