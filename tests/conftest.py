@@ -4,6 +4,7 @@ the real app served by uvicorn on a loopback port, and an HTTP client talking to
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -14,13 +15,14 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from execution_service import migrate
 from execution_service.app import create_app
 from execution_service.context import AppContext
 from execution_service.crypto import KeyRing
+from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.settings import Settings
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
@@ -63,6 +65,52 @@ def network_stays_on_loopback() -> Iterator[None]:
     yield
     socket.socket.connect, socket.getaddrinfo = real_connect, real_getaddrinfo  # type: ignore[method-assign]
     assert not off_loopback, f"the suite tried to leave loopback: {off_loopback}"
+
+
+SECRET_FIELDS = ("api_key", "api_secret", "passphrase", "password")
+secrets_seen: set[str] = set()  # every credential value the suite stored, to look for elsewhere
+secret_leaks: list[str] = []
+
+
+def _leaks(text: str) -> list[str]:
+    return [s for s in secrets_seen if s in text]
+
+
+class _SecretScan(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + str(record.__dict__)
+        except Exception:
+            text = str(record.__dict__)
+        for secret in _leaks(text):
+            secret_leaks.append(f"log {record.name}: ...{secret[-4:]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_stay_secret() -> Iterator[None]:
+    """Every credential the suite stores is remembered (by wrapping KeyRing.encrypt); every
+    response body, every log record and every stored response_data / error text is then searched
+    for it. The session fails at the end on any hit."""
+    real_encrypt = KeyRing.encrypt
+
+    def encrypt(self: KeyRing, credentials: dict[str, str], owner: str) -> object:
+        for field in SECRET_FIELDS:
+            value = credentials.get(field, "")
+            if len(value) >= 8:
+                secrets_seen.add(value)
+        return real_encrypt(self, credentials, owner)
+
+    KeyRing.encrypt = encrypt  # type: ignore[method-assign,assignment]
+    handler = _SecretScan(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    ours = logging.getLogger("execution_service")
+    level = ours.level
+    ours.setLevel(logging.DEBUG)
+    yield
+    ours.setLevel(level)
+    logging.getLogger().removeHandler(handler)
+    KeyRing.encrypt = real_encrypt  # type: ignore[method-assign]
+    assert not secret_leaks, f"credentials leaked: {secret_leaks[:10]}"
 
 
 def _test_database() -> str:
@@ -170,6 +218,14 @@ async def base_url(settings: Settings, ctx: AppContext) -> AsyncIterator[str]:
     await task
 
 
+async def _no_secrets_in_responses(response: httpx.Response) -> None:
+    await response.aread()
+    for secret in _leaks(response.text + str(response.headers)):
+        secret_leaks.append(
+            f"{response.request.method} {response.request.url.path}: ...{secret[-4:]}"
+        )
+
+
 async def _no_server_errors(response: httpx.Response) -> None:
     # No request anywhere in the suite may end in a 500: every failure is a clear 4xx (or a 502
     # naming the exchange that failed).
@@ -182,7 +238,7 @@ async def _no_server_errors(response: httpx.Response) -> None:
 
 @pytest.fixture(scope="session")
 async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    hooks = {"response": [_no_server_errors]}
+    hooks = {"response": [_no_server_errors, _no_secrets_in_responses]}
     async with httpx.AsyncClient(base_url=base_url, timeout=30, event_hooks=hooks) as http:
         yield http
 
