@@ -76,3 +76,39 @@ async def test_admin_and_service_see_a_users_rows(user: Actor, admin: Actor) -> 
         assert (await actor.ok("GET", f"/api/v1/connections/{ids['conn']}"))[
             "user_id"
         ] == user.user_id
+
+
+async def test_trading_rows_of_another_user_are_404_and_filters_do_not_leak(
+    user: Actor, other_user: Actor
+) -> None:
+    from tests.factories import paper_setup
+
+    acct = await paper_setup(user, position_size_mode="fixed_quantity", position_size_value="1")
+    signal = await acct.signal(sl_price="90")
+    log_id = signal["executions"][0]["execution_log_id"]
+    position_id = signal["executions"][0]["position_id"]
+    for method, url, body in [
+        ("GET", f"/api/v1/signals/{signal['id']}", None),
+        ("GET", f"/api/v1/logs/{log_id}", None),
+        ("POST", f"/api/v1/logs/{log_id}/cancel", None),
+        ("GET", f"/api/v1/positions/{position_id}", None),
+        ("PATCH", f"/api/v1/positions/{position_id}", {"sl_price": "1"}),
+        ("POST", f"/api/v1/positions/{position_id}/close", None),
+        ("GET", f"/api/v1/analytics/daily?connection_id={acct.conn_id}", None),
+        ("GET", f"/api/v1/analytics/summary?connection_id={acct.conn_id}", None),
+        ("GET", f"/api/v1/analytics/equity?connection_id={acct.conn_id}", None),
+    ]:
+        response = await other_user.request(method, url, json=body)
+        assert response.status_code == 404, (method, url, response.status_code)
+    for path, params in [
+        ("logs", {"connection_id": acct.conn_id}),
+        ("logs", {"signal_id": signal["id"]}),
+        ("logs", {"symbol": "BTC/USDT"}),
+        ("positions", {"connection_id": acct.conn_id}),
+        ("positions", {"symbol": "BTC/USDT", "status": "open"}),
+        ("signals", {}),
+    ]:
+        listed = await other_user.ok("GET", f"/api/v1/{path}", params=params)
+        assert listed["items"] == [] and listed["total"] == 0, (path, params)
+    position = await user.ok("GET", f"/api/v1/positions/{position_id}")
+    assert position["status"] == "open" and position["sl_price"] == "90"
