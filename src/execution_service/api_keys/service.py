@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.api_keys.repository import ApiKeyRepository
-from execution_service.auth import generate_key, key_from_string
+from execution_service.auth import forget, generate_key, key_from_string
 from execution_service.db import utcnow
 from execution_service.enums import Role
 from execution_service.errors import NotFound
@@ -38,6 +38,7 @@ async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.commit()
+    forget(row.id)
     return row
 
 
