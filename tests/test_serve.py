@@ -93,6 +93,7 @@ async def test_a_price_across_the_stop_closes_the_position_within_two_seconds(
             "/api/v1/signals", json={"symbol": "BTC/USDT", "direction": "buy", "sl_price": "95"}
         )
     ).json()
+    assert "executions" in signal, signal
     position_id = signal["executions"][0]["position_id"]
 
     started = time.monotonic()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +23,9 @@ class AppContext:
     adapters: AdapterRegistry
     auth_limiter: FailedAuthLimiter
     signal_limiter: TokenBucket
+    # Set when prices arrive through the API: the monitor in this process ticks at once instead
+    # of at its next interval (a stop reacts in milliseconds, not up to a second).
+    prices_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:

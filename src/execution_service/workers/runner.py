@@ -7,7 +7,6 @@ Stopping lets the tick in hand finish. Every tick opens its own sessions: none c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ class Loop:
     name: str
     interval: float
     tick: Tick
+    wake: asyncio.Event | None = None  # ticks early when set
 
 
 async def _monitor(ctx: AppContext) -> None:
@@ -53,7 +53,7 @@ async def _analytics(ctx: AppContext) -> None:
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     return [
-        Loop("position_monitor", s.monitor_interval_seconds, _monitor),
+        Loop("position_monitor", s.monitor_interval_seconds, _monitor, ctx.prices_changed),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         Loop("connection_health", s.health_interval_seconds, _health),
@@ -87,13 +87,25 @@ class WorkerRunner:
 
     async def _run(self, loop: Loop) -> None:
         while not self._stop.is_set():
+            if loop.wake is not None:
+                loop.wake.clear()  # prices that arrive during this tick wake the next one
             try:
                 await loop.tick(self.ctx)
                 await self.heartbeat(loop.name)
             except Exception:
                 log.exception("worker %s tick failed", loop.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=loop.interval)
+            await self._sleep(loop)
+
+    async def _sleep(self, loop: Loop) -> None:
+        """Until the interval passes, the runner stops, or the loop is woken."""
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if loop.wake is not None:
+            waits.append(asyncio.ensure_future(loop.wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=loop.interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def heartbeat(self, name: str) -> None:
         # An upsert: several worker processes beat under the same loop names.
