@@ -34,8 +34,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests migrations
 	$(VENV)/bin/mypy src
 
+# Benchmarks (issue #7; not part of `make test`): SQLite, and PostgreSQL when reachable
+# (BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432). Rewrites the README's results table.
+# `make bench BENCH_ARGS="--only fanout --db postgres --quick"` picks and shrinks.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

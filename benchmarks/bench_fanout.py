@@ -1,0 +1,235 @@
+"""2. Fan-out: one signal to 1,000 paper connections, and one to 200 ccxt connections on the fake
+exchange. Wall time of the POST, orders per second, and the p99 of the per-connection latency the
+service records on each execution log (signal received -> exchange answer).
+
+Baselines, measured in the same run:
+- paper: what every order's durability alone costs at the service's concurrency: two bare
+  durable commits per connection (the `pending` row, then the outcome), EXEC_SIGNAL_CONCURRENCY
+  (32) at a time on PostgreSQL; one after another on SQLite, which has one writer.
+- ccxt: one bare create_order per connection, each on its own warmed-up ccxt client, 32 at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from benchmarks.bench_order import BIG_BALANCES, bare_ccxt
+from benchmarks.harness import (
+    Api,
+    BareDb,
+    Database,
+    Env,
+    Profiler,
+    admin_api,
+    insert_connections,
+    log,
+    median,
+    new_user_id,
+    pct,
+    start_fake,
+    start_service,
+)
+from benchmarks.report import Figure, Result
+from execution_service.models import ExecutionLog
+
+CONCURRENCY = 32  # the service's default EXEC_SIGNAL_CONCURRENCY
+BUDGET = 60.0  # seconds of fan-out signals per kind: no further repetition starts after that
+
+
+async def _latencies(engine: Any, signal_id: int) -> list[float]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ExecutionLog.latency_ms).where(ExecutionLog.signal_id == signal_id)
+        )
+        return [float(v) for (v,) in rows if v is not None]
+
+
+async def _fan_out(
+    api: Api, engine: Any, count: int, reps: int, env: Env, pid: int, name: str
+) -> tuple[list[float], list[float]]:
+    walls: list[float] = []
+    latencies: list[float] = []
+    with Profiler(env, pid, name):
+        for rep in range(reps):
+            if sum(walls) > BUDGET:
+                break
+            t0 = time.perf_counter()
+            body = await api.signal(symbol="BTC/USDT", direction="buy" if rep % 2 == 0 else "sell")
+            walls.append(time.perf_counter() - t0)
+            filled = sum(1 for e in body["executions"] if e["status"] == "filled")
+            if filled != count:
+                statuses = {e["status"] for e in body["executions"]}
+                raise RuntimeError(f"{filled}/{count} filled; statuses {statuses}")
+            latencies += await _latencies(engine, body["id"])
+    return walls, latencies
+
+
+async def _commit_pairs(db: Database, count: int) -> float:
+    """Two bare durable commits per connection, CONCURRENCY at a time (one writer on SQLite)."""
+    width = CONCURRENCY if db.kind == "postgres" else 1
+    conns = [await BareDb.open(db) for _ in range(width)]
+    try:
+        await conns[0].commit_one(
+            "CREATE TABLE IF NOT EXISTS bench_fanout (id INTEGER PRIMARY KEY, v TEXT)"
+        )
+        await conns[0].commit_one("DELETE FROM bench_fanout")
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(i)
+
+        async def worker(bare: BareDb) -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                await bare.commit_one(
+                    "INSERT INTO bench_fanout (id, v) VALUES (?, ?)", i, "pending"
+                )
+                await bare.commit_one("UPDATE bench_fanout SET v = ? WHERE id = ?", "filled", i)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conns))
+        return time.perf_counter() - t0
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def _bare_orders(fake_url: str, count: int) -> tuple[float, list[float]]:
+    """One create_order per client, `count` warmed clients, CONCURRENCY at a time."""
+    clients = []
+    try:
+        for _ in range(count):
+            clients.append(await bare_ccxt(fake_url))
+        bound = asyncio.Semaphore(CONCURRENCY)
+        latencies: list[float] = []
+
+        async def one(i: int, ex: Any) -> None:
+            async with bound:
+                await ex.create_order(
+                    "BTC/USDT", "market", "buy", 0.002, None, {"clientOrderId": f"fan-{i}"}
+                )
+            # Like the service's latency_ms: from the start of the fan-out to this answer.
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i, ex) for i, ex in enumerate(clients)))
+        return time.perf_counter() - t0, latencies
+    finally:
+        for ex in clients:
+            await ex.close()
+
+
+async def run(db: Database, env: Env) -> Result:
+    result = Result("fanout", db.label)
+    n_paper, n_ccxt, reps = env.size(1000, 100), env.size(200, 20), env.size(3, 2)
+    fake = start_fake(env.workdir)
+    service = None
+    engine = db.engine()
+    apis: list[Api] = []
+    try:
+        service = start_service(db, env.ring, env.workdir, workers=False, name="fanout")
+        admin = admin_api(service)
+        apis.append(admin)
+        async with httpx.AsyncClient() as http:
+            await http.post(f"{fake.url}/_fake/balances", json=BIG_BALANCES)
+
+        # --- paper -------------------------------------------------------------------------
+        paper = await admin.new_user(new_user_id())
+        apis.append(paper)
+        preset = await paper.preset()
+        dc = await paper.data_connection()
+        await paper.push_prices(dc["id"], {"BTC/USDT": "50000"})
+        ids = await insert_connections(
+            engine,
+            count=n_paper,
+            user_id=paper.user_id or 0,
+            adapter="paper",
+            preset_id=preset["id"],
+            data_connection_id=dc["id"],
+        )
+        # Warm-up: the same path on a few connections (statement caches, pools).
+        await paper.signal(symbol="BTC/USDT", direction="buy", connection_ids=ids[:20])
+        log(f"fan-out: {n_paper} paper connections")
+        walls, lat = await _fan_out(
+            paper, engine, n_paper, reps, env, service.pid, f"fanout-paper-{db.kind}"
+        )
+        base = await _commit_pairs(db, n_paper)
+        wall = median(walls)
+        result.add(
+            Figure(
+                f"{n_paper:,} paper: wall",
+                wall,
+                "s",
+                base,
+                "2 bare commits/conn",
+                "≤ 1 s",
+                wall <= 1.0,
+            ),
+            Figure(
+                f"{n_paper:,} paper: orders/s",
+                n_paper / wall,
+                "orders/s",
+                n_paper / base,
+                "bare commit pairs/s",
+                higher_is_better=True,
+            ),
+            Figure(f"{n_paper:,} paper: p99 per-connection latency", pct(lat, 99), "ms"),
+        )
+        result.notes.append(
+            f"paper: median of {len(walls)} signals, walls {', '.join(f'{w:.2f}' for w in walls)} s"
+        )
+
+        # --- ccxt --------------------------------------------------------------------------
+        trader = await admin.new_user(new_user_id())
+        apis.append(trader)
+        preset = await trader.preset()
+        ids = await insert_connections(
+            engine,
+            count=n_ccxt,
+            user_id=trader.user_id or 0,
+            adapter="ccxt",
+            preset_id=preset["id"],
+            api_base_url=fake.url,
+            ring=env.ring,
+        )
+        # Warm-up signal: builds every connection's client and loads its markets once.
+        await trader.signal(symbol="BTC/USDT", direction="sell")
+        log(f"fan-out: {n_ccxt} ccxt connections")
+        walls, lat = await _fan_out(
+            trader, engine, n_ccxt, reps, env, service.pid, f"fanout-ccxt-{db.kind}"
+        )
+        base, base_lat = await _bare_orders(fake.url, n_ccxt)
+        wall = median(walls)
+        result.add(
+            Figure(f"{n_ccxt} ccxt: wall", wall, "s", base, "bare create_order xN, 32 at once"),
+            Figure(
+                f"{n_ccxt} ccxt: orders/s",
+                n_ccxt / wall,
+                "orders/s",
+                n_ccxt / base,
+                "bare orders/s",
+                higher_is_better=True,
+            ),
+            Figure(
+                f"{n_ccxt} ccxt: p99 per-connection latency",
+                pct(lat, 99),
+                "ms",
+                pct(base_lat, 99),
+                "bare p99",
+            ),
+        )
+        result.notes.append(
+            f"ccxt: median of {len(walls)} signals, walls {', '.join(f'{w:.2f}' for w in walls)} s"
+        )
+        return result
+    finally:
+        for api in apis:
+            await api.aclose()
+        await engine.dispose()
+        if service is not None:
+            service.stop()
+        fake.stop()
