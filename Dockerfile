@@ -41,7 +41,9 @@ USER app
 
 EXPOSE 8000
 
+# The API's liveness, on the port `serve` binds (EXEC_PORT). The worker serves no HTTP: run it
+# with --no-healthcheck (docker-compose.yml disables the check for it).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/health' % os.environ.get('EXEC_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
 
 CMD ["execution-service", "serve", "--host", "0.0.0.0"]

@@ -15,14 +15,13 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from execution_service import migrate
 from execution_service.app import create_app
 from execution_service.context import AppContext
 from execution_service.crypto import KeyRing
-from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.settings import Settings
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance

@@ -10,9 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from execution_service.db import Money, UtcDateTime
-
-
 revision: str = "e3667c8564b4"
 down_revision: str | None = "ed596588b734"
 branch_labels: str | Sequence[str] | None = None

@@ -15,21 +15,29 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from execution_service import __version__
+from execution_service import __version__, observability
 from execution_service.analytics.router import router as analytics_router
 from execution_service.api_keys.router import router as api_keys_router
 from execution_service.api_keys.service import ensure_bootstrap_key
 from execution_service.connections.router import router as connections_router
 from execution_service.context import AppContext
 from execution_service.crypto import load_key_ring
+from execution_service.dashboard.router import router as dashboard_router
 from execution_service.errors import AppError
+from execution_service.events.router import router as events_router
+from execution_service.events.stream import StreamControl
 from execution_service.health.router import router as health_router
 from execution_service.logs.router import router as logs_router
 from execution_service.market_data.router import router as market_data_router
+from execution_service.middleware import HEADER, RequestObservability
+from execution_service.openapi import install as install_openapi
+from execution_service.openapi import operation_id
 from execution_service.positions.router import router as positions_router
 from execution_service.presets.router import router as presets_router
+from execution_service.schemas import API_PROBLEMS
 from execution_service.settings import Settings, get_settings
 from execution_service.signals.router import router as signals_router
+from execution_service.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -64,6 +72,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot even decode (not UTF-8): a malformed body like any
+        # other, so the same documented 422 as malformed JSON.
+        errors = [{"loc": ["body"], "msg": str(exc.detail)}]
+        return problem(
+            422, "validation_error", "Unprocessable request", str(exc.detail), errors=errors
+        )
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
 
@@ -75,7 +90,12 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+    response = problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+    # Starlette answers a 500 outside every middleware: the request id is added here instead.
+    rid = observability.request_id.get()
+    if rid is not None:
+        response.headers[HEADER] = rid
+    return response
 
 
 class BodyLimit:
@@ -151,6 +171,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         try:
             yield
         finally:
+            app.state.streams.close()  # event streams still open end at their next poll
             if runner is not None:
                 await runner.stop()
             if ctx is None:
@@ -161,15 +182,20 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         version=__version__,
         description="Executes trading signals on exchange and broker accounts.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unhandled)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObservability)  # outermost: a 413 gets its request id too
 
+    app.state.streams = StreamControl()
     app.include_router(health_router)
+    app.include_router(dashboard_router)
     for router in (
         api_keys_router,
         presets_router,
@@ -179,6 +205,8 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         logs_router,
         positions_router,
         analytics_router,
+        webhooks_router,
+        events_router,
     ):
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", responses=API_PROBLEMS)
     return app

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from execution_service import migrate
+from execution_service import migrate, observability
 from execution_service.api_keys import service as api_keys
 from execution_service.context import AppContext
 from execution_service.crypto import (
@@ -24,14 +23,7 @@ from execution_service.crypto import (
 from execution_service.enums import Role
 from execution_service.models import ExecutionConnection
 from execution_service.settings import Settings, get_settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+from execution_service.webhooks import service as webhooks
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,20 +34,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     load_key_ring(settings)  # refuse to start (production) or create the dev key before serving
     if settings.migrate_on_start and not args.no_migrate:
         migrate.upgrade(settings.database_url)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to ours: one format for every line
+        access_log=False,  # the app writes its own, with the request id and route template
     )
-    return 0
+    # Not uvicorn.run: open event streams watch this server, to end when it starts stopping.
+    server = uvicorn.Server(config)
+    app.state.streams.watch(server)
+    server.run()
+    return 0 if server.started else 3
 
 
 async def _worker(settings: Settings) -> int:
     from execution_service.workers.runner import WorkerRunner
 
     ctx = AppContext.create(settings, load_key_ring(settings))
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # The worker serves no API: its monitor and order metrics need a scrape port of their own.
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     runner = WorkerRunner(ctx)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -144,6 +147,14 @@ async def _rotate_keys(settings: Settings, new_key: bool, batch: int = 200) -> i
                     done += 1
                 await session.commit()
                 print(f"re-encrypted {done}/{total or 0}", flush=True)
+            # Webhook signing secrets are under the same ring: an old key can go only when
+            # neither kind of row still needs it.
+            hooks, failures = await webhooks.reencrypt_secrets(session, ring)
+            for failure in failures:
+                print(failure, file=sys.stderr)
+            failed += len(failures)
+            if hooks or failures:
+                print(f"webhook secrets: {hooks} re-encrypted, {len(failures)} failed", flush=True)
     finally:
         await ctx.aclose()
     print(f"rotate-keys: {done} re-encrypted under {ring.primary_id}, {failed} failed")
@@ -177,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    _configure_logging(settings)
+    observability.configure_logging(settings)
     try:
         if args.command == "serve":
             return _serve(settings, args)

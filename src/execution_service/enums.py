@@ -90,3 +90,13 @@ class CloseReason(StrEnum):
     signal = "signal"
     liquidation = "liquidation"
     external = "external"
+
+
+class EventType(StrEnum):
+    """What the outbox reports to webhooks and the live stream."""
+
+    order_filled = "order.filled"
+    order_rejected = "order.rejected"
+    position_opened = "position.opened"
+    position_closed = "position.closed"
+    connection_error = "connection.error"

@@ -71,6 +71,13 @@ class Unprocessable(AppError):
     code = "validation_error"
     title = "Unprocessable request"
 
+    def problem(self) -> dict[str, Any]:
+        # Like request validation's 422: clients read `errors` whichever check refused them.
+        # The check is about the request as a whole, so `loc` is empty unless a caller says.
+        body = super().problem()
+        body.setdefault("errors", [{"loc": [], "msg": self.detail}])
+        return body
+
 
 class TooManyRequests(AppError):
     status = 429

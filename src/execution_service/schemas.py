@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -73,3 +73,59 @@ PageDep = Annotated[PageParams, Depends(_page_params)]
 
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]
 RefId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+# --- errors: RFC 9457 problem details ---------------------------------------------------------
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int] = Field(description='e.g. ["body", "symbol"]; empty: the whole request')
+    msg: str
+
+
+class Problem(BaseModel):
+    """Every error answer (`application/problem+json`). More members may follow `code`."""
+
+    type: str = Field(examples=["https://execution-service.dev/problems/not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["connection 7 not found"])
+    code: str = Field(description="stable, machine-readable", examples=["not_found"])
+
+
+class ValidationProblem(Problem):
+    """A 422: the request was understood but refused; `errors` says where and why."""
+
+    errors: list[ProblemError]
+
+
+_PROBLEMS: dict[int, str] = {
+    401: "No API key, or not a valid one",
+    403: "The key's role may not do this",
+    404: "No such row visible to this key (another owner's row is a 404 too)",
+    409: "The request conflicts with the row's current state",
+    413: "The body is over the limit (EXEC_MAX_BODY_BYTES)",
+    422: "The request is invalid: see `errors`",
+    429: "Too many requests: wait `Retry-After` seconds",
+    502: "The exchange or broker behind the connection failed",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting these error statuses as problem details. FastAPI files the
+    model under `application/json`; `openapi.py` moves it to `application/problem+json`."""
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": _PROBLEMS[status],
+            **({"headers": _RETRY_AFTER} if status == 429 else {}),
+        }
+        for status in statuses
+    }
+
+
+# Every /api/v1 operation may answer these: authentication, validation, rate limits.
+API_PROBLEMS = problems(401, 422, 429)

@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # "text" (human-readable) or "json" (one object per line); unset: json in production.
+    log_format: Literal["text", "json"] | None = None
+    # `worker` serves GET /metrics on this port when set (`serve` has it on the API port).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Credential encryption: "kid:base64key,kid2:base64key" (the first is used for new rows),
     # or a key file written by development on first start.
@@ -64,9 +68,24 @@ class Settings(BaseSettings):
     max_consecutive_failures: int = Field(default=5, ge=1)
     analytics_interval_seconds: float = Field(default=60, gt=0)
 
+    # Webhooks: the delivery worker's tick, the per-request timeout, and retries with
+    # exponential backoff (base, base*2, base*4, ... capped at an hour) up to max attempts.
+    webhook_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_retry_base_seconds: float = Field(default=10, ge=0)
+    # How often GET /api/v1/events looks for new events in the outbox table.
+    events_poll_seconds: float = Field(default=0.2, gt=0)
+
     # Paper accounts: the default starting balance when a connection does not give one.
     paper_default_balance: str = "10000"
     paper_default_currency: str = "USDT"
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "text"
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,7 +16,7 @@ from execution_service.analytics import service
 from execution_service.analytics.schemas import DailyRead, EquityPoint, EquityRead, SummaryRead
 from execution_service.auth import PrincipalDep
 from execution_service.deps import SessionDep
-from execution_service.schemas import Page, PageDep
+from execution_service.schemas import Page, PageDep, problems
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -77,7 +77,7 @@ def _csv(
     )
 
 
-@router.get("/daily", response_model=Page[DailyRead], responses=CSV_DOC)
+@router.get("/daily", response_model=Page[DailyRead], responses={**CSV_DOC, **problems(404)})
 async def daily(
     session: SessionDep,
     principal: PrincipalDep,
@@ -100,7 +100,7 @@ async def daily(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/summary", response_model=SummaryRead, responses=CSV_DOC)
+@router.get("/summary", response_model=SummaryRead, responses={**CSV_DOC, **problems(404)})
 async def summary(
     session: SessionDep,
     principal: PrincipalDep,
@@ -124,7 +124,7 @@ async def summary(
     return result
 
 
-@router.get("/equity", response_model=EquityRead, responses=CSV_DOC)
+@router.get("/equity", response_model=EquityRead, responses={**CSV_DOC, **problems(404)})
 async def equity(
     session: SessionDep,
     principal: PrincipalDep,

@@ -13,6 +13,10 @@ class ApiKeyCreate(Body):
     role: Role
     user_id: OwnerId | None = Field(default=None, description="required for role `user`")
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"name": "alice", "role": "user", "user_id": 42}]}
+    }
+
     @model_validator(mode="after")
     def _user_id_matches_role(self) -> ApiKeyCreate:
         if self.role is Role.user and self.user_id is None:

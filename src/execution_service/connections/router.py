@@ -12,12 +12,17 @@ from execution_service.connections.schemas import (
     ConnectionUpdate,
 )
 from execution_service.deps import ContextDep, SessionDep
-from execution_service.schemas import Page, PageDep, RowId
+from execution_service.schemas import Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConnectionRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConnectionRead,
+    responses=problems(403, 413),
+)
 async def create_connection(
     body: ConnectionCreate, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> ConnectionRead:
@@ -34,7 +39,7 @@ async def list_connections(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{connection_id}", response_model=ConnectionRead)
+@router.get("/{connection_id}", response_model=ConnectionRead, responses=problems(404))
 async def get_connection(
     connection_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> ConnectionRead:
@@ -43,7 +48,7 @@ async def get_connection(
     )
 
 
-@router.patch("/{connection_id}", response_model=ConnectionRead)
+@router.patch("/{connection_id}", response_model=ConnectionRead, responses=problems(404, 413))
 async def update_connection(
     connection_id: RowId,
     body: ConnectionUpdate,
@@ -55,7 +60,9 @@ async def update_connection(
     return ConnectionRead.model_validate(conn)
 
 
-@router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{connection_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409)
+)
 async def delete_connection(
     connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> Response:
@@ -63,7 +70,7 @@ async def delete_connection(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{connection_id}/test", response_model=ConnectionTestResult)
+@router.post("/{connection_id}/test", response_model=ConnectionTestResult, responses=problems(404))
 async def test_connection(
     connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> ConnectionTestResult:
@@ -71,7 +78,9 @@ async def test_connection(
     return ConnectionTestResult(ok=result.ok, latency_ms=result.latency_ms, error=result.error)
 
 
-@router.post("/{connection_id}/activate", response_model=ConnectionRead)
+@router.post(
+    "/{connection_id}/activate", response_model=ConnectionRead, responses=problems(404, 409)
+)
 async def activate_connection(
     connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> ConnectionRead:
@@ -80,7 +89,7 @@ async def activate_connection(
     )
 
 
-@router.post("/{connection_id}/deactivate", response_model=ConnectionRead)
+@router.post("/{connection_id}/deactivate", response_model=ConnectionRead, responses=problems(404))
 async def deactivate_connection(
     connection_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> ConnectionRead:
@@ -89,7 +98,9 @@ async def deactivate_connection(
     )
 
 
-@router.get("/{connection_id}/balance", response_model=dict[str, BalanceRead])
+@router.get(
+    "/{connection_id}/balance", response_model=dict[str, BalanceRead], responses=problems(404, 502)
+)
 async def connection_balance(
     connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> dict[str, BalanceRead]:

@@ -109,6 +109,15 @@ class ConnectionUpdate(Body):
     fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] | None = None
     slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] | None = None
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"name": "main account", "preset_id": 2},
+                {"credentials": {"api_key": "...", "api_secret": "..."}},
+            ]
+        }
+    }
+
 
 class ConnectionRead(Model):
     id: int

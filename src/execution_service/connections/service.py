@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import metrics
 from execution_service.auth import Principal
 from execution_service.connections.repository import ConnectionRepository
 from execution_service.connections.schemas import (
@@ -21,8 +22,9 @@ from execution_service.connections.schemas import (
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, owner_aad
 from execution_service.db import utcnow
-from execution_service.enums import Adapter
+from execution_service.enums import Adapter, EventType
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
+from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
 from execution_service.exchanges.registry import supported_exchanges
 from execution_service.market_data.repository import DataConnectionRepository
@@ -210,6 +212,8 @@ def _ms(started: float) -> int:
 
 def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
     conn.last_tested_at = utcnow()
+    outcome = "ok" if result.ok else "fatal" if result.fatal else "failed"
+    metrics.CONNECTION_CHECKS.labels(outcome).inc()
     if result.ok:
         conn.consecutive_failures = 0
         conn.last_error = None
@@ -220,7 +224,17 @@ def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
     conn.last_error = result.error
     if result.fatal:
         # Bad credentials do not heal by retrying: stop trading on this account.
-        conn.status, conn.is_active = "error", False
+        mark_error(conn, result.error)
+
+
+def mark_error(conn: ExecutionConnection, message: str | None) -> None:
+    """The connection stops trading. Other services hear of it (`connection.error`) in the
+    transaction of the row's session, once per move into `error`, not on every failed retry."""
+    moved = conn.status != "error"
+    conn.status, conn.is_active, conn.last_error = "error", False, message
+    if moved:
+        payload = events.connection_payload(conn)
+        events.record(events.session_of(conn), EventType.connection_error, conn, payload)
 
 
 async def test_connection(

@@ -1,15 +1,22 @@
 """A bound on concurrent calls toward one account: one connection's storm of orders queues on its
-own semaphore and never takes every slot, so other connections are not starved."""
+own semaphore and never takes every slot, so other connections are not starved.
+
+Every adapter call passes through here, so this is also where adapter errors are counted (by
+error code and operation) for Prometheus, once per failed call after the adapter's own retries."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+from execution_service import metrics
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeAdapter,
+    ExchangeError,
     Market,
     OrderResult,
     Ticker,
@@ -24,23 +31,36 @@ class BoundedAdapter:
     def __getattr__(self, name: str) -> Any:  # adapter-specific extras pass straight through
         return getattr(self.inner, name)
 
+    @contextlib.asynccontextmanager
+    async def _call(self, operation: str, *, bounded: bool = True) -> AsyncIterator[None]:
+        try:
+            if bounded:
+                async with self._bound:
+                    yield
+            else:
+                yield
+        except ExchangeError as exc:
+            metrics.EXCHANGE_ERRORS.labels(exc.code, operation).inc()
+            raise
+
     async def load_markets(self, reload: bool = False) -> dict[str, Market]:
-        async with self._bound:
+        async with self._call("load_markets"):
             return await self.inner.load_markets(reload)
 
     async def market(self, symbol: str) -> Market:
-        return await self.inner.market(symbol)  # cached after the first load_markets
+        async with self._call("market", bounded=False):  # cached after the first load_markets
+            return await self.inner.market(symbol)
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
-        async with self._bound:
+        async with self._call("fetch_balance"):
             return await self.inner.fetch_balance()
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
-        async with self._bound:
+        async with self._call("fetch_ticker"):
             return await self.inner.fetch_ticker(symbol)
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        async with self._bound:
+        async with self._call("fetch_tickers"):
             return await self.inner.fetch_tickers(symbols)
 
     async def create_order(
@@ -53,25 +73,25 @@ class BoundedAdapter:
         client_order_id: str,
         **extra: Any,
     ) -> OrderResult:
-        async with self._bound:
+        async with self._call("create_order"):
             create = self.inner.create_order
             return await create(symbol, side, type, amount, price, client_order_id, **extra)
 
     # Broker-position operations (MetaTrader): bounded like the rest.
     async def close_position(self, *args: Any, **kwargs: Any) -> OrderResult:
-        async with self._bound:
+        async with self._call("close_position"):
             result: OrderResult = await self.inner.close_position(*args, **kwargs)  # type: ignore[attr-defined]
             return result
 
     async def modify_order(self, *args: Any, **kwargs: Any) -> OrderResult:
-        async with self._bound:
+        async with self._call("modify_order"):
             result: OrderResult = await self.inner.modify_order(*args, **kwargs)  # type: ignore[attr-defined]
             return result
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
-        async with self._bound:
+        async with self._call("fetch_order"):
             return await self.inner.fetch_order(
                 symbol, order_id=order_id, client_order_id=client_order_id
             )
@@ -79,13 +99,13 @@ class BoundedAdapter:
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
-        async with self._bound:
+        async with self._call("cancel_order"):
             return await self.inner.cancel_order(
                 symbol, order_id=order_id, client_order_id=client_order_id
             )
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
-        async with self._bound:
+        async with self._call("fetch_open_orders"):
             return await self.inner.fetch_open_orders(symbol)
 
     async def close(self) -> None:

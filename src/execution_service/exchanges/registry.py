@@ -148,14 +148,18 @@ class AdapterRegistry:
                 return cached.adapter
             if cached is not None:
                 await cached.adapter.close()
-            adapter = CcxtAdapter(
-                data.exchange or "",
-                {},
-                sandbox=data.sandbox,
-                api_base_url=data.api_base_url,
-                market_type=data.market_type,
-                timeout_ms=self._settings.exchange_timeout_ms,
-                enable_rate_limit=self._settings.env != "test",
+            # Bounded like an account's client, which also counts its errors for Prometheus.
+            adapter = self._bound(
+                key,
+                CcxtAdapter(
+                    data.exchange or "",
+                    {},
+                    sandbox=data.sandbox,
+                    api_base_url=data.api_base_url,
+                    market_type=data.market_type,
+                    timeout_ms=self._settings.exchange_timeout_ms,
+                    enable_rate_limit=self._settings.env != "test",
+                ),
             )
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter

@@ -1,4 +1,5 @@
-"""Liveness (no I/O) and readiness (database reachable, worker heartbeats fresh)."""
+"""Liveness (no I/O), readiness (database reachable, worker heartbeats fresh), and Prometheus
+metrics (unauthenticated, like the probes: operators keep them on their own network)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select, text
 
-from execution_service import __version__
+from execution_service import __version__, metrics
 from execution_service.db import utcnow
 from execution_service.deps import ContextDep
 from execution_service.models import WorkerHeartbeat
@@ -42,3 +43,10 @@ async def ready(ctx: ContextDep) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
     )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def prometheus_metrics() -> Response:
+    """Prometheus text exposition format: the series are listed in the README."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -10,7 +10,7 @@ from execution_service.deps import ContextDep, SessionDep
 from execution_service.enums import OrderStatus
 from execution_service.logs import service
 from execution_service.logs.schemas import ExecutionLogDetail, ExecutionLogRead
-from execution_service.schemas import Page, PageDep, RowId
+from execution_service.schemas import Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
@@ -45,14 +45,14 @@ async def list_logs(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{log_id}", response_model=ExecutionLogDetail)
+@router.get("/{log_id}", response_model=ExecutionLogDetail, responses=problems(404))
 async def get_log(
     log_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> ExecutionLogDetail:
     return ExecutionLogDetail.model_validate(await service.get_log(session, principal, log_id))
 
 
-@router.post("/{log_id}/cancel", response_model=ExecutionLogRead)
+@router.post("/{log_id}/cancel", response_model=ExecutionLogRead, responses=problems(404, 409, 502))
 async def cancel_log(
     log_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
 ) -> ExecutionLogRead:

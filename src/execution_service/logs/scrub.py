@@ -12,7 +12,10 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         return "..."
     if isinstance(value, dict):
-        return {str(k): "***" if _secret(str(k)) else scrub(v, depth + 1) for k, v in value.items()}
+        return {
+            str(k): "***" if is_secret_key(str(k)) else scrub(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [scrub(v, depth + 1) for v in value[:200]]
     if isinstance(value, str | int | bool) or value is None:
@@ -20,6 +23,6 @@ def scrub(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def _secret(key: str) -> bool:
+def is_secret_key(key: str) -> bool:
     lowered = key.lower().replace("-", "_")
     return any(word in lowered for word in SECRET_WORDS)

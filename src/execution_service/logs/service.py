@@ -12,12 +12,17 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from execution_service import metrics, observability
 from execution_service.auth import Principal
+from execution_service.connections.service import mark_error
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO, normalize
+from execution_service.enums import EventType
 from execution_service.errors import BadGateway, Conflict, NotFound
+from execution_service.events import service as events
 from execution_service.exchanges.base import (
     AuthFailed,
     ExchangeAdapter,
@@ -43,8 +48,26 @@ def exit_client_order_id(prefix: str, position_id: int, n: int) -> str:
     return f"{prefix}-p{position_id}-x{n}"
 
 
-async def apply_result(session: AsyncSession, entry: ExecutionLog, result: OrderResult) -> None:
+def _count(entry: ExecutionLog, before: str, adapter: str) -> None:
+    """Each order counts once per status it reaches: re-applying what is already recorded (the
+    tracker polls a resting order every tick) counts nothing."""
+    if entry.status != before:
+        metrics.ORDERS.labels(entry.status, adapter).inc()
+
+
+def _announce(session: AsyncSession | Session, entry: ExecutionLog, before: str) -> None:
+    """`order.filled` / `order.rejected`, once: on the move into that status, in the transaction
+    that records it. Re-applying a known outcome (the tracker polls every tick) says nothing."""
+    if entry.status != before and entry.status in ("filled", "rejected"):
+        kind = EventType.order_filled if entry.status == "filled" else EventType.order_rejected
+        events.record(session, kind, entry, events.order_payload(entry))
+
+
+async def apply_result(
+    session: AsyncSession, entry: ExecutionLog, result: OrderResult, *, adapter: str
+) -> None:
     """Record what the exchange says about an order, and what its new fills do to positions."""
+    before = entry.status
     old_filled, old_avg, old_fee = entry.filled_quantity or ZERO, entry.average_price, entry.fee
     entry.order_id = result.order_id or entry.order_id
     entry.status = result.status
@@ -74,6 +97,8 @@ async def apply_result(session: AsyncSession, entry: ExecutionLog, result: Order
             await fills.apply_exit_fill(session, entry, delta, price, fee, broker_pnl)
     if entry.purpose == "exit" and result.status in ("filled", "cancelled", "rejected"):
         await fills.release_exit(session, entry)
+    _count(entry, before, adapter)
+    _announce(session, entry, before)  # last: the payload names the position the fill opened
 
 
 def position_terms(
@@ -94,10 +119,15 @@ def position_terms(
     return filled, ZERO
 
 
-def reject(entry: ExecutionLog, code: str, message: str) -> None:
+def reject(entry: ExecutionLog, code: str, message: str, *, adapter: str) -> None:
+    before = entry.status
     entry.status = "rejected"
     entry.error_code = code
     entry.error_message = message[:1000]
+    _count(entry, before, adapter)
+    # The entry belongs to the session whose transaction records the refusal (it must be
+    # flushed, so the event can name its id).
+    _announce(events.session_of(entry), entry, before)
 
 
 async def send(
@@ -107,6 +137,8 @@ async def send(
     async with ctx.session_factory() as session:
         entry = await session.get(ExecutionLog, log_id)
         assert entry is not None and entry.status == "pending"
+        conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+        adapter_name = conn.adapter if conn is not None else "unknown"
         ticket = None
         if entry.purpose == "exit" and getattr(adapter, "ticket_positions", False):
             ticket = await session.scalar(
@@ -114,6 +146,8 @@ async def send(
                 .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
                 .where(ExecutionPosition.id == entry.position_id)
             )
+    observability.connection_id.set(entry.execution_connection_id)
+    observability.client_order_id.set(entry.client_order_id)
     submitted_at = utcnow()
     result: OrderResult | None = None
     error: ExchangeError | None = None
@@ -140,29 +174,37 @@ async def send(
         entry = await session.get(ExecutionLog, log_id, with_for_update=True)
         assert entry is not None
         entry.submitted_at = submitted_at
-        entry.latency_ms = int(
+        latency_ms = entry.latency_ms = int(
             (acknowledged_at - (received_at or entry.received_at or submitted_at)).total_seconds()
             * 1000
         )
         if entry.status != "pending":
             pass  # reconciliation got there first; it already recorded the truth
         elif result is not None:
-            await apply_result(session, entry, result)
+            await apply_result(session, entry, result, adapter=adapter_name)
         elif isinstance(error, TemporaryError):
             entry.error_message = f"outcome unknown, to reconcile: {error.message}"[:1000]
         elif error is not None:
-            reject(entry, error.code, error.message)
+            reject(entry, error.code, error.message, adapter=adapter_name)
             if entry.purpose == "exit":
                 await fills.release_exit(session, entry)
             if isinstance(error, AuthFailed):
                 conn = await session.get(ExecutionConnection, entry.execution_connection_id)
                 if conn is not None:
-                    conn.status, conn.is_active, conn.last_error = "error", False, error.message
+                    mark_error(conn, error.message)
         conn = await session.get(ExecutionConnection, entry.execution_connection_id)
         if conn is not None:
             conn.last_used_at = acknowledged_at
         await session.commit()
-        return entry
+    if not isinstance(error, TemporaryError):  # the exchange answered: that is the latency
+        metrics.ORDER_LATENCY.labels(entry.purpose).observe(latency_ms / 1000)
+    log.info(
+        "order %s %s",
+        entry.client_order_id,
+        entry.status,
+        extra={"status": entry.status, "latency_ms": latency_ms, "error": entry.error_code},
+    )
+    return entry
 
 
 # --- API ------------------------------------------------------------------------------------
@@ -230,7 +272,7 @@ async def cancel(
         raise BadGateway(f"cancel failed: {exc.message}", code=exc.code) from None
     entry = await session.get(ExecutionLog, log_id, with_for_update=True)  # type: ignore[assignment]
     assert entry is not None
-    await apply_result(session, entry, result)
+    await apply_result(session, entry, result, adapter=conn.adapter)
     await session.commit()
     return entry
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from execution_service.auth import PrincipalDep
-from execution_service.deps import SessionDep
+from execution_service.deps import ContextDep, SessionDep
 from execution_service.market_data import service
 from execution_service.market_data.schemas import (
     DataConnectionCreate,
@@ -15,12 +15,17 @@ from execution_service.market_data.schemas import (
     LatestPrice,
     MarketDataIngest,
 )
-from execution_service.schemas import Page, PageDep, RowId
+from execution_service.schemas import Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/data-connections", tags=["data-connections"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DataConnectionRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DataConnectionRead,
+    responses=problems(403, 413),
+)
 async def create_data_connection(
     body: DataConnectionCreate, session: SessionDep, principal: PrincipalDep
 ) -> DataConnectionRead:
@@ -37,7 +42,7 @@ async def list_data_connections(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{data_connection_id}", response_model=DataConnectionRead)
+@router.get("/{data_connection_id}", response_model=DataConnectionRead, responses=problems(404))
 async def get_data_connection(
     data_connection_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> DataConnectionRead:
@@ -45,7 +50,9 @@ async def get_data_connection(
     return DataConnectionRead.model_validate(row)
 
 
-@router.patch("/{data_connection_id}", response_model=DataConnectionRead)
+@router.patch(
+    "/{data_connection_id}", response_model=DataConnectionRead, responses=problems(404, 413)
+)
 async def update_data_connection(
     data_connection_id: RowId,
     body: DataConnectionUpdate,
@@ -56,7 +63,9 @@ async def update_data_connection(
     return DataConnectionRead.model_validate(row)
 
 
-@router.delete("/{data_connection_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{data_connection_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409)
+)
 async def delete_data_connection(
     data_connection_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> Response:
@@ -64,15 +73,24 @@ async def delete_data_connection(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{data_connection_id}/market-data", response_model=IngestResult)
+@router.post(
+    "/{data_connection_id}/market-data", response_model=IngestResult, responses=problems(404, 413)
+)
 async def ingest_market_data(
-    data_connection_id: RowId, body: MarketDataIngest, session: SessionDep, principal: PrincipalDep
+    data_connection_id: RowId,
+    body: MarketDataIngest,
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: PrincipalDep,
 ) -> IngestResult:
     stored = await service.ingest(session, principal, data_connection_id, body)
+    ctx.prices_changed.set()  # this process's monitor ticks now, not at its next interval
     return IngestResult(stored=stored)
 
 
-@router.get("/{data_connection_id}/market-data/latest", response_model=LatestPrice)
+@router.get(
+    "/{data_connection_id}/market-data/latest", response_model=LatestPrice, responses=problems(404)
+)
 async def latest_price(
     data_connection_id: RowId,
     symbol: Annotated[str, Query(min_length=3, max_length=64)],

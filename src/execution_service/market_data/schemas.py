@@ -33,6 +33,15 @@ class DataConnectionCreate(Body):
     user_id: OwnerId | None = None
     admin_id: OwnerId | None = None
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"name": "my prices", "type": "manual"},
+                {"name": "binance tickers", "type": "ccxt", "exchange": "binance"},
+            ]
+        }
+    }
+
     @model_validator(mode="after")
     def _exchange_for_ccxt(self) -> DataConnectionCreate:
         if self.type is DataSourceType.ccxt and not self.exchange:
@@ -47,6 +56,8 @@ class DataConnectionUpdate(Body):
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType | None = None
     is_active: bool | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{"name": "my prices", "is_active": False}]}}
 
 
 class DataConnectionRead(Model):

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.analytics import service as analytics
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO, normalize
+from execution_service.enums import EventType
+from execution_service.events import service as events
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions.pnl import average_price, gross_pnl, pnl_percent
 
@@ -68,6 +70,7 @@ async def apply_entry_fill(
     session.add(position)
     await session.flush()
     log.position_id = position.id
+    events.record(session, EventType.position_opened, position, events.position_payload(position))
     return position
 
 
@@ -103,7 +106,11 @@ async def apply_exit_fill(
         log.plan = {**(log.plan or {}), "dust": str(position.quantity)}
         position.quantity = Decimal(0)
     if position.quantity == 0:
+        first_close = position.status != "closed"  # a late fill on a closed position is no news
         close(position, price, log.close_reason or "manual")
+        if first_close:
+            payload = events.position_payload(position)
+            events.record(session, EventType.position_closed, position, payload)
         # Today's analytics row follows every close, in the same transaction.
         day = (position.closed_at or utcnow()).date()
         await analytics.refresh_day(session, position.execution_connection_id, day)

@@ -10,7 +10,7 @@ from execution_service.enums import PositionStatus
 from execution_service.logs.schemas import ExecutionLogRead
 from execution_service.positions import service
 from execution_service.positions.schemas import PositionClose, PositionRead, PositionUpdate
-from execution_service.schemas import Model, Page, PageDep, RowId
+from execution_service.schemas import Model, Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/positions", tags=["positions"])
 
@@ -42,14 +42,14 @@ async def list_positions(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{position_id}", response_model=PositionRead)
+@router.get("/{position_id}", response_model=PositionRead, responses=problems(404))
 async def get_position(
     position_id: RowId, session: SessionDep, principal: PrincipalDep
 ) -> PositionRead:
     return PositionRead.model_validate(await service.get_position(session, principal, position_id))
 
 
-@router.patch("/{position_id}", response_model=PositionRead)
+@router.patch("/{position_id}", response_model=PositionRead, responses=problems(404, 409, 413, 502))
 async def update_position(
     position_id: RowId,
     body: PositionUpdate,
@@ -61,7 +61,11 @@ async def update_position(
     return PositionRead.model_validate(position)
 
 
-@router.post("/{position_id}/close", response_model=PositionCloseResult)
+@router.post(
+    "/{position_id}/close",
+    response_model=PositionCloseResult,
+    responses=problems(404, 409, 413, 502),
+)
 async def close_position(
     position_id: RowId,
     session: SessionDep,

@@ -58,3 +58,5 @@ class PositionUpdate(Body):
 
 class PositionClose(Body):
     quantity: PositiveDecimal | None = Field(default=None, description="default: all of it")
+
+    model_config = {"json_schema_extra": {"examples": [{"quantity": "0.01"}]}}

@@ -195,7 +195,9 @@ async def send_exit(ctx: AppContext, exit_log: ExecutionLog) -> ExecutionLog:
         async with ctx.session_factory() as session:
             entry = await session.get(ExecutionLog, exit_log.id)
             assert entry is not None
-            logs.reject(entry, "credentials_error", str(exc))
+            conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+            name = conn.adapter if conn is not None else "unknown"
+            logs.reject(entry, "credentials_error", str(exc), adapter=name)
             await fills.release_exit(session, entry)
             await session.commit()
             return entry

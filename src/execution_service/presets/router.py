@@ -6,12 +6,14 @@ from execution_service.auth import PrincipalDep
 from execution_service.deps import SessionDep
 from execution_service.presets import service
 from execution_service.presets.schemas import PresetCreate, PresetRead, PresetUpdate
-from execution_service.schemas import Page, PageDep, RowId
+from execution_service.schemas import Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/presets", tags=["presets"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=PresetRead)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=PresetRead, responses=problems(403, 413)
+)
 async def create_preset(
     body: PresetCreate, session: SessionDep, principal: PrincipalDep
 ) -> PresetRead:
@@ -31,12 +33,12 @@ async def list_presets(
     )
 
 
-@router.get("/{preset_id}", response_model=PresetRead)
+@router.get("/{preset_id}", response_model=PresetRead, responses=problems(404))
 async def get_preset(preset_id: RowId, session: SessionDep, principal: PrincipalDep) -> PresetRead:
     return PresetRead.model_validate(await service.get_preset(session, principal, preset_id))
 
 
-@router.patch("/{preset_id}", response_model=PresetRead)
+@router.patch("/{preset_id}", response_model=PresetRead, responses=problems(404, 413))
 async def update_preset(
     preset_id: RowId, body: PresetUpdate, session: SessionDep, principal: PrincipalDep
 ) -> PresetRead:
@@ -45,7 +47,7 @@ async def update_preset(
     )
 
 
-@router.delete("/{preset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{preset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409))
 async def delete_preset(preset_id: RowId, session: SessionDep, principal: PrincipalDep) -> Response:
     await service.delete_preset(session, principal, preset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -72,6 +72,10 @@ class PresetUpdate(PresetFields):
     position_size_value: PositiveDecimal | None = None
     leverage: Leverage | None = None
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"max_positions": 3, "default_sl_percent": "1.5"}]}
+    }
+
 
 class PresetRead(Model):
     id: int

@@ -202,12 +202,10 @@ async def _record(
         plan=order.plan,
         received_at=received_at,
     )
-    if refusal is not None:
-        logs.reject(entry, refusal.code, refusal.message)
     async with ctx.session_factory() as session:
         session.add(entry)
         try:
-            await session.commit()
+            await session.flush()
         except IntegrityError:  # this signal already has its order on this connection
             await session.rollback()
             existing = await session.scalar(
@@ -215,4 +213,8 @@ async def _record(
             )
             assert existing is not None
             return existing
+        if refusal is not None:
+            # After the flush: the refusal's `order.rejected` event names the log's id.
+            logs.reject(entry, refusal.code, refusal.message, adapter=conn.adapter)
+        await session.commit()
     return entry.id

@@ -9,7 +9,7 @@ from execution_service.db import utcnow
 from execution_service.deps import ContextDep, SessionDep
 from execution_service.errors import TooManyRequests
 from execution_service.models import ExecutionLog, Signal
-from execution_service.schemas import Page, PageDep, RowId
+from execution_service.schemas import Page, PageDep, RowId, problems
 from execution_service.signals import service
 from execution_service.signals.schemas import (
     ExecutionRead,
@@ -58,7 +58,8 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
     status_code=status.HTTP_201_CREATED,
     response_model=SignalRead,
     responses={
-        200: {"model": SignalRead, "description": "a replay: the stored result, nothing sent"}
+        **problems(403, 404, 413),
+        200: {"model": SignalRead, "description": "a replay: the stored result, nothing sent"},
     },
 )
 async def create_signal(
@@ -91,7 +92,7 @@ async def list_signals(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{signal_id}", response_model=SignalRead)
+@router.get("/{signal_id}", response_model=SignalRead, responses=problems(404))
 async def get_signal(signal_id: RowId, session: SessionDep, principal: PrincipalDep) -> SignalRead:
     signal, entries = await service.get_signal(session, principal, signal_id)
     return signal_read(signal, entries)

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import observability
 from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
@@ -70,9 +71,12 @@ async def create_signal(
             raise
         return existing, await repo.entry_logs(principal, [existing.id]), False
 
+    observability.signal_id.set(signal.id)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def run(conn: ExecutionConnection, preset: TradingPreset | None) -> int:
+        # Each run is a task of its own (gather), with its own copy of the log context.
+        observability.connection_id.set(conn.id)
         async with bound:
             return await execute_on_connection(ctx, signal.id, body, conn, preset, received_at)
 

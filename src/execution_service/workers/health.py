@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from execution_service.connections.service import probe, record_check
+from execution_service import metrics
+from execution_service.connections.service import mark_error, probe, record_check
 from execution_service.context import AppContext
+from execution_service.enums import ConnectionStatus
 from execution_service.models import ExecutionConnection
 
 
@@ -33,12 +35,29 @@ async def health_tick(ctx: AppContext) -> list[int]:
             record_check(row, result)
             limit = ctx.settings.max_consecutive_failures
             if row.is_active and row.consecutive_failures >= limit:
-                row.is_active, row.status = False, "error"
-                row.last_error = (
-                    f"deactivated after {row.consecutive_failures} failed checks: {result.error}"
+                mark_error(
+                    row,
+                    f"deactivated after {row.consecutive_failures} failed checks: {result.error}",
                 )
                 deactivated.append(row.id)
             await session.commit()
 
     await asyncio.gather(*(check(c) for c in conns))
+    await _count_by_status(ctx)
     return deactivated
+
+
+async def _count_by_status(ctx: AppContext) -> None:
+    """The connections gauge: one series per status (zero included), never one per connection."""
+    async with ctx.session_factory() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(ExecutionConnection.status, func.count()).group_by(
+                        ExecutionConnection.status
+                    )
+                )
+            ).all()
+        )
+    for status in ConnectionStatus:
+        metrics.CONNECTIONS.labels(status.value).set(counts.get(status.value, 0))

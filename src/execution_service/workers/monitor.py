@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
 
+from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import Money, UtcDateTime, utcnow
@@ -96,8 +97,9 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
             )
         ).all()
     report.positions = len(rows)
+    metrics.OPEN_POSITIONS.set(report.positions)
     if not rows:
-        return report
+        return _timed(report, started)
     connections = {conn.id: conn for _, conn in rows}
     sources = {p.id: source_of(conn) for p, conn in rows}
     quotes = await fetch_prices(
@@ -144,7 +146,12 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
     closes = await _not_cooling_down(ctx, closes, now)
     if closes:
         report.closes = await close_many(ctx, closes)
+    return _timed(report, started)
+
+
+def _timed(report: TickReport, started: float) -> TickReport:
     report.seconds = time.perf_counter() - started
+    metrics.MONITOR_TICK.observe(report.seconds)
     return report
 
 

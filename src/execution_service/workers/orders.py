@@ -100,6 +100,7 @@ async def _track(
                 current,
                 "not_found_after_submit",
                 "the exchange has no order with this client order id",
+                adapter=conn.adapter,
             )
             if current.purpose == "exit":
                 await fills.release_exit(session, current)
@@ -108,7 +109,7 @@ async def _track(
             if current.status == "pending" and current.submitted_at is None:
                 current.submitted_at = utcnow()
             before = (current.status, current.filled_quantity)
-            await logs.apply_result(session, current, result)
+            await logs.apply_result(session, current, result, adapter=conn.adapter)
             if (current.status, current.filled_quantity) != before:
                 report.updated += 1
         await session.commit()

@@ -20,6 +20,7 @@ from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
 from execution_service.workers.orders import track_orders
+from execution_service.workers.webhooks import webhook_tick
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ async def _analytics(ctx: AppContext) -> None:
     await analytics_tick(ctx)
 
 
+async def _webhooks(ctx: AppContext) -> None:
+    await webhook_tick(ctx)
+
+
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     return [
@@ -58,6 +63,7 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         Loop("connection_health", s.health_interval_seconds, _health),
         Loop("analytics", s.analytics_interval_seconds, _analytics),
+        Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),
     ]
 
 

@@ -1,0 +1,62 @@
+"""Every Prometheus series the service exports, in one place.
+
+The default registry is process-wide: `serve` exposes it on `GET /metrics`, and `worker` on its own
+port when `EXEC_WORKER_METRICS_PORT` is set. Labels are closed vocabularies only (statuses,
+adapters, error codes, route templates), never row ids, so the number of series stays bounded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+# Order latency is dominated by the exchange round trip: 5 ms (paper) to 30 s (a slow venue).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+ORDERS = Counter(
+    "execution_orders",
+    "Orders reaching a status (counted once per order and status), by adapter.",
+    ["status", "adapter"],
+)
+ORDER_LATENCY = Histogram(
+    "execution_order_latency_seconds",
+    "From receiving the signal (or deciding the exit) to the exchange's acknowledgement.",
+    ["purpose"],
+    buckets=_LATENCY_BUCKETS,
+)
+EXCHANGE_ERRORS = Counter(
+    "execution_exchange_errors",
+    "Errors raised by exchange adapters, by error code and adapter operation.",
+    ["kind", "operation"],
+)
+OPEN_POSITIONS = Gauge(
+    "execution_open_positions", "Open positions seen by the last position monitor tick."
+)
+MONITOR_TICK = Histogram(
+    "execution_monitor_tick_seconds",
+    "Duration of one position monitor tick.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONNECTIONS = Gauge(
+    "execution_connections",
+    "Execution connections by status, as of the last connection health tick.",
+    ["status"],
+)
+CONNECTION_CHECKS = Counter(
+    "execution_connection_checks", "Connection health checks, by outcome.", ["outcome"]
+)
+HTTP_REQUESTS = Counter(
+    "execution_http_requests",
+    "HTTP requests by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "execution_http_request_duration_seconds",
+    "HTTP request duration by method and route template.",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of the default registry, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
