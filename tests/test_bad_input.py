@@ -94,3 +94,22 @@ async def test_list_limits(user: Actor) -> None:
     assert (await user.get("/api/v1/presets", params={"offset": -1})).status_code == 422
     page = await user.ok("GET", "/api/v1/presets", params={"limit": 500})
     assert page["limit"] == 500 and page["offset"] == 0
+
+
+async def test_a_nul_character_is_refused_not_a_500(user: Actor) -> None:
+    dc = await user.data_connection()
+    response = await user.get(
+        f"/api/v1/data-connections/{dc['id']}/market-data/latest", params={"symbol": "00\x00"}
+    )
+    assert response.status_code in (404, 422), (
+        response.text
+    )  # SQLite finds nothing; PostgreSQL refuses it
+    created = await user.post(
+        "/api/v1/presets",
+        json={
+            "name": "nul\x00name",
+            "position_size_mode": "fixed_quantity",
+            "position_size_value": "1",
+        },
+    )
+    assert created.status_code in (201, 422)

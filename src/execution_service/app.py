@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +81,27 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         )
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the schema let through but the database refuses (SQLSTATE class 22, e.g. a NUL
+    character, which PostgreSQL cannot hold in text) is the caller's: 422. Nothing was written:
+    the transaction died with the statement. Anything else is ours: 500."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    if not str(sqlstate or "").startswith("22"):
+        return await _unhandled(request, exc)
+    log.warning("database refused a value: sqlstate %s", sqlstate)
+    detail = "a value contains characters or a form the database does not accept"
+    return problem(
+        422,
+        "validation_error",
+        "Unprocessable request",
+        detail,
+        errors=[{"loc": [], "msg": detail}],
+    )
 
 
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
@@ -189,6 +210,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObservability)  # outermost: a 413 gets its request id too
