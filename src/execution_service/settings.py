@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.env == "production" else "text"
+
+    @model_validator(mode="after")
+    def _grace_outlasts_a_send(self) -> Settings:
+        # An order may wait one exchange timeout for a slot and take another to be answered: the
+        # tracker must not call it "never seen" before both have passed.
+        if self.pending_grace_seconds < 2 * self.exchange_timeout_ms / 1000:
+            raise ValueError(
+                "EXEC_PENDING_GRACE_SECONDS must be at least 2 x EXEC_EXCHANGE_TIMEOUT_MS"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

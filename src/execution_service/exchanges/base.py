@@ -33,6 +33,13 @@ class AuthFailed(ExchangeError):
     code = "auth_failed"
 
 
+class ExchangeBusy(ExchangeError):
+    """The order waited too long for a free slot toward this account and was NOT sent: safe to
+    refuse outright (no reconciliation needed)."""
+
+    code = "exchange_busy"
+
+
 class InsufficientFunds(ExchangeError):
     code = "insufficient_funds"
 

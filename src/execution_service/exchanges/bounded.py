@@ -16,6 +16,7 @@ from execution_service import metrics
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeAdapter,
+    ExchangeBusy,
     ExchangeError,
     Market,
     OrderResult,
@@ -24,9 +25,18 @@ from execution_service.exchanges.base import (
 
 
 class BoundedAdapter:
-    def __init__(self, inner: ExchangeAdapter, bound: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        inner: ExchangeAdapter,
+        bound: asyncio.Semaphore,
+        order_slot_timeout: float | None = None,
+    ) -> None:
         self.inner = inner
         self._bound = bound
+        # An order waits at most this long for a slot; then it is refused unsent. A pending order
+        # queued for longer could meet another process's tracker, which would reject it as never
+        # seen by the exchange (after EXEC_PENDING_GRACE_SECONDS) just before it went out.
+        self._order_slot_timeout = order_slot_timeout
 
     def __getattr__(self, name: str) -> Any:  # adapter-specific extras pass straight through
         return getattr(self.inner, name)
@@ -73,9 +83,19 @@ class BoundedAdapter:
         client_order_id: str,
         **extra: Any,
     ) -> OrderResult:
-        async with self._call("create_order"):
-            create = self.inner.create_order
-            return await create(symbol, side, type, amount, price, client_order_id, **extra)
+        try:
+            async with asyncio.timeout(self._order_slot_timeout):
+                await self._bound.acquire()
+        except TimeoutError:
+            raise ExchangeBusy(
+                f"no free slot toward this account within {self._order_slot_timeout} s: not sent"
+            ) from None
+        try:
+            async with self._call("create_order", bounded=False):
+                create = self.inner.create_order
+                return await create(symbol, side, type, amount, price, client_order_id, **extra)
+        finally:
+            self._bound.release()
 
     # Broker-position operations (MetaTrader): bounded like the rest.
     async def close_position(self, *args: Any, **kwargs: Any) -> OrderResult:

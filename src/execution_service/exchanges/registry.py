@@ -68,7 +68,7 @@ class AdapterRegistry:
             bound = self._bounds[key] = asyncio.Semaphore(
                 self._settings.exchange_concurrency_per_connection
             )
-        return BoundedAdapter(adapter, bound)
+        return BoundedAdapter(adapter, bound, self._settings.exchange_timeout_ms / 1000)
 
     def paper(self, conn: ExecutionConnection) -> PaperAdapter:
         config = conn.paper_config or {}
