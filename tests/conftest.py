@@ -135,7 +135,10 @@ async def fresh_database(tmp: Path, name: str) -> str:
     if not target.startswith("postgresql"):
         url = f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
     else:
-        base, _, _ = target.rpartition("/")
+        base, _, home = target.rpartition("/")
+        # Named after the suite's own database too: suites run side by side on one server (each
+        # with its own EXEC_TEST_DATABASE) must not drop each other's scratch databases.
+        name = f"{name}_{home}"
         admin = create_async_engine(target, isolation_level="AUTOCOMMIT")
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -487,7 +487,7 @@ async def test_sigkill_at_random_points_loses_and_doubles_nothing(
         elif os.environ.get("CRASH_KEEP_DB"):
             print(f"crash test seed={seed}: database kept at {database_url}")
         else:
-            await _drop_database(db_name)
+            await _drop_database(database_url.rpartition("/")[2])
 
 
 async def _drop_database(name: str) -> None:
