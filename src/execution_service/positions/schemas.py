@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
+from pydantic_core import to_json
 
 from execution_service.enums import CloseReason, Direction, PositionStatus
 from execution_service.schemas import Body, DecimalOut, Model, Percent, PositiveDecimal
@@ -37,6 +40,71 @@ class PositionRead(Model):
     opened_at: datetime
     closed_at: datetime | None
     last_price_update_at: datetime | None
+
+
+# --- the list read, built from plain rows -----------------------------------------------------
+# A page of 50 validated through PositionRead costs more than the query: the list endpoint instead
+# turns rows into JSON directly, with the same fields, order and strings as PositionRead (a test
+# holds the two paths equal), so the OpenAPI schema stays `Page[PositionRead]`.
+
+LIST_FIELDS: tuple[str, ...] = tuple(PositionRead.model_fields)
+LIST_SOURCES = {"connection_id": "execution_connection_id"}  # field -> column, where they differ
+MONEY_FIELDS = frozenset(
+    {
+        "quantity",
+        "initial_quantity",
+        "entry_price",
+        "current_price",
+        "sl_price",
+        "tp_price",
+        "trailing_stop_percent",
+        "break_even_trigger_rr",
+        "pnl",
+        "pnl_percentage",
+        "realized_pnl",
+        "fees",
+        "close_price",
+    }
+)
+
+
+def plain_decimal(value: Decimal | str) -> str:
+    """`decimals.to_str` in one step, for a Decimal or the positional text SQLite stores: the
+    digits in positional notation, trailing fractional zeros dropped ("1.500" -> "1.5", "2.0" ->
+    "2")."""
+    text = format(Decimal(value) if isinstance(value, str) else value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+_TAKE_PROFITS: TypeAdapter[list[TakeProfitRead]] = TypeAdapter(list[TakeProfitRead])
+
+
+def _take_profits(value: Any) -> Any:
+    # Rare and free-form JSON: through the model, as PositionRead does.
+    return _TAKE_PROFITS.dump_python(_TAKE_PROFITS.validate_python(value), mode="json")
+
+
+_CONVERT: tuple[Callable[[Any], Any] | None, ...] = tuple(
+    plain_decimal if name in MONEY_FIELDS else _take_profits if name == "take_profits" else None
+    for name in LIST_FIELDS
+)
+
+
+def position_item(row: Sequence[Any]) -> dict[str, Any]:
+    """A row with LIST_FIELDS' values in order (extra trailing columns ignored) as PositionRead's
+    JSON object."""
+    return {
+        name: value if convert is None or value is None else convert(value)
+        for name, convert, value in zip(LIST_FIELDS, _CONVERT, row, strict=False)
+    }
+
+
+def page_json(rows: Sequence[Sequence[Any]], total: int, limit: int, offset: int) -> bytes:
+    """`Page[PositionRead]` as JSON bytes."""
+    items = [position_item(row) for row in rows]
+    return to_json({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 class PositionUpdate(Body):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Numeric, Row, String, func, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.auth import Principal
@@ -22,6 +22,27 @@ from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
 from execution_service.positions.pnl import sign
+from execution_service.positions.schemas import LIST_FIELDS, LIST_SOURCES, MONEY_FIELDS
+
+
+_P = ExecutionPosition.__table__.c
+# Money as the driver returns it (Decimal on PostgreSQL, the stored text on SQLite), formatted once
+# by `schemas.plain_decimal` instead of normalised by Money and again by the serializer.
+_RAW_MONEY = Numeric(asdecimal=True).with_variant(String(), "sqlite")
+
+
+def _list_columns() -> list[ColumnElement[Any]]:
+    columns: list[ColumnElement[Any]] = []
+    for field in LIST_FIELDS:
+        column = _P[LIST_SOURCES.get(field, field)]
+        if field in MONEY_FIELDS:
+            columns.append(type_coerce(column, _RAW_MONEY).label(field))
+        else:
+            columns.append(column.label(field))
+    return columns
+
+
+_LIST_COLUMNS = _list_columns()
 
 
 async def list_positions(
@@ -33,19 +54,25 @@ async def list_positions(
     symbol: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[ExecutionPosition], int]:
-    stmt = principal.scope(select(ExecutionPosition), ExecutionPosition)
+) -> tuple[Sequence[Row[Any]], int]:
+    """One page as plain rows in `schemas.LIST_FIELDS` order, and the total. One statement: the
+    total rides along as `count(*) over ()` (windows run before LIMIT); only a page past the end
+    needs a count of its own."""
+    stmt = principal.scope(select(*_LIST_COLUMNS), _P)
     if status is not None:
-        stmt = stmt.where(ExecutionPosition.status == status)
+        stmt = stmt.where(_P.status == status)
     if connection_id is not None:
-        stmt = stmt.where(ExecutionPosition.execution_connection_id == connection_id)
+        stmt = stmt.where(_P.execution_connection_id == connection_id)
     if symbol is not None:
-        stmt = stmt.where(ExecutionPosition.symbol == symbol)
-    rows = await session.scalars(
-        stmt.order_by(ExecutionPosition.id.desc()).limit(limit).offset(offset)
-    )
+        stmt = stmt.where(_P.symbol == symbol)
+    page = stmt.add_columns(func.count().over().label("total"))
+    rows = (await session.execute(page.order_by(_P.id.desc()).limit(limit).offset(offset))).all()
+    if rows:
+        return rows, rows[0][-1]
+    if offset == 0:
+        return rows, 0
     total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows.all(), total or 0
+    return rows, total or 0
 
 
 async def get_position(
