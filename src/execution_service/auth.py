@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.deps import ContextDep
 from execution_service.enums import Role
 from execution_service.errors import Forbidden, TooManyRequests, Unauthorized
 from execution_service.models import ApiKey
@@ -107,14 +107,22 @@ def forget(key_id: int) -> None:
             del _cache[digest]
 
 
+def cached(key: str) -> Principal | None:
+    """The principal of a key validated less than CACHE_SECONDS ago, without the database."""
+    entry = _cache.get(hash_key(key))
+    if entry is not None and entry[1] > time.monotonic():
+        return entry[0]
+    return None
+
+
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     digest = hash_key(key)
-    cached = _cache.get(digest)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
+    hit = cached(key)
+    if hit is not None:
+        return hit
     row = await session.scalar(
         select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
     )
@@ -133,7 +141,6 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-AP
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
     ctx: ContextDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
@@ -147,10 +154,12 @@ async def get_principal(
     if not key:
         limiter.failed(client)
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
-    principal = await authenticate(session, key)
-    # End the read transaction now: on SQLite every transaction holds the write lock, and the
-    # handler may fan out to tasks with their own sessions.
-    await session.commit()
+    principal = cached(key)
+    if principal is None:
+        # A session of its own, only on a cache miss, and ended here: the handler's session (if
+        # any) starts without a transaction (on SQLite every transaction holds the write lock).
+        async with ctx.session_factory() as session:
+            principal = await authenticate(session, key)
     if principal is None:
         limiter.failed(client)
         raise Unauthorized("the API key is not valid")

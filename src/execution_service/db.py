@@ -109,6 +109,23 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """For single-statement reads: no transaction around them (one statement is its own
+    snapshot), so a read costs one round trip, and its pre-ping one more, instead of BEGIN,
+    statement and ROLLBACK and a ping in a transaction of its own. A small pool beside `engine`'s.
+    SQLite: autocommit too (no BEGIN IMMEDIATE, so a read never waits for the write lock); an
+    in-memory database cannot be opened twice, so it reads through `engine`."""
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url.rstrip("/").endswith(":"):
+            return engine
+        reader = create_async_engine(url)
+        event.listen(reader.sync_engine, "connect", _sqlite_connect)  # driver left in autocommit
+        return reader
+    return create_async_engine(
+        url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10, pool_pre_ping=True
+    )
+
+
 def dialect_insert(session: AsyncSession, model: Any) -> Any:
     """An INSERT that supports `.on_conflict_do_update` on the session's database (both SQLite
     and PostgreSQL spell it the same way; the statement classes differ)."""

@@ -28,22 +28,23 @@ class PositionCloseResult(Model):
 
 @router.get("", response_model=Page[PositionRead], response_class=JSONResponse)
 async def list_positions(
-    session: SessionDep,
+    ctx: ContextDep,
     principal: PrincipalDep,
     page: PageDep,
     status: PositionStatus | None = None,
     connection_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows, total = await service.list_positions(
-        session,
-        principal,
-        status=status.value if status else None,
-        connection_id=connection_id,
-        symbol=symbol,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    async with ctx.reader.connect() as conn:
+        rows, total = await service.list_positions(
+            conn,
+            principal,
+            status=status.value if status else None,
+            connection_id=connection_id,
+            symbol=symbol,
+            limit=page.limit,
+            offset=page.offset,
+        )
     body = page_json(rows, total, page.limit, page.offset)
     return Response(body, media_type="application/json")
 

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, TypeAdapter, model_validator
@@ -68,37 +67,18 @@ MONEY_FIELDS = frozenset(
 )
 
 
-def plain_decimal(value: Decimal | str) -> str:
-    """`decimals.to_str` in one step, for a Decimal or the positional text SQLite stores: the
-    digits in positional notation, trailing fractional zeros dropped ("1.500" -> "1.5", "2.0" ->
-    "2")."""
-    text = format(Decimal(value) if isinstance(value, str) else value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
 _TAKE_PROFITS: TypeAdapter[list[TakeProfitRead]] = TypeAdapter(list[TakeProfitRead])
 
 
-def _take_profits(value: Any) -> Any:
-    # Rare and free-form JSON: through the model, as PositionRead does.
-    return _TAKE_PROFITS.dump_python(_TAKE_PROFITS.validate_python(value), mode="json")
-
-
-_CONVERT: tuple[Callable[[Any], Any] | None, ...] = tuple(
-    plain_decimal if name in MONEY_FIELDS else _take_profits if name == "take_profits" else None
-    for name in LIST_FIELDS
-)
-
-
 def position_item(row: Sequence[Any]) -> dict[str, Any]:
-    """A row with LIST_FIELDS' values in order (extra trailing columns ignored) as PositionRead's
-    JSON object."""
-    return {
-        name: value if convert is None or value is None else convert(value)
-        for name, convert, value in zip(LIST_FIELDS, _CONVERT, row, strict=False)
-    }
+    """A row with LIST_FIELDS' values in order, money already as strings (extra trailing columns
+    are ignored), as PositionRead's JSON object."""
+    item = dict(zip(LIST_FIELDS, row, strict=False))
+    if item["take_profits"] is not None:
+        # Rare, and free-form JSON: through the model, as PositionRead does.
+        tps = _TAKE_PROFITS.validate_python(item["take_profits"])
+        item["take_profits"] = _TAKE_PROFITS.dump_python(tps, mode="json")
+    return item
 
 
 def page_json(rows: Sequence[Sequence[Any]], total: int, limit: int, offset: int) -> bytes:

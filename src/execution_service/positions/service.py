@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, Row, String, func, select, type_coerce, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Row, String, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from execution_service.auth import Principal
 from execution_service.context import AppContext
@@ -24,21 +27,33 @@ from execution_service.positions import fills
 from execution_service.positions.pnl import sign
 from execution_service.positions.schemas import LIST_FIELDS, LIST_SOURCES, MONEY_FIELDS
 
-
 _P = ExecutionPosition.__table__.c
-# Money as the driver returns it (Decimal on PostgreSQL, the stored text on SQLite), formatted once
-# by `schemas.plain_decimal` instead of normalised by Money and again by the serializer.
-_RAW_MONEY = Numeric(asdecimal=True).with_variant(String(), "sqlite")
+
+
+class money_text(FunctionElement[str]):
+    """A Money column as the JSON string `decimals.to_str` makes of it, computed by the database:
+    `trim_scale(x)::text` on PostgreSQL (positional digits, no trailing fractional zeros); on
+    SQLite the stored text, which Money wrote with to_str."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(money_text)
+def _money_text(element: money_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(money_text, "postgresql")
+def _money_text_pg(element: money_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"trim_scale({compiler.process(element.clauses, **kw)})::text"
 
 
 def _list_columns() -> list[ColumnElement[Any]]:
     columns: list[ColumnElement[Any]] = []
     for field in LIST_FIELDS:
         column = _P[LIST_SOURCES.get(field, field)]
-        if field in MONEY_FIELDS:
-            columns.append(type_coerce(column, _RAW_MONEY).label(field))
-        else:
-            columns.append(column.label(field))
+        columns.append((money_text(column) if field in MONEY_FIELDS else column).label(field))
     return columns
 
 
@@ -46,7 +61,7 @@ _LIST_COLUMNS = _list_columns()
 
 
 async def list_positions(
-    session: AsyncSession,
+    conn: AsyncConnection,
     principal: Principal,
     *,
     status: str | None,
@@ -66,12 +81,12 @@ async def list_positions(
     if symbol is not None:
         stmt = stmt.where(_P.symbol == symbol)
     page = stmt.add_columns(func.count().over().label("total"))
-    rows = (await session.execute(page.order_by(_P.id.desc()).limit(limit).offset(offset))).all()
+    rows = (await conn.execute(page.order_by(_P.id.desc()).limit(limit).offset(offset))).all()
     if rows:
         return rows, rows[0][-1]
     if offset == 0:
         return rows, 0
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    total = await conn.scalar(select(func.count()).select_from(stmt.subquery()))
     return rows, total or 0
 
 
