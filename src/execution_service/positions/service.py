@@ -4,11 +4,12 @@ one sends the exit order."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, String, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, String, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -60,6 +61,31 @@ def _list_columns() -> list[ColumnElement[Any]]:
 _LIST_COLUMNS = _list_columns()
 
 
+@functools.cache
+def _list_statements(
+    owned: bool, status: bool, connection: bool, symbol: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """The page and the count statement for one combination of filters, built once with bound
+    parameters: building a select and its cache key costs more than running it. `owned` is
+    Principal.scope for a user key (other keys see every row)."""
+    stmt = select(*_LIST_COLUMNS)
+    if owned:
+        stmt = stmt.where(_P.user_id == bindparam("user_id"))
+    if status:
+        stmt = stmt.where(_P.status == bindparam("status"))
+    if connection:
+        stmt = stmt.where(_P.execution_connection_id == bindparam("connection_id"))
+    if symbol:
+        stmt = stmt.where(_P.symbol == bindparam("symbol"))
+    page = (
+        stmt.add_columns(func.count().over().label("total"))
+        .order_by(_P.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return page, select(func.count()).select_from(stmt.subquery())
+
+
 async def list_positions(
     conn: AsyncConnection,
     principal: Principal,
@@ -73,21 +99,23 @@ async def list_positions(
     """One page as plain rows in `schemas.LIST_FIELDS` order, and the total. One statement: the
     total rides along as `count(*) over ()` (windows run before LIMIT); only a page past the end
     needs a count of its own."""
-    stmt = principal.scope(select(*_LIST_COLUMNS), _P)
-    if status is not None:
-        stmt = stmt.where(_P.status == status)
-    if connection_id is not None:
-        stmt = stmt.where(_P.execution_connection_id == connection_id)
-    if symbol is not None:
-        stmt = stmt.where(_P.symbol == symbol)
-    page = stmt.add_columns(func.count().over().label("total"))
-    rows = (await conn.execute(page.order_by(_P.id.desc()).limit(limit).offset(offset))).all()
+    page, count = _list_statements(
+        principal.is_user, status is not None, connection_id is not None, symbol is not None
+    )
+    params = {
+        "user_id": principal.user_id,
+        "status": status,
+        "connection_id": connection_id,
+        "symbol": symbol,
+        "limit": limit,
+        "offset": offset,
+    }
+    rows = (await conn.execute(page, params)).all()
     if rows:
         return rows, rows[0][-1]
     if offset == 0:
         return rows, 0
-    total = await conn.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows, total or 0
+    return rows, await conn.scalar(count, params) or 0
 
 
 async def get_position(
