@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from execution_service.context import AppContext
 from execution_service.decimals import to_str
@@ -88,3 +88,25 @@ async def test_total_rides_with_the_page_and_past_the_end(user: Actor) -> None:
     assert beyond == {"items": [], "total": 3, "limit": 2, "offset": 10}
     none = await user.ok("GET", url, params={"connection_id": acct.conn_id, "status": "closed"})
     assert none == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+async def test_a_read_survives_a_database_restart(
+    user: Actor, ctx: AppContext, is_postgres: bool
+) -> None:
+    """The read engine has no pre-ping: a pooled connection the server dropped is retried once
+    on a fresh one instead of failing the request."""
+    if not is_postgres:
+        pytest.skip("terminating server connections is PostgreSQL's")
+    acct = await paper_setup(user, price="100", **FQ1)
+    await acct.signal()
+    url, params = "/api/v1/positions", {"connection_id": acct.conn_id}
+    before = await user.ok("GET", url, params=params)
+    async with ctx.engine.connect() as conn:
+        killed = await conn.scalar(
+            text(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                " where datname = current_database() and pid <> pg_backend_pid()"
+            )
+        )
+    assert killed
+    assert await user.ok("GET", url, params=params) == before

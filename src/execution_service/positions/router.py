@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
 from execution_service.auth import PrincipalDep
+from execution_service.db import read
 from execution_service.deps import ContextDep, SessionDep
 from execution_service.enums import PositionStatus
 from execution_service.logs.schemas import ExecutionLogRead
@@ -35,8 +36,9 @@ async def list_positions(
     connection_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    async with ctx.reader.connect() as conn:
-        rows, total = await service.list_positions(
+    rows, total = await read(
+        ctx.reader,
+        lambda conn: service.list_positions(
             conn,
             principal,
             status=status.value if status else None,
@@ -44,7 +46,8 @@ async def list_positions(
             symbol=symbol,
             limit=page.limit,
             offset=page.offset,
-        )
+        ),
+    )
     body = page_json(rows, total, page.limit, page.offset)
     return Response(body, media_type="application/json")
 
