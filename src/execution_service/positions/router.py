@@ -15,7 +15,6 @@ from execution_service.positions.schemas import (
     PositionClose,
     PositionRead,
     PositionUpdate,
-    page_json,
 )
 from execution_service.schemas import Model, Page, PageDep, RowId, problems
 
@@ -36,7 +35,7 @@ async def list_positions(
     connection_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows, total = await read(
+    body = await read(
         ctx.reader,
         lambda conn: service.list_positions(
             conn,
@@ -48,7 +47,6 @@ async def list_positions(
             offset=page.offset,
         ),
     )
-    body = page_json(rows, total, page.limit, page.offset)
     return Response(body, media_type="application/json")
 
 

@@ -87,6 +87,11 @@ def page_json(rows: Sequence[Sequence[Any]], total: int, limit: int, offset: int
     return to_json({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
+def items_json(items: str | None, total: int, limit: int, offset: int) -> bytes:
+    """`Page[PositionRead]` as JSON bytes, around items the database wrote as compact JSON."""
+    return f'{{"items":[{items or ""}],"total":{total},"limit":{limit},"offset":{offset}}}'.encode()
+
+
 class PositionUpdate(Body):
     sl_price: PositiveDecimal | None = None
     tp_price: PositiveDecimal | None = None

@@ -4,16 +4,11 @@ one sends the exit order."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, String, bindparam, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from execution_service.auth import Principal
 from execution_service.context import AppContext
@@ -24,66 +19,9 @@ from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessab
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
-from execution_service.positions import fills
+from execution_service.positions import fills, repository
 from execution_service.positions.pnl import sign
-from execution_service.positions.schemas import LIST_FIELDS, LIST_SOURCES, MONEY_FIELDS
-
-_P = ExecutionPosition.__table__.c
-
-
-class money_text(FunctionElement[str]):
-    """A Money column as the JSON string `decimals.to_str` makes of it, computed by the database:
-    `trim_scale(x)::text` on PostgreSQL (positional digits, no trailing fractional zeros); on
-    SQLite the stored text, which Money wrote with to_str."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(money_text)
-def _money_text(element: money_text, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(money_text, "postgresql")
-def _money_text_pg(element: money_text, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"trim_scale({compiler.process(element.clauses, **kw)})::text"
-
-
-def _list_columns() -> list[ColumnElement[Any]]:
-    columns: list[ColumnElement[Any]] = []
-    for field in LIST_FIELDS:
-        column = _P[LIST_SOURCES.get(field, field)]
-        columns.append((money_text(column) if field in MONEY_FIELDS else column).label(field))
-    return columns
-
-
-_LIST_COLUMNS = _list_columns()
-
-
-@functools.cache
-def _list_statements(
-    owned: bool, status: bool, connection: bool, symbol: bool
-) -> tuple[Select[Any], Select[Any]]:
-    """The page and the count statement for one combination of filters, built once with bound
-    parameters: building a select and its cache key costs more than running it. `owned` is
-    Principal.scope for a user key (other keys see every row)."""
-    stmt = select(*_LIST_COLUMNS)
-    if owned:
-        stmt = stmt.where(_P.user_id == bindparam("user_id"))
-    if status:
-        stmt = stmt.where(_P.status == bindparam("status"))
-    if connection:
-        stmt = stmt.where(_P.execution_connection_id == bindparam("connection_id"))
-    if symbol:
-        stmt = stmt.where(_P.symbol == bindparam("symbol"))
-    page = (
-        stmt.add_columns(func.count().over().label("total"))
-        .order_by(_P.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    return page, select(func.count()).select_from(stmt.subquery())
+from execution_service.positions.schemas import items_json, page_json
 
 
 async def list_positions(
@@ -95,11 +33,10 @@ async def list_positions(
     symbol: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[Row[Any]], int]:
-    """One page as plain rows in `schemas.LIST_FIELDS` order, and the total. One statement: the
-    total rides along as `count(*) over ()` (windows run before LIMIT); only a page past the end
-    needs a count of its own."""
-    page, count = _list_statements(
+) -> bytes:
+    """One page, newest first, as the JSON of `Page[PositionRead]`: one statement (see
+    `repository`), a second only for a page with take profits (PostgreSQL) or past the end."""
+    rows_stmt, json_stmt, count_stmt = repository.statements(
         principal.is_user, status is not None, connection_id is not None, symbol is not None
     )
     params = {
@@ -110,12 +47,18 @@ async def list_positions(
         "limit": limit,
         "offset": offset,
     }
-    rows = (await conn.execute(page, params)).all()
+    if conn.dialect.name == "postgresql":
+        items, total, take_profits = (await conn.execute(json_stmt, params)).one()
+        if items is None:
+            total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+            return items_json(None, total or 0, limit, offset)
+        if not take_profits:
+            return items_json(items, total, limit, offset)
+    rows = (await conn.execute(rows_stmt, params)).all()
     if rows:
-        return rows, rows[0][-1]
-    if offset == 0:
-        return rows, 0
-    return rows, await conn.scalar(count, params) or 0
+        return page_json(rows, rows[0][-1], limit, offset)
+    total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+    return page_json(rows, total or 0, limit, offset)
 
 
 async def get_position(
