@@ -125,7 +125,9 @@ def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
         reader = create_async_engine(url)
         event.listen(reader.sync_engine, "connect", _sqlite_connect)  # driver left in autocommit
         return reader
-    return create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=20, max_overflow=10)
+    # Opened on demand: as many as reads ever ran at once in this process (16: the benchmark's
+    # concurrency), at most 20 beside the main pool's 40.
+    return create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=16, max_overflow=4)
 
 
 async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
