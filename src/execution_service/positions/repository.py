@@ -15,7 +15,18 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Text, bindparam, case, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import literal_column
@@ -59,10 +70,12 @@ def _sql(text: str) -> ColumnElement[str]:
 
 
 def _cat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
-    """`a || b || ...`: NULL if any part is (unlike concat())."""
-    out = parts[0]
+    """`a || b || ...`: NULL if any part is (unlike concat()). The built-in operator, not
+    `.op("||")`: a custom operator is hashed in Python each time the statement's cache key is
+    looked up, that is on every execution."""
+    out: ColumnElement[str] = type_coerce(parts[0], Text)
     for part in parts[1:]:
-        out = out.op("||", return_type=Text)(part)
+        out = out + part
     return out
 
 
