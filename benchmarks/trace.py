@@ -51,9 +51,9 @@ from execution_service.enums import Role
 class Statements:
     def __init__(self, ctx: AppContext) -> None:
         self.counts: Counter[str] = Counter()
-        engine = ctx.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "commit", self._commit)
+        for engine in {ctx.engine.sync_engine, ctx.reader.sync_engine}:  # API reads: own engine
+            event.listen(engine, "before_cursor_execute", self._statement)
+            event.listen(engine, "commit", self._commit)
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         word = statement.lstrip().split(None, 1)[0].upper()

@@ -130,8 +130,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
+        length = next((v for k, v in scope.get("headers") or () if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await self._reject(scope, receive, send)
             return

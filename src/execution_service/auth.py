@@ -7,6 +7,7 @@ the comparison is constant-time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -17,9 +18,11 @@ from typing import Annotated, Any, Protocol, Self, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.context import AppContext
+from execution_service.db import read
+from execution_service.deps import ContextDep
 from execution_service.enums import Role
 from execution_service.errors import Forbidden, TooManyRequests, Unauthorized
 from execution_service.models import ApiKey
@@ -107,14 +110,22 @@ def forget(key_id: int) -> None:
             del _cache[digest]
 
 
+def cached(key: str) -> Principal | None:
+    """The principal of a key validated less than CACHE_SECONDS ago, without the database."""
+    entry = _cache.get(hash_key(key))
+    if entry is not None and entry[1] > time.monotonic():
+        return entry[0]
+    return None
+
+
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     digest = hash_key(key)
-    cached = _cache.get(digest)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
+    hit = cached(key)
+    if hit is not None:
+        return hit
     row = await session.scalar(
         select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
     )
@@ -127,13 +138,39 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     return principal
 
 
+# Cache misses in flight, by event loop and key hash: when a busy key's entry expires, the
+# requests that arrive together share one lookup instead of each opening a connection for it.
+_pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Principal | None]] = {}
+
+
+async def _lookup_once(ctx: AppContext, key: str) -> Principal | None:
+    slot = (asyncio.get_running_loop(), hash_key(key))
+    pending = _pending.get(slot)
+    if pending is None:
+        pending = asyncio.ensure_future(_lookup(ctx, key))
+        _pending[slot] = pending
+        pending.add_done_callback(lambda _: _pending.pop(slot, None))
+    # Shielded: a caller that goes away does not cancel the lookup the others wait for.
+    return await asyncio.shield(pending)
+
+
+async def _lookup(ctx: AppContext, key: str) -> Principal | None:
+    """One statement on the read engine (autocommit, warm pool): no transaction, nothing held
+    for the handler's own session (on SQLite every transaction holds the write lock)."""
+
+    async def query(conn: AsyncConnection) -> Principal | None:
+        async with AsyncSession(bind=conn) as session:
+            return await authenticate(session, key)
+
+    return await read(ctx.reader, query)
+
+
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: <key>`")
 
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
     ctx: ContextDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
@@ -147,10 +184,9 @@ async def get_principal(
     if not key:
         limiter.failed(client)
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
-    principal = await authenticate(session, key)
-    # End the read transaction now: on SQLite every transaction holds the write lock, and the
-    # handler may fan out to tasks with their own sessions.
-    await session.commit()
+    principal = cached(key)
+    if principal is None:
+        principal = await _lookup_once(ctx, key)
     if principal is None:
         limiter.failed(client)
         raise Unauthorized("the API key is not valid")

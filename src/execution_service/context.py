@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execution_service.crypto import KeyRing, load_key_ring
-from execution_service.db import create_engine, create_session_factory
+from execution_service.db import create_engine, create_read_engine, create_session_factory
 from execution_service.exchanges.registry import AdapterRegistry
 from execution_service.limits import FailedAuthLimiter, TokenBucket
 from execution_service.settings import Settings
@@ -26,6 +26,12 @@ class AppContext:
     # Set when prices arrive through the API: the monitor in this process ticks at once instead
     # of at its next interval (a stop reacts in milliseconds, not up to a second).
     prices_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Autocommit engine for single-statement API reads (`db.create_read_engine`); None: `engine`.
+    read_engine: AsyncEngine | None = None
+
+    @property
+    def reader(self) -> AsyncEngine:
+        return self.read_engine or self.engine
 
     @classmethod
     def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:
@@ -45,8 +51,11 @@ class AppContext:
             adapters,
             FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_seconds),
             TokenBucket(settings.signal_rate_per_minute / 60, settings.signal_rate_burst),
+            read_engine=create_read_engine(settings.database_url, engine),
         )
 
     async def aclose(self) -> None:
         await self.adapters.close_all()
+        if self.read_engine is not None and self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()

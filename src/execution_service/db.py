@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Numeric, String, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,6 +32,7 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -107,6 +110,37 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """For single-statement reads (`read`): no transaction around them (one statement is its own
+    snapshot) and no pre-ping, so a read costs one round trip instead of a ping in a transaction
+    of its own, BEGIN, the statement and ROLLBACK. A pool beside `engine`'s, as large as the
+    concurrency one API process serves (a smaller one opens and closes connections under load).
+    SQLite: autocommit too (no BEGIN IMMEDIATE, so a read never waits for the write lock); an
+    in-memory database cannot be opened twice, so it reads through `engine`."""
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url.rstrip("/").endswith(":"):
+            return engine
+        reader = create_async_engine(url)
+        event.listen(reader.sync_engine, "connect", _sqlite_connect)  # driver left in autocommit
+        return reader
+    # Opened on demand: as many as reads ever ran at once in this process (16: the benchmark's
+    # concurrency), at most 20 beside the main pool's 40.
+    return create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=16, max_overflow=4)
+
+
+async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run an idempotent read on a pooled connection, once more on a fresh one if the pooled one
+    turned out dead (the database restarted): what pre-ping buys, without its round trip."""
+    try:
+        async with engine.connect() as conn:
+            return await query(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with engine.connect() as conn:
+        return await query(conn)
 
 
 def dialect_insert(session: AsyncSession, model: Any) -> Any:

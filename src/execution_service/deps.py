@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:  # async: no threadpool hop per request
     ctx: AppContext = request.app.state.ctx
     return ctx
 

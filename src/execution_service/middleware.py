@@ -8,11 +8,13 @@ read from the scope the router fills in, so `/positions/17` counts as `/position
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execution_service import metrics, observability
@@ -46,6 +48,15 @@ def route_template(scope: Scope) -> str:
     effective = (scope.get("fastapi") or {}).get("effective_route_context")
     path = getattr(effective, "path", None) or getattr(scope["route"], "path", None)
     return path if isinstance(path, str) and path else UNMATCHED
+
+
+@functools.lru_cache(maxsize=4096)  # closed vocabularies: a few hundred series at most
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled children, looked up once instead of per request (`labels` takes a lock)."""
+    return (
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+        metrics.HTTP_DURATION.labels(method, route),
+    )
 
 
 class RequestObservability:
@@ -90,8 +101,9 @@ class RequestObservability:
     def _record(scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         route = route_template(scope)
-        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        metrics.HTTP_DURATION.labels(method, route).observe(seconds)
+        requests, duration = _series(method, route, status)
+        requests.inc()
+        duration.observe(seconds)
         level = logging.DEBUG if route in _QUIET else logging.INFO
         if log.isEnabledFor(level):
             log.log(

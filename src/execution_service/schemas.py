@@ -61,7 +61,7 @@ class PageParams(BaseModel):
     offset: int
 
 
-def _page_params(
+async def _page_params(  # async: no threadpool hop per request
     limit: Annotated[int, Query(ge=1, le=500, description="at most 500")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> PageParams:

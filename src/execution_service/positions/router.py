@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
 
 from execution_service.auth import PrincipalDep
+from execution_service.db import read
 from execution_service.deps import ContextDep, SessionDep
 from execution_service.enums import PositionStatus
 from execution_service.logs.schemas import ExecutionLogRead
 from execution_service.positions import service
-from execution_service.positions.schemas import PositionClose, PositionRead, PositionUpdate
+from execution_service.positions.schemas import (
+    PositionClose,
+    PositionRead,
+    PositionUpdate,
+)
 from execution_service.schemas import Model, Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/positions", tags=["positions"])
@@ -20,26 +26,28 @@ class PositionCloseResult(Model):
     execution: ExecutionLogRead
 
 
-@router.get("", response_model=Page[PositionRead])
+@router.get("", response_model=Page[PositionRead], response_class=JSONResponse)
 async def list_positions(
-    session: SessionDep,
+    ctx: ContextDep,
     principal: PrincipalDep,
     page: PageDep,
     status: PositionStatus | None = None,
     connection_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
-) -> Page[PositionRead]:
-    rows, total = await service.list_positions(
-        session,
-        principal,
-        status=status.value if status else None,
-        connection_id=connection_id,
-        symbol=symbol,
-        limit=page.limit,
-        offset=page.offset,
+) -> Response:
+    body = await read(
+        ctx.reader,
+        lambda conn: service.list_positions(
+            conn,
+            principal,
+            status=status.value if status else None,
+            connection_id=connection_id,
+            symbol=symbol,
+            limit=page.limit,
+            offset=page.offset,
+        ),
     )
-    items = [PositionRead.model_validate(r) for r in rows]
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{position_id}", response_model=PositionRead, responses=problems(404))

@@ -4,12 +4,11 @@ one sends the exit order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from execution_service.auth import Principal
 from execution_service.context import AppContext
@@ -20,12 +19,13 @@ from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessab
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
-from execution_service.positions import fills
+from execution_service.positions import fills, repository
 from execution_service.positions.pnl import sign
+from execution_service.positions.schemas import items_json, page_json
 
 
 async def list_positions(
-    session: AsyncSession,
+    conn: AsyncConnection,
     principal: Principal,
     *,
     status: str | None,
@@ -33,19 +33,32 @@ async def list_positions(
     symbol: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[ExecutionPosition], int]:
-    stmt = principal.scope(select(ExecutionPosition), ExecutionPosition)
-    if status is not None:
-        stmt = stmt.where(ExecutionPosition.status == status)
-    if connection_id is not None:
-        stmt = stmt.where(ExecutionPosition.execution_connection_id == connection_id)
-    if symbol is not None:
-        stmt = stmt.where(ExecutionPosition.symbol == symbol)
-    rows = await session.scalars(
-        stmt.order_by(ExecutionPosition.id.desc()).limit(limit).offset(offset)
+) -> bytes:
+    """One page, newest first, as the JSON of `Page[PositionRead]`: one statement (see
+    `repository`), a second only for a page with take profits (PostgreSQL) or past the end."""
+    rows_stmt, json_stmt, count_stmt = repository.statements(
+        principal.is_user, status is not None, connection_id is not None, symbol is not None
     )
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows.all(), total or 0
+    params = {
+        "user_id": principal.user_id,
+        "status": status,
+        "connection_id": connection_id,
+        "symbol": symbol,
+        "limit": limit,
+        "offset": offset,
+    }
+    if conn.dialect.name == "postgresql":
+        items, total, take_profits = (await conn.execute(json_stmt, params)).one()
+        if items is None:
+            total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+            return items_json(None, total or 0, limit, offset)
+        if not take_profits:
+            return items_json(items, total, limit, offset)
+    rows = (await conn.execute(rows_stmt, params)).all()
+    if rows:
+        return page_json(rows, rows[0][-1], limit, offset)
+    total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+    return page_json(rows, total or 0, limit, offset)
 
 
 async def get_position(
