@@ -111,25 +111,62 @@ async def test_an_answer_in_flight_across_our_own_change_is_not_kept() -> None:
     assert cache.peek() == 3
 
 
-async def test_update_changes_a_fresh_value_keeping_its_age() -> None:
+async def test_held_during_our_order_then_served_with_the_fill_booked() -> None:
     clock, load = Clock(), Loader()
     cache: Expiring[int] = Expiring(5, clock)
-    await cache.get(load)
-    clock.now += 3
-    cache.update(lambda v: v + 10)
-    assert cache.peek() == 11
-    clock.now += 2  # the booked value is as old as the fetch it was booked into
+    await cache.get(load)  # 1
+    cache.hold()
     assert cache.peek() is None
-    cache.update(lambda v: v + 10)  # nothing fresh: nothing to change
+    assert await cache.get(load) == 2  # a read meanwhile asks ...
+    assert cache.peek() is None  # ... and keeps nothing: it may already show the fill
+    clock.now += 3
+    cache.release(lambda v: v + 10)
+    assert cache.peek() == 11
+    clock.now += 2  # as old as the fetch it was booked into
+    assert cache.peek() is None
+
+
+async def test_overlapping_orders_book_both_before_the_copy_is_served() -> None:
+    load = Loader()
+    cache: Expiring[int] = Expiring(5)
+    await cache.get(load)  # 1
+    cache.hold()
+    cache.hold()
+    cache.release(lambda v: v + 10)
+    assert cache.peek() is None  # the other order is still in flight
+    cache.release(lambda v: v + 100)
+    assert cache.peek() == 111
+
+
+@pytest.mark.parametrize("how", ["unknown outcome", "booking refused", "forgotten meanwhile"])
+async def test_an_order_we_cannot_book_drops_the_copy(how: str) -> None:
+    load = Loader()
+    cache: Expiring[int] = Expiring(5)
+    await cache.get(load)
+    cache.hold()
+    if how == "unknown outcome":
+        cache.release(None)
+    elif how == "booking refused":
+        cache.release(lambda v: None)
+    else:
+        cache.forget()  # e.g. a cancel while the order flies
+        cache.release(lambda v: v + 10)
     assert cache.peek() is None
     assert await cache.get(load) == 2
 
 
-async def test_update_returning_none_forgets() -> None:
+async def test_a_fetch_started_before_our_order_is_not_kept() -> None:
+    load = Loader()
     cache: Expiring[int] = Expiring(5)
-    await cache.get(Loader())
-    cache.update(lambda v: None)
-    assert cache.peek() is None
+    load.gate.clear()
+    before = asyncio.ensure_future(cache.get(load))
+    await asyncio.sleep(0)
+    cache.hold()
+    load.gate.set()
+    assert await before == 1
+    cache.release(lambda v: v + 10)
+    assert cache.peek() is None  # nothing was held: the next read asks
+    assert await cache.get(load) == 2
 
 
 def test_ticker_book_expires_and_ttl_zero_keeps_nothing() -> None:

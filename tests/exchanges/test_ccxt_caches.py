@@ -181,3 +181,22 @@ async def test_shared_markets_are_reloaded_after_their_ttl(
     await two.load_markets()
     await one.load_markets()
     assert count(fake_binance, MARKETS) == 2
+
+
+async def test_a_balance_read_while_our_order_is_in_flight_is_not_booked_twice(
+    make_adapter: AdapterFactory, fake_binance: FakeBinance
+) -> None:
+    """The exchange books the fill before its answer reaches us: a read in between already
+    shows it, so it must not be kept for our booking to apply the fill a second time."""
+    adapter = make_adapter(balance_ttl=60)
+    await adapter.fetch_balance()
+    fake_binance.hang_next_orders(seconds=0.3)  # booked at once, answered 0.3 s later
+    order = asyncio.ensure_future(
+        adapter.create_order("ETH/USDT", "sell", "market", D("1"), None, "slow")
+    )
+    await asyncio.sleep(0.15)
+    during = await adapter.fetch_balance()  # asks: our copy is on hold while the order flies
+    assert during["ETH"].free == D("9") and count(fake_binance, ACCOUNT) == 2
+    await order
+    assert await adapter.fetch_balance() == await make_adapter().fetch_balance()
+    assert count(fake_binance, ACCOUNT) == 3  # the booked copy served; only the check asked

@@ -2,7 +2,9 @@
 
 - `Expiring`: one value (an account's balances) kept `ttl` seconds. Concurrent misses share one
   fetch; a value changed or forgotten while a fetch is in flight is not overwritten by that
-  fetch's answer (it may predate our own order).
+  fetch's answer (it may predate our own order). While our orders are in flight the value is
+  on hold: reads ask the exchange and keep nothing (its answer may or may not include a fill
+  we are about to book), and the held copy comes back with those fills booked.
 - `TickerBook`: last prices per symbol of one venue, shared by every client of that venue.
 - `SharedMarkets`: one venue's loaded markets, so N accounts on it load them once.
 - `balances_after_fill`: what our own fill does to a cached balance (pure).
@@ -31,6 +33,9 @@ class Expiring(Generic[T]):
         self._at = 0.0
         self._generation = 0
         self._loading: asyncio.Future[T] | None = None
+        self._holds = 0
+        self._held: T | None = None
+        self._held_at = 0.0
 
     def peek(self) -> T | None:
         if self._value is not None and self._clock() - self._at < self.ttl:
@@ -54,24 +59,37 @@ class Expiring(Generic[T]):
                     self._loading = None
                 if t.cancelled() or t.exception() is not None:
                     return
-                if generation == self._generation:  # nothing of ours happened meanwhile
+                if generation == self._generation and not self._holds:  # nothing of ours since
                     self._value, self._at = t.result(), started
 
             task.add_done_callback(done)
         return await asyncio.shield(self._loading)
 
-    def update(self, change: Callable[[T], T | None]) -> None:
-        """Apply our own change to a fresh value (None from `change`: forget it instead)."""
-        current = self.peek()
-        self.forget()
-        if current is not None:
-            self._value = change(current)
-
     def forget(self) -> None:
         # A fetch in flight may have been answered before our order: later callers start anew.
         self._generation += 1
         self._value = None
+        self._held = None
         self._loading = None
+
+    def hold(self) -> None:
+        """An order of ours is about to be sent."""
+        if self._holds == 0:
+            self._held, self._held_at = self.peek(), self._at
+        self._holds += 1
+        self._generation += 1
+        self._value = None
+        self._loading = None
+
+    def release(self, change: Callable[[T], T | None] | None) -> None:
+        """That order is answered: book it into the held copy (None: its effect is unknown, drop
+        the copy). The copy is served again once no order of ours is in flight."""
+        held = self._held
+        self._held = change(held) if held is not None and change is not None else None
+        self._holds -= 1
+        self._generation += 1
+        if self._holds == 0 and self._held is not None:
+            self._value, self._at, self._held = self._held, self._held_at, None
 
 
 class TickerBook:

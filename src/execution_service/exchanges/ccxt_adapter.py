@@ -331,40 +331,20 @@ class CcxtAdapter:
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
         # market order into a quoteOrderQty (amount x price) order instead of this quantity.
         params = {"clientOrderId": client_order_id}
+        self._balances.hold()
+        booking = None  # refused (the copy may have been wrong), unknown or cancelled: drop it
         try:
             raw = await self._call(
                 lambda: self._ex.create_order(symbol, type, side, qty, limit_price, params),
                 unknown_outcome=True,
             )
-        except ExchangeError:
-            # Refused (the cached balance may have been wrong) or unknown: ask the exchange next.
-            self._balances.forget()
-            raise
-        order = self._to_order(
-            raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
-        )
-        self._book(market, order, raw)
-        return order
-
-    def _book(self, market: Market, order: OrderResult, raw: dict[str, Any]) -> None:
-        """Book our own complete fill into the cached balance; anything else (a resting or
-        partial order, an unknown cost) makes the next read ask the exchange."""
-        cost = _cost(raw, _info(raw))
-        if order.status != "filled" or order.filled <= 0 or cost is None:
-            self._balances.forget()
-            return
-        self._balances.update(
-            lambda balances: balances_after_fill(
-                balances,
-                base=market.base,
-                quote=market.quote,
-                side=order.side,
-                filled=order.filled,
-                cost=cost,
-                fee=order.fee,
-                fee_currency=order.fee_currency,
+            order = self._to_order(
+                raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
             )
-        )
+            booking = _booking(market, order, _cost(raw, _info(raw)))
+        finally:
+            self._balances.release(booking)
+        return order
 
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -532,6 +512,25 @@ def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
         return Decimal(0), None
     currency = known[0][0]
     return sum((c for cur, c in known if cur == currency), Decimal(0)), currency
+
+
+def _booking(
+    market: Market, order: OrderResult, cost: Decimal | None
+) -> Callable[[dict[str, BalanceEntry]], dict[str, BalanceEntry] | None] | None:
+    """What our own complete fill does to the account's balances; None for anything else (a
+    resting or partial order, an unknown cost): the next read asks the exchange."""
+    if order.status != "filled" or order.filled <= 0 or cost is None:
+        return None
+    return lambda balances: balances_after_fill(
+        balances,
+        base=market.base,
+        quote=market.quote,
+        side=order.side,
+        filled=order.filled,
+        cost=cost,
+        fee=order.fee,
+        fee_currency=order.fee_currency,
+    )
 
 
 def _cost(o: dict[str, Any], info: dict[str, Any]) -> Decimal | None:
