@@ -70,7 +70,11 @@ async def main_async(path: str, kind: str, n: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="exec-trace-"))
     env = Env(workdir, True, new_ring())
     db = await create_database(kind, f"trace_{path}", workdir)
-    ctx = AppContext.create(_settings(db, env), env.ring)
+    # As the benchmarks' service: the per-key signal limit would throttle a fast loop.
+    settings = _settings(db, env).model_copy(
+        update={"signal_rate_per_minute": 1e9, "signal_rate_burst": 1_000_000_000}
+    )
+    ctx = AppContext.create(settings, env.ring)
     engine = db.engine()
     fake = None
     try:

@@ -268,11 +268,15 @@ async def fake_binance_server() -> AsyncIterator[FakeBinance]:
 
 
 @pytest.fixture
-async def fake_binance(fake_binance_server: FakeBinance) -> AsyncIterator[FakeBinance]:
+async def fake_binance(
+    fake_binance_server: FakeBinance, ctx: AppContext
+) -> AsyncIterator[FakeBinance]:
     """A fresh-state fake; fails the test if anything called a path the fake does not serve."""
     fake = fake_binance_server
     await fake.come_up()
     fake.reset()
+    # The session's service must not size on the previous test's prices of this same fake.
+    ctx.adapters.forget_prices()
     yield fake
     unexpected = [(r.method, r.path) for r in fake.unexpected_requests]
     await fake.come_up()

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # backoff from this delay; order creation is never retried.
     exchange_read_retries: int = Field(default=3, ge=0, le=10)
     exchange_retry_base_delay: float = Field(default=0.2, ge=0)
+    # Sizing reads an account's balances at most this old (our own fills booked in; a refused or
+    # unknown order forgets them), and a venue's last price at most this old; 0 = every time.
+    balance_cache_seconds: float = Field(default=5, ge=0)
+    ticker_cache_seconds: float = Field(default=1, ge=0)
 
     # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
     monitor_interval_seconds: float = Field(default=1.0, gt=0)

@@ -58,3 +58,31 @@ async def test_paper_is_decided_from_the_row(user: Actor, ctx: AppContext) -> No
     conn = await user.paper_connection(activate=False)
     adapter = await ctx.adapters.for_connection(await _row(ctx, conn["id"]))
     assert isinstance(adapter, BoundedAdapter) and isinstance(adapter.inner, PaperAdapter)
+
+
+async def test_connections_on_one_venue_share_its_markets_and_prices(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    adapters = []
+    for name in ("one", "two"):
+        conn = await user.ok(
+            "POST",
+            "/api/v1/connections",
+            201,
+            json={
+                "name": name,
+                "adapter": "ccxt",
+                "exchange": "binance",
+                "api_base_url": fake_binance.base_url,
+                "credentials": {"api_key": EXAMPLE_API_KEY, "api_secret": EXAMPLE_API_SECRET},
+            },
+        )
+        adapters.append(await ctx.adapters.for_connection(await _row(ctx, conn["id"])))
+    one, two = adapters
+    assert (await one.market("BTC/USDT")) == (await two.market("BTC/USDT"))
+    assert (await one.fetch_ticker("BTC/USDT")) == (await two.fetch_ticker("BTC/USDT"))
+    # At most one load (the session's earlier tests may have loaded them already), one price.
+    assert len(fake_binance.requests_to("GET", "/api/v3/exchangeInfo")) <= 1
+    assert len(fake_binance.requests_to("GET", "/api/v3/ticker/24hr")) == 1
+    for conn_adapter in adapters:
+        assert isinstance(conn_adapter, BoundedAdapter)

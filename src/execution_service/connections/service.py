@@ -26,6 +26,7 @@ from execution_service.enums import Adapter, EventType
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
+from execution_service.exchanges.cache import forget_balance
 from execution_service.exchanges.registry import supported_exchanges
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
@@ -196,6 +197,7 @@ async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
     started = time.perf_counter()
     try:
         adapter = await ctx.adapters.for_connection(conn)
+        forget_balance(adapter)  # the check is of the account now, not of a copy
         balances = await adapter.fetch_balance()
     except CredentialsError as exc:
         return CheckResult(False, _ms(started), f"credentials: {exc}", fatal=True)

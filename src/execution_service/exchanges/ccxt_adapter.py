@@ -32,6 +32,12 @@ from execution_service.exchanges.base import (
     TemporaryError,
     Ticker,
 )
+from execution_service.exchanges.cache import (
+    Expiring,
+    SharedMarkets,
+    TickerBook,
+    balances_after_fill,
+)
 from execution_service.exchanges.retry import retry_read
 
 T = TypeVar("T")
@@ -95,6 +101,9 @@ class CcxtAdapter:
         read_retries: int = 3,
         retry_base_delay: float = 0.2,
         enable_rate_limit: bool = True,
+        balance_ttl: float = 0,
+        tickers: TickerBook | None = None,
+        shared_markets: SharedMarkets | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -104,6 +113,10 @@ class CcxtAdapter:
         self._markets_ttl = markets_ttl_seconds
         self._markets: dict[str, Market] = {}
         self._markets_loaded_at: float | None = None
+        # Other clients of the same venue (exchange, URL, sandbox, market type) share these.
+        self._shared = shared_markets
+        self._tickers = tickers or TickerBook(0)
+        self._balances: Expiring[dict[str, BalanceEntry]] = Expiring(balance_ttl)
         # Never echo these in error messages (ccxt's text can carry request URLs and bodies).
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
         cls = getattr(ccxt, exchange_id)
@@ -153,6 +166,23 @@ class CcxtAdapter:
         )
         if fresh and not reload:
             return self._markets
+        if self._shared is None:
+            return await self._load_markets(reload)
+        async with self._shared.lock:  # one client loads them, the others of the venue copy
+            shared = self._shared
+            fresh = shared.loaded_at is not None and (
+                time.monotonic() - shared.loaded_at < self._markets_ttl
+            )
+            if not fresh or reload:
+                await self._load_markets(reload)
+                shared.source, shared.markets = self._ex, self._markets
+                shared.loaded_at = self._markets_loaded_at
+            elif shared.source is not self._ex:
+                self._ex.set_markets_from_exchange(shared.source)
+                self._markets, self._markets_loaded_at = shared.markets, shared.loaded_at
+            return self._markets
+
+    async def _load_markets(self, reload: bool) -> dict[str, Market]:
         refresh = reload or self._markets_loaded_at is not None
         try:
             raw = await self._read(lambda: self._ex.load_markets(refresh))
@@ -196,6 +226,14 @@ class CcxtAdapter:
     # --- reads ---------------------------------------------------------------------------------
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
+        """The account's balances, at most `balance_ttl` seconds old, with our own fills since
+        then booked in."""
+        return await self._balances.get(self._fetch_balance)
+
+    def forget_balance(self) -> None:
+        self._balances.forget()
+
+    async def _fetch_balance(self) -> dict[str, BalanceEntry]:
         raw = await self._read(lambda: self._ex.fetch_balance())
         info = raw.get("info")
         out: dict[str, BalanceEntry] = {}
@@ -221,11 +259,17 @@ class CcxtAdapter:
         return out
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
+        """The last price, at most the ticker book's TTL old: for sizing market orders only (the
+        monitor's SL/TP decisions read the prices the prices worker stores)."""
+        cached = self._tickers.get(symbol)
+        if cached is not None:
+            return cached
         await self.load_markets()
         raw = await self._read(lambda: self._ex.fetch_ticker(symbol))
         ticker = self._to_ticker(raw, symbol)
         if ticker is None:
             raise NoPrice(f"{self.exchange_id} has no price for {symbol}")
+        self._tickers.put({symbol: ticker})
         return ticker
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
@@ -234,7 +278,9 @@ class CcxtAdapter:
         await self.load_markets()
         raw = await self._read(lambda: self._ex.fetch_tickers(symbols))
         tickers = {s: self._to_ticker(raw[s], s) for s in symbols if s in raw}
-        return {s: t for s, t in tickers.items() if t is not None}
+        found = {s: t for s, t in tickers.items() if t is not None}
+        self._tickers.put(found)  # the prices worker's ticks keep the venue's book warm
+        return found
 
     def _to_ticker(self, t: dict[str, Any], symbol: str) -> Ticker | None:
         info = _info(t)
@@ -249,7 +295,10 @@ class CcxtAdapter:
         await self.load_markets()
         ref, params = self._order_ref(order_id, client_order_id)
         raw = await self._read(lambda: self._ex.fetch_order(ref, symbol, params))
-        return self._to_order(raw, symbol, client_order_id=client_order_id)
+        order = self._to_order(raw, symbol, client_order_id=client_order_id)
+        if order.filled > 0 or order.status == "cancelled":
+            self._balances.forget()  # a resting order filled or released its funds
+        return order
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         await self.load_markets()
@@ -271,7 +320,7 @@ class CcxtAdapter:
             raise InvalidOrder(f"unsupported order {side!r} {type!r}")
         if not amount.is_finite() or amount <= 0:
             raise InvalidOrder(f"order amount must be positive, got {amount}")
-        await self.market(symbol)  # loads/refreshes markets; unknown symbol -> InvalidOrder
+        market = await self.market(symbol)  # loads/refreshes markets; unknown -> InvalidOrder
         # Round here, as strings, so what reaches the exchange is exactly what we report.
         qty = self._sync(lambda: self._ex.amount_to_precision(symbol, _plain(amount)))
         limit_price = None
@@ -282,13 +331,20 @@ class CcxtAdapter:
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
         # market order into a quoteOrderQty (amount x price) order instead of this quantity.
         params = {"clientOrderId": client_order_id}
-        raw = await self._call(
-            lambda: self._ex.create_order(symbol, type, side, qty, limit_price, params),
-            unknown_outcome=True,
-        )
-        return self._to_order(
-            raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
-        )
+        self._balances.hold()
+        booking = None  # refused (the copy may have been wrong), unknown or cancelled: drop it
+        try:
+            raw = await self._call(
+                lambda: self._ex.create_order(symbol, type, side, qty, limit_price, params),
+                unknown_outcome=True,
+            )
+            order = self._to_order(
+                raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
+            )
+            booking = _booking(market, order, _cost(raw, _info(raw)))
+        finally:
+            self._balances.release(booking)
+        return order
 
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -296,6 +352,7 @@ class CcxtAdapter:
         await self.load_markets()
         ref, params = self._order_ref(order_id, client_order_id)
         raw = await self._call(lambda: self._ex.cancel_order(ref, symbol, params))
+        self._balances.forget()  # the order's locked funds are free again
         return self._to_order(raw, symbol, client_order_id=client_order_id)
 
     async def close(self) -> None:
@@ -326,9 +383,7 @@ class CcxtAdapter:
         # Exchange strings first (Binance: origQty/executedQty/cummulativeQuoteQty), ccxt after.
         qty = _first(_dec(info.get("origQty")), _dec(o.get("amount")), amount) or Decimal(0)
         filled = _first(_dec(info.get("executedQty")), _dec(o.get("filled"))) or Decimal(0)
-        cost = _first(
-            _dec(info.get("cummulativeQuoteQty")), _dec(info.get("cumQuote")), _dec(o.get("cost"))
-        )
+        cost = _cost(o, info)
         average = _dec(o.get("average"))
         if filled > 0 and cost is not None and cost > 0:
             average = cost / filled
@@ -457,6 +512,32 @@ def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
         return Decimal(0), None
     currency = known[0][0]
     return sum((c for cur, c in known if cur == currency), Decimal(0)), currency
+
+
+def _booking(
+    market: Market, order: OrderResult, cost: Decimal | None
+) -> Callable[[dict[str, BalanceEntry]], dict[str, BalanceEntry] | None] | None:
+    """What our own complete fill does to the account's balances; None for anything else (a
+    resting or partial order, an unknown cost): the next read asks the exchange."""
+    if order.status != "filled" or order.filled <= 0 or cost is None:
+        return None
+    return lambda balances: balances_after_fill(
+        balances,
+        base=market.base,
+        quote=market.quote,
+        side=order.side,
+        filled=order.filled,
+        cost=cost,
+        fee=order.fee,
+        fee_currency=order.fee_currency,
+    )
+
+
+def _cost(o: dict[str, Any], info: dict[str, Any]) -> Decimal | None:
+    """The quote spent or received so far: the exchange's string first, ccxt's float after."""
+    return _first(
+        _dec(info.get("cummulativeQuoteQty")), _dec(info.get("cumQuote")), _dec(o.get("cost"))
+    )
 
 
 def _info(obj: dict[str, Any]) -> dict[str, Any]:

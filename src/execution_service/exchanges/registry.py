@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.bounded import BoundedAdapter
+from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.paper import PaperAdapter
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
@@ -61,6 +63,20 @@ class AdapterRegistry:
         self._clients: dict[int, _Cached] = {}
         self._bounds: dict[int, asyncio.Semaphore] = {}
         self._lock = asyncio.Lock()
+        # Per venue (exchange, URL, sandbox, market type): accounts on the same venue see the
+        # same markets and prices, so one load or one ticker serves them all.
+        self._tickers: dict[str, TickerBook] = {}
+        self._markets: dict[str, SharedMarkets] = {}
+
+    def _venue(
+        self, exchange: str | None, url: str | None, sandbox: bool, market_type: str
+    ) -> dict[str, Any]:
+        key = f"{exchange}|{url}|{sandbox}|{market_type}"
+        tickers = self._tickers.get(key)
+        if tickers is None:
+            tickers = self._tickers[key] = TickerBook(self._settings.ticker_cache_seconds)
+        markets = self._markets.setdefault(key, SharedMarkets())
+        return {"tickers": tickers, "shared_markets": markets}
 
     def _bound(self, key: int, adapter: ExchangeAdapter) -> ExchangeAdapter:
         bound = self._bounds.get(key)
@@ -123,6 +139,8 @@ class AdapterRegistry:
                 read_retries=self._settings.exchange_read_retries,
                 retry_base_delay=self._settings.exchange_retry_base_delay,
                 enable_rate_limit=self._settings.env != "test",
+                balance_ttl=self._settings.balance_cache_seconds,
+                **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
             )
         if conn.adapter == "mtapi":
             from execution_service.exchanges.mtapi_adapter import MtapiAdapter
@@ -159,10 +177,15 @@ class AdapterRegistry:
                     market_type=data.market_type,
                     timeout_ms=self._settings.exchange_timeout_ms,
                     enable_rate_limit=self._settings.env != "test",
+                    **self._venue(data.exchange, data.api_base_url, data.sandbox, data.market_type),
                 ),
             )
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
+
+    def forget_prices(self) -> None:
+        """Drop every venue's cached tickers (the next sizing asks the exchange)."""
+        self._tickers.clear()
 
     async def evict(self, connection_id: int) -> None:
         async with self._lock:

@@ -1,0 +1,159 @@
+"""Short-lived copies of exchange reads the per-order path would otherwise make every time.
+
+- `Expiring`: one value (an account's balances) kept `ttl` seconds. Concurrent misses share one
+  fetch; a value changed or forgotten while a fetch is in flight is not overwritten by that
+  fetch's answer (it may predate our own order). While our orders are in flight the value is
+  on hold: reads ask the exchange and keep nothing (its answer may or may not include a fill
+  we are about to book), and the held copy comes back with those fills booked.
+- `TickerBook`: last prices per symbol of one venue, shared by every client of that venue.
+- `SharedMarkets`: one venue's loaded markets, so N accounts on it load them once.
+- `balances_after_fill`: what our own fill does to a cached balance (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from execution_service.exchanges.base import BalanceEntry, Market, Ticker
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+class Expiring(Generic[T]):
+    def __init__(self, ttl: float, clock: Clock = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._value: T | None = None
+        self._at = 0.0
+        self._generation = 0
+        self._loading: asyncio.Future[T] | None = None
+        self._holds = 0
+        self._held: T | None = None
+        self._held_at = 0.0
+
+    def peek(self) -> T | None:
+        if self._value is not None and self._clock() - self._at < self.ttl:
+            return self._value
+        return None
+
+    async def get(self, load: Callable[[], Awaitable[T]]) -> T:
+        if self.ttl <= 0:
+            return await load()
+        value = self.peek()
+        if value is not None:
+            return value
+        if self._loading is None:
+            # A task of its own, so a caller cancelled while waiting never cancels the others'.
+            generation, started = self._generation, self._clock()
+            task = asyncio.ensure_future(load())
+            self._loading = task
+
+            def done(t: asyncio.Future[T]) -> None:
+                if self._loading is t:
+                    self._loading = None
+                if t.cancelled() or t.exception() is not None:
+                    return
+                if generation == self._generation and not self._holds:  # nothing of ours since
+                    self._value, self._at = t.result(), started
+
+            task.add_done_callback(done)
+        return await asyncio.shield(self._loading)
+
+    def forget(self) -> None:
+        # A fetch in flight may have been answered before our order: later callers start anew.
+        self._generation += 1
+        self._value = None
+        self._held = None
+        self._loading = None
+
+    def hold(self) -> None:
+        """An order of ours is about to be sent."""
+        if self._holds == 0:
+            self._held, self._held_at = self.peek(), self._at
+        self._holds += 1
+        self._generation += 1
+        self._value = None
+        self._loading = None
+
+    def release(self, change: Callable[[T], T | None] | None) -> None:
+        """That order is answered: book it into the held copy (None: its effect is unknown, drop
+        the copy). The copy is served again once no order of ours is in flight."""
+        held = self._held
+        self._held = change(held) if held is not None and change is not None else None
+        self._holds -= 1
+        self._generation += 1
+        if self._holds == 0 and self._held is not None:
+            self._value, self._at, self._held = self._held, self._held_at, None
+
+
+class TickerBook:
+    def __init__(self, ttl: float, clock: Clock = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._prices: dict[str, tuple[Ticker, float]] = {}
+
+    def get(self, symbol: str) -> Ticker | None:
+        hit = self._prices.get(symbol)
+        if hit is not None and self._clock() - hit[1] < self.ttl:
+            return hit[0]
+        return None
+
+    def put(self, tickers: dict[str, Ticker]) -> None:
+        if self.ttl > 0:
+            at = self._clock()
+            self._prices.update((symbol, (t, at)) for symbol, t in tickers.items())
+
+
+@dataclass
+class SharedMarkets:
+    """One venue's markets: `source` is the ccxt client that loaded them (others copy its
+    tables with ccxt's `set_markets_from_exchange`), `markets` our parsed copy."""
+
+    source: Any = None
+    markets: dict[str, Market] = field(default_factory=dict)
+    loaded_at: float | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def forget_balance(adapter: object) -> None:
+    """Make the adapter's next `fetch_balance` ask the exchange (a connection check must)."""
+    forget = getattr(adapter, "forget_balance", None)  # ccxt clients keep a copy; others do not
+    if forget is not None:
+        forget()
+
+
+def balances_after_fill(
+    balances: dict[str, BalanceEntry],
+    *,
+    base: str,
+    quote: str,
+    side: str,
+    filled: Decimal,
+    cost: Decimal,
+    fee: Decimal,
+    fee_currency: str | None,
+) -> dict[str, BalanceEntry] | None:
+    """The balances once our filled order is booked: a buy pays `cost` quote for `filled` base,
+    a sell the reverse, the fee comes off its currency. None when the result cannot be known
+    (a fee in a currency we hold no entry for, or an estimate gone negative): fetch again."""
+    sign = Decimal(1) if side == "buy" else Decimal(-1)
+    deltas: dict[str, Decimal] = {base: sign * filled}
+    deltas[quote] = deltas.get(quote, Decimal(0)) - sign * cost
+    if fee:
+        if fee_currency is None or (fee_currency not in balances and fee_currency not in deltas):
+            return None
+        deltas[fee_currency] = deltas.get(fee_currency, Decimal(0)) - fee
+    out = dict(balances)
+    for currency, delta in deltas.items():
+        entry = out.get(currency, BalanceEntry(Decimal(0), Decimal(0), Decimal(0)))
+        free, total = entry.free + delta, entry.total + delta
+        if free < 0 or total < 0:
+            return None
+        out[currency] = BalanceEntry(free=free, used=entry.used, total=total)
+    return out
