@@ -6,6 +6,7 @@ position never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -38,8 +39,18 @@ async def apply_entry_fill(
         position.fees = normalize(position.fees + fee)
         position.realized_pnl = normalize(position.realized_pnl - fee)
         return position
+    position = new_position(log, quantity, price, fee)
+    await open_positions(session, [(log, position)])
+    return position
+
+
+def new_position(
+    log: ExecutionLog, quantity: Decimal, price: Decimal, fee: Decimal
+) -> ExecutionPosition:
+    """The position an entry's first fill opens (not yet in any session)."""
     plan = log.plan or {}
-    position = ExecutionPosition(
+    now = utcnow()
+    return ExecutionPosition(
         user_id=log.user_id,
         admin_id=log.admin_id,
         execution_connection_id=log.execution_connection_id,
@@ -64,14 +75,24 @@ async def apply_entry_fill(
         # Fees are a realised cost from the first fill: the closed figure is net of all of them.
         realized_pnl=normalize(-fee),
         fees=fee,
-        opened_at=utcnow(),
-        last_price_update_at=utcnow(),
+        opened_at=now,
+        last_price_update_at=now,
     )
-    session.add(position)
+
+
+async def open_positions(
+    session: AsyncSession, opened: Sequence[tuple[ExecutionLog, ExecutionPosition]]
+) -> None:
+    """Insert new positions (one multi-row INSERT), link each entry log to its position and
+    announce `position.opened`, in the caller's transaction."""
+    if not opened:
+        return
+    session.add_all([position for _, position in opened])
     await session.flush()
-    log.position_id = position.id
-    events.record(session, EventType.position_opened, position, events.position_payload(position))
-    return position
+    for log, position in opened:
+        log.position_id = position.id
+        payload = events.position_payload(position)
+        events.record(session, EventType.position_opened, position, payload)
 
 
 async def apply_exit_fill(
