@@ -170,16 +170,28 @@ async def send(
                 .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
                 .where(ExecutionPosition.id == entry.position_id)
             )
+    outcome = await submit(adapter, entry, adapter_name, received_at, ticket)
+    (recorded,) = await record_outcomes(ctx, [outcome])
+    return recorded
+
+
+async def submit(
+    adapter: ExchangeAdapter,
+    entry: ExecutionLog,
+    adapter_name: str,
+    received_at: datetime | None = None,
+    ticket: str | None = None,
+) -> Outcome:
+    """Send a committed `pending` order; no database here. The caller records the outcome."""
     observability.connection_id.set(entry.execution_connection_id)
     observability.client_order_id.set(entry.client_order_id)
     submitted_at = utcnow()
-    result: OrderResult | None = None
-    error: ExchangeError | None = None
+    answer: OrderResult | ExchangeError
     try:
         if ticket is not None:
-            result = await tickets.close(adapter, entry, ticket)
+            answer = await tickets.close(adapter, entry, ticket)
         else:
-            result = await adapter.create_order(
+            answer = await adapter.create_order(
                 entry.symbol,
                 entry.direction,
                 entry.order_type,
@@ -189,14 +201,11 @@ async def send(
                 **tickets.stops(adapter, entry),
             )
     except ExchangeError as exc:
-        error = exc
+        answer = exc
     except Exception as exc:  # unknown outcome: keep pending, never resend
         log.exception("order %s: unexpected error while sending", entry.client_order_id)
-        error = TemporaryError(f"unexpected {type(exc).__name__}")
-    acknowledged_at = utcnow()
-    outcome = Outcome(log_id, result or error, submitted_at, acknowledged_at, received_at)
-    (recorded,) = await record_outcomes(ctx, [outcome], adapter_name)
-    return recorded
+        answer = TemporaryError(f"unexpected {type(exc).__name__}")
+    return Outcome(entry.id, answer, adapter_name, submitted_at, utcnow(), received_at)
 
 
 @dataclass(frozen=True)
@@ -204,16 +213,15 @@ class Outcome:
     """What the exchange said about one sent order (an OrderResult, or the error it raised)."""
 
     log_id: int
-    answer: OrderResult | ExchangeError | None
+    answer: OrderResult | ExchangeError
+    adapter: str  # the connection's adapter kind, for the metrics' labels
     submitted_at: datetime
     acknowledged_at: datetime
     received_at: datetime | None = None
 
 
-async def record_outcomes(
-    ctx: AppContext, outcomes: Sequence[Outcome], adapter_name: str
-) -> list[ExecutionLog]:
-    """Record sent orders' outcomes (all on connections of one adapter kind) in one transaction:
+async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[ExecutionLog]:
+    """Record sent orders' outcomes (any connections) in one transaction:
     each log exactly as `send` records a single one, the new positions in one multi-row INSERT.
     Returns the logs as recorded, in the order given."""
     async with ctx.session_factory() as session:
@@ -224,11 +232,11 @@ async def record_outcomes(
             .with_for_update()
         )
         by_id = {entry.id: entry for entry in rows}
-        opened: list[tuple[ExecutionLog, ExecutionPosition, str]] = []
+        opened: list[tuple[ExecutionLog, ExecutionPosition, str, str]] = []
         for outcome in outcomes:
             entry = by_id[outcome.log_id]
             before = entry.status
-            answer = outcome.answer
+            answer, adapter_name = outcome.answer, outcome.adapter
             entry.submitted_at = outcome.submitted_at
             start = outcome.received_at or entry.received_at or outcome.submitted_at
             entry.latency_ms = int((outcome.acknowledged_at - start).total_seconds() * 1000)
@@ -241,10 +249,9 @@ async def record_outcomes(
                     session, entry, answer, adapter=adapter_name, defer=True
                 )
                 if position is not None:
-                    opened.append((entry, position, before))
-            elif isinstance(answer, TemporaryError) or answer is None:
-                message = answer.message if answer is not None else "no answer"
-                entry.error_message = f"outcome unknown, to reconcile: {message}"[:1000]
+                    opened.append((entry, position, before, adapter_name))
+            elif isinstance(answer, TemporaryError):
+                entry.error_message = f"outcome unknown, to reconcile: {answer.message}"[:1000]
             else:
                 reject(entry, answer.code, answer.message, adapter=adapter_name)
                 if entry.purpose == "exit":
@@ -253,8 +260,8 @@ async def record_outcomes(
                     conn = await session.get(ExecutionConnection, entry.execution_connection_id)
                     if conn is not None:
                         mark_error(conn, answer.message)
-        await fills.open_positions(session, [(entry, position) for entry, position, _ in opened])
-        for entry, _, before in opened:
+        await fills.open_positions(session, [(entry, position) for entry, position, *_ in opened])
+        for entry, _, before, adapter_name in opened:
             _count(entry, before, adapter_name)
             _announce(session, entry, before)
         used: dict[datetime, set[int]] = {}
@@ -272,6 +279,9 @@ async def record_outcomes(
     for outcome, entry in zip(outcomes, recorded, strict=True):
         if not isinstance(outcome.answer, TemporaryError):  # the exchange answered: latency
             metrics.ORDER_LATENCY.labels(entry.purpose).observe((entry.latency_ms or 0) / 1000)
+        # The ids of the order this line is about (a batch records many in one task).
+        observability.connection_id.set(entry.execution_connection_id)
+        observability.client_order_id.set(entry.client_order_id)
         log.info(
             "order %s %s",
             entry.client_order_id,

@@ -202,17 +202,38 @@ async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: date
     papers = [t for t in pending if t.conn.adapter == "paper"]
     singles = [t for t in pending if t.conn.adapter != "paper" or len(papers) < 2]
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+    answered: asyncio.Queue[tuple[Target, logs.Outcome] | None] = asyncio.Queue()
 
     async def one(t: Target) -> None:
         assert t.entry is not None
         observability.connection_id.set(t.conn.id)
         async with bound:
             adapter = t.adapter or await ctx.adapters.for_connection(t.conn)
-            t.entry = await logs.send(
-                ctx, t.entry.id, adapter, received_at, entry=t.entry, adapter_name=t.conn.adapter
+            answered.put_nowait(
+                (t, await logs.submit(adapter, t.entry, t.conn.adapter, received_at))
             )
 
-    jobs = [one(t) for t in singles]
+    async def recorder() -> None:
+        """Records the outcomes as they come, all that arrived meanwhile in one transaction."""
+        done = False
+        while not done:
+            batch = [await answered.get()]
+            while not answered.empty():
+                batch.append(answered.get_nowait())
+            done = batch[-1] is None
+            arrived = [item for item in batch if item is not None]
+            if arrived:
+                recorded = await logs.record_outcomes(ctx, [o for _, o in arrived])
+                for (t, _), entry in zip(arrived, recorded, strict=True):
+                    t.entry = entry
+
+    async def sends() -> None:
+        try:
+            await asyncio.gather(*(one(t) for t in singles))
+        finally:
+            answered.put_nowait(None)
+
+    jobs = [sends(), recorder()]
     if len(papers) >= 2:
         jobs.append(_send_paper_batch(ctx, papers, received_at))
     await asyncio.gather(*jobs)
@@ -248,11 +269,11 @@ async def _send_paper_batch(
         if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
             metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
     outcomes = [
-        logs.Outcome(t.entry.id, answer, submitted_at, acknowledged_at, received_at)
+        logs.Outcome(t.entry.id, answer, "paper", submitted_at, acknowledged_at, received_at)
         for t, answer in zip(targets, answers, strict=True)
         if t.entry is not None
     ]
-    recorded = await logs.record_outcomes(ctx, outcomes, "paper")
+    recorded = await logs.record_outcomes(ctx, outcomes)
     for t, entry in zip(targets, recorded, strict=True):
         t.entry = entry
 
