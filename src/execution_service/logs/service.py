@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,7 +72,7 @@ async def apply_result(
     *,
     adapter: str,
     defer: bool = False,
-) -> ExecutionPosition | None:
+) -> dict[str, Any] | None:
     """Record what the exchange says about an order, and what its new fills do to positions.
 
     `defer`: a fill that opens a new position returns it unsaved, and the caller opens it with
@@ -232,7 +233,7 @@ async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[
             .with_for_update()
         )
         by_id = {entry.id: entry for entry in rows}
-        opened: list[tuple[ExecutionLog, ExecutionPosition, str, str]] = []
+        opened: list[tuple[ExecutionLog, dict[str, Any], str, str]] = []
         for outcome in outcomes:
             entry = by_id[outcome.log_id]
             before = entry.status
