@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execution_service.decimals import ONE, ZERO, normalize
 from execution_service.exchanges.base import (
     BalanceEntry,
+    ExchangeError,
     InsufficientFunds,
     InvalidOrder,
     Market,
@@ -128,10 +131,7 @@ class PaperAdapter:
         client_order_id: str,
     ) -> OrderResult:
         _, quote = parse_symbol(symbol)
-        if amount <= 0:
-            raise InvalidOrder("amount must be positive")
-        if type == "limit" and (price is None or price <= 0):
-            raise InvalidOrder("a limit order needs a positive price")
+        _check(amount, type, price)
         async with self._sessions() as session, session.begin():
             existing = await self._order(session, client_order_id=client_order_id)
             if existing is not None:  # the same client order id is the same order
@@ -150,17 +150,21 @@ class PaperAdapter:
                 status="open",
                 fee_currency=quote,
             )
-            if type == "market":
-                slip = (
-                    ONE + self.slippage_bps / BPS
-                    if side == "buy"
-                    else ONE - self.slippage_bps / BPS
-                )
-                await self._fill(session, order, normalize(last.close * slip))
-            elif _crosses(side, last.close, price):
-                await self._fill(session, order, last.close)
+            fill_at = self.fill_price(order, last.close)
+            if fill_at is not None:
+                await self._fill(session, order, fill_at)
             session.add(order)
         return _result(order)
+
+    def fill_price(self, order: PaperOrder, last: Decimal) -> Decimal | None:
+        """Where a new order fills now: a market order at the last price moved against the
+        taker by the slippage, a marketable limit at the last price; None: it rests."""
+        if order.type == "market":
+            slip = self.slippage_bps / BPS
+            return normalize(last * (ONE + slip if order.side == "buy" else ONE - slip))
+        if _crosses(order.side, last, order.price):
+            return last
+        return None
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -242,51 +246,13 @@ class PaperAdapter:
                 .with_for_update()
             )
         ).first()
-        if holding is None:
-            holding = PaperHolding(
-                connection_id=self.connection_id,
-                symbol=order.symbol,
-                quantity=ZERO,
-                average_price=ZERO,
-                margin=ZERO,
-            )
-            session.add(holding)
         leverage = await self._leverage(session)
         fee = normalize(order.amount * price * self.fee_rate)
-        signed = order.amount if order.side == "buy" else -order.amount
-        free, used = balance.free - fee, balance.used
-        remaining = order.amount
-        if holding.quantity != 0 and (holding.quantity > 0) != (signed > 0):
-            closing = min(remaining, abs(holding.quantity))
-            direction = ONE if holding.quantity > 0 else -ONE
-            pnl = (price - holding.average_price) * closing * direction
-            released = holding.margin * closing / abs(holding.quantity)
-            free += released + pnl
-            used -= released
-            holding.margin = normalize(holding.margin - released)
-            holding.quantity = normalize(holding.quantity - direction * closing)
-            remaining -= closing
-            if holding.quantity == 0:
-                holding.average_price, holding.margin = ZERO, ZERO
-        if remaining > 0:
-            margin = remaining * price / leverage
-            if free < margin:
-                raise InsufficientFunds(
-                    f"paper account: {normalize(margin + fee)} {quote} needed, {balance.free} free"
-                )
-            held = abs(holding.quantity)
-            holding.average_price = normalize(
-                (held * holding.average_price + remaining * price) / (held + remaining)
-            )
-            holding.quantity = normalize(
-                holding.quantity + (remaining if signed > 0 else -remaining)
-            )
-            holding.margin = normalize(holding.margin + margin)
-            free -= margin
-            used += margin
-        if free < 0:
-            raise InsufficientFunds(f"paper account: not enough {quote} for the fee")
-        balance.free, balance.used = normalize(free), normalize(used)
+        after = book_fill(_account(balance, holding), order, price, fee, leverage)
+        if holding is None:
+            holding = PaperHolding(connection_id=self.connection_id, symbol=order.symbol)
+            session.add(holding)
+        _apply(after, balance, holding)
         order.filled, order.average, order.fee, order.status = order.amount, price, fee, "filled"
 
     async def _leverage(self, session: AsyncSession) -> Decimal:
@@ -321,3 +287,200 @@ def _result(order: PaperOrder) -> OrderResult:
         timestamp=order.updated_at or datetime.now(UTC),
         raw={"paper": True, "status": order.status},
     )
+
+
+# --- booking: pure arithmetic over one quote balance and one symbol's holding -----------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a fill touches: the quote balance and the symbol's net holding (zero if none)."""
+
+    free: Decimal
+    used: Decimal
+    quantity: Decimal = ZERO  # signed: negative is short
+    average_price: Decimal = ZERO
+    margin: Decimal = ZERO
+    quote: str = ""
+
+
+def book_fill(
+    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, leverage: Decimal
+) -> Account:
+    """The account after a complete fill of `order` at `price`; `InsufficientFunds` if it cannot
+    pay. Pure, so a batch can refuse one order without undoing anything of the others."""
+    quantity, average, margin_held = account.quantity, account.average_price, account.margin
+    signed = order.amount if order.side == "buy" else -order.amount
+    free, used = account.free - fee, account.used
+    remaining = order.amount
+    if quantity != 0 and (quantity > 0) != (signed > 0):
+        closing = min(remaining, abs(quantity))
+        direction = ONE if quantity > 0 else -ONE
+        pnl = (price - average) * closing * direction
+        released = margin_held * closing / abs(quantity)
+        free += released + pnl
+        used -= released
+        margin_held = normalize(margin_held - released)
+        quantity = normalize(quantity - direction * closing)
+        remaining -= closing
+        if quantity == 0:
+            average, margin_held = ZERO, ZERO
+    if remaining > 0:
+        margin = remaining * price / leverage
+        if free < margin:
+            raise InsufficientFunds(
+                f"paper account: {normalize(margin + fee)} {account.quote} needed, "
+                f"{account.free} free"
+            )
+        held = abs(quantity)
+        average = normalize((held * average + remaining * price) / (held + remaining))
+        quantity = normalize(quantity + (remaining if signed > 0 else -remaining))
+        margin_held = normalize(margin_held + margin)
+        free -= margin
+        used += margin
+    if free < 0:
+        raise InsufficientFunds(f"paper account: not enough {account.quote} for the fee")
+    return Account(normalize(free), normalize(used), quantity, average, margin_held, account.quote)
+
+
+def _account(balance: PaperBalance, holding: PaperHolding | None) -> Account:
+    if holding is None:
+        return Account(balance.free, balance.used, quote=balance.currency)
+    return Account(
+        balance.free,
+        balance.used,
+        holding.quantity,
+        holding.average_price,
+        holding.margin,
+        balance.currency,
+    )
+
+
+def _apply(after: Account, balance: PaperBalance, holding: PaperHolding) -> None:
+    balance.free, balance.used = after.free, after.used
+    holding.quantity, holding.average_price = after.quantity, after.average_price
+    holding.margin = after.margin
+
+
+# --- batch: many accounts' orders in one transaction (a signal's fan-out) ---------------------
+
+
+@dataclass(frozen=True)
+class PaperOrderRequest:
+    adapter: PaperAdapter
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None
+    client_order_id: str
+
+
+async def create_orders(
+    session_factory: async_sessionmaker[AsyncSession], requests: Sequence[PaperOrderRequest]
+) -> list[OrderResult | ExchangeError]:
+    """`create_order` for many paper orders (any accounts) in one transaction: the same outcome,
+    order by order, as sending them one at a time in this order. Each order is atomic on its own:
+    a refused one (no price, funds) changes nothing; the others still fill."""
+    out: list[OrderResult | ExchangeError] = []
+    if not requests:
+        return out
+    conn_ids = sorted({r.adapter.connection_id for r in requests})
+    symbols = sorted({r.symbol for r in requests})
+    async with session_factory() as session, session.begin():
+        existing = {
+            (o.connection_id, o.client_order_id): o
+            for o in await session.scalars(
+                select(PaperOrder)
+                .where(
+                    PaperOrder.connection_id.in_(conn_ids),
+                    PaperOrder.client_order_id.in_([r.client_order_id for r in requests]),
+                )
+                .with_for_update()
+            )
+        }
+        prices: dict[tuple[int | None, str], MarketData | None] = {}
+        for key in sorted({(r.adapter.data_connection_id, r.symbol) for r in requests}, key=str):
+            prices[key] = await latest_price(session, *key)
+        balances = {
+            (b.connection_id, b.currency): b
+            for b in await session.scalars(
+                select(PaperBalance)
+                .where(PaperBalance.connection_id.in_(conn_ids))
+                .order_by(PaperBalance.id)
+                .with_for_update()
+            )
+        }
+        holdings = {
+            (h.connection_id, h.symbol): h
+            for h in await session.scalars(
+                select(PaperHolding)
+                .where(PaperHolding.connection_id.in_(conn_ids), PaperHolding.symbol.in_(symbols))
+                .order_by(PaperHolding.id)
+                .with_for_update()
+            )
+        }
+        leverages: dict[int, Decimal] = {
+            conn_id: leverage
+            for conn_id, leverage in await session.execute(
+                select(ExecutionConnection.id, TradingPreset.leverage)
+                .join(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
+                .where(ExecutionConnection.id.in_(conn_ids))
+            )
+            if leverage and leverage > 0
+        }
+        placed: list[PaperOrder | ExchangeError] = []
+        for r in requests:
+            paper = r.adapter
+            try:
+                _, quote = parse_symbol(r.symbol)
+                _check(r.amount, r.type, r.price)
+                known = existing.get((paper.connection_id, r.client_order_id))
+                if known is not None:  # the same client order id is the same order
+                    placed.append(known)
+                    continue
+                last = prices[(paper.data_connection_id, r.symbol)]
+                if last is None:
+                    raise NoPrice(f"no price for {r.symbol} on the linked data connection")
+                order = PaperOrder(
+                    connection_id=paper.connection_id,
+                    client_order_id=r.client_order_id,
+                    symbol=r.symbol,
+                    side=r.side,
+                    type=r.type,
+                    amount=r.amount,
+                    price=r.price,
+                    status="open",
+                    fee_currency=quote,
+                )
+                fill_at = paper.fill_price(order, last.close)
+                if fill_at is not None:
+                    balance = balances.get((paper.connection_id, quote))
+                    if balance is None:
+                        raise InsufficientFunds(f"the paper account holds no {quote}")
+                    holding = holdings.get((paper.connection_id, r.symbol))
+                    fee = normalize(order.amount * fill_at * paper.fee_rate)
+                    leverage = leverages.get(paper.connection_id, ONE)
+                    after = book_fill(_account(balance, holding), order, fill_at, fee, leverage)
+                    if holding is None:
+                        holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
+                        holdings[(paper.connection_id, r.symbol)] = holding
+                        session.add(holding)
+                    _apply(after, balance, holding)
+                    order.filled, order.average, order.fee = order.amount, fill_at, fee
+                    order.status = "filled"
+                session.add(order)
+                existing[(paper.connection_id, r.client_order_id)] = order
+                placed.append(order)
+            except ExchangeError as exc:
+                placed.append(exc)
+        await session.flush()  # one multi-row INSERT: the orders get their ids
+        out = [p if isinstance(p, ExchangeError) else _result(p) for p in placed]
+    return out
+
+
+def _check(amount: Decimal, type: str, price: Decimal | None) -> None:
+    if amount <= 0:
+        raise InvalidOrder("amount must be positive")
+    if type == "limit" and (price is None or price <= 0):
+        raise InvalidOrder("a limit order needs a positive price")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -64,9 +66,17 @@ def _announce(session: AsyncSession | Session, entry: ExecutionLog, before: str)
 
 
 async def apply_result(
-    session: AsyncSession, entry: ExecutionLog, result: OrderResult, *, adapter: str
-) -> None:
-    """Record what the exchange says about an order, and what its new fills do to positions."""
+    session: AsyncSession,
+    entry: ExecutionLog,
+    result: OrderResult,
+    *,
+    adapter: str,
+    defer: bool = False,
+) -> dict[str, Any] | None:
+    """Record what the exchange says about an order, and what its new fills do to positions.
+
+    `defer`: a fill that opens a new position returns it unsaved, and the caller opens it with
+    `fills.open_positions` (many in one INSERT), then counts and announces the order."""
     before = entry.status
     old_filled, old_avg, old_fee = entry.filled_quantity or ZERO, entry.average_price, entry.fee
     entry.order_id = result.order_id or entry.order_id
@@ -89,6 +99,8 @@ async def apply_result(
         quantity, fee = position_terms(
             entry.symbol, delta, price, normalize(entry.fee - (old_fee or ZERO)), entry.fee_currency
         )
+        if entry.purpose == "entry" and entry.position_id is None and defer:
+            return fills.new_position(entry, quantity, price, fee)
         if entry.purpose == "entry":
             await fills.apply_entry_fill(session, entry, quantity, price, fee)
         else:
@@ -99,6 +111,7 @@ async def apply_result(
         await fills.release_exit(session, entry)
     _count(entry, before, adapter)
     _announce(session, entry, before)  # last: the payload names the position the fill opened
+    return None
 
 
 def position_terms(
@@ -131,31 +144,55 @@ def reject(entry: ExecutionLog, code: str, message: str, *, adapter: str) -> Non
 
 
 async def send(
-    ctx: AppContext, log_id: int, adapter: ExchangeAdapter, received_at: datetime | None = None
+    ctx: AppContext,
+    log_id: int,
+    adapter: ExchangeAdapter,
+    received_at: datetime | None = None,
+    *,
+    entry: ExecutionLog | None = None,
+    adapter_name: str | None = None,
 ) -> ExecutionLog:
-    """Send a committed `pending` order and record the outcome. Returns the log as recorded."""
-    async with ctx.session_factory() as session:
-        entry = await session.get(ExecutionLog, log_id)
-        assert entry is not None and entry.status == "pending"
-        conn = await session.get(ExecutionConnection, entry.execution_connection_id)
-        adapter_name = conn.adapter if conn is not None else "unknown"
-        ticket = None
-        if entry.purpose == "exit" and getattr(adapter, "ticket_positions", False):
+    """Send a committed `pending` order and record the outcome. Returns the log as recorded.
+
+    A caller that has just committed the log (`entry`) and knows its connection's adapter
+    (`adapter_name`) passes them: they are not read again."""
+    ticket = None
+    if entry is None or adapter_name is None:
+        async with ctx.session_factory() as session:
+            entry = await session.get(ExecutionLog, log_id)
+            assert entry is not None
+            conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+            adapter_name = conn.adapter if conn is not None else "unknown"
+    assert entry.status == "pending"
+    if entry.purpose == "exit" and getattr(adapter, "ticket_positions", False):
+        async with ctx.session_factory() as session:
             ticket = await session.scalar(
                 select(ExecutionLog.order_id)
                 .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
                 .where(ExecutionPosition.id == entry.position_id)
             )
+    outcome = await submit(adapter, entry, adapter_name, received_at, ticket)
+    (recorded,) = await record_outcomes(ctx, [outcome])
+    return recorded
+
+
+async def submit(
+    adapter: ExchangeAdapter,
+    entry: ExecutionLog,
+    adapter_name: str,
+    received_at: datetime | None = None,
+    ticket: str | None = None,
+) -> Outcome:
+    """Send a committed `pending` order; no database here. The caller records the outcome."""
     observability.connection_id.set(entry.execution_connection_id)
     observability.client_order_id.set(entry.client_order_id)
     submitted_at = utcnow()
-    result: OrderResult | None = None
-    error: ExchangeError | None = None
+    answer: OrderResult | ExchangeError
     try:
         if ticket is not None:
-            result = await tickets.close(adapter, entry, ticket)
+            answer = await tickets.close(adapter, entry, ticket)
         else:
-            result = await adapter.create_order(
+            answer = await adapter.create_order(
                 entry.symbol,
                 entry.direction,
                 entry.order_type,
@@ -165,46 +202,98 @@ async def send(
                 **tickets.stops(adapter, entry),
             )
     except ExchangeError as exc:
-        error = exc
+        answer = exc
     except Exception as exc:  # unknown outcome: keep pending, never resend
         log.exception("order %s: unexpected error while sending", entry.client_order_id)
-        error = TemporaryError(f"unexpected {type(exc).__name__}")
-    acknowledged_at = utcnow()
+        answer = TemporaryError(f"unexpected {type(exc).__name__}")
+    return Outcome(entry.id, answer, adapter_name, submitted_at, utcnow(), received_at)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the exchange said about one sent order (an OrderResult, or the error it raised)."""
+
+    log_id: int
+    answer: OrderResult | ExchangeError
+    adapter: str  # the connection's adapter kind, for the metrics' labels
+    submitted_at: datetime
+    acknowledged_at: datetime
+    received_at: datetime | None = None
+
+
+async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[ExecutionLog]:
+    """Record sent orders' outcomes (any connections) in one transaction:
+    each log exactly as `send` records a single one, the new positions in one multi-row INSERT.
+    Returns the logs as recorded, in the order given."""
     async with ctx.session_factory() as session:
-        entry = await session.get(ExecutionLog, log_id, with_for_update=True)
-        assert entry is not None
-        entry.submitted_at = submitted_at
-        latency_ms = entry.latency_ms = int(
-            (acknowledged_at - (received_at or entry.received_at or submitted_at)).total_seconds()
-            * 1000
+        rows = await session.scalars(
+            select(ExecutionLog)
+            .where(ExecutionLog.id.in_([o.log_id for o in outcomes]))
+            .order_by(ExecutionLog.id)
+            .with_for_update()
         )
-        if entry.status != "pending":
-            pass  # reconciliation got there first; it already recorded the truth
-        elif result is not None:
-            await apply_result(session, entry, result, adapter=adapter_name)
-        elif isinstance(error, TemporaryError):
-            entry.error_message = f"outcome unknown, to reconcile: {error.message}"[:1000]
-        elif error is not None:
-            reject(entry, error.code, error.message, adapter=adapter_name)
-            if entry.purpose == "exit":
-                await fills.release_exit(session, entry)
-            if isinstance(error, AuthFailed):
-                conn = await session.get(ExecutionConnection, entry.execution_connection_id)
-                if conn is not None:
-                    mark_error(conn, error.message)
-        conn = await session.get(ExecutionConnection, entry.execution_connection_id)
-        if conn is not None:
-            conn.last_used_at = acknowledged_at
+        by_id = {entry.id: entry for entry in rows}
+        opened: list[tuple[ExecutionLog, dict[str, Any], str, str]] = []
+        for outcome in outcomes:
+            entry = by_id[outcome.log_id]
+            before = entry.status
+            answer, adapter_name = outcome.answer, outcome.adapter
+            entry.submitted_at = outcome.submitted_at
+            start = outcome.received_at or entry.received_at or outcome.submitted_at
+            entry.latency_ms = int((outcome.acknowledged_at - start).total_seconds() * 1000)
+            if entry.status != "pending":
+                pass  # reconciliation got there first; it already recorded the truth
+            elif isinstance(answer, OrderResult):
+                # A new position is inserted with the others below; the order's event names it,
+                # so that order is counted and announced after.
+                position = await apply_result(
+                    session, entry, answer, adapter=adapter_name, defer=True
+                )
+                if position is not None:
+                    opened.append((entry, position, before, adapter_name))
+            elif isinstance(answer, TemporaryError):
+                entry.error_message = f"outcome unknown, to reconcile: {answer.message}"[:1000]
+            else:
+                reject(entry, answer.code, answer.message, adapter=adapter_name)
+                if entry.purpose == "exit":
+                    await fills.release_exit(session, entry)
+                if isinstance(answer, AuthFailed):
+                    conn = await session.get(ExecutionConnection, entry.execution_connection_id)
+                    if conn is not None:
+                        mark_error(conn, answer.message)
+        await fills.open_positions(session, [(entry, position) for entry, position, *_ in opened])
+        for entry, _, before, adapter_name in opened:
+            _count(entry, before, adapter_name)
+            _announce(session, entry, before)
+        used: dict[datetime, set[int]] = {}
+        for o in outcomes:
+            used.setdefault(o.acknowledged_at, set()).add(by_id[o.log_id].execution_connection_id)
+        for at, conn_ids in used.items():  # one UPDATE per answer time: one for a whole batch
+            await session.execute(
+                update(ExecutionConnection)
+                .where(ExecutionConnection.id.in_(sorted(conn_ids)))
+                .values(last_used_at=at)
+                .execution_options(synchronize_session=False)
+            )
         await session.commit()
-    if not isinstance(error, TemporaryError):  # the exchange answered: that is the latency
-        metrics.ORDER_LATENCY.labels(entry.purpose).observe(latency_ms / 1000)
-    log.info(
-        "order %s %s",
-        entry.client_order_id,
-        entry.status,
-        extra={"status": entry.status, "latency_ms": latency_ms, "error": entry.error_code},
-    )
-    return entry
+    recorded = [by_id[o.log_id] for o in outcomes]
+    for outcome, entry in zip(outcomes, recorded, strict=True):
+        if not isinstance(outcome.answer, TemporaryError):  # the exchange answered: latency
+            metrics.ORDER_LATENCY.labels(entry.purpose).observe((entry.latency_ms or 0) / 1000)
+        # The ids of the order this line is about (a batch records many in one task).
+        observability.connection_id.set(entry.execution_connection_id)
+        observability.client_order_id.set(entry.client_order_id)
+        log.info(
+            "order %s %s",
+            entry.client_order_id,
+            entry.status,
+            extra={
+                "status": entry.status,
+                "latency_ms": entry.latency_ms,
+                "error": entry.error_code,
+            },
+        )
+    return recorded
 
 
 # --- API ------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ position never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.analytics import service as analytics
@@ -38,8 +40,17 @@ async def apply_entry_fill(
         position.fees = normalize(position.fees + fee)
         position.realized_pnl = normalize(position.realized_pnl - fee)
         return position
+    (position,) = await open_positions(session, [(log, new_position(log, quantity, price, fee))])
+    return position
+
+
+def new_position(
+    log: ExecutionLog, quantity: Decimal, price: Decimal, fee: Decimal
+) -> dict[str, Any]:
+    """The columns of the position an entry's first fill opens."""
     plan = log.plan or {}
-    position = ExecutionPosition(
+    now = utcnow()
+    return dict(
         user_id=log.user_id,
         admin_id=log.admin_id,
         execution_connection_id=log.execution_connection_id,
@@ -64,14 +75,27 @@ async def apply_entry_fill(
         # Fees are a realised cost from the first fill: the closed figure is net of all of them.
         realized_pnl=normalize(-fee),
         fees=fee,
-        opened_at=utcnow(),
-        last_price_update_at=utcnow(),
+        opened_at=now,
+        last_price_update_at=now,
     )
-    session.add(position)
-    await session.flush()
-    log.position_id = position.id
-    events.record(session, EventType.position_opened, position, events.position_payload(position))
-    return position
+
+
+async def open_positions(
+    session: AsyncSession, opened: Sequence[tuple[ExecutionLog, dict[str, Any]]]
+) -> list[ExecutionPosition]:
+    """Insert new positions (one multi-row INSERT), link each entry log to its position and
+    announce `position.opened`, in the caller's transaction."""
+    if not opened:
+        return []
+    # No autoflush: the logs' own changes are written once, with their position ids, later.
+    with session.no_autoflush:
+        stmt = insert(ExecutionPosition).returning(ExecutionPosition, sort_by_parameter_order=True)
+        positions = list(await session.scalars(stmt, [values for _, values in opened]))
+    for (log, _), position in zip(opened, positions, strict=True):
+        log.position_id = position.id
+        payload = events.position_payload(position)
+        events.record(session, EventType.position_opened, position, payload)
+    return positions
 
 
 async def apply_exit_fill(

@@ -1,4 +1,5 @@
-"""One signal on one connection: resolve, size, check, record `pending`, send, record the outcome.
+"""A signal on its target connections: resolve, size, check (`decide`), record `pending`
+(the caller, for all targets in one commit), send, record the outcomes (`send_all`).
 
 Every failure on one connection ends as that connection's `rejected` (or `pending`, when the
 outcome is unknown) execution log; it never reaches the other connections of the signal.
@@ -6,19 +7,34 @@ outcome is unknown) execution log; it never reaches the other connections of the
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import metrics, observability
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
+from execution_service.db import utcnow
+from execution_service.decimals import normalize
 from execution_service.enums import Direction, SizeMode
-from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, NoPrice
+from execution_service.exchanges import paper
+from execution_service.exchanges.base import (
+    BalanceEntry,
+    ExchangeAdapter,
+    ExchangeError,
+    Market,
+    NoPrice,
+    OrderResult,
+    TemporaryError,
+    Ticker,
+)
+from execution_service.exchanges.paper import paper_market
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, TradingPreset
 from execution_service.signals.repository import AccountRepository
@@ -51,41 +67,239 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def execute_on_connection(
-    ctx: AppContext,
-    signal_id: int,
-    body: SignalCreate,
-    conn: ExecutionConnection,
-    preset: TradingPreset | None,
-    received_at: datetime,
-) -> int:
-    """Returns the id of the connection's entry execution log."""
-    order = Order(price=body.entry_price)
+@dataclass
+class Target:
+    """One connection of the signal, from its decision to its recorded outcome."""
+
+    conn: ExecutionConnection
+    preset: TradingPreset | None
+    order: Order
+    refusal: Rejection | None = None
     adapter: ExchangeAdapter | None = None
+    entry: ExecutionLog | None = None
+
+
+class Quotes(Protocol):
+    """The exchange reads sizing needs (an adapter, or a paper account's preloaded state)."""
+
+    async def market(self, symbol: str) -> Market: ...
+
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
+
+
+class PaperQuotes:
+    """A paper account's balances and price as loaded for the whole fan-out in a few queries:
+    what `PaperAdapter` would answer, without a query per connection."""
+
+    def __init__(self, balances: dict[str, BalanceEntry], ticker: Ticker | None) -> None:
+        self._balances = balances
+        self._ticker = ticker
+
+    async def market(self, symbol: str) -> Market:
+        return paper_market(symbol)
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        if self._ticker is None:
+            # Counted as the adapter's bounded wrapper counts a failed call.
+            metrics.EXCHANGE_ERRORS.labels(NoPrice.code, "fetch_ticker").inc()
+            raise NoPrice(f"no price for {symbol} on the linked data connection")
+        return self._ticker
+
+    async def fetch_balance(self) -> dict[str, BalanceEntry]:
+        return self._balances
+
+
+@dataclass
+class AccountInputs:
+    """What the database says about every target, loaded once per signal."""
+
+    open_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
+    realized: dict[int, Decimal] = field(default_factory=dict)
+    paper_balances: dict[int, dict[str, BalanceEntry]] = field(default_factory=dict)
+    paper_tickers: dict[int | None, Ticker | None] = field(default_factory=dict)
+
+    def paper_quotes(self, conn: ExecutionConnection, symbol: str) -> PaperQuotes:
+        return PaperQuotes(
+            self.paper_balances.get(conn.id, {}), self.paper_tickers.get(conn.data_connection_id)
+        )
+
+
+async def load_inputs(
+    session: AsyncSession, targets: Sequence[Target], symbol: str, received_at: datetime
+) -> AccountInputs:
+    """A few queries for all targets; counts and today's PnL only where a preset limits them."""
+    accounts = AccountRepository(session)
+    inputs = AccountInputs()
+    counted = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None
+        and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
+    ]
+    inputs.open_counts = await accounts.open_counts(counted, symbol)
+    midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
+    limited = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None and t.preset.max_daily_loss_percent is not None
+    ]
+    inputs.realized = await accounts.realized_since(limited, midnight)
+    papers = [t.conn for t in targets if t.conn.adapter == "paper"]
+    for conn_id, rows in (await accounts.paper_balances([c.id for c in papers])).items():
+        inputs.paper_balances[conn_id] = {
+            r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
+        }
+    for dc_id in sorted({c.data_connection_id for c in papers}, key=lambda v: v or 0):
+        row = await paper.latest_price(session, dc_id, symbol)
+        inputs.paper_tickers[dc_id] = (
+            None if row is None else Ticker(symbol, row.close, row.timestamp)
+        )
+    return inputs
+
+
+async def decide(
+    ctx: AppContext, body: SignalCreate, target: Target, inputs: AccountInputs
+) -> None:
+    """Size and check one target: its order, and its refusal or the adapter to send with."""
     try:
-        adapter = await _prepare(ctx, body, conn, preset, received_at, order)
+        target.adapter = await _prepare(ctx, body, target, inputs, target.order)
     except Rejection as refusal:
-        return await _record(ctx, signal_id, body, conn, received_at, order, refusal)
-    log_id = await _record(ctx, signal_id, body, conn, received_at, order, None)
-    entry = await logs.send(ctx, log_id, adapter, received_at)
-    return entry.id
+        target.refusal = refusal
+
+
+def entry_log(
+    ctx: AppContext, signal_id: int, body: SignalCreate, target: Target, received_at: datetime
+) -> ExecutionLog:
+    """The target's entry log, `pending` (the caller records a refusal once it has an id)."""
+    conn, order = target.conn, target.order
+    return ExecutionLog(
+        user_id=conn.user_id,
+        admin_id=conn.admin_id,
+        execution_connection_id=conn.id,
+        signal_id=signal_id,
+        purpose="entry",
+        client_order_id=logs.entry_client_order_id(
+            ctx.settings.client_order_prefix, signal_id, conn.id
+        ),
+        symbol=body.symbol,
+        direction=body.direction.value,
+        order_type=body.order_type.value,
+        quantity=order.quantity,
+        price=order.price,
+        status="pending",
+        plan=order.plan,
+        received_at=received_at,
+    )
+
+
+async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: datetime) -> None:
+    """Send every committed `pending` order and record the outcomes (`target.entry` becomes the
+    log as recorded). Paper orders go as one batch when there are several; the others each
+    through their own adapter, `signal_concurrency` at a time, bounded per account as well."""
+    pending = [t for t in targets if t.entry is not None and t.entry.status == "pending"]
+    papers = [t for t in pending if t.conn.adapter == "paper"]
+    singles = [t for t in pending if t.conn.adapter != "paper" or len(papers) < 2]
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+    answered: asyncio.Queue[tuple[Target, logs.Outcome] | None] = asyncio.Queue()
+
+    async def one(t: Target) -> None:
+        assert t.entry is not None
+        observability.connection_id.set(t.conn.id)
+        async with bound:
+            adapter = t.adapter or await ctx.adapters.for_connection(t.conn)
+            answered.put_nowait(
+                (t, await logs.submit(adapter, t.entry, t.conn.adapter, received_at))
+            )
+
+    async def recorder() -> None:
+        """Records the outcomes as they come, all that arrived meanwhile in one transaction."""
+        done = False
+        while not done:
+            batch = [await answered.get()]
+            while not answered.empty():
+                batch.append(answered.get_nowait())
+            done = batch[-1] is None
+            arrived = [item for item in batch if item is not None]
+            if arrived:
+                recorded = await logs.record_outcomes(ctx, [o for _, o in arrived])
+                for (t, _), entry in zip(arrived, recorded, strict=True):
+                    t.entry = entry
+
+    async def sends() -> None:
+        try:
+            await asyncio.gather(*(one(t) for t in singles))
+        finally:
+            answered.put_nowait(None)
+
+    jobs = [sends(), recorder()]
+    if len(papers) >= 2:
+        jobs.append(_send_paper_batch(ctx, papers, received_at))
+    await asyncio.gather(*jobs)
+
+
+async def _send_paper_batch(
+    ctx: AppContext, targets: Sequence[Target], received_at: datetime
+) -> None:
+    requests = []
+    for t in targets:
+        entry = t.entry
+        assert entry is not None
+        requests.append(
+            paper.PaperOrderRequest(
+                ctx.adapters.paper(t.conn),
+                entry.symbol,
+                entry.direction,
+                entry.order_type,
+                entry.quantity,
+                entry.price if entry.order_type == "limit" else None,
+                entry.client_order_id,
+            )
+        )
+    submitted_at = utcnow()
+    answers: list[OrderResult | ExchangeError]
+    try:
+        answers = await paper.create_orders(ctx.session_factory, requests)
+    except Exception as exc:  # unknown outcome: every order stays pending, never resent
+        log.exception("paper batch of %d orders: unexpected error", len(requests))
+        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(requests)
+    acknowledged_at = utcnow()
+    for answer in answers:
+        if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
+            metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
+    outcomes = [
+        logs.Outcome(t.entry.id, answer, "paper", submitted_at, acknowledged_at, received_at)
+        for t, answer in zip(targets, answers, strict=True)
+        if t.entry is not None
+    ]
+    recorded = await logs.record_outcomes(ctx, outcomes)
+    for t, entry in zip(targets, recorded, strict=True):
+        t.entry = entry
 
 
 async def _prepare(
     ctx: AppContext,
     body: SignalCreate,
-    conn: ExecutionConnection,
-    preset: TradingPreset | None,
-    received_at: datetime,
+    target: Target,
+    inputs: AccountInputs,
     order: Order,
-) -> ExchangeAdapter:
+) -> ExchangeAdapter | None:
+    """Size and check one target's order; raises `Rejection`. Returns the adapter to send with
+    (None for paper: its quotes come from `inputs`, its orders go out in a batch)."""
+    conn, preset = target.conn, target.preset
     direction = Direction(body.direction)
     if not conn.is_active or conn.status != "active":
         raise Rejection("connection_inactive", f"connection {conn.id} is {conn.status}")
     if preset is None and body.quantity is None:
         raise Rejection("no_preset", "the connection has no preset and the signal no quantity")
     try:
-        adapter = await ctx.adapters.for_connection(conn)
+        adapter: Quotes
+        if conn.adapter == "paper":
+            sender = None
+            adapter = inputs.paper_quotes(conn, body.symbol)
+        else:
+            sender = adapter = await ctx.adapters.for_connection(conn)
         market = await adapter.market(body.symbol)
         if body.order_type == "limit" and body.entry_price is not None:
             price = body.entry_price
@@ -121,8 +335,9 @@ async def _prepare(
         if getattr(adapter, "ticket_positions", False):
             # Lots: each is a contract of `contract_size` units, its PnL in the symbol's quote
             # currency turned into the account's; SL/TP go to the broker with the order.
-            account = await adapter.account_currency()  # type: ignore[attr-defined]
-            rate = await adapter.quote_to_account_rate(body.symbol)  # type: ignore[attr-defined]
+            broker: Any = adapter
+            account = await broker.account_currency()
+            rate = await broker.quote_to_account_rate(body.symbol)
             unit_value = (market.contract_size or Decimal(1)) * rate
             order.plan["contract_size"] = _str(market.contract_size)
     except CredentialsError as exc:
@@ -155,11 +370,8 @@ async def _prepare(
         unit_value=unit_value,
         max_amount=market.max_amount,
     )
-    midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
-    async with ctx.session_factory() as session:
-        accounts = AccountRepository(session)
-        total, for_symbol = await accounts.open_counts(conn.id, body.symbol)
-        realized = await accounts.realized_since(conn.id, midnight)
+    total, for_symbol = inputs.open_counts.get(conn.id, (0, 0))
+    realized = inputs.realized.get(conn.id, Decimal(0))
     limits = Limits(
         preset.max_positions if preset else None,
         preset.max_positions_per_symbol if preset else None,
@@ -170,51 +382,4 @@ async def _prepare(
     check_order(
         limits, state, MarketRules(market.min_amount, market.min_cost), order.quantity, price
     )
-    return adapter
-
-
-async def _record(
-    ctx: AppContext,
-    signal_id: int,
-    body: SignalCreate,
-    conn: ExecutionConnection,
-    received_at: datetime,
-    order: Order,
-    refusal: Rejection | None,
-) -> int:
-    """Commit the entry log: `pending` before sending, or `rejected` with its code."""
-    client_order_id = logs.entry_client_order_id(
-        ctx.settings.client_order_prefix, signal_id, conn.id
-    )
-    entry = ExecutionLog(
-        user_id=conn.user_id,
-        admin_id=conn.admin_id,
-        execution_connection_id=conn.id,
-        signal_id=signal_id,
-        purpose="entry",
-        client_order_id=client_order_id,
-        symbol=body.symbol,
-        direction=body.direction.value,
-        order_type=body.order_type.value,
-        quantity=order.quantity,
-        price=order.price,
-        status="pending",
-        plan=order.plan,
-        received_at=received_at,
-    )
-    async with ctx.session_factory() as session:
-        session.add(entry)
-        try:
-            await session.flush()
-        except IntegrityError:  # this signal already has its order on this connection
-            await session.rollback()
-            existing = await session.scalar(
-                select(ExecutionLog.id).where(ExecutionLog.client_order_id == client_order_id)
-            )
-            assert existing is not None
-            return existing
-        if refusal is not None:
-            # After the flush: the refusal's `order.rejected` event names the log's id.
-            logs.reject(entry, refusal.code, refusal.message, adapter=conn.adapter)
-        await session.commit()
-    return entry.id
+    return sender

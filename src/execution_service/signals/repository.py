@@ -12,6 +12,7 @@ from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
     ExecutionPosition,
+    PaperBalance,
     Signal,
     TradingPreset,
 )
@@ -79,30 +80,59 @@ class SignalRepository:
 
 
 class AccountRepository:
-    """What the pre-trade checks need to know about a connection's positions."""
+    """What the pre-trade checks need to know about the target connections, for all at once."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_counts(self, connection_id: int, symbol: str) -> tuple[int, int]:
+    async def open_counts(
+        self, connection_ids: Sequence[int], symbol: str
+    ) -> dict[int, tuple[int, int]]:
+        """Per connection: (open positions, open positions in `symbol`); absent means none."""
+        if not connection_ids:
+            return {}
         stmt = (
-            select(ExecutionPosition.symbol, func.count())
+            select(
+                ExecutionPosition.execution_connection_id, ExecutionPosition.symbol, func.count()
+            )
             .where(
-                ExecutionPosition.execution_connection_id == connection_id,
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
                 ExecutionPosition.status.in_(("open", "closing")),
             )
-            .group_by(ExecutionPosition.symbol)
+            .group_by(ExecutionPosition.execution_connection_id, ExecutionPosition.symbol)
         )
-        counts: dict[str, int] = {sym: n for sym, n in await self.session.execute(stmt)}
-        return sum(counts.values()), counts.get(symbol, 0)
+        out: dict[int, tuple[int, int]] = {}
+        for conn_id, sym, n in await self.session.execute(stmt):
+            total, for_symbol = out.get(conn_id, (0, 0))
+            out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
+        return out
 
-    async def realized_since(self, connection_id: int, since: datetime) -> Decimal:
+    async def realized_since(
+        self, connection_ids: Sequence[int], since: datetime
+    ) -> dict[int, Decimal]:
+        """Per connection: realised PnL of the positions closed since `since`."""
+        if not connection_ids:
+            return {}
         # Summed here, not in SQL: SQLite stores money as text.
-        rows = await self.session.scalars(
-            select(ExecutionPosition.realized_pnl).where(
-                ExecutionPosition.execution_connection_id == connection_id,
+        rows = await self.session.execute(
+            select(ExecutionPosition.execution_connection_id, ExecutionPosition.realized_pnl).where(
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
                 ExecutionPosition.status == "closed",
                 ExecutionPosition.closed_at >= since,
             )
         )
-        return sum(rows.all(), Decimal(0))
+        out: dict[int, Decimal] = {}
+        for conn_id, pnl in rows:
+            out[conn_id] = out.get(conn_id, Decimal(0)) + pnl
+        return out
+
+    async def paper_balances(self, connection_ids: Sequence[int]) -> dict[int, list[PaperBalance]]:
+        if not connection_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(PaperBalance).where(PaperBalance.connection_id.in_(connection_ids))
+        )
+        out: dict[int, list[PaperBalance]] = {}
+        for row in rows:
+            out.setdefault(row.connection_id, []).append(row)
+        return out

@@ -15,8 +15,16 @@ from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.errors import NotFound
-from execution_service.models import ExecutionConnection, ExecutionLog, Signal, TradingPreset
-from execution_service.signals.execution import execute_on_connection
+from execution_service.logs import service as logs
+from execution_service.models import ExecutionLog, Signal
+from execution_service.signals.execution import (
+    Order,
+    Target,
+    decide,
+    entry_log,
+    load_inputs,
+    send_all,
+)
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
 
@@ -44,6 +52,19 @@ async def create_signal(
         missing = sorted(set(body.connection_ids) - found)
         if missing:
             raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
+    plan = [Target(conn, preset, Order(price=body.entry_price)) for conn, preset in targets]
+    inputs = await load_inputs(session, plan, body.symbol, received_at)
+    # End the read transaction: no database connection is held while exchanges answer.
+    await session.commit()
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def run(target: Target) -> None:
+        # Each run is a task of its own (gather), with its own copy of the log context.
+        observability.connection_id.set(target.conn.id)
+        async with bound:
+            await decide(ctx, body, target, inputs)
+
+    await asyncio.gather(*(run(t) for t in plan))
     signal = Signal(
         owner_key=owner_key,
         user_id=user_id,
@@ -57,31 +78,36 @@ async def create_signal(
         tp_price=body.tp_price,
         take_profits=body.plan_take_profits(),
         quantity=body.quantity,
-        connection_ids=[conn.id for conn, _ in targets],
+        connection_ids=[t.conn.id for t in plan],
         created_at=received_at,
     )
+    # One commit: the signal and every target's entry log (`pending`, or `rejected` with its
+    # code), before any order is sent.
     session.add(signal)
     try:
+        await session.flush()
+        for t in plan:
+            t.entry = entry_log(ctx, signal.id, body, t, received_at)
+        session.add_all([t.entry for t in plan if t.entry is not None])
+        await session.flush()
+        for t in plan:
+            if t.refusal is not None and t.entry is not None:
+                # After the flush: the refusal's `order.rejected` event names the log's id.
+                logs.reject(t.entry, t.refusal.code, t.refusal.message, adapter=t.conn.adapter)
         await session.commit()
     except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
         await session.rollback()
-        assert body.external_id is not None
+        if body.external_id is None:
+            raise
         existing = await repo.by_external_id(owner_key, body.external_id)
         if existing is None:
             raise
         return existing, await repo.entry_logs(principal, [existing.id]), False
 
     observability.signal_id.set(signal.id)
-    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
-
-    async def run(conn: ExecutionConnection, preset: TradingPreset | None) -> int:
-        # Each run is a task of its own (gather), with its own copy of the log context.
-        observability.connection_id.set(conn.id)
-        async with bound:
-            return await execute_on_connection(ctx, signal.id, body, conn, preset, received_at)
-
-    await asyncio.gather(*(run(conn, preset) for conn, preset in targets))
-    return signal, await repo.entry_logs(principal, [signal.id]), True
+    await send_all(ctx, plan, received_at)
+    entries = sorted((t.entry for t in plan if t.entry is not None), key=lambda e: e.id)
+    return signal, entries, True
 
 
 async def get_signal(

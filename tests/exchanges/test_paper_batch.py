@@ -1,0 +1,209 @@
+"""The paper exchange's arithmetic (a pure function), and its batch: `create_orders` over many
+accounts gives, order by order, what `create_order` gives one at a time."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from execution_service.context import AppContext
+from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
+from execution_service.exchanges.paper import (
+    Account,
+    PaperOrderRequest,
+    book_fill,
+    create_orders,
+)
+from execution_service.models import ExecutionConnection, PaperBalance, PaperHolding, PaperOrder
+from tests.factories import Actor
+
+ONE = D(1)
+
+
+def _order(side: str, amount: str) -> PaperOrder:
+    return PaperOrder(side=side, amount=D(amount), symbol="BTC/USDT", type="market")
+
+
+@pytest.mark.parametrize(
+    ("account", "side", "amount", "price", "fee", "leverage", "after"),
+    [
+        # open a long: margin reserved, fee paid
+        (
+            Account(D(1000), D(0)),
+            "buy",
+            "2",
+            "100",
+            "1",
+            ONE,
+            Account(D(799), D(200), D(2), D(100), D(200)),
+        ),
+        # add to it: average moves, margin grows
+        (
+            Account(D(800), D(200), D(2), D(100), D(200)),
+            "buy",
+            "2",
+            "110",
+            "0",
+            ONE,
+            Account(D(580), D(420), D(4), D(105), D(420)),
+        ),
+        # reduce it at a profit: half the margin back plus the PnL
+        (
+            Account(D(800), D(200), D(2), D(100), D(200)),
+            "sell",
+            "1",
+            "120",
+            "0",
+            ONE,
+            Account(D(920), D(100), D(1), D(100), D(100)),
+        ),
+        # close it at a loss: average and margin reset
+        (
+            Account(D(800), D(200), D(2), D(100), D(200)),
+            "sell",
+            "2",
+            "90",
+            "0",
+            ONE,
+            Account(D(980), D(0), D(0), D(0), D(0)),
+        ),
+        # flip to short: close 2, open 1 short at the fill price
+        (
+            Account(D(800), D(200), D(2), D(100), D(200)),
+            "sell",
+            "3",
+            "100",
+            "0",
+            ONE,
+            Account(D(900), D(100), D(-1), D(100), D(100)),
+        ),
+        # leverage 5: a fifth of the notional is reserved
+        (
+            Account(D(1000), D(0)),
+            "buy",
+            "10",
+            "100",
+            "0",
+            D(5),
+            Account(D(800), D(200), D(10), D(100), D(200)),
+        ),
+    ],
+)
+def test_book_fill(
+    account: Account, side: str, amount: str, price: str, fee: str, leverage: D, after: Account
+) -> None:
+    assert book_fill(account, _order(side, amount), D(price), D(fee), leverage) == after
+
+
+@pytest.mark.parametrize(
+    ("account", "amount", "fee"),
+    [
+        (Account(D(100), D(0), quote="USDT"), "2", "0"),  # margin 200 > 100 free
+        (Account(D(200), D(0), quote="USDT"), "2", "1"),  # margin fits, not with the fee
+        (Account(D(0), D(100), D(-1), D(100), D(100), "USDT"), "1", "101"),  # close: fee unpaid
+    ],
+)
+def test_book_fill_refuses_what_the_account_cannot_pay(
+    account: Account, amount: str, fee: str
+) -> None:
+    with pytest.raises(InsufficientFunds):
+        book_fill(account, _order("buy", amount), D(100), D(fee), ONE)
+
+
+async def _accounts(user: Actor, ctx: AppContext, n: int, **paper: Any) -> list[Any]:
+    preset = await user.preset(leverage="2")
+    dc = await user.data_connection()
+    await user.push_price(dc["id"], "BTC/USDT", "100")
+    nodc = await user.data_connection()  # no price on this one
+    adapters = []
+    for i in range(n):
+        body = {"paper": {"balance": {"USDT": "1000"}, "fee_rate": "0.001", **paper}}
+        conn = await user.paper_connection(
+            preset_id=preset["id"], data_connection_id=(nodc if i == n - 1 else dc)["id"], **body
+        )
+        async with ctx.session_factory() as session:
+            row = await session.get(ExecutionConnection, conn["id"])
+        assert row is not None
+        adapters.append(ctx.adapters.paper(row))
+    return adapters
+
+
+def _plan(adapters: list[Any]) -> list[tuple[int, str, str, str, str | None, str]]:
+    """(account index, side, type, amount, price, client order id): fills, a resting limit, a
+    marketable limit, a refusal for funds, a repeated client order id, two orders on one account
+    (the second reduces the first), an invalid amount and an account without a price."""
+    return [
+        (0, "buy", "market", "3", None, "c-0"),
+        (1, "sell", "limit", "1", "150", "c-1"),
+        (2, "buy", "limit", "1", "120", "c-2"),
+        (3, "buy", "market", "50", None, "c-3"),
+        (0, "buy", "market", "3", None, "c-0"),
+        (1, "buy", "market", "4", None, "c-1b"),
+        (1, "sell", "market", "1", None, "c-1c"),
+        (2, "buy", "market", "0", None, "c-2b"),
+        (len(adapters) - 1, "buy", "market", "1", None, "c-x"),
+    ]
+
+
+def _answer(a: OrderResult | ExchangeError) -> tuple[Any, ...]:
+    if isinstance(a, ExchangeError):
+        return (type(a).__name__, a.message)
+    return (a.client_order_id, a.status, a.amount, a.filled, a.average, a.price, a.fee)
+
+
+async def _book(ctx: AppContext, conn_ids: list[int]) -> list[tuple[Any, ...]]:
+    async with ctx.session_factory() as session:
+        balances = await session.scalars(
+            select(PaperBalance)
+            .where(PaperBalance.connection_id.in_(conn_ids))
+            .order_by(PaperBalance.connection_id)
+        )
+        holdings = await session.scalars(
+            select(PaperHolding)
+            .where(PaperHolding.connection_id.in_(conn_ids))
+            .order_by(PaperHolding.connection_id)
+        )
+        return [
+            *((conn_ids.index(b.connection_id), b.currency, b.free, b.used) for b in balances),
+            *(
+                (conn_ids.index(h.connection_id), h.symbol, h.quantity, h.average_price, h.margin)
+                for h in holdings.all()
+            ),
+        ]
+
+
+async def test_a_batch_books_exactly_what_single_orders_book(
+    user: Actor, other_user: Actor, ctx: AppContext
+) -> None:
+    singles = await _accounts(user, ctx, 5, slippage_bps="10")
+    batched = await _accounts(other_user, ctx, 5, slippage_bps="10")
+    one_by_one: list[OrderResult | ExchangeError] = []
+    for i, side, type_, amount, price, cid in _plan(singles):
+        try:
+            one_by_one.append(
+                await singles[i].create_order(
+                    "BTC/USDT", side, type_, D(amount), D(price) if price else None, cid
+                )
+            )
+        except ExchangeError as exc:
+            one_by_one.append(exc)
+    requests = [
+        PaperOrderRequest(
+            batched[i], "BTC/USDT", side, type_, D(amount), D(price) if price else None, cid
+        )
+        for i, side, type_, amount, price, cid in _plan(batched)
+    ]
+    together = await create_orders(ctx.session_factory, requests)
+
+    assert [_answer(a) for a in together] == [_answer(a) for a in one_by_one]
+    kinds = [_answer(a)[:2] for a in together]
+    assert kinds[0] == ("c-0", "filled") and kinds[1] == ("c-1", "open")
+    assert kinds[3][0] == "InsufficientFunds" and kinds[7][0] == "InvalidOrder"
+    assert kinds[8][0] == "NoPrice"
+    assert _answer(together[4]) == _answer(together[0])  # the same client order id: one order
+    assert await _book(ctx, [a.connection_id for a in batched]) == await _book(
+        ctx, [a.connection_id for a in singles]
+    )
