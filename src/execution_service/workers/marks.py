@@ -31,6 +31,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     update,
     values,
 )
@@ -89,16 +90,26 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
     buy = _p.c.direction == "buy"
     sign = case((buy, _ONE), else_=-_ONE)
     unit = func.coalesce(_p.c.contract_size, _ONE)
-    upnl = (v.c.price - _p.c.entry_price) * _p.c.quantity * unit * sign
-    notional = _p.c.entry_price * _p.c.quantity * unit
-    percent = case(
-        (notional == 0, literal(Decimal(0), Money())),
-        else_=_half_even_8((upnl * _HUNDRED + _SCALE) / notional),
-    )
     best = func.coalesce(_p.c.best_price, _p.c.entry_price)
-    new_best = case((buy, func.greatest(best, v.c.price)), else_=func.least(best, v.c.price))
-    return (
-        update(_p)
+    # The PnL percent is pnl / (entry * quantity * unit) * 100, in which quantity and unit
+    # cancel: the same quotient, divided once per row; 0 where there is no notional.
+    percent = case(
+        (_p.c.entry_price * _p.c.quantity * unit == 0, literal(Decimal(0), Money())),
+        else_=((v.c.price - _p.c.entry_price) * sign * _HUNDRED + _SCALE) / _p.c.entry_price,
+    )
+    # OFFSET 0 keeps this a subquery of its own: each expression is computed once per row, not
+    # once per reference in the UPDATE (a flattened subquery would be inlined).
+    q = (
+        select(
+            _p.c.id,
+            v.c.price,
+            v.c.at,
+            ((v.c.price - _p.c.entry_price) * _p.c.quantity * unit * sign).label("upnl"),
+            percent.label("x"),
+            case((buy, func.greatest(best, v.c.price)), else_=func.least(best, v.c.price)).label(
+                "best"
+            ),
+        )
         .where(
             _p.c.status == "open",
             _c.c.id == _p.c.execution_connection_id,
@@ -106,34 +117,29 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
             sid == v.c.sid,
             _p.c.symbol == v.c.symbol,
         )
+        .offset(0)
+        .subquery("q")
+    )
+    return (
+        update(_p)
+        .where(_p.c.id == q.c.id, _p.c.status == "open")
         .values(
-            current_price=v.c.price,
-            pnl=upnl,
-            pnl_percentage=percent,
-            best_price=new_best,
-            last_price_update_at=v.c.at,
+            current_price=q.c.price,
+            pnl=q.c.upnl,
+            pnl_percentage=_half_even_8(q.c.x),
+            best_price=q.c.best,
+            last_price_update_at=q.c.at,
         )
-        .returning(
-            _p.c.id,
-            _p.c.direction,
-            _p.c.entry_price,
-            _p.c.sl_price,
-            _p.c.tp_price,
-            _p.c.take_profits,
-            _p.c.trailing_stop_percent,
-            _p.c.best_price,
-            _p.c.break_even_trigger_rr,
-            _p.c.break_even_done,
-            v.c.price,
-        )
+        .returning(_p.c.id, q.c.price, _may_act(q.c.price, q.c.best).label("act"))
         .cte("marked")
     )
 
 
-def _may_act(m: Any) -> ColumnElement[bool]:
-    """A superset of what `rules.evaluate` acts on at price m.price (best is already moved)."""
-    buy = m.c.direction == "buy"
-    price, entry, sl = m.c.price, m.c.entry_price, m.c.sl_price
+def _may_act(price: Any, best: Any) -> ColumnElement[bool]:
+    """A superset of what `rules.evaluate` acts on at `price`, with the high-water mark `best`
+    already moved by it."""
+    buy = _p.c.direction == "buy"
+    entry, sl, pct = _p.c.entry_price, _p.c.sl_price, _p.c.trailing_stop_percent
 
     def against(level: Any) -> ColumnElement[bool]:  # a stop hit: at or through it
         return case((buy, price <= level), else_=price >= level)
@@ -141,29 +147,32 @@ def _may_act(m: Any) -> ColumnElement[bool]:
     def towards(level: Any) -> ColumnElement[bool]:  # a target reached: at or beyond it
         return case((buy, price >= level), else_=price <= level)
 
-    pct = m.c.trailing_stop_percent
     # price <= best * (1 - pct/100) for a long, multiplied by 100 so nothing is divided.
     trailing = case(
-        (buy, price * _HUNDRED <= m.c.best_price * (_HUNDRED - pct)),
-        else_=price * _HUNDRED >= m.c.best_price * (_HUNDRED + pct),
+        (buy, price * _HUNDRED <= best * (_HUNDRED - pct)),
+        else_=price * _HUNDRED >= best * (_HUNDRED + pct),
     )
     sign = case((buy, _ONE), else_=-_ONE)
+    rr = _p.c.break_even_trigger_rr
     break_even = and_(
-        m.c.break_even_trigger_rr.is_not(None),
-        not_(m.c.break_even_done),
+        rr.is_not(None),
+        not_(_p.c.break_even_done),
         sl.is_not(None),
         (entry - sl) * sign > 0,
-        (price - entry) * sign >= (entry - sl) * sign * m.c.break_even_trigger_rr,
+        (price - entry) * sign >= (entry - sl) * sign * rr,
     )
     levels = and_(
-        m.c.take_profits.is_not(None), sql_cast(m.c.take_profits, String) != "null"
+        _p.c.take_profits.is_not(None), sql_cast(_p.c.take_profits, String) != "null"
     )  # any partial take-profit level: the rules look at each one
-    return or_(
-        and_(sl.is_not(None), against(sl)),
-        and_(m.c.tp_price.is_not(None), towards(m.c.tp_price)),
-        and_(pct.is_not(None), trailing),
-        levels,
-        break_even,
+    return func.coalesce(
+        or_(
+            and_(sl.is_not(None), against(sl)),
+            and_(_p.c.tp_price.is_not(None), towards(_p.c.tp_price)),
+            and_(pct.is_not(None), trailing),
+            levels,
+            break_even,
+        ),
+        False,
     )
 
 
@@ -175,5 +184,9 @@ async def mark_in_sql(
     if not quotes:
         return {}
     marked = _marked(quotes)
-    rows = await session.execute(select(marked.c.id, marked.c.price).where(_may_act(marked)))
+    # Right after a burst of opens the planner's statistics can say "one open position", and its
+    # nested loop then reads every position once per (source, symbol) pair; a hash join reads
+    # them once. Local to this transaction.
+    await session.execute(text("SET LOCAL enable_nestloop = off"))
+    rows = await session.execute(select(marked.c.id, marked.c.price).where(marked.c.act))
     return {pid: price for pid, price in rows}
