@@ -105,7 +105,7 @@ async def apply_exit_fill(
     (MetaTrader); it is the truth where it exists, ahead of our own price arithmetic."""
     if log.position_id is None:
         return None
-    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    position = await _locked(session, log.position_id)
     if position is None:
         return None
     quantity = min(quantity, position.quantity)
@@ -160,9 +160,25 @@ async def release_exit(session: AsyncSession, log: ExecutionLog) -> None:
     """An exit order ended (filled in part, cancelled, refused): what is left is open again."""
     if log.position_id is None:
         return
-    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    position = await _locked(session, log.position_id)
     if position is not None and position.status == "closing":
         position.status = "open" if position.quantity > 0 else "closed"
+
+
+async def _locked(session: AsyncSession, position_id: int) -> ExecutionPosition | None:
+    """The position, locked for this transaction: read `FOR UPDATE` once per transaction, then
+    reused (a fill and the release of its exit order lock the same row in one transaction)."""
+    tx = session.get_transaction()
+    locked: dict[int, tuple[object, ExecutionPosition]] = session.info.setdefault(
+        "locked_positions", {}
+    )
+    held = locked.get(position_id)
+    if held is not None and tx is not None and held[0] is tx:
+        return held[1]
+    position = await session.get(ExecutionPosition, position_id, with_for_update=True)
+    if position is not None and tx is not None:
+        locked[position_id] = (tx, position)
+    return position
 
 
 async def exit_counts(session: AsyncSession, position_ids: Sequence[int]) -> dict[int, int]:
