@@ -281,9 +281,16 @@ async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Clos
     with fills.analytics_deferred() as days:
         results = await asyncio.gather(*(send(e) for e in claimed), return_exceptions=True)
     await _refresh_analytics(ctx, days)
-    for exit_log, outcome in zip(claimed, results, strict=True):
-        if isinstance(outcome, BaseException):  # as before: the row stays pending, to reconcile
-            log.error("exit %s failed", exit_log.client_order_id, exc_info=outcome)
+    failed = [(e, r) for e, r in zip(claimed, results, strict=True) if isinstance(r, Exception)]
+    if failed:  # each row stays pending, for the order tracker to reconcile; one log line a tick
+        first, error = failed[0]
+        log.error(
+            "%d of %d exits failed unrecorded (first: %s)",
+            len(failed),
+            len(claimed),
+            first.client_order_id,
+            exc_info=error,
+        )
     return [e.position_id for e in claimed if e.position_id is not None]
 
 
