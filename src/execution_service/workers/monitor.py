@@ -295,13 +295,20 @@ async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Clos
 
 
 async def _refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
-    for connection_id, day in sorted(days):
-        try:
-            async with ctx.session_factory() as session:
-                await analytics.refresh_day(session, connection_id, day)
-                await session.commit()
-        except Exception:  # the analytics worker recomputes the row on its next tick
-            log.exception("analytics: refreshing connection %s for %s failed", connection_id, day)
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(connection_id: int, day: date) -> None:
+        async with bound:
+            try:
+                async with ctx.session_factory() as session:
+                    await analytics.refresh_day(session, connection_id, day)
+                    await session.commit()
+            except Exception:  # the analytics worker recomputes the row on its next tick
+                log.exception(
+                    "analytics: refreshing connection %s for %s failed", connection_id, day
+                )
+
+    await asyncio.gather(*(one(c, d) for c, d in sorted(days)))
 
 
 async def _adapters_and_steps(
