@@ -172,7 +172,7 @@ async def test_the_set_based_marking_equals_the_per_position_one(
     assert python_state["negative tie"][2] == D("-0.00000002")
     assert python_state["break-even"][4:] == (D(100), True)
     assert python_state["new best"][3] == D(120) and python_state["no best yet"][3] == D(99)
-    assert report.priced >= len(CASES) and report.stale == 0
+    assert report.priced >= len(CASES)  # other tests' positions may be priced (or stale) too
 
 
 async def test_only_positions_a_rule_may_act_on_are_returned(
