@@ -6,11 +6,14 @@ position never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.analytics import service as analytics
@@ -20,6 +23,21 @@ from execution_service.enums import EventType
 from execution_service.events import service as events
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions.pnl import average_price, gross_pnl, pnl_percent
+
+# (connection, day) analytics rows whose refresh a batch of closes has put off until it ends.
+_DEFERRED: ContextVar[set[tuple[int, date]] | None] = ContextVar("deferred_analytics", default=None)
+
+
+@contextmanager
+def analytics_deferred() -> Iterator[set[tuple[int, date]]]:
+    """Closes inside this block (and the tasks it starts) do not refresh the day's analytics row
+    each; they collect (connection, day) here, for the caller to refresh once per batch."""
+    days: set[tuple[int, date]] = set()
+    token = _DEFERRED.set(days)
+    try:
+        yield days
+    finally:
+        _DEFERRED.reset(token)
 
 
 def _dec(value: object) -> Decimal | None:
@@ -110,7 +128,7 @@ async def apply_exit_fill(
     (MetaTrader); it is the truth where it exists, ahead of our own price arithmetic."""
     if log.position_id is None:
         return None
-    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    position = await _locked(session, log.position_id)
     if position is None:
         return None
     quantity = min(quantity, position.quantity)
@@ -135,9 +153,14 @@ async def apply_exit_fill(
         if first_close:
             payload = events.position_payload(position)
             events.record(session, EventType.position_closed, position, payload)
-        # Today's analytics row follows every close, in the same transaction.
+        # Today's analytics row follows every close: in the same transaction, or once at the end
+        # of a batch of closes (the monitor's), which would otherwise recompute it per close.
         day = (position.closed_at or utcnow()).date()
-        await analytics.refresh_day(session, position.execution_connection_id, day)
+        deferred = _DEFERRED.get()
+        if deferred is not None:
+            deferred.add((position.execution_connection_id, day))
+        else:
+            await analytics.refresh_day(session, position.execution_connection_id, day)
     return position
 
 
@@ -160,9 +183,35 @@ async def release_exit(session: AsyncSession, log: ExecutionLog) -> None:
     """An exit order ended (filled in part, cancelled, refused): what is left is open again."""
     if log.position_id is None:
         return
-    position = await session.get(ExecutionPosition, log.position_id, with_for_update=True)
+    position = await _locked(session, log.position_id)
     if position is not None and position.status == "closing":
         position.status = "open" if position.quantity > 0 else "closed"
+
+
+async def _locked(session: AsyncSession, position_id: int) -> ExecutionPosition | None:
+    """The position, locked for this transaction: read `FOR UPDATE` once per transaction, then
+    reused (a fill and the release of its exit order lock the same row in one transaction)."""
+    tx = session.get_transaction()
+    locked: dict[int, tuple[object, ExecutionPosition]] = session.info.setdefault(
+        "locked_positions", {}
+    )
+    held = locked.get(position_id)
+    if held is not None and tx is not None and held[0] is tx:
+        return held[1]
+    position = await session.get(ExecutionPosition, position_id, with_for_update=True)
+    if position is not None and tx is not None:
+        locked[position_id] = (tx, position)
+    return position
+
+
+async def exit_counts(session: AsyncSession, position_ids: Sequence[int]) -> dict[int, int]:
+    """`exit_count` of many positions in one query (absent: none)."""
+    rows = await session.execute(
+        select(ExecutionLog.position_id, func.count())
+        .where(ExecutionLog.position_id.in_(position_ids), ExecutionLog.purpose == "exit")
+        .group_by(ExecutionLog.position_id)
+    )
+    return {pid: n for pid, n in rows if pid is not None}
 
 
 async def exit_count(session: AsyncSession, position_id: int) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from execution_service.decimals import HUNDRED, ONE, ZERO, normalize
+
+EIGHT_PLACES = Decimal("0.00000001")
 
 
 def sign(direction: str) -> Decimal:
@@ -25,7 +27,10 @@ def pnl_percent(
     notional = entry * quantity * per_unit
     if notional == 0:
         return ZERO
-    return normalize((pnl / notional * HUNDRED).quantize(Decimal("0.00000001")))
+    # Ties to even, said here rather than taken from the thread's decimal context: ccxt sets that
+    # context's rounding to half-up whenever it formats a number.
+    percent = (pnl / notional * HUNDRED).quantize(EIGHT_PLACES, rounding=ROUND_HALF_EVEN)
+    return normalize(percent)
 
 
 def average_price(q1: Decimal, p1: Decimal, q2: Decimal, p2: Decimal) -> Decimal:

@@ -201,9 +201,13 @@ async def exit_quantity(
     return round_down(wanted, market.amount_step), wanted >= position.quantity
 
 
-async def send_exit(ctx: AppContext, exit_log: ExecutionLog) -> ExecutionLog:
+async def send_exit(
+    ctx: AppContext, exit_log: ExecutionLog, adapter: ExchangeAdapter | None = None
+) -> ExecutionLog:
+    """`adapter`: the connection's, when the caller (a batch of closes) already holds it."""
     try:
-        adapter = await _adapter(ctx, exit_log.execution_connection_id)
+        if adapter is None:
+            adapter = await _adapter(ctx, exit_log.execution_connection_id)
     except (CredentialsError, ExchangeError) as exc:
         async with ctx.session_factory() as session:
             entry = await session.get(ExecutionLog, exit_log.id)

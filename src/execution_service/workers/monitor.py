@@ -1,5 +1,7 @@
-"""Position monitor: one tick reads every open position, fetches one price per (source, symbol),
-writes prices and unrealised PnL in bulk, and closes what the rules say to close.
+"""Position monitor: one tick fetches one price per (source, symbol), marks every open position
+to it (price, unrealised PnL, trailing high-water mark) in bulk, and closes what the rules say to
+close. On PostgreSQL the marking is one set-based statement that also picks the few positions a
+rule may act on (`marks`); on SQLite every position is evaluated in Python.
 
 A close is claimed `open -> closing` under `FOR UPDATE SKIP LOCKED` together with the exit
 order's `pending` row, so with several worker processes on PostgreSQL each position is closed by
@@ -12,24 +14,26 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 
 from execution_service import metrics
+from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import Money, UtcDateTime, utcnow
 from execution_service.decimals import round_down
-from execution_service.exchanges.base import ExchangeError
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
 from execution_service.positions import service as positions
 from execution_service.positions.pnl import gross_pnl, pnl_percent
-from execution_service.positions.rules import Close, Level, PositionView, evaluate
-from execution_service.workers.prices import Quote, fetch_prices, group_symbols, source_of
+from execution_service.positions.rules import Close, Decision, Level, PositionView, evaluate
+from execution_service.workers import marks
+from execution_service.workers.prices import Quote, Source, fetch_prices, group_symbols, source_of
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,105 @@ _BREAK_EVEN = (
 async def monitor_tick(ctx: AppContext) -> TickReport:
     started = time.perf_counter()
     report = TickReport()
+    now = utcnow()
+    mark = _mark_in_sql if ctx.engine.dialect.name == "postgresql" else mark_in_python
+    closes = await mark(ctx, report, now)
+    metrics.OPEN_POSITIONS.set(report.positions)
+    closes = await _not_cooling_down(ctx, closes, now)
+    if closes:
+        report.closes = await close_many(ctx, closes)
+    return _timed(report, started)
+
+
+def _fresh(
+    ctx: AppContext, quote: Quote | None, now: datetime, report: TickReport, count: int
+) -> bool:
+    if quote is None:
+        return False
+    if now - quote.at > timedelta(seconds=ctx.settings.monitor_max_price_age_seconds):
+        report.stale += count  # an old price is not acted on
+        return False
+    report.priced += count
+    return True
+
+
+async def _mark_in_sql(
+    ctx: AppContext, report: TickReport, now: datetime
+) -> list[tuple[ExecutionPosition, Close]]:
+    """PostgreSQL: one grouped read of what to price, one set-based UPDATE that marks every open
+    position and returns those a rule may act on; only those are loaded and evaluated."""
+    is_conn, sid = marks.source_columns()
+    async with ctx.session_factory() as session:
+        groups = (
+            await session.execute(
+                select(is_conn, sid, ExecutionPosition.symbol, func.count())
+                .join(
+                    ExecutionConnection,
+                    ExecutionConnection.id == ExecutionPosition.execution_connection_id,
+                )
+                .where(ExecutionPosition.status == "open")
+                .group_by(is_conn, sid, ExecutionPosition.symbol)
+            )
+        ).all()
+        counts: dict[tuple[Source, str], int] = {
+            (("conn" if own else "data", source_id), symbol): n
+            for own, source_id, symbol, n in groups
+        }
+        report.positions = sum(counts.values())
+        if not counts:
+            return []
+        own_ids = [source_id for (kind, source_id), _ in counts if kind == "conn"]
+        connections = {
+            c.id: c
+            for c in await session.scalars(
+                select(ExecutionConnection).where(ExecutionConnection.id.in_(own_ids))
+            )
+        }
+    quotes = await fetch_prices(ctx, group_symbols(list(counts)), connections)
+    fresh = {
+        key: (q.price, q.at)
+        for key, n in counts.items()
+        if _fresh(ctx, q := quotes.get(key), now, report, n) and q is not None
+    }
+    closes: list[tuple[ExecutionPosition, Close]] = []
+    async with ctx.session_factory() as session:
+        candidates = await marks.mark_in_sql(session, fresh)
+        moves: list[dict[str, Any]] = []
+        ids = sorted(candidates)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            for position in await session.scalars(
+                select(ExecutionPosition).where(ExecutionPosition.id.in_(chunk))
+            ):
+                _decide(position, candidates[position.id], moves, closes)
+        if moves:
+            await session.execute(_BREAK_EVEN, moves)
+        await session.commit()
+    return closes
+
+
+_CHUNK = 5000  # ids per IN list: far below the driver's bound on parameters
+
+
+def _decide(
+    position: ExecutionPosition,
+    price: Decimal,
+    moves: list[dict[str, Any]],
+    closes: list[tuple[ExecutionPosition, Close]],
+) -> Decision:
+    decision = evaluate(view_of(position), price)
+    if decision.break_even_done and not position.break_even_done:
+        moves.append({"pid": position.id, "sl": decision.sl})
+    if decision.close is not None:
+        closes.append((position, decision.close))
+    return decision
+
+
+async def mark_in_python(
+    ctx: AppContext, report: TickReport, now: datetime
+) -> list[tuple[ExecutionPosition, Close]]:
+    """SQLite (text Money, floating-point SQL arithmetic): every open position is read, marked
+    and evaluated here, and written back in one executemany."""
     async with ctx.session_factory() as session:
         rows = (
             await session.execute(
@@ -97,28 +200,21 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
             )
         ).all()
     report.positions = len(rows)
-    metrics.OPEN_POSITIONS.set(report.positions)
     if not rows:
-        return _timed(report, started)
+        return []
     connections = {conn.id: conn for _, conn in rows}
     sources = {p.id: source_of(conn) for p, conn in rows}
     quotes = await fetch_prices(
         ctx, group_symbols([(sources[p.id], p.symbol) for p, _ in rows]), connections
     )
-    now = utcnow()
-    max_age = timedelta(seconds=ctx.settings.monitor_max_price_age_seconds)
     updates: list[dict[str, Any]] = []
     moves: list[dict[str, Any]] = []
     closes: list[tuple[ExecutionPosition, Close]] = []
     for position, _ in rows:
-        quote: Quote | None = quotes.get((sources[position.id], position.symbol))
-        if quote is None:
+        quote = quotes.get((sources[position.id], position.symbol))
+        if not _fresh(ctx, quote, now, report, 1) or quote is None:
             continue
-        if now - quote.at > max_age:
-            report.stale += 1  # an old price is not acted on
-            continue
-        report.priced += 1
-        decision = evaluate(view_of(position), quote.price)
+        decision = _decide(position, quote.price, moves, closes)
         unit = fills.per_unit(position)
         upnl = gross_pnl(
             position.direction, position.entry_price, quote.price, position.quantity, unit
@@ -133,20 +229,13 @@ async def monitor_tick(ctx: AppContext) -> TickReport:
                 "at": quote.at,
             }
         )
-        if decision.break_even_done and not position.break_even_done:
-            moves.append({"pid": position.id, "sl": decision.sl})
-        if decision.close is not None:
-            closes.append((position, decision.close))
     async with ctx.session_factory() as session:
         if updates:
             await session.execute(_PRICE_UPDATE, updates)
         if moves:
             await session.execute(_BREAK_EVEN, moves)
         await session.commit()
-    closes = await _not_cooling_down(ctx, closes, now)
-    if closes:
-        report.closes = await close_many(ctx, closes)
-    return _timed(report, started)
+    return closes
 
 
 def _timed(report: TickReport, started: float) -> TickReport:
@@ -178,22 +267,56 @@ async def _not_cooling_down(
 
 
 async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Close]]) -> list[int]:
-    """Claim, then send every exit concurrently under the configured bound."""
-    steps = await _amount_steps(ctx, closes)
+    """Claim, then send every exit concurrently under the configured bound. The day's analytics
+    row of each connection is refreshed once after the batch, not once per close."""
+    adapters, steps = await _adapters_and_steps(ctx, closes)
     claimed = await _claim(ctx, closes, steps)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def send(exit_log: ExecutionLog) -> None:
         async with bound:
-            await positions.send_exit(ctx, exit_log)
+            adapter = adapters.get(exit_log.execution_connection_id)
+            await positions.send_exit(ctx, exit_log, adapter)
 
-    await asyncio.gather(*(send(e) for e in claimed))
+    with fills.analytics_deferred() as days:
+        results = await asyncio.gather(*(send(e) for e in claimed), return_exceptions=True)
+    await _refresh_analytics(ctx, days)
+    failed = [(e, r) for e, r in zip(claimed, results, strict=True) if isinstance(r, Exception)]
+    if failed:  # each row stays pending, for the order tracker to reconcile; one log line a tick
+        first, error = failed[0]
+        log.error(
+            "%d of %d exits failed unrecorded (first: %s)",
+            len(failed),
+            len(claimed),
+            first.client_order_id,
+            exc_info=error,
+        )
     return [e.position_id for e in claimed if e.position_id is not None]
 
 
-async def _amount_steps(
+async def _refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(connection_id: int, day: date) -> None:
+        async with bound:
+            try:
+                async with ctx.session_factory() as session:
+                    await analytics.refresh_day(session, connection_id, day)
+                    await session.commit()
+            except Exception:  # the analytics worker recomputes the row on its next tick
+                log.exception(
+                    "analytics: refreshing connection %s for %s failed", connection_id, day
+                )
+
+    await asyncio.gather(*(one(c, d) for c, d in sorted(days)))
+
+
+async def _adapters_and_steps(
     ctx: AppContext, closes: list[tuple[ExecutionPosition, Close]]
-) -> dict[tuple[int, str], Decimal | None]:
+) -> tuple[dict[int, ExchangeAdapter], dict[tuple[int, str], Decimal | None]]:
+    """One adapter per connection and one amount step per (connection, symbol). A connection
+    without an adapter is left out: its exits are still claimed, and refused by `send_exit`."""
+    adapters: dict[int, ExchangeAdapter] = {}
     steps: dict[tuple[int, str], Decimal | None] = {}
     async with ctx.session_factory() as session:
         ids = {p.execution_connection_id for p, _ in closes}
@@ -208,11 +331,12 @@ async def _amount_steps(
         if key in steps:
             continue
         try:
-            adapter = await ctx.adapters.for_connection(conns[key[0]])
+            adapter = adapters.get(key[0]) or await ctx.adapters.for_connection(conns[key[0]])
+            adapters[key[0]] = adapter
             steps[key] = (await adapter.market(position.symbol)).amount_step
         except (CredentialsError, ExchangeError):
             steps[key] = None  # the exit is still attempted and recorded
-    return steps
+    return adapters, steps
 
 
 async def _claim(
@@ -222,27 +346,35 @@ async def _claim(
 ) -> list[ExecutionLog]:
     wanted = {p.id: close for p, close in closes}
     claimed: list[ExecutionLog] = []
-    async with ctx.session_factory() as session:
-        rows = await session.scalars(
-            select(ExecutionPosition)
-            .where(ExecutionPosition.id.in_(list(wanted)), ExecutionPosition.status == "open")
-            .with_for_update(skip_locked=True)
-        )
-        for position in rows:
-            close = wanted[position.id]
-            step = steps.get((position.execution_connection_id, position.symbol))
-            quantity = round_down(min(close.quantity, position.quantity), step)
-            if quantity <= 0:
-                continue
-            position.status = "closing"
-            if close.level is not None and position.take_profits:
-                levels = [dict(t) for t in position.take_profits]
-                levels[close.level]["done"] = True
-                position.take_profits = levels
-            n = await fills.exit_count(session, position.id) + 1
-            claimed.append(
-                positions.new_exit_log(ctx, position, quantity, close.reason, n, close.full)
-            )
-        session.add_all(claimed)
-        await session.commit()
+    ids = sorted(wanted)
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        async with ctx.session_factory() as session:
+            rows = (
+                await session.scalars(
+                    select(ExecutionPosition)
+                    .where(ExecutionPosition.id.in_(chunk), ExecutionPosition.status == "open")
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            counts = await fills.exit_counts(session, [p.id for p in rows])
+            batch: list[ExecutionLog] = []
+            for position in rows:
+                close = wanted[position.id]
+                step = steps.get((position.execution_connection_id, position.symbol))
+                quantity = round_down(min(close.quantity, position.quantity), step)
+                if quantity <= 0:
+                    continue
+                position.status = "closing"
+                if close.level is not None and position.take_profits:
+                    levels = [dict(t) for t in position.take_profits]
+                    levels[close.level]["done"] = True
+                    position.take_profits = levels
+                n = counts.get(position.id, 0) + 1
+                batch.append(
+                    positions.new_exit_log(ctx, position, quantity, close.reason, n, close.full)
+                )
+            session.add_all(batch)
+            await session.commit()
+        claimed += batch
     return claimed

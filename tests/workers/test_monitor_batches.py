@@ -1,0 +1,75 @@
+"""A batch of closes by the monitor: the day's analytics row is refreshed once after the batch,
+and still reflects every close the tick made."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from execution_service.context import AppContext
+from execution_service.models import ExecutionAnalytics, ExecutionLog, ExecutionPosition
+from execution_service.positions import fills
+from execution_service.workers.monitor import monitor_tick
+from tests.factories import Actor, paper_setup
+
+
+async def test_closes_in_one_tick_are_all_in_the_days_analytics(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
+    )
+    for _ in range(3):
+        result = await acct.signal(sl_price="95", tp_price="120")
+        assert result["executions"][0]["status"] == "filled"
+    await acct.price("94")
+    report = await monitor_tick(ctx)
+    assert len(report.closes) == 3
+    daily = await user.ok("GET", "/api/v1/analytics/daily", params={"connection_id": acct.conn_id})
+    [row] = daily["items"]
+    # three stops at 94 on 2 bought at 100: -12 each
+    assert row["total_trades"] == 3 and row["losing_trades"] == 3 and row["net_pnl"] == "-36"
+
+
+async def test_a_deferred_close_names_its_day_instead_of_refreshing_it(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    result = await acct.signal(sl_price="95")
+    position_id = result["executions"][0]["position_id"]
+    async with ctx.session_factory() as session:
+        position = await session.get(ExecutionPosition, position_id)
+        assert position is not None
+        exit_log = ExecutionLog(
+            execution_connection_id=acct.conn_id,
+            position_id=position_id,
+            purpose="exit",
+            client_order_id=f"deferred-{position_id}",
+            symbol="BTC/USDT",
+            direction="sell",
+            order_type="market",
+            quantity=Decimal(1),
+            status="filled",
+            close_reason="manual",
+            plan={"full_close": True},
+        )
+        session.add(exit_log)
+        await session.flush()
+        with fills.analytics_deferred() as days:
+            await fills.apply_exit_fill(session, exit_log, Decimal(1), Decimal(90), Decimal(0))
+        await session.commit()
+        closed_day: date = position.closed_at.date()  # type: ignore[union-attr]
+        rows = (
+            await session.scalars(
+                select(ExecutionAnalytics).where(
+                    ExecutionAnalytics.execution_connection_id == acct.conn_id
+                )
+            )
+        ).all()
+    assert days == {(acct.conn_id, closed_day)}
+    # Not refreshed inside the block: the row (if the entry made one) has no trade yet.
+    assert all(r.total_trades == 0 for r in rows)
