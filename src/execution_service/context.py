@@ -35,7 +35,10 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings, keyring: KeyRing) -> AppContext:
-        engine = create_engine(settings.database_url)
+        pool: dict[str, int] = {}
+        if not settings.database_url.startswith("sqlite"):
+            pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+        engine = create_engine(settings.database_url, **pool)
         factory = create_session_factory(engine)
         adapters = AdapterRegistry(
             settings=settings,
@@ -51,7 +54,9 @@ class AppContext:
             adapters,
             FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_seconds),
             TokenBucket(settings.signal_rate_per_minute / 60, settings.signal_rate_burst),
-            read_engine=create_read_engine(settings.database_url, engine),
+            read_engine=create_read_engine(
+                settings.database_url, engine, settings.db_read_pool_size
+            ),
         )
 
     async def aclose(self) -> None:

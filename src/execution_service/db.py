@@ -112,7 +112,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+def create_read_engine(url: str, engine: AsyncEngine, pool_size: int = 16) -> AsyncEngine:
     """For single-statement reads (`read`): no transaction around them (one statement is its own
     snapshot) and no pre-ping, so a read costs one round trip instead of a ping in a transaction
     of its own, BEGIN, the statement and ROLLBACK. A pool beside `engine`'s, as large as the
@@ -126,8 +126,10 @@ def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
         event.listen(reader.sync_engine, "connect", _sqlite_connect)  # driver left in autocommit
         return reader
     # Opened on demand: as many as reads ever ran at once in this process (16: the benchmark's
-    # concurrency), at most 20 beside the main pool's 40.
-    return create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=16, max_overflow=4)
+    # concurrency), at most `pool_size` + 4 beside the main pool (none in a worker process).
+    return create_async_engine(
+        url, isolation_level="AUTOCOMMIT", pool_size=pool_size, max_overflow=4
+    )
 
 
 async def read(engine: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:

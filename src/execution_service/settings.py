@@ -14,6 +14,11 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite+aiosqlite:///./execution.db"
+    # PostgreSQL connections per process: the main pool (kept + overflow) and the API's read
+    # pool (kept; 4 overflow). Budget max_connections for every API and worker process.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_read_pool_size: int = Field(default=16, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +22,12 @@ from tests.signals.test_ccxt_flow import ccxt_connection
 
 
 async def test_two_workers_close_each_position_once(
-    is_postgres: bool, admin: Actor, ctx: AppContext, settings: Settings, fake_binance: FakeBinance
+    is_postgres: bool,
+    admin: Actor,
+    ctx: AppContext,
+    settings: Settings,
+    fake_binance: FakeBinance,
+    tmp_path: Path,
 ) -> None:
     if not is_postgres:
         pytest.skip("several worker processes need PostgreSQL (SQLite is for one process)")
@@ -69,14 +75,20 @@ async def test_two_workers_close_each_position_once(
         "EXEC_HEALTH_INTERVAL_SECONDS": "3600",
         "EXEC_ORDER_TRACKER_INTERVAL_SECONDS": "3600",
         "EXEC_LOG_LEVEL": "WARNING",
+        # Two workers beside this process's pools must fit PostgreSQL's 100 connections.
+        "EXEC_DB_POOL_SIZE": "10",
+        "EXEC_DB_MAX_OVERFLOW": "5",
     }
+    # stderr to files, not pipes: a pipe nobody reads fills up (64 KiB of tracebacks under
+    # load) and blocks the worker mid-tick, holding its database connections.
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "execution_service.cli", "worker"],
             env=env,
-            stderr=subprocess.PIPE,
+            stderr=log.open("wb"),
         )
-        for _ in range(2)
+        for log in logs
     ]
     try:
         await asyncio.sleep(1.0)  # both running and ticking before the price moves
@@ -101,8 +113,12 @@ async def test_two_workers_close_each_position_once(
         deadline = time.monotonic() + 60
         while any(proc.poll() is None for proc in workers) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-    for proc in workers:
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        for proc in workers:
+            if proc.poll() is None:  # stuck: fail below with its log, not hang the suite
+                proc.kill()
+                proc.wait()
+    for proc, log in zip(workers, logs, strict=True):
+        err = log.read_text(errors="replace")
         assert proc.returncode == 0, err
         assert "Traceback" not in err, err
 
