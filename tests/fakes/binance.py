@@ -317,6 +317,7 @@ class FakeBinance:
             ("GET", "/api/v3/order"): (True, self._query_order),
             ("DELETE", "/api/v3/order"): (True, self._cancel_order),
             ("GET", "/api/v3/openOrders"): (True, self._open_orders),
+            ("GET", "/api/v3/myTrades"): (True, self._my_trades),
         }
         self.reset()
 
@@ -744,6 +745,34 @@ class FakeBinance:
 
     async def _query_order(self, params: dict[str, str]) -> Any:
         return self._lookup(params, -2013).as_query_response()
+
+    async def _my_trades(self, params: dict[str, str]) -> Any:
+        """The account's trades on one symbol (all of one order with `orderId`), oldest first."""
+        symbol = params.get("symbol")
+        if not symbol:
+            raise BinanceError(-1102, "Mandatory parameter 'symbol' was not sent.")
+        self._market(symbol)
+        wanted = params.get("orderId")
+        return [
+            {
+                "symbol": o.symbol,
+                "id": fill["tradeId"],
+                "orderId": o.order_id,
+                "orderListId": -1,
+                "price": fill["price"],
+                "qty": fill["qty"],
+                "quoteQty": fmt(Decimal(fill["price"]) * Decimal(fill["qty"])),
+                "commission": fill["commission"],
+                "commissionAsset": fill["commissionAsset"],
+                "time": o.update_time,
+                "isBuyer": o.side == "BUY",
+                "isMaker": o.type != "MARKET",
+                "isBestMatch": True,
+            }
+            for o in self.orders
+            if o.symbol == symbol and (wanted is None or str(o.order_id) == wanted)
+            for fill in o.fills
+        ]
 
     async def _open_orders(self, params: dict[str, str]) -> Any:
         symbol = params.get("symbol")

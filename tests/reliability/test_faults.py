@@ -43,6 +43,18 @@ async def books_agree(ctx: AppContext, fake: FakeBinance, connection_id: int) ->
     filled_there = {o.client_order_id: o.executed_qty for o in theirs if o.executed_qty > 0}
     filled_here = {e.client_order_id: e.filled_quantity for e in logs if e.filled_quantity > 0}
     assert filled_there == filled_here
+    # Fees too, also for a fill found by reconciliation (an order's status has no fills: its
+    # fee comes from the order's trades).
+    fees_there = {
+        o.client_order_id: (
+            sum((Decimal(f["commission"]) for f in o.fills), Decimal(0)),
+            o.fills[0]["commissionAsset"],
+        )
+        for o in theirs
+        if o.fills
+    }
+    fees_here = {e.client_order_id: (e.fee, e.fee_currency) for e in logs if e.filled_quantity > 0}
+    assert fees_there == fees_here
     opened = [p.execution_log_id for p in positions]
     assert sorted(opened) == sorted(
         e.id for e in logs if e.purpose == "entry" and e.filled_quantity > 0

@@ -93,7 +93,10 @@ async def test_a_partial_fill_then_cancel_keeps_what_filled(
     log = await user.ok("GET", f"/api/v1/logs/{execution['execution_log_id']}")
     assert log["status"] == "cancelled" and log["filled_quantity"] == "0.004"
     position = await user.ok("GET", f"/api/v1/positions/{log['position_id']}")
-    assert position["initial_quantity"] == "0.004" and position["status"] == "open"
+    # The fill's fee (0.1% of the bought BTC, read from the order's trades) stays with the
+    # exchange: the position holds what the account holds.
+    assert log["fee"] == "0.000004" and log["fee_currency"] == "BTC"
+    assert position["initial_quantity"] == "0.003996" and position["status"] == "open"
 
 
 async def test_one_ticker_request_per_symbol_per_tick(

@@ -8,6 +8,7 @@ exchange's raw strings in `info`) so no binary noise reaches the service's money
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from execution_service.exchanges.cache import (
 from execution_service.exchanges.retry import retry_read
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # ccxt unified order status -> execution-log vocabulary ("open" is refined by the filled amount).
 _STATUS = {
@@ -298,7 +300,32 @@ class CcxtAdapter:
         order = self._to_order(raw, symbol, client_order_id=client_order_id)
         if order.filled > 0 or order.status == "cancelled":
             self._balances.forget()  # a resting order filled or released its funds
+        if order.filled > 0 and order.fee_currency is None and order.order_id:
+            await self._add_trade_fees(order, symbol)
         return order
+
+    async def _add_trade_fees(self, order: OrderResult, symbol: str) -> None:
+        """An order's status (Binance `GET /api/v3/order`) carries no fills, so no fee: a fill
+        found by reconciliation takes its fee from the order's trades (`GET myTrades`). Without
+        them the fee stays unknown (0) rather than failing the reconciliation."""
+        if not self._ex.has.get("fetchOrderTrades"):
+            return
+        try:
+            trades = await self._read(lambda: self._ex.fetch_order_trades(order.order_id, symbol))
+        except ExchangeError as exc:
+            log.warning("order %s: its trades could not be read: %s", order.order_id, exc.message)
+            return
+        fills = []
+        for trade in trades:
+            info = _info(trade)
+            fee = trade.get("fee") or {}
+            fills.append(
+                {
+                    "commission": info.get("commission", fee.get("cost")),
+                    "commissionAsset": info.get("commissionAsset", fee.get("currency")),
+                }
+            )
+        order.fee, order.fee_currency = _fee({}, {"fills": fills})
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         await self.load_markets()
