@@ -43,6 +43,14 @@ async def test_malformed_and_mistyped_bodies(user: Actor, client: httpx.AsyncCli
             "/api/v1/connections",
             b'{"name": "c", "adapter": "paper", "paper": {"balance": {"usdt lower": "5"}}}',
         ),
+        # Strict where lax parsing would guess: a boolean is no owner id, 0 or "yes" no flag.
+        (
+            "/api/v1/presets",
+            b'{"name": "x", "position_size_mode": "fixed_quantity", "position_size_value": "1",'
+            b' "user_id": true}',
+        ),
+        ("/api/v1/data-connections", b'{"name": "d", "type": "manual", "sandbox": 0}'),
+        ("/api/v1/connections", b'{"name": "c", "adapter": "paper", "sandbox": "yes"}'),
     ]
     for url, body in cases:
         response = await client.post(
@@ -113,3 +121,13 @@ async def test_a_nul_character_is_refused_not_a_500(user: Actor) -> None:
         },
     )
     assert created.status_code in (201, 422)
+
+
+async def test_a_number_is_no_datetime_in_a_query(user: Actor) -> None:
+    """pydantic reads `since=0` as the Unix epoch; a client that sent it meant something else."""
+    for url in ("/api/v1/logs", "/api/v1/analytics/summary", "/api/v1/analytics/daily"):
+        for bad in ("0", "1700000000", "-5", "1.5e9"):
+            response = await user.get(f"{url}?since={bad}")
+            assert response.status_code == 422, (url, bad, response.text)
+        assert (await user.get(f"{url}?since=2026-01-01T00:00:00Z")).status_code == 200
+    assert (await user.get("/api/v1/analytics/summary?since=2026-01-01")).status_code == 200

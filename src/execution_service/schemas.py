@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    WithJsonSchema,
+)
 
 from execution_service.decimals import to_str
 
@@ -33,8 +42,26 @@ Name = Annotated[str, Field(min_length=1, max_length=100)]
 Symbol = Annotated[
     str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
 ]
-OwnerId = Annotated[int, Field(ge=0, le=2**62)]
+# Strict: a JSON integer only (`true` or "42" is refused, not read as 1 or 42).
+OwnerId = Annotated[int, Strict(), Field(ge=0, le=2**62)]
+# A JSON boolean only (`0` or "no" is refused, not read as false).
+Flag = Annotated[bool, Strict()]
 Timestamp = datetime
+
+
+def iso_instant(value: Any) -> Any:
+    """Refuse a bare number where a datetime is expected: pydantic reads `0` as a Unix time,
+    which is never what `since=0` meant."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
+        raise ValueError("expected an ISO 8601 datetime, not a number")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# A datetime in a query string: ISO 8601 text only.
+Instant = Annotated[datetime, BeforeValidator(iso_instant)]
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from execution_service.analytics import service
 from execution_service.analytics.schemas import DailyRead, EquityPoint, EquityRead, SummaryRead
 from execution_service.auth import PrincipalDep
 from execution_service.deps import SessionDep
-from execution_service.schemas import Page, PageDep, problems
+from execution_service.schemas import Page, PageDep, iso_instant, problems
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -33,7 +33,7 @@ def _day_or_instant(value: Any) -> Any:
     pydantic reads 2026-01-05T00:00:00Z as a date too, making an exclusive midnight a day."""
     if isinstance(value, str) and not _DAY.match(value):
         try:
-            return _INSTANT.validate_python(value)
+            return _INSTANT.validate_python(iso_instant(value))
         except ValidationError:
             raise ValueError("expected a date (YYYY-MM-DD) or an ISO 8601 datetime") from None
     return value

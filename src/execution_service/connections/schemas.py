@@ -11,6 +11,7 @@ from execution_service.market_data.schemas import ExchangeId
 from execution_service.schemas import (
     Body,
     DecimalOut,
+    Flag,
     Model,
     Name,
     NonNegativeDecimal,
@@ -56,7 +57,7 @@ class ConnectionCreate(Body):
     adapter: Adapter
     exchange: ExchangeId | None = None
     credentials: Credentials | None = Field(default=None, description="write-only")
-    sandbox: bool = False
+    sandbox: Flag = False
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType = MarketType.spot
     preset_id: RefId | None = None
@@ -101,7 +102,7 @@ class ConnectionCreate(Body):
 class ConnectionUpdate(Body):
     name: Name | None = None
     credentials: Credentials | None = Field(default=None, description="replaces all credentials")
-    sandbox: bool | None = None
+    sandbox: Flag | None = None
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType | None = None
     preset_id: RefId | None = None

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from execution_service.deps import ContextDep, SessionDep
 from execution_service.enums import OrderStatus
 from execution_service.logs import service
 from execution_service.logs.schemas import ExecutionLogDetail, ExecutionLogRead
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.schemas import Instant, Page, PageDep, RowId, problems
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
@@ -26,8 +25,8 @@ async def list_logs(
     status: OrderStatus | None = None,
     signal_id: IdFilter = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> Page[ExecutionLogRead]:
     rows, total = await service.list_logs(
         session,

@@ -10,6 +10,7 @@ from execution_service.enums import DataSourceType, MarketType
 from execution_service.schemas import (
     Body,
     DecimalOut,
+    Flag,
     Model,
     Name,
     NonNegativeDecimal,
@@ -27,7 +28,7 @@ class DataConnectionCreate(Body):
     name: Name
     type: DataSourceType = DataSourceType.manual
     exchange: ExchangeId | None = None
-    sandbox: bool = False
+    sandbox: Flag = False
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType = MarketType.spot
     user_id: OwnerId | None = None
@@ -52,10 +53,10 @@ class DataConnectionCreate(Body):
 class DataConnectionUpdate(Body):
     name: Name | None = None
     exchange: ExchangeId | None = None
-    sandbox: bool | None = None
+    sandbox: Flag | None = None
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
     model_config = {"json_schema_extra": {"examples": [{"name": "my prices", "is_active": False}]}}
 
