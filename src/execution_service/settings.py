@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10, ge=0)
     # How often GET /api/v1/events looks for new events in the outbox table.
     events_poll_seconds: float = Field(default=0.2, gt=0)
+    # Events (and their finished webhook deliveries) older than this many days are deleted by the
+    # analytics worker, a bounded batch per tick; 0 keeps them forever.
+    events_retention_days: int = Field(default=30, ge=0)
 
     # Paper accounts: the default starting balance when a connection does not give one.
     paper_default_balance: str = "10000"

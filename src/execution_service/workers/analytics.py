@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from execution_service.analytics import repository as repo
@@ -19,6 +19,7 @@ from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.decimals import normalize
+from execution_service.events import service as events
 from execution_service.exchanges.base import BalanceEntry
 from execution_service.models import ExecutionConnection
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Past days finalised per tick: a backlog (a worker down for days) drains over a few ticks.
 FINALISE_BATCH = 500
+# Old events deleted per tick (the same: a backlog drains over ticks, each transaction short).
+EVENTS_PRUNE_BATCH = 5000
 
 
 def quote_of(symbols: list[str]) -> str | None:
@@ -87,3 +90,19 @@ async def analytics_tick(ctx: AppContext, now: datetime | None = None) -> None:
             await _refresh(ctx, connection_id, day, final=True)
         except Exception:
             log.exception("analytics: finalising connection %s for %s failed", connection_id, day)
+    await prune_events(ctx, now or utcnow())
+
+
+async def prune_events(ctx: AppContext, now: datetime) -> int:
+    """Housekeeping: the outbox keeps `EXEC_EVENTS_RETENTION_DAYS` of history."""
+    days = ctx.settings.events_retention_days
+    if days <= 0:
+        return 0
+    try:
+        async with ctx.session_factory() as session:
+            pruned = await events.prune(session, now - timedelta(days=days), EVENTS_PRUNE_BATCH)
+            await session.commit()
+    except Exception:
+        log.exception("events: pruning failed")
+        return 0
+    return pruned
