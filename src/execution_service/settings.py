@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_retry_base_seconds: float = Field(default=10, ge=0)
+    # Webhook URLs may point into private, loopback and link-local networks (SSRF); unset: yes
+    # outside production, no in production.
+    webhook_allow_private_networks: bool | None = None
     # How often GET /api/v1/events looks for new events in the outbox table.
     events_poll_seconds: float = Field(default=0.2, gt=0)
     # Events (and their finished webhook deliveries) older than this many days are deleted by the
@@ -108,6 +111,12 @@ class Settings(BaseSettings):
                 "EXEC_PENDING_GRACE_SECONDS must be at least 2 x EXEC_EXCHANGE_TIMEOUT_MS"
             )
         return self
+
+    @property
+    def webhooks_may_reach_private_networks(self) -> bool:
+        if self.webhook_allow_private_networks is not None:
+            return self.webhook_allow_private_networks
+        return self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,6 +24,7 @@ from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
 from execution_service.events.service import as_json
 from execution_service.models import Event, Webhook, WebhookDelivery
+from execution_service.webhooks import targets
 from execution_service.webhooks.service import matches, reveal_secret, sign
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,10 @@ async def _send(
     ctx: AppContext, http: httpx.AsyncClient, claim: _Claim
 ) -> tuple[int | None, str | None]:
     """(status code, error): error is None on a 2xx."""
+    allow = ctx.settings.webhooks_may_reach_private_networks
+    refused = await targets.check(claim.hook.url, allow_private=allow)
+    if refused is not None:  # a name that now resolves inside: nothing is sent
+        return None, f"refused: {refused}"
     try:
         secret = reveal_secret(ctx, claim.hook)
     except CredentialsError as exc:
