@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
@@ -212,3 +213,30 @@ async def test_canceled_with_a_partial_fill(
     position = await user.ok("GET", f"/api/v1/positions/{log['position_id']}")
     assert position["initial_quantity"] == "0.002997"  # 0.003 less the 0.1% fee taken in BTC
     await books_agree(ctx, fake_binance, conn["id"])
+
+
+async def test_an_order_queued_past_its_deadline_is_refused_unsent(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every entry of a fan-out is committed `pending` before any is sent; one still waiting for
+    its turn when the tracker may already call it "never sent" must not be sent after all (its
+    fill would land on a rejected row and open no position)."""
+    a = await ccxt_connection(user, fake_binance, **SMALL)
+    b = await ccxt_connection(user, fake_binance, **SMALL)
+    monkeypatch.setattr(ctx.settings, "signal_concurrency", 1)  # b waits for a's answer
+    # A 1 s budget between commit and send: a grace of 3 s less two 1 s exchange timeouts.
+    monkeypatch.setattr(ctx.settings, "exchange_timeout_ms", 1000)
+    monkeypatch.setattr(ctx.settings, "pending_grace_seconds", 3)
+    fake_binance.set_latency(1500)  # a's order is answered after 1.5 s: b's turn comes too late
+    body = {"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [a["id"], b["id"]]}
+    result = await user.ok("POST", "/api/v1/signals", 201, json=body)
+    fake_binance.set_latency(0)
+    first, second = sorted(result["executions"], key=lambda e: e["connection_id"])
+    assert first["status"] == "filled"
+    assert (second["status"], second["error_code"]) == ("rejected", "exchange_busy")
+    assert [o.client_order_id for o in fake_binance.orders] == [
+        (await user.ok("GET", f"/api/v1/logs/{first['execution_log_id']}"))["client_order_id"]
+    ]
+    await reconcile(ctx, after=40)
+    for conn in (a, b):
+        await books_agree(ctx, fake_binance, conn["id"])

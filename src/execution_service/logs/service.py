@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from execution_service.events import service as events
 from execution_service.exchanges.base import (
     AuthFailed,
     ExchangeAdapter,
+    ExchangeBusy,
     ExchangeError,
     OrderNotFound,
     OrderResult,
@@ -171,9 +172,22 @@ async def send(
                 .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
                 .where(ExecutionPosition.id == entry.position_id)
             )
-    outcome = await submit(adapter, entry, adapter_name, received_at, ticket)
+    send_by = send_deadline(ctx, entry)
+    outcome = await submit(adapter, entry, adapter_name, received_at, ticket, send_by=send_by)
     (recorded,) = await record_outcomes(ctx, [outcome])
     return recorded
+
+
+def send_deadline(ctx: AppContext, entry: ExecutionLog) -> datetime:
+    """The last moment a committed `pending` order may still be sent. The order tracker calls a
+    pending order the exchange does not know "never sent" once it is `EXEC_PENDING_GRACE_SECONDS`
+    old; a send may wait one exchange timeout for a slot toward its account and take another to
+    be answered. An order still queued here past this deadline (a large fan-out, a batch of stops
+    behind a slow exchange) is refused unsent instead: sent later, its fill could arrive on a
+    row the tracker has already rejected."""
+    settings = ctx.settings
+    budget = settings.pending_grace_seconds - 2 * settings.exchange_timeout_ms / 1000
+    return (entry.created_at or utcnow()) + timedelta(seconds=budget)
 
 
 async def submit(
@@ -182,14 +196,19 @@ async def submit(
     adapter_name: str,
     received_at: datetime | None = None,
     ticket: str | None = None,
+    *,
+    send_by: datetime | None = None,
 ) -> Outcome:
-    """Send a committed `pending` order; no database here. The caller records the outcome."""
+    """Send a committed `pending` order; no database here. The caller records the outcome.
+    Past `send_by` (`send_deadline`) the order is not sent: its outcome is `exchange_busy`."""
     observability.connection_id.set(entry.execution_connection_id)
     observability.client_order_id.set(entry.client_order_id)
     submitted_at = utcnow()
     answer: OrderResult | ExchangeError
     try:
-        if ticket is not None:
+        if send_by is not None and submitted_at > send_by:
+            answer = ExchangeBusy("waited too long for its turn to be sent: not sent")
+        elif ticket is not None:
             answer = await tickets.close(adapter, entry, ticket)
         else:
             answer = await adapter.create_order(

@@ -209,9 +209,11 @@ async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: date
         observability.connection_id.set(t.conn.id)
         async with bound:
             adapter = t.adapter or await ctx.adapters.for_connection(t.conn)
-            answered.put_nowait(
-                (t, await logs.submit(adapter, t.entry, t.conn.adapter, received_at))
+            send_by = logs.send_deadline(ctx, t.entry)
+            outcome = await logs.submit(
+                adapter, t.entry, t.conn.adapter, received_at, send_by=send_by
             )
+            answered.put_nowait((t, outcome))
 
     async def recorder() -> None:
         """Records the outcomes as they come, all that arrived meanwhile in one transaction."""
