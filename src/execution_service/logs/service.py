@@ -261,7 +261,16 @@ async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[
             start = outcome.received_at or entry.received_at or outcome.submitted_at
             entry.latency_ms = int((outcome.acknowledged_at - start).total_seconds() * 1000)
             if entry.status != "pending":
-                pass  # reconciliation got there first; it already recorded the truth
+                # Reconciliation got there first and recorded the truth, unless it called the
+                # order lost while it was in fact filled (the send deadline exists to prevent
+                # that): say so loudly rather than drop a fill without a word.
+                filled = isinstance(answer, OrderResult) and answer.filled > 0
+                if entry.status == "rejected" and filled:
+                    log.error(
+                        "order %s filled after it was recorded %s: reconcile by hand",
+                        entry.client_order_id,
+                        entry.error_code,
+                    )
             elif isinstance(answer, OrderResult):
                 # A new position is inserted with the others below; the order's event names it,
                 # so that order is counted and announced after.
