@@ -258,3 +258,30 @@ def test_a_first_buy_creates_the_base_entry() -> None:
         fee_currency="ETH",
     )
     assert out == {"USDT": _b("70"), "ETH": _b("0.00999")}
+
+
+@pytest.mark.parametrize(
+    ("market_type", "status", "filled", "cost", "booked"),
+    [
+        ("spot", "filled", D("1"), D("60000"), True),
+        ("swap", "filled", D("1"), D("60000"), False),  # margin moves, not assets: ask again
+        ("future", "filled", D("1"), D("60000"), False),
+        ("spot", "partially_filled", D("0.5"), D("30000"), False),
+        ("spot", "filled", D("1"), None, False),
+    ],
+)
+def test_only_a_complete_spot_fill_is_booked_into_the_copy(
+    market_type: str, status: str, filled: D, cost: D | None, booked: bool
+) -> None:
+    from execution_service.exchanges.base import Market, OrderResult
+    from execution_service.exchanges.ccxt_adapter import _booking
+
+    market = Market("BTC/USDT", "BTC", "USDT")
+    order = OrderResult("1", "c-1", "BTC/USDT", "buy", "market", status, D("1"), filled)
+    booking = _booking(market, order, cost, market_type)
+    assert (booking is not None) is booked
+    if booking is not None:
+        held = {"USDT": BalanceEntry(D("100000"), D("0"), D("100000"))}
+        after = booking(held)
+        assert after is not None
+        assert after["USDT"].total == D("40000") and after["BTC"].total == D("1")

@@ -110,6 +110,7 @@ class CcxtAdapter:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
         self.exchange_id = exchange_id
+        self.market_type = market_type
         self._read_retries = read_retries
         self._retry_base_delay = retry_base_delay
         self._markets_ttl = markets_ttl_seconds
@@ -368,7 +369,7 @@ class CcxtAdapter:
             order = self._to_order(
                 raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
             )
-            booking = _booking(market, order, _cost(raw, _info(raw)))
+            booking = _booking(market, order, _cost(raw, _info(raw)), self.market_type)
         finally:
             self._balances.release(booking)
         return order
@@ -542,11 +543,12 @@ def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
 
 
 def _booking(
-    market: Market, order: OrderResult, cost: Decimal | None
+    market: Market, order: OrderResult, cost: Decimal | None, market_type: str
 ) -> Callable[[dict[str, BalanceEntry]], dict[str, BalanceEntry] | None] | None:
-    """What our own complete fill does to the account's balances; None for anything else (a
-    resting or partial order, an unknown cost): the next read asks the exchange."""
-    if order.status != "filled" or order.filled <= 0 or cost is None:
+    """What our own complete spot fill does to the account's balances; None for anything else (a
+    resting or partial order, an unknown cost, a derivative, whose fill moves margin rather than
+    assets): the next read asks the exchange."""
+    if market_type != "spot" or order.status != "filled" or order.filled <= 0 or cost is None:
         return None
     return lambda balances: balances_after_fill(
         balances,
