@@ -7,8 +7,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from execution_service.exchanges.base import BalanceEntry, Ticker
+from execution_service.exchanges.base import BalanceEntry, Market, OrderResult, Ticker
 from execution_service.exchanges.cache import Expiring, TickerBook, balances_after_fill
+from execution_service.exchanges.ccxt_adapter import _booking
 
 
 class Clock:
@@ -273,9 +274,6 @@ def test_a_first_buy_creates_the_base_entry() -> None:
 def test_only_a_complete_spot_fill_is_booked_into_the_copy(
     market_type: str, status: str, filled: D, cost: D | None, booked: bool
 ) -> None:
-    from execution_service.exchanges.base import Market, OrderResult
-    from execution_service.exchanges.ccxt_adapter import _booking
-
     market = Market("BTC/USDT", "BTC", "USDT")
     order = OrderResult("1", "c-1", "BTC/USDT", "buy", "market", status, D("1"), filled)
     booking = _booking(market, order, cost, market_type)
