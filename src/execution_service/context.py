@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -28,6 +29,9 @@ class AppContext:
     prices_changed: asyncio.Event = field(default_factory=asyncio.Event)
     # Autocommit engine for single-statement API reads (`db.create_read_engine`); None: `engine`.
     read_engine: AsyncEngine | None = None
+    # Per connection: the `last_used_at` this process last committed (`logs.record_outcomes`
+    # writes it again only once it is LAST_USED_PRECISION old).
+    last_used_written: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def reader(self) -> AsyncEngine:

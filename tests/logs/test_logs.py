@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from execution_service.context import AppContext
+from execution_service.logs.service import LAST_USED_PRECISION, stale_last_used
 from tests.factories import Actor, paper_setup
 
 FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}
@@ -62,3 +68,49 @@ async def test_filters_and_detail(user: Actor, other_user: Actor) -> None:
     assert (await other_user.get(f"/api/v1/logs/{detail['id']}")).status_code == 404
     assert (await other_user.post(f"/api/v1/logs/{detail['id']}/cancel")).status_code == 404
     assert (await other_user.ok("GET", "/api/v1/logs", params=base))["total"] == 0
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("used", "written", "due"),
+    [
+        ([(1, T0)], {}, {T0: {1}}),  # never written by this process: written
+        ([(1, T0)], {1: T0 - timedelta(seconds=59)}, {}),  # written recently: skipped
+        ([(1, T0)], {1: T0 - LAST_USED_PRECISION}, {T0: {1}}),  # old enough: written again
+        ([(1, T0)], {1: T0 + timedelta(seconds=1)}, {}),  # a later use is already written
+        # A batch: each connection's latest use, grouped by value (one UPDATE per value).
+        (
+            [(1, T0), (2, T0), (1, T0 + timedelta(seconds=1))],
+            {},
+            {T0: {2}, T0 + timedelta(seconds=1): {1}},
+        ),
+        ([(1, T0), (2, T0)], {2: T0}, {T0: {1}}),
+    ],
+)
+def test_last_used_at_is_written_once_per_precision_interval(
+    used: list[tuple[int, datetime]],
+    written: dict[int, datetime],
+    due: dict[datetime, set[int]],
+) -> None:
+    assert stale_last_used(used, written) == due
+
+
+async def test_last_used_at_follows_orders_within_its_precision(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(user, price="100", **FQ1)
+
+    async def last_used() -> datetime:
+        conn = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}")
+        return datetime.fromisoformat(conn["last_used_at"])
+
+    await acct.signal()
+    first = await last_used()
+    await acct.signal()
+    assert await last_used() == first  # within the interval: no write
+    # The interval has passed (as far as this process knows): the next order writes it again.
+    ctx.last_used_written[acct.conn_id] = first - LAST_USED_PRECISION
+    await acct.signal()
+    assert await last_used() > first

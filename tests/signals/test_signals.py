@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from execution_service.context import AppContext
 from execution_service.models import ExecutionLog, PaperOrder
@@ -302,3 +303,23 @@ async def test_signal_validation_writes_nothing(user: Actor, other_user: Actor) 
     assert not_mine.status_code == 404
     assert (await user.ok("GET", "/api/v1/signals"))["total"] == 0
     assert (await user.ok("GET", "/api/v1/logs"))["total"] == 0
+
+
+async def test_a_signal_reads_outside_the_write_transactions(user: Actor, ctx: AppContext) -> None:
+    """Targets and account inputs come from the autocommit reader: on the main engine a paper
+    signal is the signal's commit, the paper fill's and the outcome's, and nothing else."""
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    await acct.signal()  # warm: caches and the pool
+    if ctx.reader is ctx.engine:
+        pytest.skip("an in-memory SQLite database reads through the main engine")
+    commits: list[int] = []
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(ctx.engine.sync_engine, "commit", listener)
+    try:
+        [execution] = (await acct.signal())["executions"]
+    finally:
+        event.remove(ctx.engine.sync_engine, "commit", listener)
+    assert execution["status"] == "filled"
+    assert len(commits) == 3

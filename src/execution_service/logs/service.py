@@ -240,6 +240,29 @@ class Outcome:
     received_at: datetime | None = None
 
 
+# `last_used_at` is a connection's "recently used" mark, not an audit trail (the execution logs
+# are): a process writes it at most once per this interval per connection (`ctx.last_used_written`),
+# which saves the hot path an UPDATE per order. It lags the latest order by less than this.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+def stale_last_used(
+    used: Sequence[tuple[int, datetime]], written: dict[int, datetime]
+) -> dict[datetime, set[int]]:
+    """The `last_used_at` writes due, grouped by value (one UPDATE each; one for a whole batch):
+    a connection's latest use, unless `written` has one less than LAST_USED_PRECISION before it."""
+    latest: dict[int, datetime] = {}
+    for conn_id, at in used:
+        if conn_id not in latest or at > latest[conn_id]:
+            latest[conn_id] = at
+    due: dict[datetime, set[int]] = {}
+    for conn_id, at in latest.items():
+        last = written.get(conn_id)
+        if last is None or at - last >= LAST_USED_PRECISION:
+            due.setdefault(at, set()).add(conn_id)
+    return due
+
+
 async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[ExecutionLog]:
     """Record sent orders' outcomes (any connections) in one transaction:
     each log exactly as `send` records a single one, the new positions in one multi-row INSERT.
@@ -293,9 +316,10 @@ async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[
         for entry, _, before, adapter_name in opened:
             _count(entry, before, adapter_name)
             _announce(session, entry, before)
-        used: dict[datetime, set[int]] = {}
-        for o in outcomes:
-            used.setdefault(o.acknowledged_at, set()).add(by_id[o.log_id].execution_connection_id)
+        used = stale_last_used(
+            [(by_id[o.log_id].execution_connection_id, o.acknowledged_at) for o in outcomes],
+            ctx.last_used_written,
+        )
         for at, conn_ids in used.items():  # one UPDATE per answer time: one for a whole batch
             await session.execute(
                 update(ExecutionConnection)
@@ -304,6 +328,8 @@ async def record_outcomes(ctx: AppContext, outcomes: Sequence[Outcome]) -> list[
                 .execution_options(synchronize_session=False)
             )
         await session.commit()
+    for at, conn_ids in used.items():  # written: the next write is due LAST_USED_PRECISION on
+        ctx.last_used_written.update(dict.fromkeys(conn_ids, at))
     recorded = [by_id[o.log_id] for o in outcomes]
     for outcome, entry in zip(outcomes, recorded, strict=True):
         if not isinstance(outcome.answer, TemporaryError):  # the exchange answered: latency

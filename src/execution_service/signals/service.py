@@ -8,16 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from execution_service import observability
 from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
+from execution_service.db import read
 from execution_service.errors import NotFound
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionLog, Signal
 from execution_service.signals.execution import (
+    AccountInputs,
     Order,
     Target,
     decide,
@@ -39,23 +41,16 @@ async def create_signal(
     """Returns the signal, its entry logs, and whether it was created now (False: a replay)."""
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
     owner_key = owner_aad(user_id, admin_id)
+    # The reads (replay check, targets, account inputs) go through the autocommit reader: no
+    # transaction of their own (ping, BEGIN, COMMIT) before the signal's, and none is held while
+    # exchanges answer. Each statement is its own snapshot, as under READ COMMITTED before.
+    replay, plan, inputs = await read(
+        ctx.reader,
+        lambda conn: _load(conn, principal, body, user_id, admin_id, owner_key, received_at),
+    )
+    if replay is not None:
+        return replay[0], replay[1], False
     repo = SignalRepository(session)
-    if body.external_id is not None:
-        existing = await repo.by_external_id(owner_key, body.external_id)
-        if existing is not None:
-            return existing, await repo.entry_logs(principal, [existing.id]), False
-    targets = await repo.targets(body.connection_ids, user_id, admin_id, principal)
-    if body.connection_ids is not None:
-        found = {
-            conn.id for conn, _ in targets if principal.is_privileged or conn.user_id == user_id
-        }
-        missing = sorted(set(body.connection_ids) - found)
-        if missing:
-            raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
-    plan = [Target(conn, preset, Order(price=body.entry_price)) for conn, preset in targets]
-    inputs = await load_inputs(session, plan, body.symbol, received_at)
-    # End the read transaction: no database connection is held while exchanges answer.
-    await session.commit()
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def run(target: Target) -> None:
@@ -108,6 +103,39 @@ async def create_signal(
     await send_all(ctx, plan, received_at)
     entries = sorted((t.entry for t in plan if t.entry is not None), key=lambda e: e.id)
     return signal, entries, True
+
+
+async def _load(
+    conn: AsyncConnection,
+    principal: Principal,
+    body: SignalCreate,
+    user_id: int | None,
+    admin_id: int | None,
+    owner_key: str,
+    received_at: datetime,
+) -> tuple[tuple[Signal, Sequence[ExecutionLog]] | None, list[Target], AccountInputs]:
+    """What a signal reads before it is stored: a replay (the stored signal and its entry logs),
+    or its targets and their account inputs. Raises NotFound for named connections not found."""
+    async with AsyncSession(bind=conn, expire_on_commit=False) as reads:
+        repo = SignalRepository(reads)
+        if body.external_id is not None:
+            existing = await repo.by_external_id(owner_key, body.external_id)
+            if existing is not None:
+                return (
+                    (existing, await repo.entry_logs(principal, [existing.id])),
+                    [],
+                    AccountInputs(),
+                )
+        targets = await repo.targets(body.connection_ids, user_id, admin_id, principal)
+        if body.connection_ids is not None:
+            found = {c.id for c, _ in targets if principal.is_privileged or c.user_id == user_id}
+            missing = sorted(set(body.connection_ids) - found)
+            if missing:
+                raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
+        plan = [Target(c, preset, Order(price=body.entry_price)) for c, preset in targets]
+        inputs = await load_inputs(reads, plan, body.symbol, received_at)
+        # The rows outlive this session (detached, every column loaded): read-only from here.
+        return None, plan, inputs
 
 
 async def get_signal(
