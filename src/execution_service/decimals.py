@@ -37,3 +37,15 @@ def round_to_tick(value: Decimal, tick: Decimal | None) -> Decimal:
     if tick is None or tick <= 0:
         return value
     return normalize((value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick)
+
+
+# An average price (a cost over a quantity) rarely divides out: it is kept to 18 decimals, the
+# precision prices are accepted with, so what is derived from it (PnL, in SQL or in Python) stays
+# exact within 60 digits and prints the same everywhere.
+PRICE_QUANTUM = Decimal("1e-18")
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """numerator / denominator to 18 decimals, ties to even (whatever the thread's context says:
+    ccxt switches it to half-up)."""
+    return normalize((numerator / denominator).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN))

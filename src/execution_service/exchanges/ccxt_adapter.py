@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
+from execution_service.decimals import ratio
 from execution_service.exchanges.base import (
     AuthFailed,
     BalanceEntry,
@@ -414,7 +415,7 @@ class CcxtAdapter:
         cost = _cost(o, info)
         average = _dec(o.get("average"))
         if filled > 0 and cost is not None and cost > 0:
-            average = cost / filled
+            average = ratio(cost, filled)
         price = _first(_dec(info.get("price")), _dec(o.get("price")))
         fee, fee_currency = _fee(o, info)
         return OrderResult(

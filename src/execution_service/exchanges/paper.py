@@ -22,7 +22,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execution_service.decimals import ONE, ZERO, normalize
+from execution_service.decimals import ONE, ZERO, normalize, ratio
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeError,
@@ -333,7 +333,7 @@ def book_fill(
                 f"{account.free} free"
             )
         held = abs(quantity)
-        average = normalize((held * average + remaining * price) / (held + remaining))
+        average = ratio(held * average + remaining * price, held + remaining)
         quantity = normalize(quantity + (remaining if signed > 0 else -remaining))
         margin_held = normalize(margin_held + margin)
         free -= margin

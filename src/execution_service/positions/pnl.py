@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from execution_service.decimals import HUNDRED, ONE, ZERO, normalize
+from execution_service.decimals import HUNDRED, ONE, ZERO, normalize, ratio
 
 EIGHT_PLACES = Decimal("0.00000001")
 
@@ -35,7 +35,7 @@ def pnl_percent(
 
 def average_price(q1: Decimal, p1: Decimal, q2: Decimal, p2: Decimal) -> Decimal:
     total = q1 + q2
-    return normalize((q1 * p1 + q2 * p2) / total) if total else p2
+    return ratio(q1 * p1 + q2 * p2, total) if total else p2
 
 
 def fill_delta_price(
@@ -45,4 +45,4 @@ def fill_delta_price(
     delta = new_qty - old_qty
     if old_qty == 0 or old_avg is None:
         return new_avg
-    return normalize((new_qty * new_avg - old_qty * old_avg) / delta)
+    return ratio(new_qty * new_avg - old_qty * old_avg, delta)
