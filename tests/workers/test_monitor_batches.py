@@ -6,18 +6,22 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
 from execution_service.models import ExecutionAnalytics, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
+from execution_service.workers import monitor
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, paper_setup
 
 
+@pytest.mark.parametrize("group", [500, 2])  # 2: claimed and sent two at a time
 async def test_closes_in_one_tick_are_all_in_the_days_analytics(
-    user: Actor, ctx: AppContext
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch, group: int
 ) -> None:
+    monkeypatch.setattr(monitor, "CLAIM_GROUP", group)
     acct = await paper_setup(
         user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
     )

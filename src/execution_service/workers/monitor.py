@@ -266,11 +266,17 @@ async def _not_cooling_down(
     return [(p, c) for p, c in closes if p.id not in recent]
 
 
+# Exits claimed (committed `pending`) at a time: each group is sent before the next is claimed,
+# so no exit waits in our queue past its send deadline (`logs.send_deadline`) behind thousands
+# of others committed at the same moment.
+CLAIM_GROUP = 500
+
+
 async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Close]]) -> list[int]:
-    """Claim, then send every exit concurrently under the configured bound. The day's analytics
-    row of each connection is refreshed once after the batch, not once per close."""
+    """Claim, then send every exit concurrently under the configured bound, a group at a time.
+    The day's analytics row of each connection is refreshed once after the batch, not once per
+    close."""
     adapters, steps = await _adapters_and_steps(ctx, closes)
-    claimed = await _claim(ctx, closes, steps)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def send(exit_log: ExecutionLog) -> None:
@@ -278,9 +284,18 @@ async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Clos
             adapter = adapters.get(exit_log.execution_connection_id)
             await positions.send_exit(ctx, exit_log, adapter)
 
+    closed: list[int] = []
     with fills.analytics_deferred() as days:
-        results = await asyncio.gather(*(send(e) for e in claimed), return_exceptions=True)
+        for start in range(0, len(closes), CLAIM_GROUP):
+            claimed = await _claim(ctx, closes[start : start + CLAIM_GROUP], steps)
+            results = await asyncio.gather(*(send(e) for e in claimed), return_exceptions=True)
+            _log_failures(claimed, results)
+            closed += [e.position_id for e in claimed if e.position_id is not None]
     await _refresh_analytics(ctx, days)
+    return closed
+
+
+def _log_failures(claimed: list[ExecutionLog], results: list[BaseException | None]) -> None:
     failed = [(e, r) for e, r in zip(claimed, results, strict=True) if isinstance(r, Exception)]
     if failed:  # each row stays pending, for the order tracker to reconcile; one log line a tick
         first, error = failed[0]
@@ -291,7 +306,6 @@ async def close_many(ctx: AppContext, closes: list[tuple[ExecutionPosition, Clos
             first.client_order_id,
             exc_info=error,
         )
-    return [e.position_id for e in claimed if e.position_id is not None]
 
 
 async def _refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
