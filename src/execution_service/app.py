@@ -91,6 +91,22 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     sqlstate = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
     )
+    if _transient(exc, str(sqlstate or "")):
+        # The database was unreachable, shut down, out of connections, or chose this transaction
+        # as a deadlock's victim: nothing of it was committed, and the same request may succeed
+        # in a moment (a signal with an external_id is answered from what was stored).
+        log.warning("database unavailable: sqlstate %s (%s)", sqlstate, type(exc).__name__)
+        response = problem(
+            503,
+            "database_unavailable",
+            "Service unavailable",
+            "the database could not complete the request; retry shortly",
+        )
+        response.headers["Retry-After"] = "1"
+        rid = observability.request_id.get()
+        if rid is not None:
+            response.headers[HEADER] = rid
+        return response
     if not str(sqlstate or "").startswith("22"):
         return await _unhandled(request, exc)
     log.warning("database refused a value: sqlstate %s", sqlstate)
@@ -102,6 +118,17 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         detail,
         errors=[{"loc": [], "msg": detail}],
     )
+
+
+# SQLSTATE classes of a failure that is the database's state, not the request: connection
+# exceptions, transaction rollbacks (serialization failure, deadlock), insufficient resources
+# (too many connections), operator intervention (shutdown).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def _transient(exc: Exception, sqlstate: str) -> bool:
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return invalidated or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
 
 
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:

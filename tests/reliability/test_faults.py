@@ -3,14 +3,17 @@ book and our logs and positions in agreement. See docs/reliability.md for the ta
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from execution_service.context import AppContext
 from execution_service.db import utcnow
+from execution_service.logs import service as logs_service
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
@@ -239,4 +242,37 @@ async def test_an_order_queued_past_its_deadline_is_refused_unsent(
     ]
     await reconcile(ctx, after=40)
     for conn in (a, b):
+        await books_agree(ctx, fake_binance, conn["id"])
+
+
+async def test_a_fan_out_whose_outcomes_cannot_be_recorded_sends_nothing_more(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while a fan-out is under way: the client gets a 503, no further order
+    leaves, and the tracker settles every committed row (none sent twice, none lost)."""
+    conns = [await ccxt_connection(user, fake_binance, **SMALL) for _ in range(3)]
+    monkeypatch.setattr(ctx.settings, "signal_concurrency", 1)
+    fake_binance.set_latency(300)
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    async def fails(*_: object, **__: object) -> None:
+        raise OperationalError("UPDATE execution_logs …", {}, Deadlock("deadlock detected"))
+
+    monkeypatch.setattr(logs_service, "record_outcomes", fails)
+    body = {"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [c["id"] for c in conns]}
+    response = await user.post("/api/v1/signals", json=body)
+    fake_binance.set_latency(0)
+    monkeypatch.undo()
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "1"
+    # The first answer could not be recorded: the third target's order never leaves (the second
+    # may have been in flight when the sends were stopped), not even after the response.
+    await asyncio.sleep(1.0)
+    sent = {o.client_order_id for o in fake_binance.orders}
+    assert 1 <= len(sent) <= 2 and not any(cid.endswith(f"-{conns[2]['id']}-e") for cid in sent)
+    await reconcile(ctx, after=40)
+    for conn in conns:
         await books_agree(ctx, fake_binance, conn["id"])

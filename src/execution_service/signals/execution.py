@@ -235,10 +235,19 @@ async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: date
         finally:
             answered.put_nowait(None)
 
-    jobs = [sends(), recorder()]
+    jobs = [asyncio.ensure_future(sends()), asyncio.ensure_future(recorder())]
     if len(papers) >= 2:
-        jobs.append(_send_paper_batch(ctx, papers, received_at))
-    await asyncio.gather(*jobs)
+        jobs.append(asyncio.ensure_future(_send_paper_batch(ctx, papers, received_at)))
+    try:
+        await asyncio.gather(*jobs)
+    except BaseException:
+        # The outcomes can no longer be recorded here (the database failed, or the request was
+        # cancelled): send nothing more. Every row is committed `pending`; an order cut off in
+        # flight is reconciled by client order id, one never sent is rejected after the grace.
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        raise
 
 
 async def _send_paper_batch(
