@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +41,7 @@ from execution_service.exchanges.cache import (
     balances_after_fill,
 )
 from execution_service.exchanges.retry import retry_read
+from execution_service.exchanges.values import first, plain, retry_after_seconds, to_decimal
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -54,25 +55,6 @@ _STATUS = {
     "rejected": "rejected",
 }
 _URL = re.compile(r"https?://\S+")
-
-
-def _dec(value: Any) -> Decimal | None:
-    """Decimal from an exchange string/int, or from a ccxt float via its shortest repr."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(value if isinstance(value, str | int | Decimal) else str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        return None
-    return result if result.is_finite() else None
-
-
-def _first(*values: Decimal | None) -> Decimal | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _plain(value: Decimal) -> str:
-    return f"{value:f}"  # never "1E-5": ccxt and exchanges want positional notation
 
 
 def rewrite_urls(urls: Any, base_url: str) -> Any:
@@ -213,12 +195,12 @@ class CcxtAdapter:
             quote=m["quote"],
             amount_step=self._step(precision.get("amount")),
             price_tick=self._step(precision.get("price")),
-            min_amount=_dec((limits.get("amount") or {}).get("min")),
-            min_cost=_dec((limits.get("cost") or {}).get("min")),
+            min_amount=to_decimal((limits.get("amount") or {}).get("min")),
+            min_cost=to_decimal((limits.get("cost") or {}).get("min")),
         )
 
     def _step(self, precision: Any) -> Decimal | None:
-        value = _dec(precision)
+        value = to_decimal(precision)
         if value is None:
             return None
         if self._ex.precisionMode == TICK_SIZE:  # binance and most others: already the step
@@ -245,13 +227,18 @@ class CcxtAdapter:
         if isinstance(info, dict) and isinstance(info.get("balances"), list):
             # Binance spot: the exchange's exact strings rather than ccxt's floats.
             rows = [
-                (b.get("asset"), _dec(b.get("free")), _dec(b.get("locked")), None)
+                (b.get("asset"), to_decimal(b.get("free")), to_decimal(b.get("locked")), None)
                 for b in info["balances"]
             ]
         else:
             skip = {"info", "free", "used", "total", "timestamp", "datetime", "debt"}
             rows = [
-                (cur, _dec(e.get("free")), _dec(e.get("used")), _dec(e.get("total")))
+                (
+                    cur,
+                    to_decimal(e.get("free")),
+                    to_decimal(e.get("used")),
+                    to_decimal(e.get("total")),
+                )
                 for cur, e in raw.items()
                 if cur not in skip and isinstance(e, dict)
             ]
@@ -288,7 +275,9 @@ class CcxtAdapter:
 
     def _to_ticker(self, t: dict[str, Any], symbol: str) -> Ticker | None:
         info = _info(t)
-        price = _first(_dec(info.get("lastPrice")), _dec(t.get("last")), _dec(t.get("close")))
+        price = first(
+            to_decimal(info.get("lastPrice")), to_decimal(t.get("last")), to_decimal(t.get("close"))
+        )
         if price is None or price <= 0:
             return None
         return Ticker(symbol=t.get("symbol") or symbol, price=price, timestamp=_ts(t))
@@ -351,12 +340,12 @@ class CcxtAdapter:
             raise InvalidOrder(f"order amount must be positive, got {amount}")
         market = await self.market(symbol)  # loads/refreshes markets; unknown -> InvalidOrder
         # Round here, as strings, so what reaches the exchange is exactly what we report.
-        qty = self._sync(lambda: self._ex.amount_to_precision(symbol, _plain(amount)))
+        qty = self._sync(lambda: self._ex.amount_to_precision(symbol, plain(amount)))
         limit_price = None
         if type == "limit":
             if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
-            limit_price = self._sync(lambda: self._ex.price_to_precision(symbol, _plain(price)))
+            limit_price = self._sync(lambda: self._ex.price_to_precision(symbol, plain(price)))
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
         # market order into a quoteOrderQty (amount x price) order instead of this quantity.
         params = {"clientOrderId": client_order_id}
@@ -368,7 +357,12 @@ class CcxtAdapter:
                 unknown_outcome=True,
             )
             order = self._to_order(
-                raw, symbol, side=side, type=type, client_order_id=client_order_id, amount=_dec(qty)
+                raw,
+                symbol,
+                side=side,
+                type=type,
+                client_order_id=client_order_id,
+                amount=to_decimal(qty),
             )
             booking = _booking(market, order, _cost(raw, _info(raw)), self.market_type)
         finally:
@@ -410,13 +404,17 @@ class CcxtAdapter:
     ) -> OrderResult:
         info = _info(o)
         # Exchange strings first (Binance: origQty/executedQty/cummulativeQuoteQty), ccxt after.
-        qty = _first(_dec(info.get("origQty")), _dec(o.get("amount")), amount) or Decimal(0)
-        filled = _first(_dec(info.get("executedQty")), _dec(o.get("filled"))) or Decimal(0)
+        qty = first(
+            to_decimal(info.get("origQty")), to_decimal(o.get("amount")), amount
+        ) or Decimal(0)
+        filled = first(to_decimal(info.get("executedQty")), to_decimal(o.get("filled"))) or Decimal(
+            0
+        )
         cost = _cost(o, info)
-        average = _dec(o.get("average"))
+        average = to_decimal(o.get("average"))
         if filled > 0 and cost is not None and cost > 0:
             average = ratio(cost, filled)
-        price = _first(_dec(info.get("price")), _dec(o.get("price")))
+        price = first(to_decimal(info.get("price")), to_decimal(o.get("price")))
         fee, fee_currency = _fee(o, info)
         return OrderResult(
             order_id=str(o.get("id") or ""),
@@ -492,10 +490,7 @@ class CcxtAdapter:
         # ccxt keeps the headers of the last answer; on a 429/418 that is the one that failed.
         headers = self._ex.last_response_headers or {}
         value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        try:
-            return float(value) if value is not None else None
-        except ValueError:
-            return None  # an HTTP-date: fall back to our own backoff
+        return retry_after_seconds(value)
 
     def _scrub(self, e: Exception) -> str:
         """Class name + the exchange's own message; no URLs, bodies or credentials."""
@@ -532,10 +527,12 @@ def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
     present, ccxt's fees otherwise. (A fee paid in another asset, e.g. BNB, stays in `raw`.)"""
     fills = info.get("fills")
     if isinstance(fills, list) and fills:
-        items = [(f.get("commissionAsset"), _dec(f.get("commission"))) for f in fills]
+        items = [(f.get("commissionAsset"), to_decimal(f.get("commission"))) for f in fills]
     else:
         fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
-        items = [(f.get("currency"), _dec(f.get("cost"))) for f in fees if isinstance(f, dict)]
+        items = [
+            (f.get("currency"), to_decimal(f.get("cost"))) for f in fees if isinstance(f, dict)
+        ]
     known = [(cur, cost) for cur, cost in items if cost is not None]
     if not known:
         return Decimal(0), None
@@ -565,8 +562,10 @@ def _booking(
 
 def _cost(o: dict[str, Any], info: dict[str, Any]) -> Decimal | None:
     """The quote spent or received so far: the exchange's string first, ccxt's float after."""
-    return _first(
-        _dec(info.get("cummulativeQuoteQty")), _dec(info.get("cumQuote")), _dec(o.get("cost"))
+    return first(
+        to_decimal(info.get("cummulativeQuoteQty")),
+        to_decimal(info.get("cumQuote")),
+        to_decimal(o.get("cost")),
     )
 
 

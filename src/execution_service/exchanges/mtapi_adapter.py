@@ -29,7 +29,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -49,6 +49,7 @@ from execution_service.exchanges.base import (
     Ticker,
 )
 from execution_service.exchanges.retry import retry_read
+from execution_service.exchanges.values import first, plain, retry_after_seconds, to_decimal
 
 T = TypeVar("T")
 Ticket = dict[str, Any]  # one order as the gateway sends it (see tests/fakes/mtapi.py)
@@ -92,20 +93,6 @@ def magic_number(client_order_id: str) -> int:
     """A stable magic number for a client order id, in 1..2**31-1 (MetaTrader's int, and never
     0, which marks manual trades)."""
     return zlib.crc32(client_order_id.encode()) % (2**31 - 1) + 1
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(value if isinstance(value, str | int | Decimal) else str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        return None
-    return result if result.is_finite() else None
-
-
-def _plain(value: Decimal) -> str:
-    return f"{value:f}"  # never "1E-5" in a query string
 
 
 class _TokenExpired(ExchangeError):
@@ -206,9 +193,10 @@ class MtapiAdapter:
         zero = Decimal(0)
         return {
             currency: BalanceEntry(
-                free=_dec(summary.get("freeMargin")) or zero,
-                used=_dec(summary.get("margin")) or zero,
-                total=_first(_dec(summary.get("equity")), _dec(summary.get("balance"))) or zero,
+                free=to_decimal(summary.get("freeMargin")) or zero,
+                used=to_decimal(summary.get("margin")) or zero,
+                total=first(to_decimal(summary.get("equity")), to_decimal(summary.get("balance")))
+                or zero,
             )
         }
 
@@ -220,7 +208,7 @@ class MtapiAdapter:
 
     async def fetch_quote(self, symbol: str) -> Quote:
         body = _expect(await self._read("/GetQuote", {"symbol": mt_symbol(symbol)}), dict, "quote")
-        bid, ask = _dec(body.get("bid")), _dec(body.get("ask"))
+        bid, ask = to_decimal(body.get("bid")), to_decimal(body.get("ask"))
         if not bid or not ask or bid <= 0 or ask <= 0:
             raise NoPrice(f"mtapi has no quote for {symbol}")
         return Quote(symbol, bid, ask)
@@ -317,7 +305,7 @@ class MtapiAdapter:
         params = {
             "symbol": market.symbol,
             "operation": operation,
-            "volume": _plain(lots),
+            "volume": plain(lots),
             "slippage": self._slippage,
             "comment": client_order_id,
             "magic": str(magic_number(client_order_id)),
@@ -325,11 +313,11 @@ class MtapiAdapter:
         if type == "limit":
             if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
-            params["price"] = _plain(round_to_tick(price, market.price_tick))
+            params["price"] = plain(round_to_tick(price, market.price_tick))
         if sl is not None:
-            params["stoploss"] = _plain(round_to_tick(sl, market.price_tick))
+            params["stoploss"] = plain(round_to_tick(sl, market.price_tick))
         if tp is not None:
-            params["takeprofit"] = _plain(round_to_tick(tp, market.price_tick))
+            params["takeprofit"] = plain(round_to_tick(tp, market.price_tick))
         await self.account_currency()  # the fee currency, before the write rather than after
         ticket, is_open = await self._order_send(market.symbol, client_order_id, params)
         return self._to_order(ticket, symbol, is_open=is_open, client_order_id=client_order_id)
@@ -344,11 +332,11 @@ class MtapiAdapter:
         live = await self._live_ticket(order_id)
         params = {
             "ticket": str(live.get("ticket")),
-            "stoploss": _plain(round_to_tick(sl, market.price_tick)) if sl else "0",
-            "takeprofit": _plain(round_to_tick(tp, market.price_tick)) if tp else "0",
+            "stoploss": plain(round_to_tick(sl, market.price_tick)) if sl else "0",
+            "takeprofit": plain(round_to_tick(tp, market.price_tick)) if tp else "0",
         }
         if live.get("type") in _PENDING_TYPES:  # MT4 wants a pending order's price restated
-            params["price"] = _plain(_dec(live.get("openPrice")) or Decimal(0))
+            params["price"] = plain(to_decimal(live.get("openPrice")) or Decimal(0))
         # Idempotent (the same levels twice are the same levels), so a reconnect may resend it.
         body = _expect(await self._call("/OrderModify", params), dict, "/OrderModify")
         return self._to_order(body, symbol, is_open=True)
@@ -368,7 +356,7 @@ class MtapiAdapter:
         live = await self._live_ticket(order_id)
         if live.get("type") not in _POSITION_TYPES:
             raise InvalidOrder(f"ticket {order_id} is a pending order: cancel it instead")
-        open_lots = _dec(live.get("lots")) or Decimal(0)
+        open_lots = to_decimal(live.get("lots")) or Decimal(0)
         wanted = round_down(min(lots, open_lots), market.amount_step)
         if wanted <= 0:
             raise InvalidOrder(f"{lots} lots rounds down to nothing at step {market.amount_step}")
@@ -376,8 +364,8 @@ class MtapiAdapter:
         closed = await self._order_close(order_id, live, wanted)
         result = self._to_order(closed, symbol, is_open=False, client_order_id=client_order_id)
         result.side = "sell" if result.side == "buy" else "buy"
-        result.amount, result.filled = wanted, _dec(closed.get("lots")) or wanted
-        result.average = _dec(closed.get("closePrice"))
+        result.amount, result.filled = wanted, to_decimal(closed.get("lots")) or wanted
+        result.average = to_decimal(closed.get("closePrice"))
         result.fee, result.fee_currency = Decimal(0), None  # MT charges commission on open
         remaining = None
         if result.filled < open_lots:
@@ -432,7 +420,7 @@ class MtapiAdapter:
         return _expect(body, dict, "/OrderSend"), True
 
     async def _order_close(self, order_id: str, live: Ticket, lots: Decimal) -> Ticket:
-        params = {"ticket": str(live.get("ticket")), "lots": _plain(lots)}
+        params = {"ticket": str(live.get("ticket")), "lots": plain(lots)}
         params["slippage"] = self._slippage
         token = await self._session()
         try:
@@ -578,7 +566,7 @@ class MtapiAdapter:
         except ValueError:
             body = response.text  # Connect answers its token as plain text
         if status >= 500 or status == 429:
-            retry_after = _retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
             raise TemporaryError(f"mtapi {path} answered HTTP {status}", retry_after=retry_after)
         if isinstance(body, dict) and isinstance(body.get("code"), str) and "message" in body:
             raise self._translate(path, body)
@@ -621,9 +609,9 @@ class MtapiAdapter:
         client_order_id: str | None = None,
     ) -> OrderResult:
         kind = str(t.get("type") or "")
-        lots = _dec(t.get("lots")) or Decimal(0)
-        open_price = _dec(t.get("openPrice"))
-        commission = _dec(t.get("commission")) or Decimal(0)
+        lots = to_decimal(t.get("lots")) or Decimal(0)
+        open_price = to_decimal(t.get("openPrice"))
+        commission = to_decimal(t.get("commission")) or Decimal(0)
         fee = -commission if commission < 0 else Decimal(0)  # MT books charges as negatives
         position = kind in _POSITION_TYPES
         return OrderResult(
@@ -650,7 +638,7 @@ def _to_market(name: str, body: dict[str, Any]) -> Market:
     assert isinstance(info, dict) and isinstance(group, dict)
     digits = _int(info.get("digits"), -1)
     # A point is 10**-digits by definition; the reported double is only a fallback.
-    point = Decimal(1).scaleb(-digits) if digits >= 0 else _dec(info.get("point"))
+    point = Decimal(1).scaleb(-digits) if digits >= 0 else to_decimal(info.get("point"))
     # Fractional pricing: 5-digit majors and 3-digit JPY pairs quote a tenth of a pip, so a pip
     # is 10 points (0.0001, 0.01). Elsewhere (4/2-digit FX, metals, indices) a point is the
     # smallest move there is, and we call that the pip; risk sizing never depends on it.
@@ -659,11 +647,11 @@ def _to_market(name: str, body: dict[str, Any]) -> Market:
         symbol=name,
         base=str(info.get("currencyBase") or name[:3]),
         quote=str(info.get("currencyProfit") or name[3:6]),
-        amount_step=_dec(group.get("lotStep")),
+        amount_step=to_decimal(group.get("lotStep")),
         price_tick=point,
-        min_amount=_dec(group.get("minLot")),
-        max_amount=_dec(group.get("maxLot")),
-        contract_size=_dec(info.get("contractSize")),
+        min_amount=to_decimal(group.get("minLot")),
+        max_amount=to_decimal(group.get("maxLot")),
+        contract_size=to_decimal(info.get("contractSize")),
         pip_size=pip,
     )
 
@@ -697,14 +685,3 @@ def _int(value: Any, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError, ArithmeticError):
         return default
-
-
-def _first(*values: Decimal | None) -> Decimal | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
