@@ -22,20 +22,20 @@ import hmac
 import json
 import secrets
 import signal
-import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import LoopbackServer
 
 D = Decimal
 EIGHT = D("0.00000001")
@@ -268,14 +268,6 @@ class _Rule:
         return True
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn's serve() grabs SIGINT/SIGTERM; inside a test process that must not happen."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 Handler = Callable[[dict[str, str]], Awaitable[Any]]
 
 
@@ -295,8 +287,7 @@ class FakeBinance:
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         self.fee_rate = fee_rate
         self._quiet = quiet
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http = LoopbackServer()
         self._release = asyncio.Event()  # set on stop/reset: frees handlers hanging on purpose
         self._timers: set[asyncio.Task[None]] = set()
         self.down: str | None = None  # None, "503", or "refuse" while the socket is closed
@@ -510,38 +501,16 @@ class FakeBinance:
         await self.stop()
 
     async def _start_server(self) -> None:
-        # Bind ourselves: port 0 gives a free port we can read back, and "refuse" can rebind it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it: without, uvicorn's separate header and body writes wait
-        # out the client's delayed ACK, 40 ms a request.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self.port = await self._http.start(
             self.app,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
+            self.host,
+            self.port,
             log_level="warning" if self._quiet else "info",
             timeout_graceful_shutdown=2,
         )
-        server = _QuietServer(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if self._task.done():
-                self._task.result()  # startup failed: raise its error
-                raise RuntimeError("fake exchange did not start")
-            await asyncio.sleep(0.005)
 
     async def _stop_server(self) -> None:
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        await task
+        await self._http.stop()
 
     async def _up_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

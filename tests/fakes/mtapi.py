@@ -50,20 +50,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import LoopbackServer
 
 D = Decimal
 ZERO = D(0)
@@ -185,14 +185,6 @@ class _Rule:
         return True
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn's serve() grabs SIGINT/SIGTERM; inside a test process that must not happen."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 Handler = Callable[[dict[str, str]], Any]
 
 
@@ -212,8 +204,7 @@ class FakeMtapi:
         self.user, self.password, self.host, self.port = user, password, host, str(port)
         self.initial_balance, self.leverage = D(str(balance)), leverage
         self.http_port = 0
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http = LoopbackServer()
         self._release = asyncio.Event()  # set on stop/reset: frees handlers hanging on purpose
         self.down: str | None = None
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=["GET"])])
@@ -344,31 +335,12 @@ class FakeMtapi:
         await self.stop()
 
     async def _start_server(self) -> None:
-        # Bound here: port 0 gives a free port we read back, and "refuse" can rebind the same.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it: without, uvicorn's separate header and body writes wait
-        # out the client's delayed ACK, 40 ms a request.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", self.http_port))
-        self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_config=None, log_level="warning"
+        self.http_port = await self._http.start(
+            self.app, "127.0.0.1", self.http_port, log_level="warning"
         )
-        server = _QuietServer(config)
-        self._server, self._task = server, asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("fake gateway did not start")
-            await asyncio.sleep(0.005)
 
     async def _stop_server(self) -> None:
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is not None and task is not None:
-            server.should_exit = True
-            await task
+        await self._http.stop()
 
     # --- HTTP plumbing ---------------------------------------------------------------------------
 
