@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
+from execution_service.exchanges import paper
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
 from execution_service.exchanges.paper import (
     Account,
@@ -207,3 +208,28 @@ async def test_a_batch_books_exactly_what_single_orders_book(
     assert await _book(ctx, [a.connection_id for a in batched]) == await _book(
         ctx, [a.connection_id for a in singles]
     )
+
+
+async def test_latest_prices_are_each_data_connections_latest_price(
+    user: Actor, ctx: AppContext
+) -> None:
+    """One statement for many data connections gives what one lookup each gives."""
+    early, late = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
+    a, b, empty = [await user.data_connection() for _ in range(3)]
+    await user.push_price(a["id"], "BTC/USDT", "101", timestamp=late)
+    await user.push_price(a["id"], "BTC/USDT", "100", timestamp=early)  # older, sent later
+    await user.push_price(b["id"], "BTC/USDT", "200", timestamp=early)
+    await user.push_price(b["id"], "ETH/USDT", "3", timestamp=late)  # another symbol
+    sources = [a["id"], b["id"], empty["id"], None]
+    async with ctx.session_factory() as session:
+        batch = await paper.latest_prices(session, sources, "BTC/USDT")
+        one_by_one = {dc: await paper.latest_price(session, dc, "BTC/USDT") for dc in sources}
+    assert {dc: row and row.close for dc, row in batch.items()} == {
+        a["id"]: D(101),
+        b["id"]: D(200),
+        empty["id"]: None,
+        None: None,
+    }
+    assert {dc: row and row.id for dc, row in batch.items()} == {
+        dc: row and row.id for dc, row in one_by_one.items()
+    }

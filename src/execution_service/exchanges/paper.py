@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +35,7 @@ from execution_service.exchanges.base import (
     Ticker,
 )
 from execution_service.models import (
+    DataConnection,
     ExecutionConnection,
     MarketData,
     PaperBalance,
@@ -72,6 +73,29 @@ async def latest_price(
         .limit(1)
     )
     return (await session.scalars(stmt)).first()
+
+
+async def latest_prices(
+    session: AsyncSession, data_connection_ids: Iterable[int | None], symbol: str
+) -> dict[int | None, MarketData | None]:
+    """`latest_price` of many data connections in one statement (each its own index lookup)."""
+    keys = list(data_connection_ids)
+    wanted = {dc for dc in keys if dc is not None}
+    found: dict[int | None, MarketData | None] = dict.fromkeys(keys)
+    if not wanted:
+        return found
+    latest = (
+        select(MarketData.id)
+        .where(MarketData.data_connection_id == DataConnection.id, MarketData.symbol == symbol)
+        .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
+        .limit(1)
+        .correlate(DataConnection)
+        .scalar_subquery()
+    )
+    ids = select(latest).where(DataConnection.id.in_(sorted(wanted)))
+    for row in await session.scalars(select(MarketData).where(MarketData.id.in_(ids))):
+        found[row.data_connection_id] = row
+    return found
 
 
 class PaperAdapter:
@@ -400,8 +424,10 @@ async def create_orders(
             )
         }
         prices: dict[tuple[int | None, str], MarketData | None] = {}
-        for key in sorted({(r.adapter.data_connection_id, r.symbol) for r in requests}, key=str):
-            prices[key] = await latest_price(session, *key)
+        for symbol in sorted({r.symbol for r in requests}):
+            sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
+            for dc_id, row in (await latest_prices(session, sources, symbol)).items():
+                prices[(dc_id, symbol)] = row
         balances = {
             (b.connection_id, b.currency): b
             for b in await session.scalars(

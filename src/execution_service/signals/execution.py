@@ -151,8 +151,8 @@ async def load_inputs(
         inputs.paper_balances[conn_id] = {
             r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
         }
-    for dc_id in sorted({c.data_connection_id for c in papers}, key=lambda v: v or 0):
-        row = await paper.latest_price(session, dc_id, symbol)
+    sources = {c.data_connection_id for c in papers}
+    for dc_id, row in (await paper.latest_prices(session, sources, symbol)).items():
         inputs.paper_tickers[dc_id] = (
             None if row is None else Ticker(symbol, row.close, row.timestamp)
         )
