@@ -1,14 +1,22 @@
-"""FastAPI dependencies over the application context (one per process, on `app.state`)."""
+"""Every FastAPI dependency of the routers: the process context, a session, the caller's
+principal, a page and a row id. The one module below the routers that imports fastapi, so
+services and repositories never do (import-linter holds that)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.api_keys.keys import cached, lookup_once
 from execution_service.context import AppContext
+from execution_service.enums import Role
+from execution_service.errors import Forbidden, TooManyRequests, Unauthorized
+from execution_service.principal import Principal
+from execution_service.schemas import PageParams
 
 
 async def get_context(request: Request) -> AppContext:
@@ -27,3 +35,56 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: <key>`")
+
+
+async def get_principal(
+    request: Request,
+    ctx: ContextDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    limiter = ctx.auth_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise TooManyRequests("too many failed authentications from this address", retry_after=wait)
+    key = bearer.credentials if bearer is not None else header
+    if not key:
+        limiter.failed(client)
+        raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
+    principal = cached(key)
+    if principal is None:
+        principal = await lookup_once(ctx, key)
+    if principal is None:
+        limiter.failed(client)
+        raise Unauthorized("the API key is not valid")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if principal.role is not Role.admin:
+        raise Forbidden("only an admin key may do this")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+async def _page_params(  # async: no threadpool hop per request
+    limit: Annotated[int, Query(ge=1, le=500, description="at most 500")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]

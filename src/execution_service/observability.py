@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from execution_service.logs.scrub import is_secret_key, scrub
+from execution_service.redact import is_secret_key, scrub
 from execution_service.settings import Settings
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

@@ -7,7 +7,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Path, Query
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -88,17 +87,6 @@ class PageParams(BaseModel):
     offset: int
 
 
-async def _page_params(  # async: no threadpool hop per request
-    limit: Annotated[int, Query(ge=1, le=500, description="at most 500")] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset)
-
-
-PageDep = Annotated[PageParams, Depends(_page_params)]
-
-
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]
 RefId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from execution_service import auth
+from execution_service.api_keys import keys as auth
 from execution_service.context import AppContext
 from tests.factories import Actor
 

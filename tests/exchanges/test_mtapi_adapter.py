@@ -21,6 +21,7 @@ from execution_service.exchanges.base import (
     InvalidOrder,
     OrderNotFound,
     OrderResult,
+    Stops,
     TemporaryError,
 )
 from execution_service.exchanges.mtapi_adapter import MtapiAdapter, magic_number
@@ -68,10 +69,16 @@ def adapter(make_adapter: AdapterFactory) -> MtapiAdapter:
 
 
 async def buy(
-    adapter: MtapiAdapter, cid: str, lots: str = "0.1", symbol: str = "EURUSD", **kw: Any
+    adapter: MtapiAdapter,
+    cid: str,
+    lots: str = "0.1",
+    symbol: str = "EURUSD",
+    sl: D | None = None,
+    tp: D | None = None,
 ) -> OrderResult:
-    """A market buy of `lots` (keywords: sl, tp)."""
-    return await adapter.create_order(symbol, "buy", "market", D(lots), None, cid, **kw)
+    """A market buy of `lots`, with the broker-held stops given."""
+    stops = Stops(sl, tp) if sl is not None or tp is not None else None
+    return await adapter.create_order(symbol, "buy", "market", D(lots), None, cid, stops)
 
 
 # --- session and account -------------------------------------------------------------------------
@@ -189,7 +196,7 @@ async def test_market_buy_carries_sl_tp_comment_and_magic(
     adapter: MtapiAdapter, fake: FakeMtapi
 ) -> None:
     order = await adapter.create_order(
-        "EUR/USD", "buy", "market", D("0.237"), None, "es-3-1-e", sl=D("1.0950049"), tp=D("1.11")
+        "EUR/USD", "buy", "market", D("0.237"), None, "es-3-1-e", Stops(D("1.0950049"), D("1.11"))
     )
     assert (order.status, order.filled, order.average, order.side) == (
         "filled",
@@ -266,16 +273,16 @@ async def test_modify_keeps_the_broker_stops_in_sync(
     adapter: MtapiAdapter, fake: FakeMtapi
 ) -> None:
     order = await buy(adapter, "es-7-1-e", sl=D("1.09"))
-    modified = await adapter.modify_order("EURUSD", order.order_id, sl=D("1.098"), tp=D("1.12"))
+    modified = await adapter.amend_stops("EURUSD", order.order_id, sl=D("1.098"), tp=D("1.12"))
     assert (modified.raw["stopLoss"], modified.raw["takeProfit"]) == (D("1.098"), D("1.12"))
     assert (fake.opened[0].sl, fake.opened[0].tp) == (D("1.098"), D("1.12"))
-    await adapter.modify_order("EURUSD", order.order_id, sl=D("1.098"), tp=None)  # TP removed
+    await adapter.amend_stops("EURUSD", order.order_id, sl=D("1.098"), tp=None)  # TP removed
     assert fake.opened[0].tp == 0
     with pytest.raises(InvalidOrder):
-        await adapter.modify_order("EURUSD", order.order_id, sl=D("1.2"), tp=None)
+        await adapter.amend_stops("EURUSD", order.order_id, sl=D("1.2"), tp=None)
     fake.reject_next("INVALID_TICKET", path="/OrderModify")
     with pytest.raises(OrderNotFound):
-        await adapter.modify_order("EURUSD", order.order_id, sl=D("1.097"), tp=None)
+        await adapter.amend_stops("EURUSD", order.order_id, sl=D("1.097"), tp=None)
 
 
 async def test_partial_then_full_close_follows_the_mt4_ticket_chain(
@@ -304,7 +311,7 @@ async def test_partial_then_full_close_follows_the_mt4_ticket_chain(
         D("0.2"),
         D("1.09"),
     )
-    await adapter.modify_order("EURUSD", entry.order_id, sl=D("1.1"), tp=D("1.12"))  # on the heir
+    await adapter.amend_stops("EURUSD", entry.order_id, sl=D("1.1"), tp=D("1.12"))  # on the heir
     assert fake.ticket(heir).sl == D("1.1")  # type: ignore[union-attr]
     # the entry is still found by client order id, by magic: its comment is now "to #50001003".
     found = await adapter.fetch_order("EURUSD", client_order_id="es-8-1-e")
@@ -353,8 +360,16 @@ async def test_broker_side_stop_loss_closes_the_ticket(
         D("1.0949"),
         D(-52),
     )
-    with pytest.raises(OrderNotFound):  # the monitor's own close comes too late
-        await adapter.close_position("EURUSD", entry.order_id, D("0.1"), "es-p10-x1")
+    # The monitor's own close comes too late: its answer is the broker's close, and why.
+    late = await adapter.close_position("EURUSD", entry.order_id, D("0.1"), "es-p10-x1")
+    assert (late.status, late.side, late.filled, late.average) == (
+        "filled",
+        "sell",
+        D("0.1"),
+        D("1.0949"),
+    )
+    assert (late.close_reason, late.realized_pnl) == ("sl", D(-52))
+    assert fake.requests_to("/OrderClose") == []  # nothing was sent
 
 
 async def test_limit_order_rests_fills_and_cancels(adapter: MtapiAdapter, fake: FakeMtapi) -> None:
@@ -392,7 +407,7 @@ async def test_unknown_tickets_are_order_not_found(adapter: MtapiAdapter) -> Non
     with pytest.raises(OrderNotFound):
         await adapter.close_position("EURUSD", "999", D("0.1"), "es-p1-x1")
     with pytest.raises(OrderNotFound):
-        await adapter.modify_order("EURUSD", "999", sl=None, tp=None)
+        await adapter.amend_stops("EURUSD", "999", sl=None, tp=None)
 
 
 # --- unknown outcomes: never a second order -------------------------------------------------------

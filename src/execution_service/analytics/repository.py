@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.db import dialect_insert, utcnow
 from execution_service.models import ExecutionAnalytics, ExecutionConnection, ExecutionPosition
+from execution_service.principal import Principal
 
 EA = ExecutionAnalytics
 STATS = (

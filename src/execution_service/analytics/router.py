@@ -14,9 +14,8 @@ from pydantic import BaseModel, BeforeValidator, TypeAdapter, ValidationError
 
 from execution_service.analytics import service
 from execution_service.analytics.schemas import DailyRead, EquityPoint, EquityRead, SummaryRead
-from execution_service.auth import PrincipalDep
-from execution_service.deps import SessionDep
-from execution_service.schemas import Page, PageDep, iso_instant, problems
+from execution_service.deps import PageDep, PrincipalDep, SessionDep
+from execution_service.schemas import Page, iso_instant, problems
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 

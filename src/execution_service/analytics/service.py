@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.analytics import repository as repo
 from execution_service.analytics.maths import Summary, equity_curve, summarize
-from execution_service.auth import Principal
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO, normalize
 from execution_service.errors import NotFound, Unprocessable
 from execution_service.models import ExecutionAnalytics
+from execution_service.principal import Principal
 
 DAY = timedelta(days=1)
 

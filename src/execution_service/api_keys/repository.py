@@ -15,6 +15,10 @@ class ApiKeyRepository:
     async def get(self, key_id: int) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)
 
+    async def active_by_prefix(self, prefix: str) -> ApiKey | None:
+        stmt = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        return await self.session.scalar(stmt)
+
     async def list(self, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
         rows = await self.session.scalars(
             select(ApiKey).order_by(ApiKey.id).limit(limit).offset(offset)

@@ -4,9 +4,8 @@ from fastapi import APIRouter, status
 
 from execution_service.api_keys import service
 from execution_service.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, MeRead
-from execution_service.auth import AdminDep, PrincipalDep
-from execution_service.deps import SessionDep
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.deps import AdminDep, PageDep, PrincipalDep, RowId, SessionDep
+from execution_service.schemas import Page, problems
 
 router = APIRouter(tags=["api-keys"])
 

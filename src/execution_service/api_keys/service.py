@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.api_keys.keys import forget, generate_key, key_from_string
 from execution_service.api_keys.repository import ApiKeyRepository
-from execution_service.auth import forget, generate_key, key_from_string
 from execution_service.db import utcnow
 from execution_service.enums import Role
 from execution_service.errors import NotFound

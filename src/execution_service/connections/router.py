@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from execution_service.auth import PrincipalDep
 from execution_service.connections import service
 from execution_service.connections.schemas import (
     BalanceRead,
@@ -11,8 +10,8 @@ from execution_service.connections.schemas import (
     ConnectionTestResult,
     ConnectionUpdate,
 )
-from execution_service.deps import ContextDep, SessionDep
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
+from execution_service.schemas import Page, problems
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service import metrics
-from execution_service.auth import Principal
 from execution_service.connections.repository import ConnectionRepository
 from execution_service.connections.schemas import (
     ConnectionCreate,
@@ -26,11 +25,11 @@ from execution_service.enums import Adapter, EventType
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
-from execution_service.exchanges.cache import forget_balance
-from execution_service.exchanges.registry import supported_exchanges
+from execution_service.exchanges.registry import capabilities, known_exchange
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
 from execution_service.presets.repository import PresetRepository
+from execution_service.principal import Principal
 
 
 def api_key_hint(credentials: dict[str, str]) -> str | None:
@@ -72,7 +71,7 @@ async def create_connection(
     session: AsyncSession, ctx: AppContext, principal: Principal, body: ConnectionCreate
 ) -> ExecutionConnection:
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
-    if body.exchange and body.adapter == "ccxt" and body.exchange not in supported_exchanges():
+    if not known_exchange(body.adapter, body.exchange):
         raise Unprocessable(f"exchange {body.exchange!r} is not supported", code="unknown_exchange")
     conn = ExecutionConnection(
         name=body.name,
@@ -93,7 +92,8 @@ async def create_connection(
     await _check_links(session, principal, conn, body.preset_id, body.data_connection_id)
     if body.credentials:
         _encrypt(ctx, conn, {k: v.get_secret_value() for k, v in body.credentials.items()})
-    if body.adapter == "paper":
+    simulated = capabilities(body.adapter, body.exchange, body.market_type).simulated
+    if simulated:  # a simulated account: its starting balances and fee settings
         paper = body.paper
         conn.paper_config = {
             "fee_rate": str(paper.fee_rate if paper else 0),
@@ -101,7 +101,7 @@ async def create_connection(
         }
     session.add(conn)
     await session.flush()
-    if body.adapter == "paper":
+    if simulated:
         balances: dict[str, Any] = (body.paper.balance if body.paper else None) or {
             ctx.settings.paper_default_currency: Decimal(ctx.settings.paper_default_balance)
         }
@@ -142,7 +142,7 @@ async def update_connection(
     )
     for key in ("fee_rate", "slippage_bps"):
         if key in changes:
-            if conn.adapter != "paper":
+            if not ctx.adapters.capabilities(conn).simulated:
                 raise Unprocessable(f"{key} applies to paper connections only")
             value = changes.pop(key)
             conn.paper_config = {**(conn.paper_config or {}), key: str(value or 0)}
@@ -160,7 +160,7 @@ async def update_connection(
             raise Unprocessable(str(exc)) from None
         _encrypt(ctx, conn, {k: v.get_secret_value() for k, v in body.credentials.items()})
         reconnect = True
-    if reconnect and conn.adapter != "paper":
+    if reconnect and not ctx.adapters.capabilities(conn).simulated:
         # New credentials or endpoint: the connection must pass a check again before it trades.
         conn.status, conn.is_active = "inactive", False
     await session.commit()
@@ -197,7 +197,7 @@ async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
     started = time.perf_counter()
     try:
         adapter = await ctx.adapters.for_connection(conn)
-        forget_balance(adapter)  # the check is of the account now, not of a copy
+        adapter.forget_balance()  # the check is of the account now, not of a copy
         balances = await adapter.fetch_balance()
     except CredentialsError as exc:
         return CheckResult(False, _ms(started), f"credentials: {exc}", fatal=True)

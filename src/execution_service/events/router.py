@@ -5,8 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from execution_service.auth import PrincipalDep
-from execution_service.deps import ContextDep
+from execution_service.deps import ContextDep, PrincipalDep
 from execution_service.enums import EventType
 from execution_service.events import stream
 from execution_service.schemas import problems

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Sequence
 import uvicorn
 from sqlalchemy import func, select
 
-from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.events.service import as_json
 from execution_service.models import Event
+from execution_service.principal import Principal
 
 GAP_GRACE_SECONDS = 5.0
 KEEPALIVE_SECONDS = 15.0

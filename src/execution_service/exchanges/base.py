@@ -11,6 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from execution_service.enums import CloseReason, OrderStatus
+from execution_service.exchanges.capabilities import VenueCapabilities
+
 
 class ExchangeError(Exception):
     """Base of every adapter error. `code` is the stable error code recorded on execution logs."""
@@ -52,6 +55,12 @@ class OrderNotFound(ExchangeError):
     code = "order_not_found"
 
 
+class NotSupported(ExchangeError):
+    """The venue cannot do this (its `VenueCapabilities` say so): nothing was sent."""
+
+    code = "not_supported"
+
+
 class NoPrice(ExchangeError):
     """No price is known for the symbol (paper accounts without market data)."""
 
@@ -90,17 +99,39 @@ class Ticker:
     timestamp: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Valuation:
+    """How sizing values an amount of a symbol: in `currency` (the account's), one unit of amount
+    moving `unit_value` per unit of price. Crypto: the market's quote and 1. MetaTrader: the
+    account currency and a lot's contract size times the quote-to-account rate."""
+
+    currency: str
+    unit_value: Decimal = Decimal(1)
+    contract_size: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Stops:
+    """SL/TP sent with an entry order, where the venue holds them (`stops_with_entry`)."""
+
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+
+
 @dataclass
 class OrderResult:
-    """An order as the exchange reports it. `status` uses the execution-log vocabulary:
-    open, partially_filled, filled, cancelled, rejected."""
+    """An order as the exchange reports it, in the execution-log vocabulary.
+
+    `close_reason` and `realized_pnl` are set where the venue itself closed a position (a broker's
+    SL/TP) and reports the profit in the account currency: that is the truth, ahead of our own
+    arithmetic."""
 
     order_id: str
     client_order_id: str | None
     symbol: str
     side: str
     type: str
-    status: str
+    status: OrderStatus
     amount: Decimal
     filled: Decimal = Decimal(0)
     average: Decimal | None = None
@@ -109,16 +140,29 @@ class OrderResult:
     fee_currency: str | None = None
     timestamp: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    close_reason: CloseReason | None = None
+    realized_pnl: Decimal | None = None
 
 
 class ExchangeAdapter(Protocol):
-    """What the service needs from a trading venue. All amounts and prices are Decimal."""
+    """What the service needs from a trading venue. All amounts and prices are Decimal.
+
+    What the venue can do beyond the common core is in `capabilities`; an operation it cannot
+    do raises `NotSupported` (nothing is sent)."""
+
+    @property
+    def capabilities(self) -> VenueCapabilities: ...
 
     async def load_markets(self, reload: bool = False) -> dict[str, Market]: ...
 
     async def market(self, symbol: str) -> Market: ...
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
+
+    def forget_balance(self) -> None:
+        """The next `fetch_balance` asks the venue (a copy may be kept for a few seconds)."""
+
+    async def valuation(self, symbol: str) -> Valuation: ...
 
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
@@ -132,7 +176,22 @@ class ExchangeAdapter(Protocol):
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
+        stops: Stops | None = None,
     ) -> OrderResult: ...
+
+    async def close_position(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
+        """`positions_are_tickets`: close `amount` of the position the entry `position_ref`
+        opened. If the venue already closed it itself, the result is that close (`filled`, with
+        `close_reason` and `realized_pnl`)."""
+        ...
+
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
+    ) -> OrderResult:
+        """`amends_stops`: set the venue-held SL and TP of a position (None removes one)."""
+        ...
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 from execution_service import metrics
 from execution_service.exchanges.base import (
@@ -20,8 +19,11 @@ from execution_service.exchanges.base import (
     ExchangeError,
     Market,
     OrderResult,
+    Stops,
     Ticker,
+    Valuation,
 )
+from execution_service.exchanges.capabilities import VenueCapabilities
 
 
 class BoundedAdapter:
@@ -38,8 +40,12 @@ class BoundedAdapter:
         # seen by the exchange (after EXEC_PENDING_GRACE_SECONDS) just before it went out.
         self._order_slot_timeout = order_slot_timeout
 
-    def __getattr__(self, name: str) -> Any:  # adapter-specific extras pass straight through
-        return getattr(self.inner, name)
+    @property
+    def capabilities(self) -> VenueCapabilities:
+        return self.inner.capabilities
+
+    def forget_balance(self) -> None:
+        self.inner.forget_balance()
 
     @contextlib.asynccontextmanager
     async def _call(self, operation: str, *, bounded: bool = True) -> AsyncIterator[None]:
@@ -65,6 +71,10 @@ class BoundedAdapter:
         async with self._call("fetch_balance"):
             return await self.inner.fetch_balance()
 
+    async def valuation(self, symbol: str) -> Valuation:
+        async with self._call("valuation"):
+            return await self.inner.valuation(symbol)
+
     async def fetch_ticker(self, symbol: str) -> Ticker:
         async with self._call("fetch_ticker"):
             return await self.inner.fetch_ticker(symbol)
@@ -81,7 +91,7 @@ class BoundedAdapter:
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
-        **extra: Any,
+        stops: Stops | None = None,
     ) -> OrderResult:
         try:
             async with asyncio.timeout(self._order_slot_timeout):
@@ -93,20 +103,21 @@ class BoundedAdapter:
         try:
             async with self._call("create_order", bounded=False):
                 create = self.inner.create_order
-                return await create(symbol, side, type, amount, price, client_order_id, **extra)
+                return await create(symbol, side, type, amount, price, client_order_id, stops)
         finally:
             self._bound.release()
 
-    # Broker-position operations (MetaTrader): bounded like the rest.
-    async def close_position(self, *args: Any, **kwargs: Any) -> OrderResult:
+    async def close_position(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
         async with self._call("close_position"):
-            result: OrderResult = await self.inner.close_position(*args, **kwargs)  # type: ignore[attr-defined]
-            return result
+            return await self.inner.close_position(symbol, position_ref, amount, client_order_id)
 
-    async def modify_order(self, *args: Any, **kwargs: Any) -> OrderResult:
-        async with self._call("modify_order"):
-            result: OrderResult = await self.inner.modify_order(*args, **kwargs)  # type: ignore[attr-defined]
-            return result
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
+    ) -> OrderResult:
+        async with self._call("amend_stops"):
+            return await self.inner.amend_stops(symbol, position_ref, sl=sl, tp=tp)
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from execution_service.enums import Direction
 from execution_service.exchanges.base import BalanceEntry, Market, Ticker
 
 T = TypeVar("T")
@@ -121,13 +122,6 @@ class SharedMarkets:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def forget_balance(adapter: object) -> None:
-    """Make the adapter's next `fetch_balance` ask the exchange (a connection check must)."""
-    forget = getattr(adapter, "forget_balance", None)  # ccxt clients keep a copy; others do not
-    if forget is not None:
-        forget()
-
-
 def balances_after_fill(
     balances: dict[str, BalanceEntry],
     *,
@@ -142,7 +136,7 @@ def balances_after_fill(
     """The balances once our filled order is booked: a buy pays `cost` quote for `filled` base,
     a sell the reverse, the fee comes off its currency. None when the result cannot be known
     (a fee in a currency we hold no entry for, or an estimate gone negative): fetch again."""
-    sign = Decimal(1) if side == "buy" else Decimal(-1)
+    sign = Decimal(1) if side == Direction.buy else Decimal(-1)
     deltas: dict[str, Decimal] = {base: sign * filled}
     deltas[quote] = deltas.get(quote, Decimal(0)) - sign * cost
     if fee:

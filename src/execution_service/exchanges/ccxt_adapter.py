@@ -7,6 +7,7 @@ exchange's raw strings in `info`) so no binary noise reaches the service's money
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ import ccxt.async_support as ccxt
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
 from execution_service.decimals import ratio
+from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     AuthFailed,
     BalanceEntry,
@@ -29,10 +31,13 @@ from execution_service.exchanges.base import (
     InvalidOrder,
     Market,
     NoPrice,
+    NotSupported,
     OrderNotFound,
     OrderResult,
+    Stops,
     TemporaryError,
     Ticker,
+    Valuation,
 )
 from execution_service.exchanges.cache import (
     Expiring,
@@ -40,6 +45,7 @@ from execution_service.exchanges.cache import (
     TickerBook,
     balances_after_fill,
 )
+from execution_service.exchanges.capabilities import Stream, VenueCapabilities
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import first, plain, retry_after_seconds, to_decimal
 
@@ -48,11 +54,11 @@ log = logging.getLogger(__name__)
 
 # ccxt unified order status -> execution-log vocabulary ("open" is refined by the filled amount).
 _STATUS = {
-    "closed": "filled",
-    "canceled": "cancelled",
-    "cancelled": "cancelled",
-    "expired": "cancelled",
-    "rejected": "rejected",
+    "closed": OrderStatus.filled,
+    "canceled": OrderStatus.cancelled,
+    "cancelled": OrderStatus.cancelled,
+    "expired": OrderStatus.cancelled,
+    "rejected": OrderStatus.rejected,
 }
 _URL = re.compile(r"https?://\S+")
 
@@ -65,6 +71,41 @@ def rewrite_urls(urls: Any, base_url: str) -> Any:
         parts = urlsplit(urls)
         return base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
     return urls
+
+
+@functools.cache
+def _streams(exchange_id: str) -> frozenset[Stream]:
+    """The push feeds ccxt's websocket layer (`ccxt.pro`, inside the ccxt package) has for it."""
+    import ccxt.pro as pro
+
+    cls = getattr(pro, exchange_id, None)
+    if cls is None:
+        return frozenset()
+    has = cls().has  # describing the class opens nothing
+    wanted = {Stream.tickers: "watchTickers", Stream.orders: "watchOrders"}
+    return frozenset(stream for stream, flag in wanted.items() if has.get(flag))
+
+
+def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> VenueCapabilities:
+    """A ccxt venue's capabilities, from ccxt's own `has` flags for it."""
+    derivatives = market_type != MarketType.spot
+    types = {t for t in MarketType if has.get(t.value)}
+    return VenueCapabilities(
+        stop_orders=bool(has.get("createStopMarketOrder") or has.get("createStopLossOrder")),
+        take_profit_orders=bool(has.get("createTakeProfitOrder")),
+        trailing_stops=bool(has.get("createTrailingPercentOrder")),
+        reduce_only=derivatives and bool(has.get("createReduceOnlyOrder")),
+        market_types=frozenset(types),
+        streams=_streams(exchange_id),
+    )
+
+
+@functools.cache
+def venue_capabilities(exchange_id: str, market_type: MarketType) -> VenueCapabilities:
+    """`capabilities_of` without a client of our own (one is described once per venue)."""
+    if exchange_id not in ccxt.exchanges:
+        return VenueCapabilities()
+    return capabilities_of(exchange_id, getattr(ccxt, exchange_id)().has, market_type)
 
 
 _AUTH_CODES = re.compile(r'"code"\s*:\s*-(2015|2014|1022)\b')
@@ -117,6 +158,7 @@ class CcxtAdapter:
         if credentials.get("passphrase"):
             config["password"] = credentials["passphrase"]
         self._ex: Any = cls(config)
+        self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         # Binance takes the client id we gave as `origClientOrderId` on lookups and cancels.
         self._cid_param = "origClientOrderId" if is_binance else "clientOrderId"
         try:
@@ -131,13 +173,19 @@ class CcxtAdapter:
                 # The 250 ms sleep on close() lets TLS sessions wind down; plain HTTP has none.
                 self._ex.timeout_on_exit = 0
 
+    @property
+    def capabilities(self) -> VenueCapabilities:
+        return self._capabilities
+
     @staticmethod
     def _options(market_type: str, is_binance: bool) -> dict[str, Any]:
         options: dict[str, Any] = {"defaultType": market_type}
         if is_binance:
             # load_markets() is then exactly one request (exchangeInfo of the one market type):
             # no currencies/margin-pairs endpoints, which also need keys and extra weight.
-            options["fetchMarkets"] = {"types": ["linear" if market_type == "swap" else "spot"]}
+            options["fetchMarkets"] = {
+                "types": ["linear" if market_type == MarketType.swap else "spot"]
+            }
             options["fetchCurrencies"] = False
             options["fetchMargins"] = False
             # Otherwise fetch_open_orders() without a symbol raises a rate-limit "warning".
@@ -249,6 +297,9 @@ class CcxtAdapter:
                 out[str(currency)] = BalanceEntry(free=free, used=used, total=total)
         return out
 
+    async def valuation(self, symbol: str) -> Valuation:
+        return Valuation((await self.market(symbol)).quote)
+
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """The last price, at most the ticker book's TTL old: for sizing market orders only (the
         monitor's SL/TP decisions read the prices the prices worker stores)."""
@@ -289,7 +340,7 @@ class CcxtAdapter:
         ref, params = self._order_ref(order_id, client_order_id)
         raw = await self._read(lambda: self._ex.fetch_order(ref, symbol, params))
         order = self._to_order(raw, symbol, client_order_id=client_order_id)
-        if order.filled > 0 or order.status == "cancelled":
+        if order.filled > 0 or order.status == OrderStatus.cancelled:
             self._balances.forget()  # a resting order filled or released its funds
         if order.filled > 0 and order.fee_currency is None and order.order_id:
             await self._add_trade_fees(order, symbol)
@@ -333,8 +384,11 @@ class CcxtAdapter:
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
+        stops: Stops | None = None,
     ) -> OrderResult:
-        if side not in ("buy", "sell") or type not in ("market", "limit"):
+        if stops is not None:
+            raise NotSupported(f"{self.exchange_id}: stops do not travel with the entry here")
+        if side not in set(Direction) or type not in set(OrderType):
             raise InvalidOrder(f"unsupported order {side!r} {type!r}")
         if not amount.is_finite() or amount <= 0:
             raise InvalidOrder(f"order amount must be positive, got {amount}")
@@ -342,7 +396,7 @@ class CcxtAdapter:
         # Round here, as strings, so what reaches the exchange is exactly what we report.
         qty = self._sync(lambda: self._ex.amount_to_precision(symbol, plain(amount)))
         limit_price = None
-        if type == "limit":
+        if type == OrderType.limit:
             if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
             limit_price = self._sync(lambda: self._ex.price_to_precision(symbol, plain(price)))
@@ -368,6 +422,16 @@ class CcxtAdapter:
         finally:
             self._balances.release(booking)
         return order
+
+    async def close_position(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
+        raise NotSupported(f"{self.exchange_id}: positions are closed by opposite orders")
+
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
+    ) -> OrderResult:
+        raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -513,13 +577,13 @@ class CcxtAdapter:
         return f"{type(e).__name__}: {str(detail)[:200]}"
 
 
-def _status(status: Any, amount: Decimal, filled: Decimal) -> str:
+def _status(status: Any, amount: Decimal, filled: Decimal) -> OrderStatus:
     mapped = _STATUS.get(str(status)) if status else None
     if mapped:
         return mapped
     if status is None and amount > 0 and filled >= amount:
-        return "filled"  # some exchanges report no status; a complete fill says enough
-    return "partially_filled" if filled > 0 else "open"
+        return OrderStatus.filled  # some exchanges report no status; a complete fill says enough
+    return OrderStatus.partially_filled if filled > 0 else OrderStatus.open
 
 
 def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
@@ -546,7 +610,12 @@ def _booking(
     """What our own complete spot fill does to the account's balances; None for anything else (a
     resting or partial order, an unknown cost, a derivative, whose fill moves margin rather than
     assets): the next read asks the exchange."""
-    if market_type != "spot" or order.status != "filled" or order.filled <= 0 or cost is None:
+    if (
+        market_type != MarketType.spot
+        or order.status != OrderStatus.filled
+        or order.filled <= 0
+        or cost is None
+    ):
         return None
     return lambda balances: balances_after_fill(
         balances,

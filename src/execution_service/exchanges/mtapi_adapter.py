@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import httpx
 
 from execution_service.decimals import ONE, round_down, round_to_tick
+from execution_service.enums import CloseReason, Direction, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     AuthFailed,
     BalanceEntry,
@@ -45,9 +46,12 @@ from execution_service.exchanges.base import (
     NoPrice,
     OrderNotFound,
     OrderResult,
+    Stops,
     TemporaryError,
     Ticker,
+    Valuation,
 )
+from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import first, plain, retry_after_seconds, to_decimal
 
@@ -55,12 +59,25 @@ T = TypeVar("T")
 Ticket = dict[str, Any]  # one order as the gateway sends it (see tests/fakes/mtapi.py)
 
 COMMENT_MAX = 31  # MetaTrader truncates longer comments, which would break the lookup
-_OPERATIONS = {
-    ("buy", "market"): "Buy",
-    ("sell", "market"): "Sell",
-    ("buy", "limit"): "BuyLimit",
-    ("sell", "limit"): "SellLimit",
+_OPERATIONS: dict[tuple[str, str], str] = {
+    (Direction.buy, OrderType.market): "Buy",
+    (Direction.sell, OrderType.market): "Sell",
+    (Direction.buy, OrderType.limit): "BuyLimit",
+    (Direction.sell, OrderType.limit): "SellLimit",
 }
+# Positions are broker tickets: amounts are lots of `contract_size`, SL/TP travel with the order
+# and are amended in place, a position is closed by its entry ticket, and the broker checks
+# margin itself. Our client order id goes in the comment (and the magic number derived from it).
+CAPABILITIES = VenueCapabilities(
+    positions_are_tickets=True,
+    stops_with_entry=True,
+    amends_stops=True,
+    stop_orders=True,
+    take_profit_orders=True,
+    reduce_only=True,  # a close by ticket never opens the other way
+    margin_checked_by_venue=True,
+    client_ids=ClientIdFormat(max_length=COMMENT_MAX),
+)
 _POSITION_TYPES = frozenset({"Buy", "Sell"})
 _PENDING_TYPES = frozenset({"BuyLimit", "SellLimit", "BuyStop", "SellStop"})
 _FROM = re.compile(r"^from #(\d+)")
@@ -110,9 +127,7 @@ class MtapiAdapter:
     """One gateway session for one MetaTrader account. Create it once per connection and
     `close()` it."""
 
-    # Positions are broker tickets: amounts are lots of `contract_size`, SL/TP travel with the
-    # order and are amended with `modify_order`, and a position is closed by its entry ticket.
-    ticket_positions = True
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -199,6 +214,17 @@ class MtapiAdapter:
                 or zero,
             )
         }
+
+    def forget_balance(self) -> None:
+        return None  # nothing is kept: every fetch_balance asks the gateway
+
+    async def valuation(self, symbol: str) -> Valuation:
+        """Lots: each a contract of `contract_size` units, its PnL in the symbol's quote
+        currency turned into the account's."""
+        market = await self.market(symbol)
+        currency = await self.account_currency()
+        rate = await self.quote_to_account_rate(symbol)
+        return Valuation(currency, (market.contract_size or ONE) * rate, market.contract_size)
 
     async def account_currency(self) -> str:
         if self._currency is None:
@@ -287,9 +313,7 @@ class MtapiAdapter:
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
-        *,
-        sl: Decimal | None = None,
-        tp: Decimal | None = None,
+        stops: Stops | None = None,
     ) -> OrderResult:
         """OrderSend, never retried. `amount` in lots (rounded down to the volume step), SL/TP
         sent with the order so the broker holds them from the first tick."""
@@ -310,26 +334,26 @@ class MtapiAdapter:
             "comment": client_order_id,
             "magic": str(magic_number(client_order_id)),
         }
-        if type == "limit":
+        if type == OrderType.limit:
             if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
             params["price"] = plain(round_to_tick(price, market.price_tick))
-        if sl is not None:
-            params["stoploss"] = plain(round_to_tick(sl, market.price_tick))
-        if tp is not None:
-            params["takeprofit"] = plain(round_to_tick(tp, market.price_tick))
+        if stops is not None and stops.sl is not None:
+            params["stoploss"] = plain(round_to_tick(stops.sl, market.price_tick))
+        if stops is not None and stops.tp is not None:
+            params["takeprofit"] = plain(round_to_tick(stops.tp, market.price_tick))
         await self.account_currency()  # the fee currency, before the write rather than after
         ticket, is_open = await self._order_send(market.symbol, client_order_id, params)
         return self._to_order(ticket, symbol, is_open=is_open, client_order_id=client_order_id)
 
-    async def modify_order(
-        self, symbol: str, order_id: str, *, sl: Decimal | None, tp: Decimal | None
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
     ) -> OrderResult:
         """Set the broker-held SL and TP of a position (or pending order). MetaTrader replaces
         both at once: pass both current levels; None removes a level (sent as 0). Follows the
-        partial-close chain, so `order_id` may be the entry ticket."""
+        partial-close chain, so `position_ref` may be the entry ticket."""
         market = await self.market(symbol)
-        live = await self._live_ticket(order_id)
+        live = await self._live_ticket(position_ref)
         params = {
             "ticket": str(live.get("ticket")),
             "stoploss": plain(round_to_tick(sl, market.price_tick)) if sl else "0",
@@ -342,28 +366,33 @@ class MtapiAdapter:
         return self._to_order(body, symbol, is_open=True)
 
     async def close_position(
-        self, symbol: str, order_id: str, lots: Decimal, client_order_id: str
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
     ) -> OrderResult:
-        """Close `lots` of the position entry ticket `order_id` opened (all that is left if
-        `lots` is more). A `filled` order of the opposite side at the close price; `raw` holds
-        the closed ticket with its `profit` in the account currency, and `remaining_ticket`.
+        """Close `amount` lots of the position entry ticket `position_ref` opened (all that is
+        left if `amount` is more). A `filled` order of the opposite side at the close price; `raw`
+        holds the closed ticket with its `profit` in the account currency, and
+        `remaining_ticket`. If the broker already closed it (its SL or TP, or a trader's
+        terminal), the result is that close, with the broker's price, profit and reason.
 
         MetaTrader cannot carry `client_order_id` on a close (it is only echoed back), so a
         close whose reply was lost is reconciled by ticket: `fetch_position`/`fetch_order`."""
-        if not lots.is_finite():
-            raise InvalidOrder(f"lots must be a number, got {lots}")
+        if not amount.is_finite():
+            raise InvalidOrder(f"lots must be a number, got {amount}")
         market = await self.market(symbol)
-        live = await self._live_ticket(order_id)
+        try:
+            live = await self._live_ticket(position_ref)
+        except OrderNotFound:
+            return await self._closed_by_broker(symbol, position_ref, amount, client_order_id)
         if live.get("type") not in _POSITION_TYPES:
-            raise InvalidOrder(f"ticket {order_id} is a pending order: cancel it instead")
+            raise InvalidOrder(f"ticket {position_ref} is a pending order: cancel it instead")
         open_lots = to_decimal(live.get("lots")) or Decimal(0)
-        wanted = round_down(min(lots, open_lots), market.amount_step)
+        wanted = round_down(min(amount, open_lots), market.amount_step)
         if wanted <= 0:
-            raise InvalidOrder(f"{lots} lots rounds down to nothing at step {market.amount_step}")
+            raise InvalidOrder(f"{amount} lots rounds down to nothing at step {market.amount_step}")
         await self.account_currency()
-        closed = await self._order_close(order_id, live, wanted)
+        closed = await self._order_close(position_ref, live, wanted)
         result = self._to_order(closed, symbol, is_open=False, client_order_id=client_order_id)
-        result.side = "sell" if result.side == "buy" else "buy"
+        result.side = _opposite(result.side)
         result.amount, result.filled = wanted, to_decimal(closed.get("lots")) or wanted
         result.average = to_decimal(closed.get("closePrice"))
         result.fee, result.fee_currency = Decimal(0), None  # MT charges commission on open
@@ -375,6 +404,29 @@ class MtapiAdapter:
                 remaining = None  # the close itself succeeded; the heir is found again later
         result.raw["remaining_ticket"] = remaining
         return result
+
+    async def _closed_by_broker(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
+        """Nothing of the position is open any more: its close in the history, as the fill of
+        our exit, with the reason the broker's comment gives ("[sl]", "[tp]")."""
+        closed = await self.fetch_order(symbol, order_id=position_ref)
+        price = to_decimal(closed.raw.get("closePrice"))
+        if price is None:
+            raise OrderNotFound(f"ticket {position_ref} has nothing left open")
+        comment = _comment(closed.raw).lower()
+        closed.close_reason = (
+            CloseReason.sl
+            if "[sl" in comment
+            else CloseReason.tp
+            if "[tp" in comment
+            else CloseReason.external
+        )
+        closed.side = _opposite(closed.side)
+        closed.status = OrderStatus.filled
+        closed.amount = closed.filled = amount
+        closed.average = price
+        return closed
 
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -618,10 +670,12 @@ class MtapiAdapter:
             order_id=str(t.get("ticket") or ""),
             client_order_id=client_order_id or _comment(t) or None,
             symbol=symbol,
-            side="buy" if kind.startswith("Buy") else "sell",
+            side=Direction.buy if kind.startswith("Buy") else Direction.sell,
             type="market" if position else ("limit" if "Limit" in kind else "stop"),
             # A pending ticket in history was deleted; one that filled became Buy/Sell.
-            status="filled" if position else ("open" if is_open else "cancelled"),
+            status=OrderStatus.filled
+            if position
+            else (OrderStatus.open if is_open else OrderStatus.cancelled),
             amount=lots,
             filled=lots if position else Decimal(0),
             average=open_price if position else None,
@@ -629,6 +683,8 @@ class MtapiAdapter:
             fee=fee,
             fee_currency=self._currency if fee else None,
             raw=dict(t),
+            # A closed ticket's profit, in the account currency: the broker's own figure.
+            realized_pnl=None if is_open else to_decimal(t.get("profit")),
         )
 
 
@@ -674,6 +730,10 @@ def _tickets(body: Any, what: str) -> list[Ticket]:
     """Trade tickets only: history also lists balance and credit operations."""
     rows = _expect(body, list, what)
     return [t for t in rows if isinstance(t, dict) and t.get("type") not in ("Balance", "Credit")]
+
+
+def _opposite(side: str) -> str:
+    return Direction.sell if side == Direction.buy else Direction.buy
 
 
 def _comment(t: Ticket) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.decimals import ONE, ZERO, normalize, ratio
+from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeError,
@@ -30,10 +31,14 @@ from execution_service.exchanges.base import (
     InvalidOrder,
     Market,
     NoPrice,
+    NotSupported,
     OrderNotFound,
     OrderResult,
+    Stops,
     Ticker,
+    Valuation,
 )
+from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.models import (
     DataConnection,
     ExecutionConnection,
@@ -46,6 +51,15 @@ from execution_service.models import (
 
 PAPER_STEP = Decimal("0.00000001")
 BPS = Decimal(10_000)
+# Simulated inside the service: a margin account that nets per symbol (so leverage applies on
+# spot too), whose balances and prices are our own rows, read and filled in bulk.
+CAPABILITIES = VenueCapabilities(
+    simulated=True,
+    leverage_on_spot=True,
+    reduce_only=True,
+    market_types=frozenset({MarketType.spot, MarketType.swap}),
+    client_ids=ClientIdFormat(max_length=64),
+)
 
 
 def parse_symbol(symbol: str) -> tuple[str, str]:
@@ -99,6 +113,8 @@ async def latest_prices(
 
 
 class PaperAdapter:
+    capabilities = CAPABILITIES
+
     def __init__(
         self,
         connection_id: int,
@@ -129,6 +145,12 @@ class PaperAdapter:
                 r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
             }
 
+    def forget_balance(self) -> None:
+        return None  # balances are read from the database every time
+
+    async def valuation(self, symbol: str) -> Valuation:
+        return Valuation(paper_market(symbol).quote)
+
     async def fetch_ticker(self, symbol: str) -> Ticker:
         async with self._sessions() as session:
             row = await latest_price(session, self.data_connection_id, symbol)
@@ -153,7 +175,10 @@ class PaperAdapter:
         amount: Decimal,
         price: Decimal | None,
         client_order_id: str,
+        stops: Stops | None = None,
     ) -> OrderResult:
+        if stops is not None:
+            raise NotSupported("paper: stops are watched by the monitor, not sent with orders")
         _, quote = parse_symbol(symbol)
         _check(amount, type, price)
         async with self._sessions() as session, session.begin():
@@ -171,7 +196,7 @@ class PaperAdapter:
                 type=type,
                 amount=amount,
                 price=price,
-                status="open",
+                status=OrderStatus.open,
                 fee_currency=quote,
             )
             fill_at = self.fill_price(order, last.close)
@@ -183,9 +208,9 @@ class PaperAdapter:
     def fill_price(self, order: PaperOrder, last: Decimal) -> Decimal | None:
         """Where a new order fills now: a market order at the last price moved against the
         taker by the slippage, a marketable limit at the last price; None: it rests."""
-        if order.type == "market":
+        if order.type == OrderType.market:
             slip = self.slippage_bps / BPS
-            return normalize(last * (ONE + slip if order.side == "buy" else ONE - slip))
+            return normalize(last * (ONE + slip if order.side == Direction.buy else ONE - slip))
         if _crosses(order.side, last, order.price):
             return last
         return None
@@ -197,13 +222,13 @@ class PaperAdapter:
             order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
             if order is None:
                 raise OrderNotFound("no such paper order")
-            if order.status == "open" and order.price is not None:
+            if order.status == OrderStatus.open and order.price is not None:
                 last = await latest_price(session, self.data_connection_id, order.symbol)
                 if last is not None and _crosses(order.side, last.close, order.price):
                     try:
                         await self._fill(session, order, order.price)
                     except InsufficientFunds:
-                        order.status = "cancelled"
+                        order.status = OrderStatus.cancelled
             return _result(order)
 
     async def cancel_order(
@@ -211,19 +236,30 @@ class PaperAdapter:
     ) -> OrderResult:
         async with self._sessions() as session, session.begin():
             order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
-            if order is None or order.status != "open":
+            if order is None or order.status != OrderStatus.open:
                 raise OrderNotFound("no open paper order to cancel")
-            order.status = "cancelled"
+            order.status = OrderStatus.cancelled
             return _result(order)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         async with self._sessions() as session:
             stmt = select(PaperOrder).where(
-                PaperOrder.connection_id == self.connection_id, PaperOrder.status == "open"
+                PaperOrder.connection_id == self.connection_id,
+                PaperOrder.status == OrderStatus.open,
             )
             if symbol is not None:
                 stmt = stmt.where(PaperOrder.symbol == symbol)
             return [_result(o) for o in await session.scalars(stmt)]
+
+    async def close_position(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
+        raise NotSupported("paper: positions are closed by opposite orders")
+
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
+    ) -> OrderResult:
+        raise NotSupported("paper: no stops are held with the position")
 
     async def close(self) -> None:
         return None
@@ -277,7 +313,8 @@ class PaperAdapter:
             holding = PaperHolding(connection_id=self.connection_id, symbol=order.symbol)
             session.add(holding)
         _apply(after, balance, holding)
-        order.filled, order.average, order.fee, order.status = order.amount, price, fee, "filled"
+        order.filled, order.average, order.fee = order.amount, price, fee
+        order.status = OrderStatus.filled
 
     async def _leverage(self, session: AsyncSession) -> Decimal:
         leverage = await session.scalar(
@@ -291,7 +328,7 @@ class PaperAdapter:
 def _crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:
     if limit is None:
         return False
-    return last <= limit if side == "buy" else last >= limit
+    return last <= limit if side == Direction.buy else last >= limit
 
 
 def _result(order: PaperOrder) -> OrderResult:
@@ -301,7 +338,7 @@ def _result(order: PaperOrder) -> OrderResult:
         symbol=order.symbol,
         side=order.side,
         type=order.type,
-        status=order.status,
+        status=OrderStatus(order.status),
         amount=order.amount,
         filled=order.filled or ZERO,
         average=order.average,
@@ -334,7 +371,7 @@ def book_fill(
     """The account after a complete fill of `order` at `price`; `InsufficientFunds` if it cannot
     pay. Pure, so a batch can refuse one order without undoing anything of the others."""
     quantity, average, margin_held = account.quantity, account.average_price, account.margin
-    signed = order.amount if order.side == "buy" else -order.amount
+    signed = order.amount if order.side == Direction.buy else -order.amount
     free, used = account.free - fee, account.used
     remaining = order.amount
     if quantity != 0 and (quantity > 0) != (signed > 0):
@@ -476,7 +513,7 @@ async def create_orders(
                     type=r.type,
                     amount=r.amount,
                     price=r.price,
-                    status="open",
+                    status=OrderStatus.open,
                     fee_currency=quote,
                 )
                 fill_at = paper.fill_price(order, last.close)
@@ -494,7 +531,7 @@ async def create_orders(
                         session.add(holding)
                     _apply(after, balance, holding)
                     order.filled, order.average, order.fee = order.amount, fill_at, fee
-                    order.status = "filled"
+                    order.status = OrderStatus.filled
                 session.add(order)
                 existing[(paper.connection_id, r.client_order_id)] = order
                 placed.append(order)
@@ -508,5 +545,5 @@ async def create_orders(
 def _check(amount: Decimal, type: str, price: Decimal | None) -> None:
     if amount <= 0:
         raise InvalidOrder("amount must be positive")
-    if type == "limit" and (price is None or price <= 0):
+    if type == OrderType.limit and (price is None or price <= 0):
         raise InvalidOrder("a limit order needs a positive price")

@@ -8,6 +8,7 @@ clients are cached per connection and rebuilt when anything they were built from
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -18,9 +19,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
+from execution_service.enums import Adapter, MarketType
+from execution_service.exchanges import mtapi_adapter, paper
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
+from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.paper import PaperAdapter
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
@@ -32,6 +36,24 @@ def supported_exchanges() -> frozenset[str]:
     import ccxt.async_support as ccxt_async
 
     return frozenset(ccxt_async.exchanges)
+
+
+def known_exchange(adapter: str, exchange: str | None) -> bool:
+    """Whether a connection's `exchange` names a venue its adapter can reach."""
+    return adapter != Adapter.ccxt or exchange is None or exchange in supported_exchanges()
+
+
+@functools.cache
+def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueCapabilities:
+    """What a connection's venue can do, known from its row alone: no client is built, so a
+    paper connection never gets a real one."""
+    if adapter == Adapter.paper:
+        return paper.CAPABILITIES
+    if adapter == Adapter.mtapi:
+        return mtapi_adapter.CAPABILITIES
+    from execution_service.exchanges import ccxt_adapter
+
+    return ccxt_adapter.venue_capabilities(exchange or "", MarketType(market_type))
 
 
 def decrypt_credentials(keyring: KeyRing, conn: ExecutionConnection) -> dict[str, str]:
@@ -86,6 +108,9 @@ class AdapterRegistry:
             )
         return BoundedAdapter(adapter, bound, self._settings.exchange_timeout_ms / 1000)
 
+    def capabilities(self, conn: ExecutionConnection) -> VenueCapabilities:
+        return capabilities(conn.adapter, conn.exchange, conn.market_type)
+
     def paper(self, conn: ExecutionConnection) -> PaperAdapter:
         config = conn.paper_config or {}
         return PaperAdapter(
@@ -98,7 +123,7 @@ class AdapterRegistry:
 
     async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
         """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""
-        if conn.adapter == "paper":
+        if conn.adapter == Adapter.paper:
             return self._bound(conn.id, self.paper(conn))
         fingerprint = _fingerprint(conn)
         async with self._lock:
@@ -126,7 +151,7 @@ class AdapterRegistry:
 
     def _build(self, conn: ExecutionConnection) -> ExchangeAdapter:
         credentials = self._credentials(conn)
-        if conn.adapter == "ccxt":
+        if conn.adapter == Adapter.ccxt:
             from execution_service.exchanges.ccxt_adapter import CcxtAdapter
 
             return CcxtAdapter(
@@ -142,7 +167,7 @@ class AdapterRegistry:
                 balance_ttl=self._settings.balance_cache_seconds,
                 **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
             )
-        if conn.adapter == "mtapi":
+        if conn.adapter == Adapter.mtapi:
             from execution_service.exchanges.mtapi_adapter import MtapiAdapter
 
             return MtapiAdapter(

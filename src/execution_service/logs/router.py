@@ -4,12 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from execution_service.auth import PrincipalDep
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.enums import OrderStatus
 from execution_service.logs import service
 from execution_service.logs.schemas import ExecutionLogDetail, ExecutionLogRead
-from execution_service.schemas import Instant, Page, PageDep, RowId, problems
+from execution_service.schemas import Instant, Page, problems
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 

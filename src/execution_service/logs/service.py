@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from execution_service import metrics, observability
-from execution_service.auth import Principal
 from execution_service.connections.service import mark_error
 from execution_service.context import AppContext
 from execution_service.db import utcnow
@@ -35,10 +34,11 @@ from execution_service.exchanges.base import (
     TemporaryError,
 )
 from execution_service.logs import tickets
-from execution_service.logs.scrub import scrub
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.positions import fills
 from execution_service.positions.pnl import fill_delta_price
+from execution_service.principal import Principal
+from execution_service.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ async def apply_result(
     entry.fee = max(result.fee, old_fee or ZERO)
     entry.fee_currency = result.fee_currency or entry.fee_currency
     entry.response_data = scrub(result.raw)
-    if entry.purpose == "exit" and result.raw.get("close_reason"):
-        entry.close_reason = str(result.raw["close_reason"])  # the broker closed it, and why
+    if entry.purpose == "exit" and result.close_reason is not None:
+        entry.close_reason = result.close_reason  # the broker closed it, and why
     entry.error_code = entry.error_message = None
     if result.status == "rejected":
         entry.error_code = "exchange_rejected"
@@ -105,9 +105,7 @@ async def apply_result(
         if entry.purpose == "entry":
             await fills.apply_entry_fill(session, entry, quantity, price, fee)
         else:
-            profit = result.raw.get("profit") if isinstance(result.raw, dict) else None
-            broker_pnl = Decimal(str(profit)) if profit is not None else None
-            await fills.apply_exit_fill(session, entry, delta, price, fee, broker_pnl)
+            await fills.apply_exit_fill(session, entry, delta, price, fee, result.realized_pnl)
     if entry.purpose == "exit" and result.status in ("filled", "cancelled", "rejected"):
         await fills.release_exit(session, entry)
     _count(entry, before, adapter)
@@ -165,7 +163,7 @@ async def send(
             conn = await session.get(ExecutionConnection, entry.execution_connection_id)
             adapter_name = conn.adapter if conn is not None else "unknown"
     assert entry.status == "pending"
-    if entry.purpose == "exit" and getattr(adapter, "ticket_positions", False):
+    if entry.purpose == "exit" and adapter.capabilities.positions_are_tickets:
         async with ctx.session_factory() as session:
             ticket = await session.scalar(
                 select(ExecutionLog.order_id)
@@ -209,7 +207,9 @@ async def submit(
         if send_by is not None and submitted_at > send_by:
             answer = ExchangeBusy("waited too long for its turn to be sent: not sent")
         elif ticket is not None:
-            answer = await tickets.close(adapter, entry, ticket)
+            answer = await adapter.close_position(
+                entry.symbol, ticket, entry.quantity, entry.client_order_id
+            )
         else:
             answer = await adapter.create_order(
                 entry.symbol,
@@ -218,7 +218,7 @@ async def submit(
                 entry.quantity,
                 entry.price if entry.order_type == "limit" else None,
                 entry.client_order_id,
-                **tickets.stops(adapter, entry),
+                tickets.stops(adapter, entry),
             )
     except ExchangeError as exc:
         answer = exc

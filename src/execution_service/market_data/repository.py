@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.db import dialect_insert
 from execution_service.models import DataConnection, ExecutionConnection, MarketData
+from execution_service.principal import Principal
 
 
 class DataConnectionRepository:

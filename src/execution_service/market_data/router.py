@@ -4,8 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from execution_service.auth import PrincipalDep
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.market_data import service
 from execution_service.market_data.schemas import (
     DataConnectionCreate,
@@ -15,7 +14,7 @@ from execution_service.market_data.schemas import (
     LatestPrice,
     MarketDataIngest,
 )
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.schemas import Page, problems
 
 router = APIRouter(prefix="/data-connections", tags=["data-connections"])
 

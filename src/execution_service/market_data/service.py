@@ -5,7 +5,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.db import utcnow
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.market_data.repository import DataConnectionRepository, MarketDataRepository
@@ -15,6 +14,7 @@ from execution_service.market_data.schemas import (
     MarketDataIngest,
 )
 from execution_service.models import DataConnection, MarketData
+from execution_service.principal import Principal
 
 
 async def create_data_connection(

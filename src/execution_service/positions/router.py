@@ -5,9 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
-from execution_service.auth import PrincipalDep
 from execution_service.db import read
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.enums import PositionStatus
 from execution_service.logs.schemas import ExecutionLogRead
 from execution_service.positions import service
@@ -16,7 +15,7 @@ from execution_service.positions.schemas import (
     PositionRead,
     PositionUpdate,
 )
-from execution_service.schemas import Model, Page, PageDep, RowId, problems
+from execution_service.schemas import Model, Page, problems
 
 router = APIRouter(prefix="/positions", tags=["positions"])
 

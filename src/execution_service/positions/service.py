@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
@@ -22,6 +21,7 @@ from execution_service.models import ExecutionConnection, ExecutionLog, Executio
 from execution_service.positions import fills, repository
 from execution_service.positions.pnl import sign
 from execution_service.positions.schemas import items_json, page_json
+from execution_service.principal import Principal
 
 
 async def list_positions(
@@ -109,18 +109,18 @@ async def update_position(
 async def _sync_broker_stops(
     session: AsyncSession, ctx: AppContext, position: ExecutionPosition
 ) -> None:
-    """Where the broker holds the stops (MetaTrader), amend them there first: if it refuses,
-    nothing changes here either."""
+    """Where the venue holds the stops (`amends_stops`: MetaTrader), amend them there first: if
+    it refuses, nothing changes here either."""
     conn = await session.get(ExecutionConnection, position.execution_connection_id)
-    if conn is None or conn.adapter != "mtapi":
+    if conn is None or not ctx.adapters.capabilities(conn).amends_stops:
         return
     ticket = await session.scalar(
         select(ExecutionLog.order_id).where(ExecutionLog.id == position.execution_log_id)
     )
     try:
         adapter = await ctx.adapters.for_connection(conn)
-        await adapter.modify_order(  # type: ignore[attr-defined]
-            position.symbol, ticket, sl=position.sl_price, tp=position.tp_price
+        await adapter.amend_stops(
+            position.symbol, ticket or "", sl=position.sl_price, tp=position.tp_price
         )
     except (CredentialsError, ExchangeError) as exc:
         await session.rollback()

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.models import ExecutionConnection, TradingPreset
+from execution_service.principal import Principal
 
 
 class PresetRepository:

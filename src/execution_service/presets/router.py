@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from execution_service.auth import PrincipalDep
-from execution_service.deps import SessionDep
+from execution_service.deps import PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.presets import service
 from execution_service.presets.schemas import PresetCreate, PresetRead, PresetUpdate
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.schemas import Page, problems
 
 router = APIRouter(prefix="/presets", tags=["presets"])
 

@@ -4,11 +4,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.models import TradingPreset
 from execution_service.presets.repository import PresetRepository
 from execution_service.presets.schemas import PresetCreate, PresetUpdate
+from execution_service.principal import Principal
 
 
 async def create_preset(

@@ -22,7 +22,7 @@ from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
 from execution_service.decimals import normalize
-from execution_service.enums import Direction, SizeMode
+from execution_service.enums import Direction, MarketType, SizeMode
 from execution_service.exchanges import paper
 from execution_service.exchanges.base import (
     BalanceEntry,
@@ -33,7 +33,9 @@ from execution_service.exchanges.base import (
     OrderResult,
     TemporaryError,
     Ticker,
+    Valuation,
 )
+from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.paper import paper_market
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, TradingPreset
@@ -74,6 +76,7 @@ class Target:
     conn: ExecutionConnection
     preset: TradingPreset | None
     order: Order
+    caps: VenueCapabilities
     refusal: Rejection | None = None
     adapter: ExchangeAdapter | None = None
     entry: ExecutionLog | None = None
@@ -87,6 +90,8 @@ class Quotes(Protocol):
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
+
+    async def valuation(self, symbol: str) -> Valuation: ...
 
 
 class PaperQuotes:
@@ -109,6 +114,9 @@ class PaperQuotes:
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
         return self._balances
+
+    async def valuation(self, symbol: str) -> Valuation:
+        return Valuation(paper_market(symbol).quote)
 
 
 @dataclass
@@ -146,7 +154,7 @@ async def load_inputs(
         if t.preset is not None and t.preset.max_daily_loss_percent is not None
     ]
     inputs.realized = await accounts.realized_since(limited, midnight)
-    papers = [t.conn for t in targets if t.conn.adapter == "paper"]
+    papers = [t.conn for t in targets if t.caps.simulated]
     for conn_id, rows in (await accounts.paper_balances([c.id for c in papers])).items():
         inputs.paper_balances[conn_id] = {
             r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
@@ -199,8 +207,8 @@ async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: date
     log as recorded). Paper orders go as one batch when there are several; the others each
     through their own adapter, `signal_concurrency` at a time, bounded per account as well."""
     pending = [t for t in targets if t.entry is not None and t.entry.status == "pending"]
-    papers = [t for t in pending if t.conn.adapter == "paper"]
-    singles = [t for t in pending if t.conn.adapter != "paper" or len(papers) < 2]
+    papers = [t for t in pending if t.caps.simulated]
+    singles = [t for t in pending if not t.caps.simulated or len(papers) < 2]
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     answered: asyncio.Queue[tuple[Target, logs.Outcome] | None] = asyncio.Queue()
 
@@ -280,7 +288,7 @@ async def _send_paper_batch(
         if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
             metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
     outcomes = [
-        logs.Outcome(t.entry.id, answer, "paper", submitted_at, acknowledged_at, received_at)
+        logs.Outcome(t.entry.id, answer, t.conn.adapter, submitted_at, acknowledged_at, received_at)
         for t, answer in zip(targets, answers, strict=True)
         if t.entry is not None
     ]
@@ -306,7 +314,7 @@ async def _prepare(
         raise Rejection("no_preset", "the connection has no preset and the signal no quantity")
     try:
         adapter: Quotes
-        if conn.adapter == "paper":
+        if target.caps.simulated:
             sender = None
             adapter = inputs.paper_quotes(conn, body.symbol)
         else:
@@ -342,15 +350,10 @@ async def _prepare(
         if rule.mode is SizeMode.risk_percent and sl is None and body.quantity is None:
             raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
         balances = await adapter.fetch_balance()
-        unit_value, account = Decimal(1), market.quote
-        if getattr(adapter, "ticket_positions", False):
-            # Lots: each is a contract of `contract_size` units, its PnL in the symbol's quote
-            # currency turned into the account's; SL/TP go to the broker with the order.
-            broker: Any = adapter
-            account = await broker.account_currency()
-            rate = await broker.quote_to_account_rate(body.symbol)
-            unit_value = (market.contract_size or Decimal(1)) * rate
-            order.plan["contract_size"] = _str(market.contract_size)
+        value = await adapter.valuation(body.symbol)
+        unit_value, account = value.unit_value, value.currency
+        if value.contract_size is not None:
+            order.plan["contract_size"] = _str(value.contract_size)
     except CredentialsError as exc:
         raise Rejection("credentials_error", str(exc)) from None
     except NoPrice as exc:
@@ -361,11 +364,11 @@ async def _prepare(
     free = quote.free if quote else Decimal(0)
     equity = quote.total if quote else Decimal(0)
     leverage = preset.leverage if preset else Decimal(1)
-    if unit_value != 1 or conn.adapter == "mtapi":
+    if target.caps.margin_checked_by_venue:
         # The broker checks margin itself (its refusal is `insufficient_funds`): its leverage
         # and margin rules are not ours to guess.
         free = Decimal("Infinity")
-    elif conn.adapter != "paper" and conn.market_type == "spot":
+    elif not target.caps.leverage_on_spot and conn.market_type == MarketType.spot:
         # A real spot account borrows nothing: a buy spends quote, a sell spends the base held.
         leverage = Decimal(1)
         if direction is Direction.sell:

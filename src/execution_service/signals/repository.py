@@ -7,7 +7,6 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
@@ -16,6 +15,7 @@ from execution_service.models import (
     Signal,
     TradingPreset,
 )
+from execution_service.principal import Principal
 
 
 class SignalRepository:

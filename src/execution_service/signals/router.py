@@ -4,12 +4,11 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Response, status
 
-from execution_service.auth import PrincipalDep
 from execution_service.db import utcnow
-from execution_service.deps import ContextDep, SessionDep
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.errors import TooManyRequests
 from execution_service.models import ExecutionLog, Signal
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.schemas import Page, problems
 from execution_service.signals import service
 from execution_service.signals.schemas import (
     ExecutionRead,

@@ -11,13 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from execution_service import observability
-from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.db import read
 from execution_service.errors import NotFound
+from execution_service.exchanges.registry import capabilities
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionLog, Signal
+from execution_service.principal import Principal
 from execution_service.signals.execution import (
     AccountInputs,
     Order,
@@ -132,7 +133,15 @@ async def _load(
             missing = sorted(set(body.connection_ids) - found)
             if missing:
                 raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
-        plan = [Target(c, preset, Order(price=body.entry_price)) for c, preset in targets]
+        plan = [
+            Target(
+                c,
+                preset,
+                Order(price=body.entry_price),
+                capabilities(c.adapter, c.exchange, c.market_type),
+            )
+            for c, preset in targets
+        ]
         inputs = await load_inputs(reads, plan, body.symbol, received_at)
         # The rows outlive this session (detached, every column loaded): read-only from here.
         return None, plan, inputs

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from execution_service.auth import PrincipalDep
-from execution_service.deps import ContextDep, SessionDep
-from execution_service.schemas import Page, PageDep, RowId, problems
+from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
+from execution_service.schemas import Page, problems
 from execution_service.webhooks import service
 from execution_service.webhooks.schemas import (
     DeliveryRead,

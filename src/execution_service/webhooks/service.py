@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.auth import Principal
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, KeyRing, load_key_ring, owner_aad
 from execution_service.errors import NotFound, Unprocessable
 from execution_service.models import Event, Webhook, WebhookDelivery
+from execution_service.principal import Principal
 from execution_service.webhooks import targets
 from execution_service.webhooks.schemas import WebhookCreate
 

@@ -1,4 +1,4 @@
-"""API keys: generation, hashing, the caller's principal, and owner scoping.
+"""API keys: generation, hashing, and the short-lived cache of validated keys.
 
 Keys look like `exs_<prefix>_<secret>`. Only the prefix (to find the row) and a SHA-256 of the whole
 key are stored; a key is random with 192 bits of entropy, so a fast hash is the right tool, and
@@ -13,63 +13,16 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, Self, TypeVar
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from execution_service.api_keys.repository import ApiKeyRepository
 from execution_service.context import AppContext
 from execution_service.db import read
-from execution_service.deps import ContextDep
 from execution_service.enums import Role
-from execution_service.errors import Forbidden, TooManyRequests, Unauthorized
-from execution_service.models import ApiKey
+from execution_service.principal import Principal
 
 KEY_PREFIX = "exs"
-
-
-class Filterable(Protocol):
-    def where(self, *criteria: Any) -> Self: ...
-
-
-S = TypeVar("S", bound=Filterable)
-
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: int
-    name: str
-    role: Role
-    user_id: int | None
-
-    @property
-    def is_user(self) -> bool:
-        return self.role is Role.user
-
-    @property
-    def is_privileged(self) -> bool:
-        return self.role in (Role.admin, Role.service)
-
-    def scope(self, stmt: S, model: Any) -> S:
-        """Restrict a select/update to the rows this principal may see."""
-        if self.is_user:
-            return stmt.where(model.user_id == self.user_id)
-        return stmt
-
-    def can_see(self, row: Any) -> bool:
-        return not self.is_user or row.user_id == self.user_id
-
-    def owner_for_create(
-        self, user_id: int | None, admin_id: int | None
-    ) -> tuple[int | None, int | None]:
-        """Who owns a new row: a user key always itself; admin/service whoever the body names."""
-        if self.is_user:
-            if (user_id is not None and user_id != self.user_id) or admin_id is not None:
-                raise Forbidden("a user key creates rows for its own user only")
-            return self.user_id, None
-        return user_id, admin_id
 
 
 @dataclass(frozen=True)
@@ -126,9 +79,7 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     hit = cached(key)
     if hit is not None:
         return hit
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
-    )
+    row = await ApiKeyRepository(session).active_by_prefix(parts[1])
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
     principal = Principal(key_id=row.id, name=row.name, role=Role(row.role), user_id=row.user_id)
@@ -143,7 +94,7 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
 _pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Principal | None]] = {}
 
 
-async def _lookup_once(ctx: AppContext, key: str) -> Principal | None:
+async def lookup_once(ctx: AppContext, key: str) -> Principal | None:
     slot = (asyncio.get_running_loop(), hash_key(key))
     pending = _pending.get(slot)
     if pending is None:
@@ -163,44 +114,3 @@ async def _lookup(ctx: AppContext, key: str) -> Principal | None:
             return await authenticate(session, key)
 
     return await read(ctx.reader, query)
-
-
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: <key>`")
-
-
-async def get_principal(
-    request: Request,
-    ctx: ContextDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header: Annotated[str | None, Depends(_header)],
-) -> Principal:
-    limiter = ctx.auth_limiter
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait is not None:
-        raise TooManyRequests("too many failed authentications from this address", retry_after=wait)
-    key = bearer.credentials if bearer is not None else header
-    if not key:
-        limiter.failed(client)
-        raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
-    principal = cached(key)
-    if principal is None:
-        principal = await _lookup_once(ctx, key)
-    if principal is None:
-        limiter.failed(client)
-        raise Unauthorized("the API key is not valid")
-    request.state.principal = principal
-    return principal
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-async def require_admin(principal: PrincipalDep) -> Principal:
-    if principal.role is not Role.admin:
-        raise Forbidden("only an admin key may do this")
-    return principal
-
-
-AdminDep = Annotated[Principal, Depends(require_admin)]

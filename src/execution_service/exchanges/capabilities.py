@@ -1,0 +1,66 @@
+"""What a venue can do, declared by its adapter as one typed value (NautilusTrader's venue
+capabilities, freqtrade's `_ft_has`). Code above `exchanges/` asks these questions instead of
+branching on an adapter's or an exchange's name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from execution_service.enums import MarketType
+
+
+class Stream(StrEnum):
+    """Push feeds the venue offers (websockets)."""
+
+    tickers = "tickers"
+    orders = "orders"
+
+
+@dataclass(frozen=True)
+class ClientIdFormat:
+    """The client order ids the venue accepts, and whether an order is found again by one."""
+
+    max_length: int = 36
+    # The characters allowed, as a regular expression matched against the whole id.
+    alphabet: str = r"[A-Za-z0-9._:\-]+"
+    lookup: bool = True
+
+    def accepts(self, client_order_id: str) -> bool:
+        return len(client_order_id) <= self.max_length and bool(
+            re.fullmatch(self.alphabet, client_order_id)
+        )
+
+
+@dataclass(frozen=True)
+class VenueCapabilities:
+    # The venue lives inside the service (paper): its accounts and prices are rows of our own
+    # database, read for many accounts in one query, and its orders fill in one transaction
+    # for many accounts at once (`AdapterRegistry.preload` / `create_orders_batch`).
+    simulated: bool = False
+    # Positions are broker tickets (MetaTrader): amounts are lots, an exit closes the entry's
+    # ticket (`close_position`) instead of sending an opposite order, which would open a second.
+    positions_are_tickets: bool = False
+    # SL/TP travel with the entry order and rest at the venue from its first tick.
+    stops_with_entry: bool = False
+    # Those held SL/TP are amended in place (`amend_stops`).
+    amends_stops: bool = False
+    # Trigger orders that can rest at the venue: stop-market, take-profit, trailing, OCO pairs.
+    stop_orders: bool = False
+    take_profit_orders: bool = False
+    trailing_stops: bool = False
+    oco: bool = False
+    # An order can be flagged so that it only ever reduces a position (derivatives).
+    reduce_only: bool = False
+    # The venue checks margin itself; funds are not pre-checked here (its refusal is recorded).
+    margin_checked_by_venue: bool = False
+    # Spot orders may use the preset's leverage (paper simulates a margin account); on a real
+    # spot account a buy spends quote and a sell spends the base asset held.
+    leverage_on_spot: bool = False
+    market_types: frozenset[MarketType] = frozenset({MarketType.spot})
+    client_ids: ClientIdFormat = field(default_factory=ClientIdFormat)
+    # Create and cancel answer with ids only: the order's state must be fetched after.
+    ids_only_answers: bool = False
+    streams: frozenset[Stream] = frozenset()
