@@ -118,6 +118,18 @@ class Stops:
     tp: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order of a batch (`AdapterRegistry.create_orders_batch`)."""
+
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None
+    client_order_id: str
+
+
 @dataclass
 class OrderResult:
     """An order as the exchange reports it, in the execution-log vocabulary.
@@ -142,6 +154,18 @@ class OrderResult:
     raw: dict[str, Any] = field(default_factory=dict)
     close_reason: CloseReason | None = None
     realized_pnl: Decimal | None = None
+
+
+class Quotes(Protocol):
+    """The reads sizing needs: an adapter, or a simulated account's state read in bulk."""
+
+    async def market(self, symbol: str) -> Market: ...
+
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
+
+    async def valuation(self, symbol: str) -> Valuation: ...
 
 
 class ExchangeAdapter(Protocol):

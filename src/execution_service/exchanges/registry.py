@@ -11,7 +11,7 @@ import asyncio
 import functools
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.enums import Adapter, MarketType
 from execution_service.exchanges import mtapi_adapter, paper
-from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.exchanges.base import (
+    ExchangeAdapter,
+    ExchangeError,
+    OrderRequest,
+    OrderResult,
+    Quotes,
+)
 from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
@@ -120,6 +126,33 @@ class AdapterRegistry:
             fee_rate=Decimal(str(config.get("fee_rate", "0"))),
             slippage_bps=Decimal(str(config.get("slippage_bps", "0"))),
         )
+
+    async def simulated_quotes(
+        self, session: AsyncSession, conns: Sequence[ExecutionConnection], symbol: str
+    ) -> dict[int, Quotes]:
+        """For connections on simulated venues: what sizing reads, for all of them in a few
+        queries of `session` (a fan-out's reader), instead of a query per connection."""
+        accounts = [(c.id, c.data_connection_id) for c in conns if self.capabilities(c).simulated]
+        return dict(await paper.preload(session, accounts, symbol))
+
+    async def create_orders_batch(
+        self, orders: Sequence[tuple[ExecutionConnection, OrderRequest]]
+    ) -> list[OrderResult | ExchangeError]:
+        """Orders on simulated venues (any accounts) in one transaction: each order's outcome
+        is what sending it alone would give, in this order."""
+        requests = [
+            paper.PaperOrderRequest(
+                self.paper(conn),
+                o.symbol,
+                o.side,
+                o.type,
+                o.amount,
+                o.price,
+                o.client_order_id,
+            )
+            for conn, o in orders
+        ]
+        return await paper.create_orders(self._sessions, requests)
 
     async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
         """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,22 +21,18 @@ from execution_service import metrics, observability
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.decimals import normalize
-from execution_service.enums import Direction, MarketType, SizeMode
-from execution_service.exchanges import paper
+from execution_service.enums import Direction, MarketType, OrderType, SizeMode
 from execution_service.exchanges.base import (
-    BalanceEntry,
     ExchangeAdapter,
     ExchangeError,
-    Market,
     NoPrice,
+    OrderRequest,
     OrderResult,
+    Quotes,
     TemporaryError,
-    Ticker,
-    Valuation,
 )
 from execution_service.exchanges.capabilities import VenueCapabilities
-from execution_service.exchanges.paper import paper_market
+from execution_service.exchanges.registry import AdapterRegistry
 from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog, TradingPreset
 from execution_service.signals.repository import AccountRepository
@@ -82,60 +78,22 @@ class Target:
     entry: ExecutionLog | None = None
 
 
-class Quotes(Protocol):
-    """The exchange reads sizing needs (an adapter, or a paper account's preloaded state)."""
-
-    async def market(self, symbol: str) -> Market: ...
-
-    async def fetch_ticker(self, symbol: str) -> Ticker: ...
-
-    async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
-
-    async def valuation(self, symbol: str) -> Valuation: ...
-
-
-class PaperQuotes:
-    """A paper account's balances and price as loaded for the whole fan-out in a few queries:
-    what `PaperAdapter` would answer, without a query per connection."""
-
-    def __init__(self, balances: dict[str, BalanceEntry], ticker: Ticker | None) -> None:
-        self._balances = balances
-        self._ticker = ticker
-
-    async def market(self, symbol: str) -> Market:
-        return paper_market(symbol)
-
-    async def fetch_ticker(self, symbol: str) -> Ticker:
-        if self._ticker is None:
-            # Counted as the adapter's bounded wrapper counts a failed call.
-            metrics.EXCHANGE_ERRORS.labels(NoPrice.code, "fetch_ticker").inc()
-            raise NoPrice(f"no price for {symbol} on the linked data connection")
-        return self._ticker
-
-    async def fetch_balance(self) -> dict[str, BalanceEntry]:
-        return self._balances
-
-    async def valuation(self, symbol: str) -> Valuation:
-        return Valuation(paper_market(symbol).quote)
-
-
 @dataclass
 class AccountInputs:
     """What the database says about every target, loaded once per signal."""
 
     open_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
     realized: dict[int, Decimal] = field(default_factory=dict)
-    paper_balances: dict[int, dict[str, BalanceEntry]] = field(default_factory=dict)
-    paper_tickers: dict[int | None, Ticker | None] = field(default_factory=dict)
-
-    def paper_quotes(self, conn: ExecutionConnection, symbol: str) -> PaperQuotes:
-        return PaperQuotes(
-            self.paper_balances.get(conn.id, {}), self.paper_tickers.get(conn.data_connection_id)
-        )
+    # Simulated accounts' quotes, read for all of them at once.
+    simulated: dict[int, Quotes] = field(default_factory=dict)
 
 
 async def load_inputs(
-    session: AsyncSession, targets: Sequence[Target], symbol: str, received_at: datetime
+    session: AsyncSession,
+    adapters: AdapterRegistry,
+    targets: Sequence[Target],
+    symbol: str,
+    received_at: datetime,
 ) -> AccountInputs:
     """A few queries for all targets; counts and today's PnL only where a preset limits them."""
     accounts = AccountRepository(session)
@@ -154,16 +112,8 @@ async def load_inputs(
         if t.preset is not None and t.preset.max_daily_loss_percent is not None
     ]
     inputs.realized = await accounts.realized_since(limited, midnight)
-    papers = [t.conn for t in targets if t.caps.simulated]
-    for conn_id, rows in (await accounts.paper_balances([c.id for c in papers])).items():
-        inputs.paper_balances[conn_id] = {
-            r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
-        }
-    sources = {c.data_connection_id for c in papers}
-    for dc_id, row in (await paper.latest_prices(session, sources, symbol)).items():
-        inputs.paper_tickers[dc_id] = (
-            None if row is None else Ticker(symbol, row.close, row.timestamp)
-        )
+    simulated = [t.conn for t in targets if t.caps.simulated]
+    inputs.simulated = await adapters.simulated_quotes(session, simulated, symbol)
     return inputs
 
 
@@ -261,28 +211,27 @@ async def send_all(ctx: AppContext, targets: Sequence[Target], received_at: date
 async def _send_paper_batch(
     ctx: AppContext, targets: Sequence[Target], received_at: datetime
 ) -> None:
-    requests = []
+    orders = []
     for t in targets:
         entry = t.entry
         assert entry is not None
-        requests.append(
-            paper.PaperOrderRequest(
-                ctx.adapters.paper(t.conn),
-                entry.symbol,
-                entry.direction,
-                entry.order_type,
-                entry.quantity,
-                entry.price if entry.order_type == "limit" else None,
-                entry.client_order_id,
-            )
+        price = entry.price if entry.order_type == OrderType.limit else None
+        request = OrderRequest(
+            entry.symbol,
+            entry.direction,
+            entry.order_type,
+            entry.quantity,
+            price,
+            entry.client_order_id,
         )
+        orders.append((t.conn, request))
     submitted_at = utcnow()
     answers: list[OrderResult | ExchangeError]
     try:
-        answers = await paper.create_orders(ctx.session_factory, requests)
+        answers = await ctx.adapters.create_orders_batch(orders)
     except Exception as exc:  # unknown outcome: every order stays pending, never resent
-        log.exception("paper batch of %d orders: unexpected error", len(requests))
-        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(requests)
+        log.exception("batch of %d orders: unexpected error", len(orders))
+        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(orders)
     acknowledged_at = utcnow()
     for answer in answers:
         if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
@@ -316,7 +265,7 @@ async def _prepare(
         adapter: Quotes
         if target.caps.simulated:
             sender = None
-            adapter = inputs.paper_quotes(conn, body.symbol)
+            adapter = inputs.simulated[conn.id]
         else:
             sender = adapter = await ctx.adapters.for_connection(conn)
         market = await adapter.market(body.symbol)

@@ -11,7 +11,6 @@ from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
     ExecutionPosition,
-    PaperBalance,
     Signal,
     TradingPreset,
 )
@@ -124,15 +123,4 @@ class AccountRepository:
         out: dict[int, Decimal] = {}
         for conn_id, pnl in rows:
             out[conn_id] = out.get(conn_id, Decimal(0)) + pnl
-        return out
-
-    async def paper_balances(self, connection_ids: Sequence[int]) -> dict[int, list[PaperBalance]]:
-        if not connection_ids:
-            return {}
-        rows = await self.session.scalars(
-            select(PaperBalance).where(PaperBalance.connection_id.in_(connection_ids))
-        )
-        out: dict[int, list[PaperBalance]] = {}
-        for row in rows:
-            out.setdefault(row.connection_id, []).append(row)
         return out

@@ -47,7 +47,7 @@ async def create_signal(
     # exchanges answer. Each statement is its own snapshot, as under READ COMMITTED before.
     replay, plan, inputs = await read(
         ctx.reader,
-        lambda conn: _load(conn, principal, body, user_id, admin_id, owner_key, received_at),
+        lambda conn: _load(ctx, conn, principal, body, user_id, admin_id, owner_key, received_at),
     )
     if replay is not None:
         return replay[0], replay[1], False
@@ -107,6 +107,7 @@ async def create_signal(
 
 
 async def _load(
+    ctx: AppContext,
     conn: AsyncConnection,
     principal: Principal,
     body: SignalCreate,
@@ -142,7 +143,7 @@ async def _load(
             )
             for c, preset in targets
         ]
-        inputs = await load_inputs(reads, plan, body.symbol, received_at)
+        inputs = await load_inputs(reads, ctx.adapters, plan, body.symbol, received_at)
         # The rows outlive this session (detached, every column loaded): read-only from here.
         return None, plan, inputs
 
