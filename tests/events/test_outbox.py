@@ -7,7 +7,7 @@ from sqlalchemy import select
 from execution_service.connections.service import CheckResult, record_check
 from execution_service.context import AppContext
 from execution_service.models import Event, ExecutionConnection
-from execution_service.workers.orders import track_orders
+from execution_service.orders.tracker import track_orders
 from tests.factories import Actor, paper_setup
 
 FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}

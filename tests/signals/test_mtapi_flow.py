@@ -13,7 +13,7 @@ import pytest
 
 from execution_service.context import AppContext
 from execution_service.db import utcnow
-from execution_service.workers.orders import track_orders
+from execution_service.orders.tracker import track_orders
 from tests.factories import Actor
 from tests.fakes.mtapi import FakeMtapi
 

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
+from execution_service.enums import OrderStatus
+from execution_service.exchanges.base import OrderResult
 from execution_service.models import ExecutionAnalytics, ExecutionLog, ExecutionPosition
-from execution_service.positions import fills
-from execution_service.workers import monitor
+from execution_service.orders import exits
+from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, paper_setup
 
@@ -21,7 +23,7 @@ from tests.factories import Actor, paper_setup
 async def test_closes_in_one_tick_are_all_in_the_days_analytics(
     user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch, group: int
 ) -> None:
-    monkeypatch.setattr(monitor, "CLAIM_GROUP", group)
+    monkeypatch.setattr(exits, "CLAIM_GROUP", group)
     acct = await paper_setup(
         user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
     )
@@ -57,14 +59,27 @@ async def test_a_deferred_close_names_its_day_instead_of_refreshing_it(
             direction="sell",
             order_type="market",
             quantity=Decimal(1),
-            status="filled",
+            status="pending",
             close_reason="manual",
             plan={"full_close": True},
         )
         session.add(exit_log)
         await session.flush()
-        with fills.analytics_deferred() as days:
-            await fills.apply_exit_fill(session, exit_log, Decimal(1), Decimal(90), Decimal(0))
+        filled = OrderResult(
+            "x1",
+            exit_log.client_order_id,
+            "BTC/USDT",
+            "sell",
+            "market",
+            OrderStatus.filled,
+            Decimal(1),
+            Decimal(1),
+            Decimal(90),
+        )
+        recording = Recording()
+        await apply_result(session, exit_log, filled, adapter="paper", recording=recording)
+        days: set[tuple[int, date]] = set()
+        await recording.finish(session, analytics_days=days)
         await session.commit()
         closed_day: date = position.closed_at.date()  # type: ignore[union-attr]
         rows = (

@@ -9,8 +9,8 @@ from sqlalchemy import distinct, func, select
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.orders.tracker import track_orders
 from execution_service.workers.monitor import monitor_tick
-from execution_service.workers.orders import track_orders
 from tests.factories import Actor, paper_setup
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection, signal

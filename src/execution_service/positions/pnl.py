@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from execution_service.decimals import HUNDRED, ONE, ZERO, normalize, ratio
+from execution_service.enums import Direction
 
 EIGHT_PLACES = Decimal("0.00000001")
 
 
 def sign(direction: str) -> Decimal:
-    return ONE if direction == "buy" else -ONE
+    return ONE if direction == Direction.buy else -ONE
 
 
 def gross_pnl(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from execution_service.decimals import HUNDRED, ONE, normalize
+from execution_service.enums import CloseReason, Direction
+from execution_service.models import ExecutionPosition
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class PositionView:
 
 @dataclass(frozen=True)
 class Close:
-    reason: str  # sl, tp, trailing_stop
+    reason: CloseReason  # sl, tp, trailing_stop
     quantity: Decimal
     full: bool
     level: int | None = None  # the take-profit level this partial close fills
@@ -50,44 +52,64 @@ class Decision:
     close: Close | None = None
 
 
+def view_of(p: ExecutionPosition) -> PositionView:
+    levels = tuple(
+        Level(Decimal(t["price"]), Decimal(t["close_percent"]), bool(t.get("done")))
+        for t in p.take_profits or []
+    )
+    return PositionView(
+        p.direction,
+        p.entry_price,
+        p.quantity,
+        p.initial_quantity,
+        p.sl_price,
+        p.tp_price,
+        levels,
+        p.trailing_stop_percent,
+        p.best_price,
+        p.break_even_trigger_rr,
+        p.break_even_done,
+    )
+
+
 def _reached(direction: str, price: Decimal, level: Decimal) -> bool:
     """A target in the position's favour (TP) is reached at or beyond it."""
-    return price >= level if direction == "buy" else price <= level
+    return price >= level if direction == Direction.buy else price <= level
 
 
 def _hit(direction: str, price: Decimal, stop: Decimal) -> bool:
     """A stop against the position (SL, trailing) is hit at or through it."""
-    return price <= stop if direction == "buy" else price >= stop
+    return price <= stop if direction == Direction.buy else price >= stop
 
 
 def trailing_level(direction: str, best: Decimal, percent: Decimal) -> Decimal:
     away = percent / HUNDRED
-    return normalize(best * (ONE - away) if direction == "buy" else best * (ONE + away))
+    return normalize(best * (ONE - away) if direction == Direction.buy else best * (ONE + away))
 
 
 def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
     d = p.direction
     if p.sl is not None and _hit(d, price, p.sl):
-        return Close("sl", p.quantity, True)
+        return Close(CloseReason.sl, p.quantity, True)
     if p.tp is not None and _reached(d, price, p.tp):
-        return Close("tp", p.quantity, True)
+        return Close(CloseReason.tp, p.quantity, True)
     if p.trailing_percent is not None and _hit(
         d, price, trailing_level(d, best, p.trailing_percent)
     ):
-        return Close("trailing_stop", p.quantity, True)
+        return Close(CloseReason.trailing_stop, p.quantity, True)
     for i, level in enumerate(p.levels):
         if level.done or not _reached(d, price, level.price):
             continue
         later = sum((lv.close_percent for lv in p.levels[i + 1 :] if not lv.done), Decimal(0))
         quantity = normalize(p.initial_quantity * level.close_percent / HUNDRED)
         if later == 0 or quantity >= p.quantity:  # the last level takes what is left
-            return Close("tp", p.quantity, True, i)
-        return Close("tp", quantity, False, i)
+            return Close(CloseReason.tp, p.quantity, True, i)
+        return Close(CloseReason.tp, quantity, False, i)
     return None
 
 
 def evaluate(p: PositionView, price: Decimal) -> Decision:
-    sign = ONE if p.direction == "buy" else -ONE
+    sign = ONE if p.direction == Direction.buy else -ONE
     best = p.best if p.best is not None else p.entry
     if (price - best) * sign > 0:
         best = price

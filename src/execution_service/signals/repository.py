@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.enums import Purpose
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
-    ExecutionPosition,
     Signal,
     TradingPreset,
 )
@@ -45,7 +43,7 @@ class SignalRepository:
         self, principal: Principal, signal_ids: Sequence[int]
     ) -> Sequence[ExecutionLog]:
         stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(
-            ExecutionLog.signal_id.in_(signal_ids), ExecutionLog.purpose == "entry"
+            ExecutionLog.signal_id.in_(signal_ids), ExecutionLog.purpose == Purpose.entry
         )
         return (await self.session.scalars(stmt.order_by(ExecutionLog.id))).all()
 
@@ -76,51 +74,3 @@ class SignalRepository:
                 )
         rows = await self.session.execute(stmt.order_by(ExecutionConnection.id))
         return [(conn, preset) for conn, preset in rows]
-
-
-class AccountRepository:
-    """What the pre-trade checks need to know about the target connections, for all at once."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def open_counts(
-        self, connection_ids: Sequence[int], symbol: str
-    ) -> dict[int, tuple[int, int]]:
-        """Per connection: (open positions, open positions in `symbol`); absent means none."""
-        if not connection_ids:
-            return {}
-        stmt = (
-            select(
-                ExecutionPosition.execution_connection_id, ExecutionPosition.symbol, func.count()
-            )
-            .where(
-                ExecutionPosition.execution_connection_id.in_(connection_ids),
-                ExecutionPosition.status.in_(("open", "closing")),
-            )
-            .group_by(ExecutionPosition.execution_connection_id, ExecutionPosition.symbol)
-        )
-        out: dict[int, tuple[int, int]] = {}
-        for conn_id, sym, n in await self.session.execute(stmt):
-            total, for_symbol = out.get(conn_id, (0, 0))
-            out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
-        return out
-
-    async def realized_since(
-        self, connection_ids: Sequence[int], since: datetime
-    ) -> dict[int, Decimal]:
-        """Per connection: realised PnL of the positions closed since `since`."""
-        if not connection_ids:
-            return {}
-        # Summed here, not in SQL: SQLite stores money as text.
-        rows = await self.session.execute(
-            select(ExecutionPosition.execution_connection_id, ExecutionPosition.realized_pnl).where(
-                ExecutionPosition.execution_connection_id.in_(connection_ids),
-                ExecutionPosition.status == "closed",
-                ExecutionPosition.closed_at >= since,
-            )
-        )
-        out: dict[int, Decimal] = {}
-        for conn_id, pnl in rows:
-            out[conn_id] = out.get(conn_id, Decimal(0)) + pnl
-        return out

@@ -1,11 +1,19 @@
-"""`POST /signals`: validate, store the signal once per (owner, external_id), then run it on every
-target connection concurrently under a bound, each independently of the others."""
+"""`POST /signals`: validate, store the signal once per (owner, external_id), then trade it on
+every target connection concurrently under a bound, each independently of the others.
+
+For each target: a precheck, the venue's quote (the only I/O), and a pure decision
+(`decision.decide`). Then one commit of the signal and every target's entry (`pending`, or
+`rejected` with its code) before any order leaves; then `orders.entries` sends them and records
+the outcomes. Every failure on one connection ends as that connection's `rejected` (or
+`pending`, when the outcome is unknown) execution log; it never reaches the other connections.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, time
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -15,21 +23,29 @@ from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.db import read
 from execution_service.errors import NotFound
+from execution_service.exchanges.base import Quotes
 from execution_service.exchanges.registry import capabilities
-from execution_service.logs import service as logs
 from execution_service.models import ExecutionLog, Signal
+from execution_service.orders import entries
+from execution_service.positions.repository import PositionRepository
 from execution_service.principal import Principal
-from execution_service.signals.execution import (
-    AccountInputs,
-    Order,
-    Target,
-    decide,
-    entry_log,
-    load_inputs,
-    send_all,
-)
+from execution_service.signals.decision import Account, Decision, Target, decide, precheck
+from execution_service.signals.quotes import quote
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
+from execution_service.signals.sizing import Rejection
+
+Replay = tuple[Signal, Sequence[ExecutionLog]]
+
+
+@dataclass
+class Loaded:
+    """What a signal reads before it is stored, on the autocommit reader."""
+
+    replay: Replay | None = None
+    targets: list[Target] = field(default_factory=list)
+    accounts: dict[int, Account] = field(default_factory=dict)
+    simulated: dict[int, Quotes] = field(default_factory=dict)
 
 
 async def create_signal(
@@ -45,22 +61,13 @@ async def create_signal(
     # The reads (replay check, targets, account inputs) go through the autocommit reader: no
     # transaction of their own (ping, BEGIN, COMMIT) before the signal's, and none is held while
     # exchanges answer. Each statement is its own snapshot, as under READ COMMITTED before.
-    replay, plan, inputs = await read(
+    loaded = await read(
         ctx.reader,
-        lambda conn: _load(ctx, conn, principal, body, user_id, admin_id, owner_key, received_at),
+        lambda conn: _load(ctx, conn, principal, body, (user_id, admin_id), owner_key, received_at),
     )
-    if replay is not None:
-        return replay[0], replay[1], False
-    repo = SignalRepository(session)
-    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
-
-    async def run(target: Target) -> None:
-        # Each run is a task of its own (gather), with its own copy of the log context.
-        observability.connection_id.set(target.conn.id)
-        async with bound:
-            await decide(ctx, body, target, inputs)
-
-    await asyncio.gather(*(run(t) for t in plan))
+    if loaded.replay is not None:
+        return loaded.replay[0], loaded.replay[1], False
+    orders = await _decide_all(ctx, body, loaded)
     signal = Signal(
         owner_key=owner_key,
         user_id=user_id,
@@ -74,7 +81,7 @@ async def create_signal(
         tp_price=body.tp_price,
         take_profits=body.plan_take_profits(),
         quantity=body.quantity,
-        connection_ids=[t.conn.id for t in plan],
+        connection_ids=[t.conn.id for t in loaded.targets],
         created_at=received_at,
     )
     # One commit: the signal and every target's entry log (`pending`, or `rejected` with its
@@ -82,28 +89,74 @@ async def create_signal(
     session.add(signal)
     try:
         await session.flush()
-        for t in plan:
-            t.entry = entry_log(ctx, signal.id, body, t, received_at)
-        session.add_all([t.entry for t in plan if t.entry is not None])
+        shared = entries.Signal(
+            signal.id, body.symbol, body.direction.value, body.order_type.value, received_at
+        )
+        logs = entries.new_entries(ctx, shared, orders)
+        session.add_all(logs)
         await session.flush()
-        for t in plan:
-            if t.refusal is not None and t.entry is not None:
-                # After the flush: the refusal's `order.rejected` event names the log's id.
-                logs.reject(t.entry, t.refusal.code, t.refusal.message, adapter=t.conn.adapter)
+        entries.record_refusals(logs, orders)
         await session.commit()
     except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
         await session.rollback()
-        if body.external_id is None:
+        replay = await _replay(session, principal, body, owner_key)
+        if replay is None:
             raise
-        existing = await repo.by_external_id(owner_key, body.external_id)
-        if existing is None:
-            raise
-        return existing, await repo.entry_logs(principal, [existing.id]), False
-
+        return replay[0], replay[1], False
     observability.signal_id.set(signal.id)
-    await send_all(ctx, plan, received_at)
-    entries = sorted((t.entry for t in plan if t.entry is not None), key=lambda e: e.id)
-    return signal, entries, True
+    recorded = await entries.send_entries(ctx, logs, orders, received_at)
+    return signal, sorted(recorded, key=lambda e: e.id), True
+
+
+async def _decide_all(
+    ctx: AppContext, body: SignalCreate, loaded: Loaded
+) -> list[entries.EntryOrder]:
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(target: Target) -> entries.EntryOrder:
+        # Each run is a task of its own (gather), with its own copy of the log context.
+        observability.connection_id.set(target.conn.id)
+        async with bound:
+            adapter = None
+            decision = Decision()
+            refusal = precheck(body, target)
+            if refusal is None:
+                try:
+                    venue, adapter = await quote(
+                        ctx, body, target, loaded.simulated.get(target.conn.id)
+                    )
+                except Rejection as exc:
+                    refusal = exc
+                else:
+                    account = loaded.accounts.get(target.conn.id, Account())
+                    decision = decide(body, target, venue, account)
+                    refusal = decision.refusal
+        order = decision.order
+        if refusal is not None and order.price is None:
+            order.price = body.entry_price
+        return entries.EntryOrder(
+            target.conn,
+            target.caps,
+            order.quantity,
+            order.price,
+            order.plan,
+            entries.Refusal(refusal.code, refusal.message) if refusal else None,
+            adapter if refusal is None else None,
+        )
+
+    return list(await asyncio.gather(*(one(t) for t in loaded.targets)))
+
+
+async def _replay(
+    session: AsyncSession, principal: Principal, body: SignalCreate, owner_key: str
+) -> Replay | None:
+    if body.external_id is None:
+        return None
+    repo = SignalRepository(session)
+    existing = await repo.by_external_id(owner_key, body.external_id)
+    if existing is None:
+        return None
+    return existing, await repo.entry_logs(principal, [existing.id])
 
 
 async def _load(
@@ -111,41 +164,62 @@ async def _load(
     conn: AsyncConnection,
     principal: Principal,
     body: SignalCreate,
-    user_id: int | None,
-    admin_id: int | None,
+    owner: tuple[int | None, int | None],
     owner_key: str,
     received_at: datetime,
-) -> tuple[tuple[Signal, Sequence[ExecutionLog]] | None, list[Target], AccountInputs]:
-    """What a signal reads before it is stored: a replay (the stored signal and its entry logs),
-    or its targets and their account inputs. Raises NotFound for named connections not found."""
+) -> Loaded:
+    """A replay (the stored signal and its entry logs), or the targets and their account
+    inputs. Raises NotFound for named connections not found."""
+    user_id, admin_id = owner
     async with AsyncSession(bind=conn, expire_on_commit=False) as reads:
-        repo = SignalRepository(reads)
-        if body.external_id is not None:
-            existing = await repo.by_external_id(owner_key, body.external_id)
-            if existing is not None:
-                return (
-                    (existing, await repo.entry_logs(principal, [existing.id])),
-                    [],
-                    AccountInputs(),
-                )
-        targets = await repo.targets(body.connection_ids, user_id, admin_id, principal)
+        replay = await _replay(reads, principal, body, owner_key)
+        if replay is not None:
+            return Loaded(replay=replay)
+        rows = await SignalRepository(reads).targets(
+            body.connection_ids, user_id, admin_id, principal
+        )
         if body.connection_ids is not None:
-            found = {c.id for c, _ in targets if principal.is_privileged or c.user_id == user_id}
+            found = {c.id for c, _ in rows if principal.is_privileged or c.user_id == user_id}
             missing = sorted(set(body.connection_ids) - found)
             if missing:
                 raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
-        plan = [
-            Target(
-                c,
-                preset,
-                Order(price=body.entry_price),
-                capabilities(c.adapter, c.exchange, c.market_type),
-            )
-            for c, preset in targets
+        targets = [
+            Target(c, preset, capabilities(c.adapter, c.exchange, c.market_type))
+            for c, preset in rows
         ]
-        inputs = await load_inputs(reads, ctx.adapters, plan, body.symbol, received_at)
+        loaded = Loaded(targets=targets)
+        loaded.accounts = await _accounts(reads, targets, body.symbol, received_at)
+        simulated = [t.conn for t in targets if t.caps.simulated]
+        loaded.simulated = await ctx.adapters.simulated_quotes(reads, simulated, body.symbol)
         # The rows outlive this session (detached, every column loaded): read-only from here.
-        return None, plan, inputs
+        return loaded
+
+
+async def _accounts(
+    session: AsyncSession, targets: Sequence[Target], symbol: str, received_at: datetime
+) -> dict[int, Account]:
+    """Open counts and today's PnL, only where a preset limits them: a few queries for all."""
+    positions = PositionRepository(session)
+    counted = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None
+        and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
+    ]
+    counts = await positions.open_counts(counted, symbol)
+    midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
+    limited = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None and t.preset.max_daily_loss_percent is not None
+    ]
+    realized = await positions.realized_since(limited, midnight)
+    return {
+        conn_id: Account(
+            *counts.get(conn_id, (0, 0)), realized.get(conn_id, Account().realized_today)
+        )
+        for conn_id in set(counts) | set(realized)
+    }
 
 
 async def get_signal(

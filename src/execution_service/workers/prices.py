@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,32 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
+from execution_service.enums import DataSourceType
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.market_data.sources import Quote, Source, SourceKind
 from execution_service.models import DataConnection, ExecutionConnection, MarketData
 
 log = logging.getLogger(__name__)
-
-# ("data", data_connection_id) or ("conn", execution_connection_id)
-Source = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class Quote:
-    price: Decimal
-    at: datetime
-
-
-def source_of(conn: ExecutionConnection) -> Source:
-    if conn.data_connection_id is not None:
-        return ("data", conn.data_connection_id)
-    return ("conn", conn.id)
 
 
 async def fetch_prices(
     ctx: AppContext, wanted: dict[Source, set[str]], connections: dict[int, ExecutionConnection]
 ) -> dict[tuple[Source, str], Quote]:
     out: dict[tuple[Source, str], Quote] = {}
-    data_ids = [sid for kind, sid in wanted if kind == "data"]
+    data_ids = [sid for kind, sid in wanted if kind == SourceKind.data]
     async with ctx.session_factory() as session:
         data_rows = {
             d.id: d
@@ -48,22 +32,26 @@ async def fetch_prices(
                 select(DataConnection).where(DataConnection.id.in_(data_ids))
             )
         }
-        manual = {i: wanted[("data", i)] for i, d in data_rows.items() if d.type == "manual"}
+        manual = {
+            i: wanted[(SourceKind.data, i)]
+            for i, d in data_rows.items()
+            if d.type == DataSourceType.manual
+        }
         for (dc_id, symbol), quote in (await _stored_latest(session, manual)).items():
-            out[(("data", dc_id), symbol)] = quote
+            out[((SourceKind.data, dc_id), symbol)] = quote
     for dc_id, data in data_rows.items():
-        if data.type == "ccxt":
+        if data.type == DataSourceType.ccxt:
             adapter = await ctx.adapters.public(data)
-            await _tickers(out, ("data", dc_id), adapter, wanted[("data", dc_id)])
+            await _tickers(out, (SourceKind.data, dc_id), adapter, wanted[(SourceKind.data, dc_id)])
     for (kind, conn_id), symbols in wanted.items():
-        if kind != "conn":
+        if kind != SourceKind.conn:
             continue
         try:
             adapter = await ctx.adapters.for_connection(connections[conn_id])
         except (CredentialsError, ExchangeError) as exc:
             log.warning("no price source for connection %s: %s", conn_id, type(exc).__name__)
             continue
-        await _tickers(out, ("conn", conn_id), adapter, symbols)
+        await _tickers(out, (SourceKind.conn, conn_id), adapter, symbols)
     return out
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from execution_service.context import AppContext
 from execution_service.db import dialect_insert, utcnow
 from execution_service.models import WorkerHeartbeat
+from execution_service.orders.tracker import track_orders
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
-from execution_service.workers.orders import track_orders
 from execution_service.workers.webhooks import webhook_tick
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from execution_service.context import AppContext
-from execution_service.logs.service import LAST_USED_PRECISION, stale_last_used
+from execution_service.orders.outcomes import LAST_USED_PRECISION, stale_last_used
 from tests.factories import Actor, paper_setup
 
 FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import Field
 
 from execution_service.enums import Direction, OrderStatus, OrderType, Purpose
+from execution_service.positions.schemas import PositionRead
 from execution_service.schemas import DecimalOut, Model
 
 
@@ -39,3 +40,8 @@ class ExecutionLogRead(Model):
 
 class ExecutionLogDetail(ExecutionLogRead):
     response_data: dict[str, Any] | None
+
+
+class PositionCloseResult(Model):
+    position: PositionRead
+    execution: ExecutionLogRead

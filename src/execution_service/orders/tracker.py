@@ -1,7 +1,7 @@
-"""Order tracker: resting orders (fills, partial fills, cancels) and `pending` orders whose outcome
-was lost, both looked up by client order id. A pending order the exchange has never heard of,
-past the grace period, is `rejected` (`not_found_after_submit`); one it knows is recorded as the
-exchange says. Nothing is ever resent."""
+"""Order tracking: resting orders (fills, partial fills, cancels) and `pending` orders whose
+outcome was lost, both looked up at the venue by client order id. A pending order the venue has
+never heard of, past the grace period, is `rejected` (`not_found_after_submit`); one it knows is
+recorded as the venue says. Nothing is ever resent."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
-
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
+from execution_service.enums import OrderStatus, Purpose
 from execution_service.exchanges.base import ExchangeError, OrderNotFound, OrderResult
-from execution_service.logs import service as logs
 from execution_service.models import ExecutionConnection, ExecutionLog
-from execution_service.positions import fills
+from execution_service.orders import fills
+from execution_service.orders.lifecycle import Recording, apply_result, reject
+from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
+
+BATCH = 1000  # orders looked up per tick
 
 
 @dataclass
@@ -37,25 +39,7 @@ async def track_orders(ctx: AppContext, now: datetime | None = None) -> TrackRep
     grace = now - timedelta(seconds=ctx.settings.pending_grace_seconds)
     report = TrackReport()
     async with ctx.session_factory() as session:
-        rows = (
-            await session.execute(
-                select(ExecutionLog, ExecutionConnection)
-                .join(
-                    ExecutionConnection,
-                    ExecutionConnection.id == ExecutionLog.execution_connection_id,
-                )
-                .where(
-                    or_(
-                        ExecutionLog.status.in_(("open", "partially_filled")),
-                        and_(
-                            ExecutionLog.status == "pending", ExecutionLog.created_at <= in_flight
-                        ),
-                    )
-                )
-                .order_by(ExecutionLog.id)
-                .limit(1000)
-            )
-        ).all()
+        rows = await OrderRepository(session).to_track(in_flight, BATCH)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def one(entry: ExecutionLog, conn: ExecutionConnection) -> None:
@@ -79,37 +63,33 @@ async def _track(
         adapter = await ctx.adapters.for_connection(conn)
         result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
     except OrderNotFound:
-        if entry.status != "pending" or entry.created_at > grace:
+        if entry.status != OrderStatus.pending or entry.created_at > grace:
             return
     except (CredentialsError, ExchangeError) as exc:
         log.warning("order %s: lookup failed (%s)", entry.client_order_id, type(exc).__name__)
         return
     async with ctx.session_factory() as session:
         # SKIP LOCKED: another worker holding this row is already recording it.
-        current = (
-            await session.scalars(
-                select(ExecutionLog)
-                .where(ExecutionLog.id == entry.id, ExecutionLog.status == entry.status)
-                .with_for_update(skip_locked=True)
-            )
-        ).first()
+        current = await OrderRepository(session).lock_if_unchanged(entry.id, entry.status)
         if current is None:
             return
         if result is None:
-            logs.reject(
+            reject(
                 current,
                 "not_found_after_submit",
                 "the exchange has no order with this client order id",
                 adapter=conn.adapter,
             )
-            if current.purpose == "exit":
+            if current.purpose == Purpose.exit:
                 await fills.release_exit(session, current)
             report.rejected += 1
         else:
-            if current.status == "pending" and current.submitted_at is None:
+            if current.status == OrderStatus.pending and current.submitted_at is None:
                 current.submitted_at = utcnow()
             before = (current.status, current.filled_quantity)
-            await logs.apply_result(session, current, result, adapter=conn.adapter)
+            recording = Recording()
+            await apply_result(session, current, result, adapter=conn.adapter, recording=recording)
+            await recording.finish(session)
             if (current.status, current.filled_quantity) != before:
                 report.updated += 1
         await session.commit()

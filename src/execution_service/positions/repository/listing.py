@@ -1,4 +1,4 @@
-"""The positions list query, built once per combination of filters (building a select and its cache
+"""The positions list read, built once per combination of filters (building a select and its cache
 key costs more than running it), with bound parameters.
 
 Two forms of one page, newest first, with the total as `count(*) over ()` (windows run before
@@ -28,13 +28,21 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import literal_column
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execution_service.models import ExecutionPosition
-from execution_service.positions.schemas import LIST_FIELDS, LIST_SOURCES, MONEY_FIELDS
+from execution_service.positions.schemas import (
+    LIST_FIELDS,
+    LIST_SOURCES,
+    MONEY_FIELDS,
+    items_json,
+    page_json,
+)
+from execution_service.principal import Principal
 
 P = ExecutionPosition.__table__.c
 _INTS = frozenset({"id", "connection_id", "user_id", "signal_id", "execution_log_id"})
@@ -154,3 +162,46 @@ def statements(
 def _list_column(field: str) -> ColumnElement[Any]:
     column = _column(field)
     return (money_text(column) if field in MONEY_FIELDS else column).label(field)
+
+
+class PositionListing:
+    """The positions list on the autocommit reader: bound to a connection, not a session (one
+    statement per page, no transaction around it)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def page(
+        self, principal: Principal, filters: dict[str, Any], limit: int, offset: int
+    ) -> bytes:
+        """`Page[PositionRead]` as JSON bytes: one statement, a second only for a page with
+        take profits (PostgreSQL) or past the end. `filters`: status, connection_id, symbol."""
+        status, connection_id, symbol = (
+            filters["status"],
+            filters["connection_id"],
+            filters["symbol"],
+        )
+        rows_stmt, json_stmt, count_stmt = statements(
+            principal.is_user, status is not None, connection_id is not None, symbol is not None
+        )
+        params = {
+            "user_id": principal.user_id,
+            "status": status,
+            "connection_id": connection_id,
+            "symbol": symbol,
+            "limit": limit,
+            "offset": offset,
+        }
+        conn = self.conn
+        if conn.dialect.name == "postgresql":
+            items, total, take_profits = (await conn.execute(json_stmt, params)).one()
+            if items is None:
+                total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+                return items_json(None, total or 0, limit, offset)
+            if not take_profits:
+                return items_json(items, total, limit, offset)
+        rows = (await conn.execute(rows_stmt, params)).all()
+        if rows:
+            return page_json(rows, rows[0][-1], limit, offset)
+        total = 0 if offset == 0 else await conn.scalar(count_stmt, params)
+        return page_json(rows, total or 0, limit, offset)

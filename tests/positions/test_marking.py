@@ -12,9 +12,12 @@ from sqlalchemy import select, update
 
 from execution_service.context import AppContext
 from execution_service.db import utcnow
+from execution_service.market_data.sources import Quote, SourceKind
 from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.positions import watch
+from execution_service.positions.repository.marking import MarkRepository
 from execution_service.positions.rules import Close
-from execution_service.workers import marks, monitor
+from execution_service.workers.prices import fetch_prices
 from tests.factories import Actor, paper_setup
 
 
@@ -154,11 +157,14 @@ async def test_the_set_based_marking_equals_the_per_position_one(
     ids = await _insert(ctx, acct.conn_id)
     mine = set(ids.values())
 
-    in_python = _closes(await monitor.mark_in_python(ctx, monitor.TickReport(), utcnow()))
+    async def fetch(wanted: Any, connections: Any) -> Any:
+        return await fetch_prices(ctx, wanted, connections)
+
+    in_python = _closes(await watch.mark_in_python(ctx, fetch, utcnow(), watch.TickReport()))
     python_state = await _state(ctx, ids)
     await _reset(ctx, ids)
-    report = monitor.TickReport()
-    in_sql = _closes(await monitor._mark_in_sql(ctx, report, utcnow()))
+    report = watch.TickReport()
+    in_sql = _closes(await watch.mark_in_sql(ctx, fetch, utcnow(), report))
     sql_state = await _state(ctx, ids)
 
     assert sql_state == python_state
@@ -183,11 +189,11 @@ async def test_only_positions_a_rule_may_act_on_are_returned(
     acct = await paper_setup(user)
     ids = await _insert(ctx, acct.conn_id)
     quotes = {
-        (("data", acct.data_connection["id"]), f"M{i}/USDT"): (c.price, utcnow())
+        ((SourceKind.data, acct.data_connection["id"]), f"M{i}/USDT"): Quote(c.price, utcnow())
         for i, c in enumerate(CASES)
     }
     async with ctx.session_factory() as session:
-        candidates = await marks.mark_in_sql(session, quotes)
+        candidates = await MarkRepository(session).mark_in_sql(quotes)
         await session.rollback()
     acting = {ids[c.name] for c in CASES if c.acts}
     assert acting <= set(candidates)

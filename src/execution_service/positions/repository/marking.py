@@ -1,18 +1,20 @@
-"""Marking open positions to new prices in one set-based statement (PostgreSQL).
+"""Marking open positions to new prices: one set-based statement on PostgreSQL, per-row
+updates (computed in Python by `positions.book.mark`) on SQLite.
 
-One `UPDATE ... FROM (VALUES ...)` writes every open position's price, unrealised PnL, PnL percent
-and trailing high-water mark from one row per (price source, symbol), computed in exact NUMERIC
-arithmetic; the same statement (a data-modifying CTE) returns only the positions a rule may act
-on at that price. Those few are then evaluated in Python by the pure rules, which stay the one
-authority: the SQL filter only has to be a superset of what they act on.
+On PostgreSQL one `UPDATE ... FROM (VALUES ...)` writes every open position's price, unrealised
+PnL, PnL percent and trailing high-water mark from one row per (price source, symbol), computed
+in exact NUMERIC arithmetic; the same statement (a data-modifying CTE) returns only the
+positions a rule may act on at that price. Those few are then evaluated in Python by the pure
+rules, which stay the one authority: the SQL filter only has to be a superset of what they act
+on.
 
-SQLite stores Money as text and its arithmetic is floating point, so there the monitor marks
-positions in Python (`monitor.mark_in_python`); a test holds the two paths equal.
+SQLite stores Money as text and its arithmetic is floating point, so there the positions are
+marked in Python (`positions.watch`); property tests hold the SQL marking equal to
+`positions.book.mark` and `_may_act` a superset of `positions.rules.evaluate`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -23,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     column,
     func,
@@ -41,8 +44,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import Money, UtcDateTime
+from execution_service.enums import Direction, PositionStatus
+from execution_service.market_data.sources import Quote, Source, SourceKind
 from execution_service.models import ExecutionConnection, ExecutionPosition
-from execution_service.workers.prices import Source
 
 _p = cast(Table, ExecutionPosition.__table__)
 _c = cast(Table, ExecutionConnection.__table__)
@@ -57,7 +61,7 @@ _HUNDRED = literal(Decimal(100), Money())
 
 
 def source_columns() -> tuple[ColumnElement[bool], ColumnElement[int]]:
-    """(is the source the connection itself, source id): `prices.source_of` in SQL."""
+    """(is the source the connection itself, source id): `sources.source_of` in SQL."""
     return _c.c.data_connection_id.is_(None), func.coalesce(_c.c.data_connection_id, _c.c.id)
 
 
@@ -68,8 +72,9 @@ def _half_even_8(x: ColumnElement[Any]) -> ColumnElement[Any]:
     return case((and_(func.abs(x - t) == _HALF, even), t), else_=func.round(x, 8))
 
 
-def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
-    v = (
+def _quotes_table(quotes: dict[tuple[Source, str], Quote]) -> Any:
+    """The quotes as an inline `VALUES` table: one row per (source, symbol)."""
+    return (
         values(
             column("is_conn", Boolean),
             column("sid", Integer),
@@ -80,14 +85,18 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
         )
         .data(
             [
-                (kind == "conn", sid, symbol, price, at)
-                for ((kind, sid), symbol), (price, at) in quotes.items()
+                (kind == SourceKind.conn, sid, symbol, quote.price, quote.at)
+                for ((kind, sid), symbol), quote in quotes.items()
             ]
         )
         .alias("v")
     )
+
+
+def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
+    v = _quotes_table(quotes)
     is_conn, sid = source_columns()
-    buy = _p.c.direction == "buy"
+    buy = _p.c.direction == Direction.buy
     sign = case((buy, _ONE), else_=-_ONE)
     unit = func.coalesce(_p.c.contract_size, _ONE)
     best = func.coalesce(_p.c.best_price, _p.c.entry_price)
@@ -111,7 +120,7 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
             ),
         )
         .where(
-            _p.c.status == "open",
+            _p.c.status == PositionStatus.open,
             _c.c.id == _p.c.execution_connection_id,
             is_conn == v.c.is_conn,
             sid == v.c.sid,
@@ -122,7 +131,7 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
     )
     return (
         update(_p)
-        .where(_p.c.id == q.c.id, _p.c.status == "open")
+        .where(_p.c.id == q.c.id, _p.c.status == PositionStatus.open)
         .values(
             current_price=q.c.price,
             pnl=q.c.upnl,
@@ -138,7 +147,7 @@ def _marked(quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]) -> Any:
 def _may_act(price: Any, best: Any) -> ColumnElement[bool]:
     """A superset of what `rules.evaluate` acts on at `price`, with the high-water mark `best`
     already moved by it."""
-    buy = _p.c.direction == "buy"
+    buy = _p.c.direction == Direction.buy
     entry, sl, pct = _p.c.entry_price, _p.c.sl_price, _p.c.trailing_stop_percent
 
     def against(level: Any) -> ColumnElement[bool]:  # a stop hit: at or through it
@@ -176,17 +185,74 @@ def _may_act(price: Any, best: Any) -> ColumnElement[bool]:
     )
 
 
-async def mark_in_sql(
-    session: AsyncSession, quotes: dict[tuple[Source, str], tuple[Decimal, datetime]]
-) -> dict[int, Decimal]:
-    """Write the new marks; return {position id: its price} for the positions a rule may act on.
-    The caller commits."""
-    if not quotes:
-        return {}
-    marked = _marked(quotes)
-    # Right after a burst of opens the planner's statistics can say "one open position", and its
-    # nested loop then reads every position once per (source, symbol) pair; a hash join reads
-    # them once. Local to this transaction.
-    await session.execute(text("SET LOCAL enable_nestloop = off"))
-    rows = await session.execute(select(marked.c.id, marked.c.price).where(marked.c.act))
-    return {pid: price for pid, price in rows}
+_PRICE_UPDATE = (
+    update(_p)
+    .where(_p.c.id == bindparam("pid"), _p.c.status == PositionStatus.open)
+    .values(
+        current_price=bindparam("cp", type_=Money()),
+        pnl=bindparam("upnl", type_=Money()),
+        pnl_percentage=bindparam("upct", type_=Money()),
+        best_price=bindparam("best", type_=Money()),
+        last_price_update_at=bindparam("at", type_=UtcDateTime()),
+    )
+)
+_BREAK_EVEN = (
+    update(_p)
+    .where(
+        _p.c.id == bindparam("pid"),
+        _p.c.status == PositionStatus.open,
+        _p.c.break_even_done.is_(False),
+    )
+    .values(sl_price=bindparam("sl", type_=Money()), break_even_done=True)
+)
+
+
+class MarkRepository:
+    """The monitor's reads and writes. The caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_groups(self) -> dict[tuple[Source, str], int]:
+        """How many open positions each (price source, symbol) prices."""
+        is_conn, sid = source_columns()
+        rows = await self.session.execute(
+            select(is_conn, sid, _p.c.symbol, func.count())
+            .select_from(_p.join(_c, _c.c.id == _p.c.execution_connection_id))
+            .where(_p.c.status == PositionStatus.open)
+            .group_by(is_conn, sid, _p.c.symbol)
+        )
+        return {
+            ((SourceKind.conn if own else SourceKind.data, source_id), symbol): n
+            for own, source_id, symbol, n in rows
+        }
+
+    async def connections(self, connection_ids: list[int]) -> list[ExecutionConnection]:
+        """The connections that price their own positions (no data connection linked)."""
+        if not connection_ids:
+            return []
+        stmt = select(ExecutionConnection).where(ExecutionConnection.id.in_(connection_ids))
+        return list((await self.session.scalars(stmt)).all())
+
+    async def mark_in_sql(self, quotes: dict[tuple[Source, str], Quote]) -> dict[int, Decimal]:
+        """PostgreSQL: write the new marks of every open position priced by `quotes`; return
+        {position id: its price} for the positions a rule may act on."""
+        if not quotes:
+            return {}
+        marked = _marked(quotes)
+        # Right after a burst of opens the planner's statistics can say "one open position",
+        # and its nested loop then reads every position once per (source, symbol) pair; a hash
+        # join reads them once. Local to this transaction.
+        await self.session.execute(text("SET LOCAL enable_nestloop = off"))
+        rows = await self.session.execute(select(marked.c.id, marked.c.price).where(marked.c.act))
+        return {pid: price for pid, price in rows}
+
+    async def write_marks(self, marks: list[dict[str, Any]]) -> None:
+        """Per-row marks (SQLite): pid, cp (price), upnl, upct, best, at."""
+        if marks:
+            await self.session.execute(_PRICE_UPDATE, marks)
+
+    async def move_stops_to_break_even(self, moves: list[dict[str, Any]]) -> None:
+        """pid, sl: once per position (`break_even_done`)."""
+        if moves:
+            await self.session.execute(_BREAK_EVEN, moves)

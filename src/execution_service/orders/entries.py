@@ -1,0 +1,220 @@
+"""Entries: a signal's orders on its target connections. The signal decides each one
+(`signals.decision`); here they become `pending` rows (committed by the caller with the signal,
+before any order leaves) or refusals, are sent, and their outcomes recorded.
+
+Orders on simulated venues go as one batch when there are several; the others each through
+their own adapter, `signal_concurrency` at a time, bounded per account as well. Outcomes are
+recorded as they come, those that arrive together in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from execution_service import metrics, observability
+from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.enums import OrderStatus, OrderType, Purpose
+from execution_service.exchanges.base import (
+    ExchangeAdapter,
+    ExchangeError,
+    OrderRequest,
+    OrderResult,
+    TemporaryError,
+)
+from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.orders.ids import entry_client_order_id
+from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
+from execution_service.orders.outcomes import record_outcomes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EntryOrder:
+    """One connection's entry as the signal decided it: the order, or why there is none."""
+
+    conn: ExecutionConnection
+    caps: VenueCapabilities
+    quantity: Decimal
+    price: Decimal | None
+    plan: dict[str, Any] | None
+    refusal: Refusal | None = None
+    adapter: ExchangeAdapter | None = None  # the client sizing used (None: simulated, refused)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What every entry of the signal shares."""
+
+    id: int
+    symbol: str
+    direction: str
+    order_type: str
+    received_at: datetime
+
+
+def new_entries(
+    ctx: AppContext, signal: Signal, orders: Sequence[EntryOrder]
+) -> list[ExecutionLog]:
+    """The `pending` rows, one per order, for the caller's transaction (`record_refusals` once
+    they are flushed)."""
+    prefix = ctx.settings.client_order_prefix
+    return [
+        ExecutionLog(
+            user_id=o.conn.user_id,
+            admin_id=o.conn.admin_id,
+            execution_connection_id=o.conn.id,
+            signal_id=signal.id,
+            purpose=Purpose.entry,
+            client_order_id=entry_client_order_id(prefix, signal.id, o.conn.id),
+            symbol=signal.symbol,
+            direction=signal.direction,
+            order_type=signal.order_type,
+            quantity=o.quantity,
+            price=o.price,
+            status=OrderStatus.pending,
+            plan=o.plan,
+            received_at=signal.received_at,
+        )
+        for o in orders
+    ]
+
+
+def record_refusals(entries: Sequence[ExecutionLog], orders: Sequence[EntryOrder]) -> None:
+    """After the flush: a refusal's `order.rejected` event names the log's id."""
+    for entry, order in zip(entries, orders, strict=True):
+        if order.refusal is not None:
+            reject(entry, order.refusal.code, order.refusal.message, adapter=order.conn.adapter)
+
+
+async def send_entries(
+    ctx: AppContext,
+    entries: Sequence[ExecutionLog],
+    orders: Sequence[EntryOrder],
+    received_at: datetime,
+) -> list[ExecutionLog]:
+    """Send every committed `pending` entry and record the outcomes; returns the logs as
+    recorded, in the order given (refused ones as they were)."""
+    recorded = list(entries)
+    pending = [i for i, e in enumerate(entries) if e.status == OrderStatus.pending]
+    batched = [i for i in pending if orders[i].caps.simulated]
+    if len(batched) < 2:
+        batched = []
+    chosen = set(batched)
+    sender = _Sender(ctx, received_at, recorded)
+    singles = [(i, entries[i], orders[i]) for i in pending if i not in chosen]
+    jobs = [sender.send_all(singles), sender.record()]
+    if batched:
+        jobs.append(_send_batch(ctx, [(i, entries[i], orders[i]) for i in batched], recorded))
+    await _all_or_none(*jobs)
+    return recorded
+
+
+class _Sender:
+    """Entries sent each through its own adapter, `signal_concurrency` at a time; their
+    outcomes recorded as they come, all that arrived meanwhile in one transaction."""
+
+    def __init__(self, ctx: AppContext, received_at: datetime, recorded: list[ExecutionLog]):
+        self.ctx = ctx
+        self.received_at = received_at
+        self.recorded = recorded
+        self.answered: asyncio.Queue[tuple[int, Outcome] | None] = asyncio.Queue()
+        self.bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def send_all(self, items: Sequence[tuple[int, ExecutionLog, EntryOrder]]) -> None:
+        try:
+            await asyncio.gather(*(self.send(*item) for item in items))
+        finally:
+            self.answered.put_nowait(None)
+
+    async def send(self, i: int, entry: ExecutionLog, order: EntryOrder) -> None:
+        observability.connection_id.set(order.conn.id)
+        async with self.bound:
+            adapter = order.adapter or await self.ctx.adapters.for_connection(order.conn)
+            send_by = send_deadline(self.ctx, entry)
+            outcome = await submit(
+                adapter, entry, order.conn.adapter, self.received_at, send_by=send_by
+            )
+            self.answered.put_nowait((i, outcome))
+
+    async def record(self) -> None:
+        done = False
+        while not done:
+            batch = [await self.answered.get()]
+            while not self.answered.empty():
+                batch.append(self.answered.get_nowait())
+            done = batch[-1] is None
+            arrived = [item for item in batch if item is not None]
+            if arrived:
+                logs = await record_outcomes(self.ctx, [o for _, o in arrived])
+                for (i, _), entry in zip(arrived, logs, strict=True):
+                    self.recorded[i] = entry
+
+
+async def _all_or_none(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run the jobs together; if one fails, cancel the others and raise its error. Here: the
+    outcomes can no longer be recorded (the database failed, or the request was cancelled), so
+    nothing more is sent. Every row is committed `pending`; an order cut off in flight is
+    reconciled by client order id, one never sent is rejected after the grace."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _send_batch(
+    ctx: AppContext,
+    items: Sequence[tuple[int, ExecutionLog, EntryOrder]],
+    recorded: list[ExecutionLog],
+) -> None:
+    """Simulated venues: every order in one transaction of the venue's own."""
+    requests = [
+        (
+            order.conn,
+            OrderRequest(
+                entry.symbol,
+                entry.direction,
+                entry.order_type,
+                entry.quantity,
+                entry.price if entry.order_type == OrderType.limit else None,
+                entry.client_order_id,
+            ),
+        )
+        for _, entry, order in items
+    ]
+    submitted_at = utcnow()
+    answers: list[OrderResult | ExchangeError]
+    try:
+        answers = await ctx.adapters.create_orders_batch(requests)
+    except Exception as exc:  # unknown outcome: every order stays pending, never resent
+        log.exception("batch of %d orders: unexpected error", len(requests))
+        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(requests)
+    acknowledged_at = utcnow()
+    for answer in answers:
+        if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
+            metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
+    outcomes = [
+        Outcome(e.id, answer, o.conn.adapter, submitted_at, acknowledged_at, e.received_at)
+        for (_, e, o), answer in zip(items, answers, strict=True)
+    ]
+    logs = await record_outcomes(ctx, outcomes)
+    for (i, _, _), entry in zip(items, logs, strict=True):
+        recorded[i] = entry

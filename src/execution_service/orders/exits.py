@@ -1,0 +1,224 @@
+"""Exits: the orders that reduce or close positions, for the API's close, the monitor's stops and
+targets, and everything later. One claim for all of them: under a row lock, a position still
+`open` moves to `closing` together with its exit order's `pending` row, in one commit, so of any
+number of callers (API, monitors in several processes) exactly one sends the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
+from execution_service.db import utcnow
+from execution_service.decimals import round_down
+from execution_service.enums import CloseReason, OrderStatus, OrderType, PositionStatus, Purpose
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.orders import fills
+from execution_service.orders.ids import exit_client_order_id
+from execution_service.orders.lifecycle import reject
+from execution_service.orders.outcomes import send
+from execution_service.orders.repository import OrderRepository
+from execution_service.positions.book import exit_direction
+from execution_service.positions.repository import CHUNK, PositionRepository
+
+log = logging.getLogger(__name__)
+
+# Exits claimed (committed `pending`) at a time: each group is sent before the next is claimed,
+# so no exit waits in our queue past its send deadline (`lifecycle.send_deadline`) behind
+# thousands of others committed at the same moment.
+CLAIM_GROUP = 500
+
+Steps = dict[tuple[int, str], Decimal | None]  # (connection, symbol) -> the market's amount step
+
+
+@dataclass(frozen=True)
+class ExitRequest:
+    position_id: int
+    reason: CloseReason
+    quantity: Decimal | None  # None: all that is open
+    full: bool  # the exit is meant to close the position
+    level: int | None = None  # the partial take-profit level it fills
+
+
+def new_exit_log(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    quantity: Decimal,
+    reason: CloseReason,
+    n: int,
+    full_close: bool,
+) -> ExecutionLog:
+    """The `pending` row of the n-th exit order of a position."""
+    return ExecutionLog(
+        user_id=position.user_id,
+        admin_id=position.admin_id,
+        execution_connection_id=position.execution_connection_id,
+        signal_id=position.signal_id,
+        position_id=position.id,
+        purpose=Purpose.exit,
+        client_order_id=exit_client_order_id(ctx.settings.client_order_prefix, position.id, n),
+        symbol=position.symbol,
+        direction=exit_direction(position.direction),
+        order_type=OrderType.market,
+        quantity=quantity,
+        price=position.current_price,
+        status=OrderStatus.pending,
+        close_reason=reason,
+        received_at=utcnow(),
+        plan={"full_close": full_close},
+    )
+
+
+async def claim(
+    ctx: AppContext, requests: Sequence[ExitRequest], steps: Steps, *, skip_locked: bool
+) -> list[ExecutionLog]:
+    """Claim the positions still open and commit their exits' `pending` rows; a position that
+    another caller holds or already closes is left out. The quantity is rounded down to the
+    market's amount step; one that rounds to nothing is not claimed. `skip_locked`: pass over
+    rows another transaction holds (a monitor batch) rather than wait (the API waits)."""
+    wanted = {r.position_id: r for r in requests}
+    claimed: list[ExecutionLog] = []
+    ids = sorted(wanted)
+    for i in range(0, len(ids), CHUNK):
+        async with ctx.session_factory() as session:
+            rows = await PositionRepository(session).lock_open(
+                ids[i : i + CHUNK], skip_locked=skip_locked
+            )
+            counts = await OrderRepository(session).exit_counts([p.id for p in rows])
+            batch: list[ExecutionLog] = []
+            for position in rows:
+                request = wanted[position.id]
+                step = steps.get((position.execution_connection_id, position.symbol))
+                held = position.quantity
+                amount = held if request.quantity is None else min(request.quantity, held)
+                quantity = round_down(amount, step)
+                if quantity <= 0:
+                    continue
+                position.status = PositionStatus.closing
+                if request.level is not None and position.take_profits:
+                    levels = [dict(t) for t in position.take_profits]
+                    levels[request.level]["done"] = True
+                    position.take_profits = levels
+                n = counts.get(position.id, 0) + 1
+                exit_log = new_exit_log(ctx, position, quantity, request.reason, n, request.full)
+                batch.append(exit_log)
+            session.add_all(batch)
+            await session.commit()
+        claimed += batch
+    return claimed
+
+
+async def send_exit(
+    ctx: AppContext,
+    exit_log: ExecutionLog,
+    adapter: ExchangeAdapter | None,
+    conn: ExecutionConnection | None,
+    *,
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> ExecutionLog:
+    """Send a claimed exit. Without an adapter (its credentials do not decrypt, its client
+    cannot be built) the exit is refused and the position is open again."""
+    try:
+        if conn is None:
+            async with ctx.session_factory() as session:
+                conn = await OrderRepository(session).connection(exit_log.execution_connection_id)
+            assert conn is not None
+        if adapter is None:
+            adapter = await ctx.adapters.for_connection(conn)
+    except (CredentialsError, ExchangeError) as exc:
+        async with ctx.session_factory() as session:
+            entry = await OrderRepository(session).lock(exit_log.id)
+            assert entry is not None
+            reject(
+                entry, "credentials_error", str(exc), adapter=conn.adapter if conn else "unknown"
+            )
+            await fills.release_exit(session, entry)
+            await session.commit()
+            return entry
+    return await send(ctx, exit_log, adapter, conn.adapter, analytics_days=analytics_days)
+
+
+async def not_cooling_down(
+    ctx: AppContext, requests: list[ExitRequest], now: datetime
+) -> list[ExitRequest]:
+    """A position whose last exit was refused waits `exit_retry_seconds` before the next attempt:
+    an exchange that is down gets one exit order per position per interval, not one per tick."""
+    if not requests:
+        return requests
+    since = now - timedelta(seconds=ctx.settings.exit_retry_seconds)
+    async with ctx.session_factory() as session:
+        recent = await OrderRepository(session).refused_exits_since(
+            [r.position_id for r in requests], since
+        )
+    return [r for r in requests if r.position_id not in recent]
+
+
+async def close_many(
+    ctx: AppContext, requests: list[ExitRequest], positions: dict[int, ExecutionPosition]
+) -> tuple[list[int], set[tuple[int, date]]]:
+    """The monitor's closes: claimed and sent concurrently under the configured bound, a group
+    at a time. Returns the positions whose exits were sent and the (connection, day) analytics
+    rows the closes touched, for the caller to refresh once, not once per close."""
+    conns, adapters, steps = await _adapters_and_steps(ctx, list(positions.values()))
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+    days: set[tuple[int, date]] = set()
+
+    async def one(exit_log: ExecutionLog) -> None:
+        async with bound:
+            conn_id = exit_log.execution_connection_id
+            await send_exit(
+                ctx, exit_log, adapters.get(conn_id), conns.get(conn_id), analytics_days=days
+            )
+
+    sent: list[int] = []
+    for start in range(0, len(requests), CLAIM_GROUP):
+        group = requests[start : start + CLAIM_GROUP]
+        claimed = await claim(ctx, group, steps, skip_locked=True)
+        results = await asyncio.gather(*(one(e) for e in claimed), return_exceptions=True)
+        _log_failures(claimed, results)
+        sent += [e.position_id for e in claimed if e.position_id is not None]
+    return sent, days
+
+
+def _log_failures(claimed: list[ExecutionLog], results: list[BaseException | None]) -> None:
+    failed = [(e, r) for e, r in zip(claimed, results, strict=True) if isinstance(r, Exception)]
+    if failed:  # each row stays pending, for the order tracker to reconcile; one log line a tick
+        first, error = failed[0]
+        log.error(
+            "%d of %d exits failed unrecorded (first: %s)",
+            len(failed),
+            len(claimed),
+            first.client_order_id,
+            exc_info=error,
+        )
+
+
+async def _adapters_and_steps(
+    ctx: AppContext, positions: list[ExecutionPosition]
+) -> tuple[dict[int, ExecutionConnection], dict[int, ExchangeAdapter], Steps]:
+    """One adapter per connection and one amount step per (connection, symbol). A connection
+    without an adapter is left out: its exits are still claimed, and refused by `send_exit`."""
+    adapters: dict[int, ExchangeAdapter] = {}
+    steps: Steps = {}
+    async with ctx.session_factory() as session:
+        conns = await OrderRepository(session).connections(
+            list({p.execution_connection_id for p in positions})
+        )
+    for position in positions:
+        key = (position.execution_connection_id, position.symbol)
+        if key in steps:
+            continue
+        try:
+            adapter = adapters.get(key[0]) or await ctx.adapters.for_connection(conns[key[0]])
+            adapters[key[0]] = adapter
+            steps[key] = (await adapter.market(position.symbol)).amount_step
+        except (CredentialsError, ExchangeError):
+            steps[key] = None  # the exit is still attempted and recorded
+    return conns, adapters, steps

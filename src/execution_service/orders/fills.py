@@ -1,0 +1,133 @@
+"""An order's new fill applied to the position book, in the transaction that records it on the
+order's execution log: `positions.book` says what changes, this module saves it once.
+
+An entry's first fill opens a position (inserted with the batch's others in one statement by
+`open_positions`), a later one grows it; an exit's fill shrinks or closes it. An exit that ends
+releases its position: what is left is `open` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO, normalize
+from execution_service.enums import CloseReason, EventType, OrderStatus, PositionStatus, Purpose
+from execution_service.events import service as events
+from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.positions import book
+from execution_service.positions.repository import PositionRepository
+
+
+def position_terms(
+    symbol: str, filled: Decimal, price: Decimal, fee: Decimal, fee_currency: str | None
+) -> book.Fill:
+    """What a fill adds to a position: the quantity actually held and the fee in quote currency.
+
+    A spot exchange that takes its fee from the bought base asset (Binance does) leaves us holding
+    less than filled; that fee is worth fee * price in quote. A fee in a third currency (BNB) has
+    no price here: it stays on the execution log and is not booked against the position.
+    """
+    base, _, rest = symbol.partition("/")
+    quote = rest.split(":", 1)[0]
+    if fee_currency is None or fee_currency == quote:
+        return book.Fill(filled, price, fee)
+    if fee_currency == base:
+        return book.Fill(normalize(filled - fee), price, normalize(fee * price))
+    return book.Fill(filled, price, ZERO)
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What applying a fill leaves to the recording transaction."""
+
+    opens: dict[str, Any] | None = None  # an entry's first fill: the position to insert
+    closed_day: tuple[int, date] | None = None  # a close: (connection, day) of its analytics row
+
+
+def _save(position: ExecutionPosition, changes: book.Changes) -> None:
+    for column, value in changes.items():
+        setattr(position, column, value)
+
+
+async def apply_fill(
+    session: AsyncSession, entry: ExecutionLog, fill: book.Fill, broker_pnl: Decimal | None
+) -> Booked:
+    """`entry` already carries the order's new status and totals."""
+    positions = PositionRepository(session)
+    if entry.purpose == Purpose.entry:
+        if entry.position_id is None:
+            return Booked(opens=_opening(entry, fill))
+        position = await positions.lock(entry.position_id)
+        assert position is not None
+        _save(position, book.added(position, fill))
+        return Booked()
+    if entry.position_id is None:
+        return Booked()
+    position = await positions.lock(entry.position_id)
+    if position is None:
+        return Booked()
+    plan = entry.plan or {}
+    reduction = book.reduced(
+        position,
+        fill,
+        broker_pnl=broker_pnl,
+        full_close=bool(plan.get("full_close")) and entry.status == OrderStatus.filled,
+        reason=entry.close_reason or CloseReason.manual,
+        now=utcnow(),
+    )
+    if reduction.dust is not None:  # the log says what stayed behind
+        entry.plan = {**plan, "dust": str(reduction.dust)}
+    _save(position, reduction.changes)
+    if not reduction.closed:
+        return Booked()
+    if reduction.first_close:
+        events.record(
+            session, EventType.position_closed, position, events.position_payload(position)
+        )
+    return Booked(
+        closed_day=(position.execution_connection_id, (position.closed_at or utcnow()).date())
+    )
+
+
+def _opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:
+    return dict(
+        user_id=entry.user_id,
+        admin_id=entry.admin_id,
+        execution_connection_id=entry.execution_connection_id,
+        signal_id=entry.signal_id,
+        execution_log_id=entry.id,
+        symbol=entry.symbol,
+        direction=entry.direction,
+        **book.opened(book.EntryPlan.of(entry.plan), fill, utcnow()),
+    )
+
+
+async def open_positions(
+    session: AsyncSession, opened: Sequence[tuple[ExecutionLog, dict[str, Any]]]
+) -> list[ExecutionPosition]:
+    """Insert new positions (one multi-row INSERT), link each entry log to its position and
+    announce `position.opened`, in the caller's transaction."""
+    if not opened:
+        return []
+    positions = await PositionRepository(session).insert_many([values for _, values in opened])
+    for (entry, _), position in zip(opened, positions, strict=True):
+        entry.position_id = position.id
+        payload = events.position_payload(position)
+        events.record(session, EventType.position_opened, position, payload)
+    return positions
+
+
+async def release_exit(session: AsyncSession, entry: ExecutionLog) -> None:
+    """An exit order ended (filled in part, cancelled, refused): what is left is open again."""
+    if entry.position_id is None:
+        return
+    position = await PositionRepository(session).lock(entry.position_id)
+    if position is not None and position.status == PositionStatus.closing:
+        position.status = PositionStatus.open if position.quantity > 0 else PositionStatus.closed

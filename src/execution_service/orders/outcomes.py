@@ -1,0 +1,151 @@
+"""Recording what venues answered, many orders (any connections) in one transaction, and sending
+one committed order end to end (`send`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from execution_service import metrics, observability
+from execution_service.connections.service import mark_error
+from execution_service.context import AppContext
+from execution_service.enums import OrderStatus, Purpose
+from execution_service.exchanges.base import (
+    AuthFailed,
+    ExchangeAdapter,
+    OrderResult,
+    TemporaryError,
+)
+from execution_service.models import ExecutionLog
+from execution_service.orders import fills
+from execution_service.orders.lifecycle import (
+    Outcome,
+    Recording,
+    apply_result,
+    reject,
+    send_deadline,
+    submit,
+)
+from execution_service.orders.repository import OrderRepository
+
+log = logging.getLogger(__name__)
+
+# `last_used_at` is a connection's "recently used" mark, not an audit trail (the execution logs
+# are): a process writes it at most once per this interval per connection (`ctx.last_used_written`),
+# which saves the hot path an UPDATE per order. It lags the latest order by less than this.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+def stale_last_used(
+    used: Sequence[tuple[int, datetime]], written: dict[int, datetime]
+) -> dict[datetime, set[int]]:
+    """The `last_used_at` writes due, grouped by value (one UPDATE each; one for a whole batch):
+    a connection's latest use, unless `written` has one less than LAST_USED_PRECISION before it."""
+    latest: dict[int, datetime] = {}
+    for conn_id, at in used:
+        if conn_id not in latest or at > latest[conn_id]:
+            latest[conn_id] = at
+    due: dict[datetime, set[int]] = {}
+    for conn_id, at in latest.items():
+        last = written.get(conn_id)
+        if last is None or at - last >= LAST_USED_PRECISION:
+            due.setdefault(at, set()).add(conn_id)
+    return due
+
+
+async def record_outcomes(
+    ctx: AppContext,
+    outcomes: Sequence[Outcome],
+    *,
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> list[ExecutionLog]:
+    """Record sent orders' outcomes in one transaction, each as `apply_result` / `reject` say,
+    the new positions in one multi-row INSERT. Returns the logs as recorded, in the order given.
+    `analytics_days`: see `Recording.finish`."""
+    async with ctx.session_factory() as session:
+        orders = OrderRepository(session)
+        by_id = await orders.lock_many([o.log_id for o in outcomes])
+        recording = Recording()
+        for outcome in outcomes:
+            entry = by_id[outcome.log_id]
+            answer, adapter_name = outcome.answer, outcome.adapter
+            entry.submitted_at = outcome.submitted_at
+            start = outcome.received_at or entry.received_at or outcome.submitted_at
+            entry.latency_ms = int((outcome.acknowledged_at - start).total_seconds() * 1000)
+            if entry.status != OrderStatus.pending:
+                # Reconciliation got there first and recorded the truth, unless it called the
+                # order lost while it was in fact filled (the send deadline exists to prevent
+                # that): say so loudly rather than drop a fill without a word.
+                filled = isinstance(answer, OrderResult) and answer.filled > 0
+                if entry.status == OrderStatus.rejected and filled:
+                    log.error(
+                        "order %s filled after it was recorded %s: reconcile by hand",
+                        entry.client_order_id,
+                        entry.error_code,
+                    )
+            elif isinstance(answer, OrderResult):
+                await apply_result(
+                    session, entry, answer, adapter=adapter_name, recording=recording
+                )
+            elif isinstance(answer, TemporaryError):
+                entry.error_message = f"outcome unknown, to reconcile: {answer.message}"[:1000]
+            else:
+                reject(entry, answer.code, answer.message, adapter=adapter_name)
+                if entry.purpose == Purpose.exit:
+                    await fills.release_exit(session, entry)
+                if isinstance(answer, AuthFailed):
+                    conn = await orders.connection(entry.execution_connection_id)
+                    if conn is not None:
+                        mark_error(conn, answer.message)
+        await recording.finish(session, analytics_days)
+        used = stale_last_used(
+            [(by_id[o.log_id].execution_connection_id, o.acknowledged_at) for o in outcomes],
+            ctx.last_used_written,
+        )
+        for at, conn_ids in used.items():  # one UPDATE per answer time: one for a whole batch
+            await orders.touch_last_used(list(conn_ids), at)
+        await session.commit()
+    for at, conn_ids in used.items():  # written: the next write is due LAST_USED_PRECISION on
+        ctx.last_used_written.update(dict.fromkeys(conn_ids, at))
+    recorded = [by_id[o.log_id] for o in outcomes]
+    for outcome, entry in zip(outcomes, recorded, strict=True):
+        _observe(outcome, entry)
+    return recorded
+
+
+def _observe(outcome: Outcome, entry: ExecutionLog) -> None:
+    if not isinstance(outcome.answer, TemporaryError):  # the exchange answered: latency
+        metrics.ORDER_LATENCY.labels(entry.purpose).observe((entry.latency_ms or 0) / 1000)
+    # The ids of the order this line is about (a batch records many in one task).
+    observability.connection_id.set(entry.execution_connection_id)
+    observability.client_order_id.set(entry.client_order_id)
+    log.info(
+        "order %s %s",
+        entry.client_order_id,
+        entry.status,
+        extra={"status": entry.status, "latency_ms": entry.latency_ms, "error": entry.error_code},
+    )
+
+
+async def send(
+    ctx: AppContext,
+    entry: ExecutionLog,
+    adapter: ExchangeAdapter,
+    adapter_name: str,
+    *,
+    received_at: datetime | None = None,
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> ExecutionLog:
+    """Send one committed `pending` order and record its outcome; returns the log as recorded.
+    An exit on a venue of broker tickets closes the ticket its position's entry opened."""
+    assert entry.status == OrderStatus.pending
+    ticket = None
+    if entry.purpose == Purpose.exit and adapter.capabilities.positions_are_tickets:
+        async with ctx.session_factory() as session:
+            ticket = await OrderRepository(session).entry_ticket(entry.position_id)
+    outcome = await submit(
+        adapter, entry, adapter_name, received_at, ticket, send_by=send_deadline(ctx, entry)
+    )
+    (recorded,) = await record_outcomes(ctx, [outcome], analytics_days=analytics_days)
+    return recorded

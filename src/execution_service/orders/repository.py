@@ -1,0 +1,159 @@
+"""SQL of the execution logs (one row per order), and the reads of the accounts orders go to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.enums import OrderStatus, Purpose
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.principal import Principal
+
+RESTING = (OrderStatus.open, OrderStatus.partially_filled)
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- the API's reads ------------------------------------------------------------------------
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        filters: dict[str, Any],
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[ExecutionLog], int]:
+        """Newest first. `filters`: connection_id, status, signal_id, symbol, since, until (each
+        None for no filter)."""
+        stmt = principal.scope(select(ExecutionLog), ExecutionLog)
+        exact = {
+            "connection_id": ExecutionLog.execution_connection_id,
+            "status": ExecutionLog.status,
+            "signal_id": ExecutionLog.signal_id,
+            "symbol": ExecutionLog.symbol,
+        }
+        for name, column in exact.items():
+            if filters.get(name) is not None:
+                stmt = stmt.where(column == filters[name])
+        if filters.get("since") is not None:
+            stmt = stmt.where(ExecutionLog.created_at >= filters["since"])
+        if filters.get("until") is not None:
+            stmt = stmt.where(ExecutionLog.created_at < filters["until"])
+        rows = await self.session.scalars(
+            stmt.order_by(ExecutionLog.id.desc()).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return rows.all(), total or 0
+
+    async def get(self, principal: Principal, log_id: int) -> ExecutionLog | None:
+        stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(ExecutionLog.id == log_id)
+        return (await self.session.scalars(stmt)).first()
+
+    # --- the lifecycle ----------------------------------------------------------------------------
+
+    async def lock_many(self, log_ids: Sequence[int]) -> dict[int, ExecutionLog]:
+        """Rows whose outcomes are being recorded, locked in id order (no deadlock between two
+        recorders of overlapping batches)."""
+        rows = await self.session.scalars(
+            select(ExecutionLog)
+            .where(ExecutionLog.id.in_(log_ids))
+            .order_by(ExecutionLog.id)
+            .with_for_update()
+        )
+        return {entry.id: entry for entry in rows}
+
+    async def lock(self, log_id: int) -> ExecutionLog | None:
+        return await self.session.get(ExecutionLog, log_id, with_for_update=True)
+
+    async def lock_if_unchanged(self, log_id: int, status: str) -> ExecutionLog | None:
+        """The row if it still has `status`, locked; None if another worker holds it (SKIP
+        LOCKED: it is already recording it) or it moved on."""
+        stmt = (
+            select(ExecutionLog)
+            .where(ExecutionLog.id == log_id, ExecutionLog.status == status)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def to_track(
+        self, pending_before: datetime, limit: int
+    ) -> Sequence[tuple[ExecutionLog, ExecutionConnection]]:
+        """Resting orders, and pending ones older than `pending_before` (their answer is late or
+        lost), with their connections, oldest first."""
+        stmt = (
+            select(ExecutionLog, ExecutionConnection)
+            .join(
+                ExecutionConnection, ExecutionConnection.id == ExecutionLog.execution_connection_id
+            )
+            .where(
+                or_(
+                    ExecutionLog.status.in_(RESTING),
+                    and_(
+                        ExecutionLog.status == OrderStatus.pending,
+                        ExecutionLog.created_at <= pending_before,
+                    ),
+                )
+            )
+            .order_by(ExecutionLog.id)
+            .limit(limit)
+        )
+        return [(e, c) for e, c in (await self.session.execute(stmt)).all()]
+
+    async def entry_ticket(self, position_id: int | None) -> str | None:
+        """The venue's id of the order that opened a position (a broker ticket)."""
+        if position_id is None:
+            return None
+        return await self.session.scalar(
+            select(ExecutionLog.order_id)
+            .join(ExecutionPosition, ExecutionPosition.execution_log_id == ExecutionLog.id)
+            .where(ExecutionPosition.id == position_id)
+        )
+
+    async def exit_counts(self, position_ids: Sequence[int]) -> dict[int, int]:
+        """How many exit orders each position has had (absent: none)."""
+        if not position_ids:
+            return {}
+        rows = await self.session.execute(
+            select(ExecutionLog.position_id, func.count())
+            .where(ExecutionLog.position_id.in_(position_ids), ExecutionLog.purpose == Purpose.exit)
+            .group_by(ExecutionLog.position_id)
+        )
+        return {pid: n for pid, n in rows if pid is not None}
+
+    async def refused_exits_since(self, position_ids: Sequence[int], since: datetime) -> set[int]:
+        """The positions among these whose exit order was refused since `since`."""
+        rows = await self.session.scalars(
+            select(ExecutionLog.position_id).where(
+                ExecutionLog.position_id.in_(position_ids),
+                ExecutionLog.purpose == Purpose.exit,
+                ExecutionLog.status == OrderStatus.rejected,
+                ExecutionLog.updated_at >= since,
+            )
+        )
+        return {pid for pid in rows if pid is not None}
+
+    # --- the accounts orders go to ----------------------------------------------------------------
+
+    async def connection(self, connection_id: int) -> ExecutionConnection | None:
+        return await self.session.get(ExecutionConnection, connection_id)
+
+    async def connections(self, connection_ids: Sequence[int]) -> dict[int, ExecutionConnection]:
+        rows = await self.session.scalars(
+            select(ExecutionConnection).where(ExecutionConnection.id.in_(connection_ids))
+        )
+        return {c.id: c for c in rows}
+
+    async def touch_last_used(self, connection_ids: Sequence[int], at: datetime) -> None:
+        await self.session.execute(
+            update(ExecutionConnection)
+            .where(ExecutionConnection.id.in_(sorted(connection_ids)))
+            .values(last_used_at=at)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,162 @@
+"""What the API does with orders: read execution logs, cancel a resting order, close a position,
+and amend a position's stops (where the venue holds them, there first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
+from execution_service.decimals import round_down
+from execution_service.enums import CloseReason, PositionStatus
+from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
+from execution_service.exchanges.base import ExchangeError, OrderNotFound
+from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.orders.exits import ExitRequest, claim, send_exit
+from execution_service.orders.lifecycle import Recording, apply_result
+from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.positions import service as positions
+from execution_service.principal import Principal
+
+
+async def list_logs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    connection_id: int | None,
+    status: str | None,
+    signal_id: int | None,
+    symbol: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[ExecutionLog], int]:
+    filters = dict(
+        connection_id=connection_id,
+        status=status,
+        signal_id=signal_id,
+        symbol=symbol,
+        since=since,
+        until=until,
+    )
+    return await OrderRepository(session).list(
+        principal, filters=filters, limit=limit, offset=offset
+    )
+
+
+async def get_log(session: AsyncSession, principal: Principal, log_id: int) -> ExecutionLog:
+    entry = await OrderRepository(session).get(principal, log_id)
+    if entry is None:
+        raise NotFound(f"execution log {log_id} not found")
+    return entry
+
+
+async def cancel(
+    session: AsyncSession, ctx: AppContext, principal: Principal, log_id: int
+) -> ExecutionLog:
+    entry = await get_log(session, principal, log_id)
+    if entry.status not in RESTING:
+        raise Conflict(
+            f"execution log {log_id} is {entry.status}: only a resting order can be cancelled",
+            code="not_cancellable",
+        )
+    orders = OrderRepository(session)
+    conn = await orders.connection(entry.execution_connection_id)
+    assert conn is not None
+    await session.commit()  # no transaction while the exchange answers
+    adapter = await ctx.adapters.for_connection(conn)
+    try:
+        result = await adapter.cancel_order(
+            entry.symbol, order_id=entry.order_id, client_order_id=entry.client_order_id
+        )
+    except OrderNotFound:
+        result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
+    except ExchangeError as exc:
+        raise BadGateway(f"cancel failed: {exc.message}", code=exc.code) from None
+    locked = await orders.lock(log_id)
+    assert locked is not None
+    recording = Recording()
+    await apply_result(session, locked, result, adapter=conn.adapter, recording=recording)
+    await recording.finish(session)
+    await session.commit()
+    return locked
+
+
+async def close_position(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    position_id: int,
+    quantity: Decimal | None,
+) -> ExecutionLog:
+    """Close all of a position, or `quantity` of it, with an exit order now."""
+    position = await _open_position(session, principal, position_id)
+    if quantity is not None and quantity > position.quantity:
+        raise Unprocessable(
+            f"quantity {quantity} exceeds the open quantity {position.quantity}",
+            code="quantity_too_large",
+        )
+    conn = await OrderRepository(session).connection(position.execution_connection_id)
+    assert conn is not None
+    await session.commit()  # no transaction while the exchange answers
+    try:
+        adapter = await ctx.adapters.for_connection(conn)
+        step = (await adapter.market(position.symbol)).amount_step
+    except (CredentialsError, ExchangeError) as exc:
+        raise BadGateway(f"cannot reach the exchange: {exc}", code="exchange_unavailable") from None
+    wanted = position.quantity if quantity is None else min(quantity, position.quantity)
+    amount = round_down(wanted, step)
+    if amount <= 0:
+        raise Unprocessable(
+            "the quantity rounds down to nothing at the market's step", code="below_minimum"
+        )
+    request = ExitRequest(position.id, CloseReason.manual, amount, wanted >= position.quantity)
+    steps = {(conn.id, position.symbol): step}
+    claimed = await claim(ctx, [request], steps, skip_locked=False)
+    if not claimed:
+        raise Conflict(f"position {position_id} is already being closed", code="position_not_open")
+    return await send_exit(ctx, claimed[0], adapter, conn)
+
+
+async def amend_position(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    position_id: int,
+    changes: dict[str, Any],
+) -> ExecutionPosition:
+    """New SL, TP or trailing stop. Where the venue holds the stops (`amends_stops`), they are
+    amended there first: if it refuses, nothing changes here either."""
+    position = await _open_position(session, principal, position_id)
+    positions.amend_stops(position, changes)
+    conn = await OrderRepository(session).connection(position.execution_connection_id)
+    stops_changed = bool({"sl_price", "tp_price"} & changes.keys())
+    if stops_changed and conn is not None and ctx.adapters.capabilities(conn).amends_stops:
+        ticket = await OrderRepository(session).entry_ticket(position.id)
+        try:
+            adapter = await ctx.adapters.for_connection(conn)
+            await adapter.amend_stops(
+                position.symbol, ticket or "", sl=position.sl_price, tp=position.tp_price
+            )
+        except (CredentialsError, ExchangeError) as exc:
+            await session.rollback()
+            raise BadGateway(
+                f"the broker did not amend the stops: {exc}", code="broker_refused"
+            ) from None
+    await session.commit()
+    return position
+
+
+async def _open_position(
+    session: AsyncSession, principal: Principal, position_id: int
+) -> ExecutionPosition:
+    position = await positions.get_position(session, principal, position_id)
+    if position.status != PositionStatus.open:
+        raise Conflict(f"position {position_id} is {position.status}", code="position_not_open")
+    return position

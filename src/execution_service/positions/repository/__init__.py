@@ -1,0 +1,133 @@
+"""SQL of the position book. `PositionRepository` reads and writes rows; `listing` builds the
+one-statement list read; `marking` marks every open position to new prices (set-based on
+PostgreSQL, per row on SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.enums import PositionStatus
+from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.principal import Principal
+
+# ids per IN list: far below the driver's bound on parameters
+CHUNK = 5000
+HELD = (PositionStatus.open, PositionStatus.closing)
+
+
+class PositionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, principal: Principal, position_id: int) -> ExecutionPosition | None:
+        stmt = principal.scope(select(ExecutionPosition), ExecutionPosition).where(
+            ExecutionPosition.id == position_id
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def lock(self, position_id: int) -> ExecutionPosition | None:
+        """The position, locked for this transaction: read `FOR UPDATE` once per transaction,
+        then reused (a fill and the release of its exit order lock the same row in one)."""
+        tx = self.session.get_transaction()
+        locked: dict[int, tuple[object, ExecutionPosition]] = self.session.info.setdefault(
+            "locked_positions", {}
+        )
+        held = locked.get(position_id)
+        if held is not None and tx is not None and held[0] is tx:
+            return held[1]
+        position = await self.session.get(ExecutionPosition, position_id, with_for_update=True)
+        if position is not None and tx is not None:
+            locked[position_id] = (tx, position)
+        return position
+
+    async def lock_open(
+        self, position_ids: Sequence[int], *, skip_locked: bool
+    ) -> Sequence[ExecutionPosition]:
+        """The still-open ones of these positions, locked `FOR UPDATE`: `skip_locked` passes
+        over rows another transaction holds (a worker's batch) instead of waiting for them."""
+        stmt = (
+            select(ExecutionPosition)
+            .where(
+                ExecutionPosition.id.in_(position_ids),
+                ExecutionPosition.status == PositionStatus.open,
+            )
+            .with_for_update(skip_locked=skip_locked)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[ExecutionPosition]:
+        """New positions in one multi-row INSERT, returned in the order given."""
+        # No autoflush: the caller's pending changes (the entry logs) are written once, later.
+        with self.session.no_autoflush:
+            stmt = insert(ExecutionPosition).returning(
+                ExecutionPosition, sort_by_parameter_order=True
+            )
+            return list(await self.session.scalars(stmt, list(rows)))
+
+    async def by_ids(self, position_ids: Sequence[int]) -> list[ExecutionPosition]:
+        out: list[ExecutionPosition] = []
+        ids = sorted(position_ids)
+        for i in range(0, len(ids), CHUNK):
+            stmt = select(ExecutionPosition).where(ExecutionPosition.id.in_(ids[i : i + CHUNK]))
+            out += (await self.session.scalars(stmt)).all()
+        return out
+
+    async def open_with_connections(
+        self,
+    ) -> Sequence[tuple[ExecutionPosition, ExecutionConnection]]:
+        stmt = (
+            select(ExecutionPosition, ExecutionConnection)
+            .join(
+                ExecutionConnection,
+                ExecutionConnection.id == ExecutionPosition.execution_connection_id,
+            )
+            .where(ExecutionPosition.status == PositionStatus.open)
+        )
+        return [(p, c) for p, c in (await self.session.execute(stmt)).all()]
+
+    async def open_counts(
+        self, connection_ids: Sequence[int], symbol: str
+    ) -> dict[int, tuple[int, int]]:
+        """Per connection: (positions held, positions held in `symbol`); absent means none."""
+        if not connection_ids:
+            return {}
+        stmt = (
+            select(
+                ExecutionPosition.execution_connection_id, ExecutionPosition.symbol, func.count()
+            )
+            .where(
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
+                ExecutionPosition.status.in_(HELD),
+            )
+            .group_by(ExecutionPosition.execution_connection_id, ExecutionPosition.symbol)
+        )
+        out: dict[int, tuple[int, int]] = {}
+        for conn_id, sym, n in await self.session.execute(stmt):
+            total, for_symbol = out.get(conn_id, (0, 0))
+            out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
+        return out
+
+    async def realized_since(
+        self, connection_ids: Sequence[int], since: datetime
+    ) -> dict[int, Decimal]:
+        """Per connection: realised PnL of the positions closed since `since`."""
+        if not connection_ids:
+            return {}
+        # Summed here, not in SQL: SQLite stores money as text.
+        rows = await self.session.execute(
+            select(ExecutionPosition.execution_connection_id, ExecutionPosition.realized_pnl).where(
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
+                ExecutionPosition.status == PositionStatus.closed,
+                ExecutionPosition.closed_at >= since,
+            )
+        )
+        out: dict[int, Decimal] = {}
+        for conn_id, pnl in rows:
+            out[conn_id] = out.get(conn_id, Decimal(0)) + pnl
+        return out

@@ -1,0 +1,162 @@
+"""Watching open positions: mark every one to the latest price of its source (price, unrealised
+PnL, trailing high-water mark), move stops to break-even, and say which a rule closes. The
+closes themselves are orders (`orders.exits`); the prices come from the caller (`fetch`), so
+the book does no exchange I/O of its own.
+
+On PostgreSQL the marking is one set-based statement that also picks the few positions a rule
+may act on (`repository.marking`); on SQLite every position is evaluated here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from execution_service import metrics
+from execution_service.context import AppContext
+from execution_service.market_data.sources import Quote, Source, SourceKind, source_of
+from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.positions import book
+from execution_service.positions.repository import PositionRepository
+from execution_service.positions.repository.marking import MarkRepository
+from execution_service.positions.rules import Close, Decision, evaluate, view_of
+
+Quotes = dict[tuple[Source, str], Quote]
+# Prices for {source: symbols}; own-sourced ones use the connection rows given.
+Fetch = Callable[[dict[Source, set[str]], dict[int, ExecutionConnection]], Awaitable[Quotes]]
+CloseOrder = tuple[ExecutionPosition, Close]
+
+
+@dataclass
+class TickReport:
+    positions: int = 0
+    priced: int = 0
+    stale: int = 0
+    closes: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def done(self) -> TickReport:
+        self.seconds = time.perf_counter() - self.started
+        metrics.MONITOR_TICK.observe(self.seconds)
+        return self
+
+
+async def mark(
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+) -> list[CloseOrder]:
+    """Mark every open position; return the closes the rules call for."""
+    if ctx.engine.dialect.name == "postgresql":
+        closes = await mark_in_sql(ctx, fetch, now, report)
+    else:
+        closes = await mark_in_python(ctx, fetch, now, report)
+    metrics.OPEN_POSITIONS.set(report.positions)
+    return closes
+
+
+def _fresh(
+    ctx: AppContext, quote: Quote | None, now: datetime, report: TickReport, count: int
+) -> bool:
+    if quote is None:
+        return False
+    if now - quote.at > timedelta(seconds=ctx.settings.monitor_max_price_age_seconds):
+        report.stale += count  # an old price is not acted on
+        return False
+    report.priced += count
+    return True
+
+
+def _grouped(pairs: list[tuple[Source, str]]) -> dict[Source, set[str]]:
+    grouped: dict[Source, set[str]] = defaultdict(set)
+    for source, symbol in pairs:
+        grouped[source].add(symbol)
+    return grouped
+
+
+async def mark_in_sql(
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+) -> list[CloseOrder]:
+    """PostgreSQL: one grouped read of what to price, one set-based UPDATE that marks every open
+    position and returns those a rule may act on; only those are loaded and evaluated."""
+    async with ctx.session_factory() as session:
+        counts = await MarkRepository(session).open_groups()
+        report.positions = sum(counts.values())
+        if not counts:
+            return []
+        own = [source_id for (kind, source_id), _ in counts if kind == SourceKind.conn]
+        connections = {c.id: c for c in await MarkRepository(session).connections(own)}
+    quotes = await fetch(_grouped(list(counts)), connections)
+    fresh = {
+        key: q
+        for key, n in counts.items()
+        if _fresh(ctx, q := quotes.get(key), now, report, n) and q is not None
+    }
+    closes: list[CloseOrder] = []
+    async with ctx.session_factory() as session:
+        marks = MarkRepository(session)
+        candidates = await marks.mark_in_sql(fresh)
+        moves: list[dict[str, Any]] = []
+        for position in await PositionRepository(session).by_ids(list(candidates)):
+            _decide(position, candidates[position.id], moves, closes)
+        await marks.move_stops_to_break_even(moves)
+        await session.commit()
+    return closes
+
+
+def _decide(
+    position: ExecutionPosition,
+    price: Decimal,
+    moves: list[dict[str, Any]],
+    closes: list[CloseOrder],
+) -> Decision:
+    decision = evaluate(view_of(position), price)
+    if decision.break_even_done and not position.break_even_done:
+        moves.append({"pid": position.id, "sl": decision.sl})
+    if decision.close is not None:
+        closes.append((position, decision.close))
+    return decision
+
+
+async def mark_in_python(
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+) -> list[CloseOrder]:
+    """SQLite (text Money, floating-point SQL arithmetic): every open position is read, marked
+    and evaluated here, and written back in one executemany."""
+    async with ctx.session_factory() as session:
+        rows = await PositionRepository(session).open_with_connections()
+    report.positions = len(rows)
+    if not rows:
+        return []
+    connections = {conn.id: conn for _, conn in rows}
+    sources = {p.id: source_of(conn) for p, conn in rows}
+    quotes = await fetch(_grouped([(sources[p.id], p.symbol) for p, _ in rows]), connections)
+    updates: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
+    closes: list[CloseOrder] = []
+    for position, _ in rows:
+        quote = quotes.get((sources[position.id], position.symbol))
+        if not _fresh(ctx, quote, now, report, 1) or quote is None:
+            continue
+        decision = _decide(position, quote.price, moves, closes)
+        marked = book.mark(position, quote.price)
+        updates.append(
+            {
+                "pid": position.id,
+                "cp": quote.price,
+                "upnl": marked.pnl,
+                "upct": marked.pnl_percentage,
+                "best": decision.best,
+                "at": quote.at,
+            }
+        )
+    async with ctx.session_factory() as session:
+        marks = MarkRepository(session)
+        await marks.write_marks(updates)
+        await marks.move_stops_to_break_even(moves)
+        await session.commit()
+    return closes

@@ -1,0 +1,189 @@
+"""Deciding one target's entry: pure, no I/O. Given what the database says about the account
+(`Account`) and what its venue says (`Quote`), the order to send, or why none is sent.
+
+Refusals are `Rejection`s with a stable code; a refused order keeps what was decided before the
+refusal (its price, plan and size), which the `rejected` execution log shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from execution_service.enums import ConnectionStatus, Direction, MarketType, OrderType, SizeMode
+from execution_service.exchanges.base import BalanceEntry, Market, Valuation
+from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.models import ExecutionConnection, TradingPreset
+from execution_service.signals.schemas import SignalCreate
+from execution_service.signals.sizing import (
+    AccountState,
+    Limits,
+    MarketRules,
+    Rejection,
+    SizeRule,
+    check_order,
+    check_stops,
+    default_stop,
+    size_quantity,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One connection of the signal, with its preset and what its venue can do."""
+
+    conn: ExecutionConnection
+    preset: TradingPreset | None
+    caps: VenueCapabilities
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the database says about a target account, read once per signal for all targets."""
+
+    open_positions: int = 0
+    open_for_symbol: int = 0
+    realized_today: Decimal = Decimal(0)  # net PnL booked today (UTC); a loss is negative
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the venue says: the market's rules, the price, the balances and how a unit of the
+    symbol is valued in the account's currency."""
+
+    market: Market
+    price: Decimal
+    balances: dict[str, BalanceEntry]
+    valuation: Valuation
+
+
+@dataclass
+class Order:
+    """What has been decided so far (kept on the log even when refused)."""
+
+    quantity: Decimal = Decimal(0)
+    price: Decimal | None = None
+    plan: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    order: Order = field(default_factory=Order)
+    refusal: Rejection | None = None
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def precheck(body: SignalCreate, target: Target) -> Rejection | None:
+    """The refusals that need nothing from the venue."""
+    conn = target.conn
+    if not conn.is_active or conn.status != ConnectionStatus.active:
+        return Rejection("connection_inactive", f"connection {conn.id} is {conn.status}")
+    if target.preset is None and body.quantity is None:
+        return Rejection("no_preset", "the connection has no preset and the signal no quantity")
+    return None
+
+
+def price_of(body: SignalCreate, last: Decimal | None) -> Decimal | None:
+    """The price the order is sized at: a limit order's own, else the venue's last price."""
+    if body.order_type == OrderType.limit and body.entry_price is not None:
+        return body.entry_price
+    return last
+
+
+def decide(body: SignalCreate, target: Target, quote: Quote, account: Account) -> Decision:
+    order = Order(price=body.entry_price)
+    try:
+        _decide(body, target, quote, account, order)
+    except Rejection as refusal:
+        return Decision(order, refusal)
+    return Decision(order)
+
+
+def _decide(
+    body: SignalCreate, target: Target, quote: Quote, account: Account, order: Order
+) -> None:
+    preset = target.preset
+    direction = Direction(body.direction)
+    price = order.price = quote.price
+    sl, tp = _stops(body, preset, direction, price)
+    order.plan = {
+        "sl_price": _str(sl),
+        "tp_price": _str(tp),
+        "take_profits": body.plan_take_profits(),
+        "trailing_stop_percent": _str(preset.trailing_stop_percent if preset else None),
+        "break_even_trigger_rr": _str(preset.break_even_trigger_rr if preset else None),
+    }
+    if body.entry_price is None:  # the entry is known only now: stops may already be crossed
+        check_stops(direction, price, sl, tp)
+    rule = SizeRule(
+        SizeMode(preset.position_size_mode) if preset else None,
+        preset.position_size_value if preset else None,
+        preset.max_position_notional if preset else None,
+    )
+    if rule.mode is SizeMode.risk_percent and sl is None and body.quantity is None:
+        raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
+    market, value = quote.market, quote.valuation
+    if value.contract_size is not None:
+        order.plan["contract_size"] = _str(value.contract_size)
+    equity, free, leverage = _funds(target, quote, direction)
+    order.quantity = size_quantity(
+        rule,
+        price=price,
+        stop_loss=sl,
+        equity=equity,
+        override=body.quantity,
+        amount_step=market.amount_step,
+        unit_value=value.unit_value,
+        max_amount=market.max_amount,
+    )
+    limits = Limits(
+        preset.max_positions if preset else None,
+        preset.max_positions_per_symbol if preset else None,
+        preset.max_daily_loss_percent if preset else None,
+        leverage,
+    )
+    state = AccountState(
+        account.open_positions, account.open_for_symbol, account.realized_today, equity, free
+    )
+    check_order(
+        limits, state, MarketRules(market.min_amount, market.min_cost), order.quantity, price
+    )
+
+
+def _stops(
+    body: SignalCreate, preset: TradingPreset | None, direction: Direction, price: Decimal
+) -> tuple[Decimal | None, Decimal | None]:
+    """The signal's SL and TP, else the preset's defaults around `price` (no default TP where
+    the signal has a take-profit ladder)."""
+    sl = body.sl_price or default_stop(
+        direction, price, preset.default_sl_percent if preset else None, take_profit=False
+    )
+    tp = body.tp_price
+    if tp is None and not body.take_profits:
+        tp = default_stop(
+            direction, price, preset.default_tp_percent if preset else None, take_profit=True
+        )
+    return sl, tp
+
+
+def _funds(target: Target, quote: Quote, direction: Direction) -> tuple[Decimal, Decimal, Decimal]:
+    """(equity, free, leverage) in the account's currency, as the order may use them."""
+    funds = quote.balances.get(quote.valuation.currency)
+    free = funds.free if funds else Decimal(0)
+    equity = funds.total if funds else Decimal(0)
+    leverage = target.preset.leverage if target.preset else Decimal(1)
+    if target.caps.margin_checked_by_venue:
+        # The broker checks margin itself (its refusal is `insufficient_funds`): its leverage
+        # and margin rules are not ours to guess.
+        free = Decimal("Infinity")
+    elif not target.caps.leverage_on_spot and target.conn.market_type == MarketType.spot:
+        # A real spot account borrows nothing: a buy spends quote, a sell spends the base held.
+        leverage = Decimal(1)
+        if direction is Direction.sell:
+            base = quote.balances.get(quote.market.base)
+            free = (base.free if base else Decimal(0)) * quote.price
+    return equity, free, leverage
