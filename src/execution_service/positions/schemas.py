@@ -9,7 +9,13 @@ from pydantic_core import to_json
 
 from execution_service.enums import CloseReason, Direction, PositionStatus
 from execution_service.schemas import Body, DecimalOut, Model, Percent, PositiveDecimal
-from execution_service.signals.schemas import TakeProfitRead
+
+
+class TakeProfitRead(Model):
+    """One level of a take-profit ladder: its price and the percent of the position it closes."""
+
+    price: DecimalOut
+    close_percent: DecimalOut
 
 
 class PositionRead(Model):

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from execution_service.decimals import ONE
 from execution_service.enums import Direction, OrderStatus, OrderType
+from execution_service.positions.schemas import TakeProfitRead
 from execution_service.schemas import (
     Body,
     DecimalOut,
@@ -100,11 +101,6 @@ class ExecutionRead(Model):
     price: DecimalOut | None
     error_code: str | None
     error_message: str | None
-
-
-class TakeProfitRead(Model):
-    price: DecimalOut
-    close_percent: DecimalOut
 
 
 class SignalRead(Model):
