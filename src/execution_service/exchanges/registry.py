@@ -57,9 +57,9 @@ def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueC
         return paper.CAPABILITIES
     if adapter == Adapter.mtapi:
         return mtapi_adapter.CAPABILITIES
-    from execution_service.exchanges import ccxt_adapter
+    from execution_service.exchanges.ccxt.capabilities import venue_capabilities
 
-    return ccxt_adapter.venue_capabilities(exchange or "", MarketType(market_type))
+    return venue_capabilities(exchange or "", MarketType(market_type))
 
 
 def decrypt_credentials(keyring: KeyRing, conn: ExecutionConnection) -> dict[str, str]:
@@ -185,7 +185,7 @@ class AdapterRegistry:
     def _build(self, conn: ExecutionConnection) -> ExchangeAdapter:
         credentials = self._credentials(conn)
         if conn.adapter == Adapter.ccxt:
-            from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+            from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 
             return CcxtAdapter(
                 conn.exchange or "",
@@ -214,7 +214,7 @@ class AdapterRegistry:
 
     async def public(self, data: DataConnection) -> ExchangeAdapter:
         """A credential-less client for a `ccxt` data connection's public tickers."""
-        from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+        from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 
         key = -data.id  # data connections share the cache, on negative ids
         fingerprint = f"{data.exchange}|{data.api_base_url}|{data.sandbox}|{data.market_type}"
