@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.enums import Adapter, MarketType
-from execution_service.exchanges import mtapi_adapter, paper
+from execution_service.exchanges import paper
 from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeError,
@@ -31,6 +31,7 @@ from execution_service.exchanges.base import (
 from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.exchanges.mtapi import adapter as mtapi_adapter
 from execution_service.exchanges.paper import PaperAdapter
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
@@ -201,7 +202,7 @@ class AdapterRegistry:
                 **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
             )
         if conn.adapter == Adapter.mtapi:
-            from execution_service.exchanges.mtapi_adapter import MtapiAdapter
+            from execution_service.exchanges.mtapi.adapter import MtapiAdapter
 
             return MtapiAdapter(
                 conn.api_base_url or "",
