@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.enums import Adapter, MarketType
-from execution_service.exchanges import paper
 from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeError,
@@ -32,7 +31,10 @@ from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.mtapi import adapter as mtapi_adapter
-from execution_service.exchanges.paper import PaperAdapter
+from execution_service.exchanges.paper import adapter as paper
+from execution_service.exchanges.paper import batch as paper_batch
+from execution_service.exchanges.paper.adapter import PaperAdapter
+from execution_service.exchanges.paper.quotes import preload
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
 
@@ -134,7 +136,7 @@ class AdapterRegistry:
         """For connections on simulated venues: what sizing reads, for all of them in a few
         queries of `session` (a fan-out's reader), instead of a query per connection."""
         accounts = [(c.id, c.data_connection_id) for c in conns if self.capabilities(c).simulated]
-        return dict(await paper.preload(session, accounts, symbol))
+        return dict(await preload(session, accounts, symbol))
 
     async def create_orders_batch(
         self, orders: Sequence[tuple[ExecutionConnection, OrderRequest]]
@@ -142,7 +144,7 @@ class AdapterRegistry:
         """Orders on simulated venues (any accounts) in one transaction: each order's outcome
         is what sending it alone would give, in this order."""
         requests = [
-            paper.PaperOrderRequest(
+            paper_batch.PaperOrderRequest(
                 self.paper(conn),
                 o.symbol,
                 o.side,
@@ -153,7 +155,7 @@ class AdapterRegistry:
             )
             for conn, o in orders
         ]
-        return await paper.create_orders(self._sessions, requests)
+        return await paper_batch.create_orders(self._sessions, requests)
 
     async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
         """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""
