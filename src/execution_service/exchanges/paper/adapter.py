@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.decimals import ONE, ZERO, normalize
@@ -25,14 +24,8 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
-from execution_service.exchanges.paper.repository import latest_price
-from execution_service.models import (
-    ExecutionConnection,
-    PaperBalance,
-    PaperHolding,
-    PaperOrder,
-    TradingPreset,
-)
+from execution_service.exchanges.paper.repository import PaperRepository
+from execution_service.models import PaperHolding, PaperOrder
 
 PAPER_STEP = Decimal("0.00000001")
 BPS = Decimal(10_000)
@@ -86,12 +79,8 @@ class PaperAdapter:
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
         async with self._sessions() as session:
-            rows = await session.scalars(
-                select(PaperBalance).where(PaperBalance.connection_id == self.connection_id)
-            )
-            return {
-                r.currency: BalanceEntry(r.free, r.used, normalize(r.free + r.used)) for r in rows
-            }
+            balances = await PaperRepository(session).balances_of([self.connection_id])
+        return balances.get(self.connection_id, {})
 
     def forget_balance(self) -> None:
         return None  # balances are read from the database every time
@@ -101,7 +90,7 @@ class PaperAdapter:
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         async with self._sessions() as session:
-            row = await latest_price(session, self.data_connection_id, symbol)
+            row = await PaperRepository(session).latest_price(self.data_connection_id, symbol)
         if row is None:
             raise NoPrice(f"no price for {symbol} on the linked data connection")
         return Ticker(symbol, row.close, row.timestamp)
@@ -130,10 +119,13 @@ class PaperAdapter:
         _, quote = parse_symbol(symbol)
         check_order(amount, type, price)
         async with self._sessions() as session, session.begin():
-            existing = await self._order(session, client_order_id=client_order_id)
+            repo = PaperRepository(session)
+            existing = await repo.order_for_update(
+                self.connection_id, client_order_id=client_order_id
+            )
             if existing is not None:  # the same client order id is the same order
                 return order_result(existing)
-            last = await latest_price(session, self.data_connection_id, symbol)
+            last = await repo.latest_price(self.data_connection_id, symbol)
             if last is None:
                 raise NoPrice(f"no price for {symbol} on the linked data connection")
             order = PaperOrder(
@@ -167,11 +159,14 @@ class PaperAdapter:
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
         async with self._sessions() as session, session.begin():
-            order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
+            repo = PaperRepository(session)
+            order = await repo.order_for_update(
+                self.connection_id, order_id=order_id, client_order_id=client_order_id
+            )
             if order is None:
                 raise OrderNotFound("no such paper order")
             if order.status == OrderStatus.open and order.price is not None:
-                last = await latest_price(session, self.data_connection_id, order.symbol)
+                last = await repo.latest_price(self.data_connection_id, order.symbol)
                 if last is not None and _crosses(order.side, last.close, order.price):
                     try:
                         await self._fill(session, order, order.price)
@@ -183,7 +178,10 @@ class PaperAdapter:
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
         async with self._sessions() as session, session.begin():
-            order = await self._order(session, order_id=order_id, client_order_id=client_order_id)
+            repo = PaperRepository(session)
+            order = await repo.order_for_update(
+                self.connection_id, order_id=order_id, client_order_id=client_order_id
+            )
             if order is None or order.status != OrderStatus.open:
                 raise OrderNotFound("no open paper order to cancel")
             order.status = OrderStatus.cancelled
@@ -191,13 +189,8 @@ class PaperAdapter:
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         async with self._sessions() as session:
-            stmt = select(PaperOrder).where(
-                PaperOrder.connection_id == self.connection_id,
-                PaperOrder.status == OrderStatus.open,
-            )
-            if symbol is not None:
-                stmt = stmt.where(PaperOrder.symbol == symbol)
-            return [order_result(o) for o in await session.scalars(stmt)]
+            orders = await PaperRepository(session).open_orders(self.connection_id, symbol)
+            return [order_result(o) for o in orders]
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
@@ -212,49 +205,15 @@ class PaperAdapter:
     async def close(self) -> None:
         return None
 
-    async def _order(
-        self,
-        session: AsyncSession,
-        *,
-        order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> PaperOrder | None:
-        stmt = select(PaperOrder).where(PaperOrder.connection_id == self.connection_id)
-        if order_id is not None:
-            if not order_id.isdigit():
-                return None
-            stmt = stmt.where(PaperOrder.id == int(order_id))
-        elif client_order_id is not None:
-            stmt = stmt.where(PaperOrder.client_order_id == client_order_id)
-        else:
-            raise InvalidOrder("an order id or client order id is needed")
-        return (await session.scalars(stmt.with_for_update())).first()
-
     async def _fill(self, session: AsyncSession, order: PaperOrder, price: Decimal) -> None:
         """Book a complete fill of `order` at `price` against the account, atomically."""
+        repo = PaperRepository(session)
         _, quote = parse_symbol(order.symbol)
-        balance = (
-            await session.scalars(
-                select(PaperBalance)
-                .where(
-                    PaperBalance.connection_id == self.connection_id, PaperBalance.currency == quote
-                )
-                .with_for_update()
-            )
-        ).first()
+        balance = await repo.balance_for_update(self.connection_id, quote)
         if balance is None:
             raise InsufficientFunds(f"the paper account holds no {quote}")
-        holding = (
-            await session.scalars(
-                select(PaperHolding)
-                .where(
-                    PaperHolding.connection_id == self.connection_id,
-                    PaperHolding.symbol == order.symbol,
-                )
-                .with_for_update()
-            )
-        ).first()
-        leverage = await self._leverage(session)
+        holding = await repo.holding_for_update(self.connection_id, order.symbol)
+        leverage = await repo.leverage(self.connection_id)
         fee = normalize(order.amount * price * self.fee_rate)
         after = book_fill(account_of(balance, holding), order, price, fee, leverage)
         if holding is None:
@@ -263,14 +222,6 @@ class PaperAdapter:
         apply_account(after, balance, holding)
         order.filled, order.average, order.fee = order.amount, price, fee
         order.status = OrderStatus.filled
-
-    async def _leverage(self, session: AsyncSession) -> Decimal:
-        leverage = await session.scalar(
-            select(TradingPreset.leverage)
-            .join(ExecutionConnection, ExecutionConnection.preset_id == TradingPreset.id)
-            .where(ExecutionConnection.id == self.connection_id)
-        )
-        return leverage if leverage and leverage > 0 else ONE
 
 
 def _crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:

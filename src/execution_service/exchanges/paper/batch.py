@@ -6,17 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.decimals import ONE, normalize
 from execution_service.enums import OrderStatus
-from execution_service.exchanges.base import (
-    ExchangeError,
-    InsufficientFunds,
-    NoPrice,
-    OrderResult,
-)
+from execution_service.exchanges.base import ExchangeError, InsufficientFunds, NoPrice, OrderResult
 from execution_service.exchanges.paper.adapter import (
     PaperAdapter,
     check_order,
@@ -24,15 +18,8 @@ from execution_service.exchanges.paper.adapter import (
     parse_symbol,
 )
 from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
-from execution_service.exchanges.paper.repository import latest_prices
-from execution_service.models import (
-    ExecutionConnection,
-    MarketData,
-    PaperBalance,
-    PaperHolding,
-    PaperOrder,
-    TradingPreset,
-)
+from execution_service.exchanges.paper.repository import PaperRepository
+from execution_service.models import MarketData, PaperHolding, PaperOrder
 
 
 @dataclass(frozen=True)
@@ -58,49 +45,16 @@ async def create_orders(
     conn_ids = sorted({r.adapter.connection_id for r in requests})
     symbols = sorted({r.symbol for r in requests})
     async with session_factory() as session, session.begin():
-        existing = {
-            (o.connection_id, o.client_order_id): o
-            for o in await session.scalars(
-                select(PaperOrder)
-                .where(
-                    PaperOrder.connection_id.in_(conn_ids),
-                    PaperOrder.client_order_id.in_([r.client_order_id for r in requests]),
-                )
-                .with_for_update()
-            )
-        }
+        repo = PaperRepository(session)
+        existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
         prices: dict[tuple[int | None, str], MarketData | None] = {}
         for symbol in sorted({r.symbol for r in requests}):
             sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
-            for dc_id, row in (await latest_prices(session, sources, symbol)).items():
+            for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
                 prices[(dc_id, symbol)] = row
-        balances = {
-            (b.connection_id, b.currency): b
-            for b in await session.scalars(
-                select(PaperBalance)
-                .where(PaperBalance.connection_id.in_(conn_ids))
-                .order_by(PaperBalance.id)
-                .with_for_update()
-            )
-        }
-        holdings = {
-            (h.connection_id, h.symbol): h
-            for h in await session.scalars(
-                select(PaperHolding)
-                .where(PaperHolding.connection_id.in_(conn_ids), PaperHolding.symbol.in_(symbols))
-                .order_by(PaperHolding.id)
-                .with_for_update()
-            )
-        }
-        leverages: dict[int, Decimal] = {
-            conn_id: leverage
-            for conn_id, leverage in await session.execute(
-                select(ExecutionConnection.id, TradingPreset.leverage)
-                .join(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
-                .where(ExecutionConnection.id.in_(conn_ids))
-            )
-            if leverage and leverage > 0
-        }
+        balances = await repo.balances_for_update(conn_ids)
+        holdings = await repo.holdings_for_update(conn_ids, symbols)
+        leverages = await repo.leverages(conn_ids)
         placed: list[PaperOrder | ExchangeError] = []
         for r in requests:
             paper = r.adapter

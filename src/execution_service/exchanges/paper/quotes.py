@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service import metrics
 from execution_service.exchanges.base import BalanceEntry, Market, NoPrice, Ticker, Valuation
 from execution_service.exchanges.paper.adapter import paper_market
-from execution_service.exchanges.paper.repository import balances_of, latest_prices
+from execution_service.exchanges.paper.repository import PaperRepository
 
 
 class PreloadedQuotes:
@@ -42,8 +42,9 @@ async def preload(
 ) -> dict[int, PreloadedQuotes]:
     """Quotes for many paper accounts ((connection id, data connection id) each): their
     balances and the symbol's latest price on each data connection, in two queries."""
-    balances = await balances_of(session, [conn_id for conn_id, _ in accounts])
-    prices = await latest_prices(session, {dc for _, dc in accounts}, symbol)
+    repo = PaperRepository(session)
+    balances = await repo.balances_of([conn_id for conn_id, _ in accounts])
+    prices = await repo.latest_prices({dc for _, dc in accounts}, symbol)
     tickers = {
         dc: None if row is None else Ticker(symbol, row.close, row.timestamp)
         for dc, row in prices.items()
