@@ -28,7 +28,7 @@ from benchmarks.harness import (
     start_service,
 )
 from benchmarks.report import Figure, Result
-from execution_service.exchanges.ccxt_adapter import rewrite_urls
+from execution_service.exchanges.ccxt.client import rewrite_urls
 
 BIG_BALANCES = {"USDT": "1000000000", "BTC": "1000000", "ETH": "1000000"}
 

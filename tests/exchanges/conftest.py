@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 from tests.fakes.binance import FakeBinance
 
 AdapterFactory = Callable[..., CcxtAdapter]

@@ -9,7 +9,7 @@ import pytest
 
 from execution_service.exchanges.base import BalanceEntry, Market, OrderResult, Ticker
 from execution_service.exchanges.cache import Expiring, TickerBook, balances_after_fill
-from execution_service.exchanges.ccxt_adapter import _booking
+from execution_service.exchanges.ccxt.parsing import booking as _booking
 
 
 class Clock:

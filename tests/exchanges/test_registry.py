@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from execution_service.context import AppContext
 from execution_service.exchanges.bounded import BoundedAdapter
-from execution_service.exchanges.ccxt_adapter import CcxtAdapter
-from execution_service.exchanges.paper import PaperAdapter
+from execution_service.exchanges.ccxt.adapter import CcxtAdapter
+from execution_service.exchanges.paper.adapter import PaperAdapter
 from execution_service.models import ExecutionConnection
 from tests.conftest import EXAMPLE_API_KEY, EXAMPLE_API_SECRET
 from tests.factories import Actor

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from execution_service.context import AppContext
-from execution_service.exchanges import paper
+from execution_service.exchanges.paper import batch
 from execution_service.models import Event, ExecutionLog
 from tests.factories import Actor
 
@@ -26,7 +26,7 @@ async def test_a_fan_out_commits_every_pending_row_before_the_batch_is_sent(
     ids = [c["id"] for c in [*rich, poor, asleep]]
 
     seen: list[list[tuple[str, str]]] = []
-    original = paper.create_orders
+    original = batch.create_orders
 
     async def spying(factory: Any, requests: Any) -> Any:
         async with ctx.session_factory() as session:  # another session sees them: committed
@@ -38,7 +38,7 @@ async def test_a_fan_out_commits_every_pending_row_before_the_batch_is_sent(
             seen.append([(r.status, str(r.quantity)) for r in rows])
         return await original(factory, requests)
 
-    monkeypatch.setattr(paper, "create_orders", spying)
+    monkeypatch.setattr(batch, "create_orders", spying)
     signal = await user.ok(
         "POST",
         "/api/v1/signals",

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.enums import Adapter, MarketType
-from execution_service.exchanges import mtapi_adapter, paper
 from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeError,
@@ -31,7 +30,11 @@ from execution_service.exchanges.base import (
 from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
-from execution_service.exchanges.paper import PaperAdapter
+from execution_service.exchanges.mtapi import adapter as mtapi_adapter
+from execution_service.exchanges.paper import adapter as paper
+from execution_service.exchanges.paper import batch as paper_batch
+from execution_service.exchanges.paper.adapter import PaperAdapter
+from execution_service.exchanges.paper.quotes import preload
 from execution_service.models import DataConnection, ExecutionConnection
 from execution_service.settings import Settings
 
@@ -57,9 +60,9 @@ def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueC
         return paper.CAPABILITIES
     if adapter == Adapter.mtapi:
         return mtapi_adapter.CAPABILITIES
-    from execution_service.exchanges import ccxt_adapter
+    from execution_service.exchanges.ccxt.capabilities import venue_capabilities
 
-    return ccxt_adapter.venue_capabilities(exchange or "", MarketType(market_type))
+    return venue_capabilities(exchange or "", MarketType(market_type))
 
 
 def decrypt_credentials(keyring: KeyRing, conn: ExecutionConnection) -> dict[str, str]:
@@ -133,7 +136,7 @@ class AdapterRegistry:
         """For connections on simulated venues: what sizing reads, for all of them in a few
         queries of `session` (a fan-out's reader), instead of a query per connection."""
         accounts = [(c.id, c.data_connection_id) for c in conns if self.capabilities(c).simulated]
-        return dict(await paper.preload(session, accounts, symbol))
+        return dict(await preload(session, accounts, symbol))
 
     async def create_orders_batch(
         self, orders: Sequence[tuple[ExecutionConnection, OrderRequest]]
@@ -141,7 +144,7 @@ class AdapterRegistry:
         """Orders on simulated venues (any accounts) in one transaction: each order's outcome
         is what sending it alone would give, in this order."""
         requests = [
-            paper.PaperOrderRequest(
+            paper_batch.PaperOrderRequest(
                 self.paper(conn),
                 o.symbol,
                 o.side,
@@ -152,7 +155,7 @@ class AdapterRegistry:
             )
             for conn, o in orders
         ]
-        return await paper.create_orders(self._sessions, requests)
+        return await paper_batch.create_orders(self._sessions, requests)
 
     async def for_connection(self, conn: ExecutionConnection) -> ExchangeAdapter:
         """The adapter for a connection; raises CredentialsError if its secrets do not decrypt."""
@@ -185,7 +188,7 @@ class AdapterRegistry:
     def _build(self, conn: ExecutionConnection) -> ExchangeAdapter:
         credentials = self._credentials(conn)
         if conn.adapter == Adapter.ccxt:
-            from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+            from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 
             return CcxtAdapter(
                 conn.exchange or "",
@@ -201,7 +204,7 @@ class AdapterRegistry:
                 **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
             )
         if conn.adapter == Adapter.mtapi:
-            from execution_service.exchanges.mtapi_adapter import MtapiAdapter
+            from execution_service.exchanges.mtapi.adapter import MtapiAdapter
 
             return MtapiAdapter(
                 conn.api_base_url or "",
@@ -214,7 +217,7 @@ class AdapterRegistry:
 
     async def public(self, data: DataConnection) -> ExchangeAdapter:
         """A credential-less client for a `ccxt` data connection's public tickers."""
-        from execution_service.exchanges.ccxt_adapter import CcxtAdapter
+        from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 
         key = -data.id  # data connections share the cache, on negative ids
         fingerprint = f"{data.exchange}|{data.api_base_url}|{data.sandbox}|{data.market_type}"

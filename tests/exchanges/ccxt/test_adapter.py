@@ -20,12 +20,13 @@ from execution_service.exchanges.base import (
     OrderNotFound,
     TemporaryError,
 )
-from execution_service.exchanges.ccxt_adapter import CcxtAdapter, rewrite_urls
+from execution_service.exchanges.ccxt.adapter import CcxtAdapter
+from execution_service.exchanges.ccxt.client import rewrite_urls
 from tests.exchanges.conftest import AdapterFactory
 from tests.fakes.binance import FakeBinance
 
 ORDER = ("POST", "/api/v3/order")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # --- markets -------------------------------------------------------------------------------------

@@ -10,14 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
-from execution_service.exchanges import paper
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
-from execution_service.exchanges.paper import (
-    Account,
-    PaperOrderRequest,
-    book_fill,
-    create_orders,
-)
+from execution_service.exchanges.paper.batch import PaperOrderRequest, create_orders
+from execution_service.exchanges.paper.booking import Account, book_fill
+from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import ExecutionConnection, PaperBalance, PaperHolding, PaperOrder
 from tests.factories import Actor
 
@@ -222,8 +218,9 @@ async def test_latest_prices_are_each_data_connections_latest_price(
     await user.push_price(b["id"], "ETH/USDT", "3", timestamp=late)  # another symbol
     sources = [a["id"], b["id"], empty["id"], None]
     async with ctx.session_factory() as session:
-        batch = await paper.latest_prices(session, sources, "BTC/USDT")
-        one_by_one = {dc: await paper.latest_price(session, dc, "BTC/USDT") for dc in sources}
+        repo = PaperRepository(session)
+        batch = await repo.latest_prices(sources, "BTC/USDT")
+        one_by_one = {dc: await repo.latest_price(dc, "BTC/USDT") for dc in sources}
     assert {dc: row and row.close for dc, row in batch.items()} == {
         a["id"]: D(101),
         b["id"]: D(200),

@@ -24,7 +24,8 @@ from execution_service.exchanges.base import (
     Stops,
     TemporaryError,
 )
-from execution_service.exchanges.mtapi_adapter import MtapiAdapter, magic_number
+from execution_service.exchanges.mtapi.adapter import MtapiAdapter
+from execution_service.exchanges.mtapi.parsing import magic_number
 from execution_service.signals.fx import lots_for_risk, pip_value
 from tests.fakes.mtapi import FakeMtapi
 

@@ -1,0 +1,46 @@
+"""What a ccxt venue can do, from ccxt's own `has` flags for it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from execution_service.enums import MarketType
+from execution_service.exchanges.capabilities import Stream, VenueCapabilities
+
+
+@functools.cache
+def _streams(exchange_id: str) -> frozenset[Stream]:
+    """The push feeds ccxt's websocket layer (`ccxt.pro`, inside the ccxt package) has for it."""
+    import ccxt.pro as pro
+
+    cls = getattr(pro, exchange_id, None)
+    if cls is None:
+        return frozenset()
+    has = cls().has  # describing the class opens nothing
+    wanted = {Stream.tickers: "watchTickers", Stream.orders: "watchOrders"}
+    return frozenset(stream for stream, flag in wanted.items() if has.get(flag))
+
+
+def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> VenueCapabilities:
+    """A ccxt venue's capabilities, from ccxt's own `has` flags for it."""
+    derivatives = market_type != MarketType.spot
+    types = {t for t in MarketType if has.get(t.value)}
+    return VenueCapabilities(
+        stop_orders=bool(has.get("createStopMarketOrder") or has.get("createStopLossOrder")),
+        take_profit_orders=bool(has.get("createTakeProfitOrder")),
+        trailing_stops=bool(has.get("createTrailingPercentOrder")),
+        reduce_only=derivatives and bool(has.get("createReduceOnlyOrder")),
+        market_types=frozenset(types),
+        streams=_streams(exchange_id),
+    )
+
+
+@functools.cache
+def venue_capabilities(exchange_id: str, market_type: MarketType) -> VenueCapabilities:
+    """`capabilities_of` without a client of our own (one is described once per venue)."""
+    if exchange_id not in ccxt.exchanges:
+        return VenueCapabilities()
+    return capabilities_of(exchange_id, getattr(ccxt, exchange_id)().has, market_type)

@@ -1,0 +1,80 @@
+"""ccxt's exceptions as base.py's `ExchangeError` hierarchy, with messages scrubbed of URLs,
+request bodies and credentials (ccxt's text can carry all three)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from execution_service.exchanges.base import (
+    AuthFailed,
+    ExchangeError,
+    InsufficientFunds,
+    InvalidOrder,
+    OrderNotFound,
+    TemporaryError,
+)
+from execution_service.exchanges.values import retry_after_seconds
+
+_URL = re.compile(r"https?://\S+")
+_AUTH_CODES = re.compile(r'"code"\s*:\s*-(2015|2014|1022)\b')
+
+
+def translate(
+    e: Exception, secrets: Sequence[str], headers: Mapping[str, Any] | None
+) -> ExchangeError:
+    """Our error for a ccxt one; `headers` are those of the answer that failed (for 429/418)."""
+    message = scrub(e, secrets)
+    # Order matters: OrderNotFound subclasses InvalidOrder; PermissionDenied and
+    # AccountSuspended subclass AuthenticationError; BadSymbol subclasses BadRequest.
+    if isinstance(e, ccxt.OrderNotFound):
+        return OrderNotFound(message)
+    if isinstance(e, ccxt.InsufficientFunds):
+        return InsufficientFunds(message)
+    if isinstance(e, ccxt.AuthenticationError):
+        return AuthFailed(message)
+    if isinstance(e, ccxt.InvalidOrder | ccxt.BadRequest):
+        return InvalidOrder(message)
+    if isinstance(e, ccxt.DDoSProtection) and _AUTH_CODES.search(str(e)):
+        # Binance answers a revoked or wrong key with -2015 (and -2014/-1022 for bad keys
+        # and signatures); once a client has authenticated, ccxt files -2015 under
+        # DDoSProtection (it also means a temporary IP ban). The exchange refused the request
+        # before acting on it, so this is an auth failure, not an unknown outcome.
+        return AuthFailed(message)
+    if isinstance(e, ccxt.OperationFailed):
+        # NetworkError (timeouts, 5xx, rate limits, DDoS bans) and "status unknown" answers
+        # all live under OperationFailed, which in ccxt is NOT an ExchangeError subclass.
+        return TemporaryError(message, retry_after=_retry_after(e, headers))
+    return ExchangeError(message)
+
+
+def _retry_after(e: Exception, headers: Mapping[str, Any] | None) -> float | None:
+    if not isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+        return None
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    return retry_after_seconds(value)
+
+
+def scrub(e: Exception, secrets: Sequence[str]) -> str:
+    """Class name + the exchange's own message; no URLs, bodies or credentials."""
+    text = str(e)
+    start, end = text.find("{"), text.rfind("}")
+    detail = None
+    if 0 <= start < end:
+        try:
+            body = json.loads(text[start : end + 1])
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            msg = body.get("msg") or body.get("message") or body.get("error")
+            code = body.get("code")
+            detail = f"{code} {msg}" if code is not None and msg else msg
+    if not detail:
+        detail = _URL.sub("<url>", text)
+    for secret in secrets:
+        detail = str(detail).replace(secret, "***")
+    return f"{type(e).__name__}: {str(detail)[:200]}"

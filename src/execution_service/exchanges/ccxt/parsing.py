@@ -1,0 +1,217 @@
+"""ccxt's answers as our values: markets, balances, tickers, orders, fees and what our own fill
+does to the balances. The exchange's raw strings in `info` come first, ccxt's floats after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
+
+from execution_service.decimals import ratio
+from execution_service.enums import MarketType, OrderStatus
+from execution_service.exchanges.base import BalanceEntry, Market, OrderResult, Ticker
+from execution_service.exchanges.cache import balances_after_fill
+from execution_service.exchanges.values import first, to_decimal
+
+# ccxt unified order status -> execution-log vocabulary ("open" is refined by the filled amount).
+_STATUS = {
+    "closed": OrderStatus.filled,
+    "canceled": OrderStatus.cancelled,
+    "cancelled": OrderStatus.cancelled,
+    "expired": OrderStatus.cancelled,
+    "rejected": OrderStatus.rejected,
+}
+
+
+def to_market(m: dict[str, Any], precision_mode: Any) -> Market:
+    precision = m.get("precision") or {}
+    limits = m.get("limits") or {}
+    return Market(
+        symbol=m["symbol"],
+        base=m["base"],
+        quote=m["quote"],
+        amount_step=_step(precision.get("amount"), precision_mode),
+        price_tick=_step(precision.get("price"), precision_mode),
+        min_amount=to_decimal((limits.get("amount") or {}).get("min")),
+        min_cost=to_decimal((limits.get("cost") or {}).get("min")),
+    )
+
+
+def _step(precision: Any, precision_mode: Any) -> Decimal | None:
+    value = to_decimal(precision)
+    if value is None:
+        return None
+    if precision_mode == TICK_SIZE:  # binance and most others: already the step
+        return value
+    if precision_mode == DECIMAL_PLACES:
+        return Decimal(1).scaleb(-int(value))
+    return None  # SIGNIFICANT_DIGITS: no fixed step exists
+
+
+def to_balances(raw: dict[str, Any]) -> dict[str, BalanceEntry]:
+    info = raw.get("info")
+    out: dict[str, BalanceEntry] = {}
+    rows: list[tuple[Any, Decimal | None, Decimal | None, Decimal | None]]
+    if isinstance(info, dict) and isinstance(info.get("balances"), list):
+        # Binance spot: the exchange's exact strings rather than ccxt's floats.
+        rows = [
+            (b.get("asset"), to_decimal(b.get("free")), to_decimal(b.get("locked")), None)
+            for b in info["balances"]
+        ]
+    else:
+        skip = {"info", "free", "used", "total", "timestamp", "datetime", "debt"}
+        rows = [
+            (
+                cur,
+                to_decimal(e.get("free")),
+                to_decimal(e.get("used")),
+                to_decimal(e.get("total")),
+            )
+            for cur, e in raw.items()
+            if cur not in skip and isinstance(e, dict)
+        ]
+    for currency, free, used, total in rows:
+        free, used = free or Decimal(0), used or Decimal(0)
+        total = total if total is not None else free + used
+        if currency and (free or used or total):
+            out[str(currency)] = BalanceEntry(free=free, used=used, total=total)
+    return out
+
+
+def to_ticker(t: dict[str, Any], symbol: str) -> Ticker | None:
+    info = info_of(t)
+    price = first(
+        to_decimal(info.get("lastPrice")), to_decimal(t.get("last")), to_decimal(t.get("close"))
+    )
+    if price is None or price <= 0:
+        return None
+    return Ticker(symbol=t.get("symbol") or symbol, price=price, timestamp=_ts(t))
+
+
+def to_order(
+    o: dict[str, Any],
+    symbol: str,
+    *,
+    side: str | None = None,
+    type: str | None = None,
+    client_order_id: str | None = None,
+    amount: Decimal | None = None,
+) -> OrderResult:
+    info = info_of(o)
+    # Exchange strings first (Binance: origQty/executedQty/cummulativeQuoteQty), ccxt after.
+    qty = first(to_decimal(info.get("origQty")), to_decimal(o.get("amount")), amount) or Decimal(0)
+    filled = first(to_decimal(info.get("executedQty")), to_decimal(o.get("filled"))) or Decimal(0)
+    cost = cost_of(o, info)
+    average = to_decimal(o.get("average"))
+    if filled > 0 and cost is not None and cost > 0:
+        average = ratio(cost, filled)
+    price = first(to_decimal(info.get("price")), to_decimal(o.get("price")))
+    fee, fee_currency = _fee(o, info)
+    return OrderResult(
+        order_id=str(o.get("id") or ""),
+        # A Binance cancel answer's `clientOrderId` is the cancel request's own id.
+        client_order_id=info.get("origClientOrderId") or o.get("clientOrderId") or client_order_id,
+        symbol=o.get("symbol") or symbol,
+        side=o.get("side") or side or "",
+        type=o.get("type") or type or "",
+        status=_status(o.get("status"), qty, filled),
+        amount=qty,
+        filled=filled,
+        average=average,
+        price=price if price else None,  # Binance reports market orders' price as 0
+        fee=fee,
+        fee_currency=fee_currency,
+        timestamp=_ts(o),
+        raw=info or {k: v for k, v in o.items() if k != "info"},
+    )
+
+
+def trade_fees(trades: list[dict[str, Any]]) -> tuple[Decimal, str | None]:
+    """An order's fee from its trades (ccxt's `fetch_order_trades`), read as `_fee` reads a
+    Binance order answer's `fills`."""
+    fills = []
+    for trade in trades:
+        info = info_of(trade)
+        fee = trade.get("fee") or {}
+        fills.append(
+            {
+                "commission": info.get("commission", fee.get("cost")),
+                "commissionAsset": info.get("commissionAsset", fee.get("currency")),
+            }
+        )
+    return _fee({}, {"fills": fills})
+
+
+def _status(status: Any, amount: Decimal, filled: Decimal) -> OrderStatus:
+    mapped = _STATUS.get(str(status)) if status else None
+    if mapped:
+        return mapped
+    if status is None and amount > 0 and filled >= amount:
+        return OrderStatus.filled  # some exchanges report no status; a complete fill says enough
+    return OrderStatus.partially_filled if filled > 0 else OrderStatus.open
+
+
+def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
+    """Sum of the fees in the first fee currency: Binance `fills[].commission` strings when
+    present, ccxt's fees otherwise. (A fee paid in another asset, e.g. BNB, stays in `raw`.)"""
+    fills = info.get("fills")
+    if isinstance(fills, list) and fills:
+        items = [(f.get("commissionAsset"), to_decimal(f.get("commission"))) for f in fills]
+    else:
+        fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
+        items = [
+            (f.get("currency"), to_decimal(f.get("cost"))) for f in fees if isinstance(f, dict)
+        ]
+    known = [(cur, cost) for cur, cost in items if cost is not None]
+    if not known:
+        return Decimal(0), None
+    currency = known[0][0]
+    return sum((c for cur, c in known if cur == currency), Decimal(0)), currency
+
+
+def booking(
+    market: Market, order: OrderResult, cost: Decimal | None, market_type: str
+) -> Callable[[dict[str, BalanceEntry]], dict[str, BalanceEntry] | None] | None:
+    """What our own complete spot fill does to the account's balances; None for anything else (a
+    resting or partial order, an unknown cost, a derivative, whose fill moves margin rather than
+    assets): the next read asks the exchange."""
+    if (
+        market_type != MarketType.spot
+        or order.status != OrderStatus.filled
+        or order.filled <= 0
+        or cost is None
+    ):
+        return None
+    return lambda balances: balances_after_fill(
+        balances,
+        base=market.base,
+        quote=market.quote,
+        side=order.side,
+        filled=order.filled,
+        cost=cost,
+        fee=order.fee,
+        fee_currency=order.fee_currency,
+    )
+
+
+def cost_of(o: dict[str, Any], info: dict[str, Any]) -> Decimal | None:
+    """The quote spent or received so far: the exchange's string first, ccxt's float after."""
+    return first(
+        to_decimal(info.get("cummulativeQuoteQty")),
+        to_decimal(info.get("cumQuote")),
+        to_decimal(o.get("cost")),
+    )
+
+
+def info_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The exchange's raw answer ccxt keeps beside its parsed fields."""
+    info = obj.get("info")
+    return info if isinstance(info, dict) else {}
+
+
+def _ts(obj: dict[str, Any]) -> datetime | None:
+    ms = obj.get("timestamp")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if isinstance(ms, int | float) else None

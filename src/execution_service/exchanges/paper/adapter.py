@@ -1,0 +1,256 @@
+"""`PaperAdapter`: the paper venue, one account at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execution_service.decimals import ONE, ZERO, normalize
+from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
+from execution_service.exchanges.base import (
+    BalanceEntry,
+    InsufficientFunds,
+    InvalidOrder,
+    Market,
+    NoPrice,
+    NotSupported,
+    OrderNotFound,
+    OrderResult,
+    Stops,
+    Ticker,
+    Valuation,
+)
+from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
+from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
+from execution_service.exchanges.paper.repository import PaperRepository
+from execution_service.models import PaperHolding, PaperOrder
+
+PAPER_STEP = Decimal("0.00000001")
+BPS = Decimal(10_000)
+# Simulated inside the service: a margin account that nets per symbol (so leverage applies on
+# spot too), whose balances and prices are our own rows, read and filled in bulk.
+CAPABILITIES = VenueCapabilities(
+    simulated=True,
+    leverage_on_spot=True,
+    reduce_only=True,
+    market_types=frozenset({MarketType.spot, MarketType.swap}),
+    client_ids=ClientIdFormat(max_length=64),
+)
+
+
+def parse_symbol(symbol: str) -> tuple[str, str]:
+    base, sep, rest = symbol.partition("/")
+    quote = rest.split(":", 1)[0]
+    if not sep or not base or not quote:
+        raise InvalidOrder(f"symbol {symbol!r} is not BASE/QUOTE")
+    return base.upper(), quote.upper()
+
+
+def paper_market(symbol: str) -> Market:
+    base, quote = parse_symbol(symbol)
+    return Market(symbol, base, quote, PAPER_STEP, PAPER_STEP, PAPER_STEP, ZERO)
+
+
+class PaperAdapter:
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        connection_id: int,
+        data_connection_id: int | None,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        fee_rate: Decimal = ZERO,
+        slippage_bps: Decimal = ZERO,
+    ) -> None:
+        self.connection_id = connection_id
+        self.data_connection_id = data_connection_id
+        self._sessions = session_factory
+        self.fee_rate = fee_rate
+        self.slippage_bps = slippage_bps
+
+    async def load_markets(self, reload: bool = False) -> dict[str, Market]:
+        return {}
+
+    async def market(self, symbol: str) -> Market:
+        return paper_market(symbol)
+
+    async def fetch_balance(self) -> dict[str, BalanceEntry]:
+        async with self._sessions() as session:
+            balances = await PaperRepository(session).balances_of([self.connection_id])
+        return balances.get(self.connection_id, {})
+
+    def forget_balance(self) -> None:
+        return None  # balances are read from the database every time
+
+    async def valuation(self, symbol: str) -> Valuation:
+        return Valuation(paper_market(symbol).quote)
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        async with self._sessions() as session:
+            row = await PaperRepository(session).latest_price(self.data_connection_id, symbol)
+        if row is None:
+            raise NoPrice(f"no price for {symbol} on the linked data connection")
+        return Ticker(symbol, row.close, row.timestamp)
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        out: dict[str, Ticker] = {}
+        for symbol in symbols:
+            try:
+                out[symbol] = await self.fetch_ticker(symbol)
+            except NoPrice:
+                continue
+        return out
+
+    async def create_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+        stops: Stops | None = None,
+    ) -> OrderResult:
+        if stops is not None:
+            raise NotSupported("paper: stops are watched by the monitor, not sent with orders")
+        _, quote = parse_symbol(symbol)
+        check_order(amount, type, price)
+        async with self._sessions() as session, session.begin():
+            repo = PaperRepository(session)
+            existing = await repo.order_for_update(
+                self.connection_id, client_order_id=client_order_id
+            )
+            if existing is not None:  # the same client order id is the same order
+                return order_result(existing)
+            last = await repo.latest_price(self.data_connection_id, symbol)
+            if last is None:
+                raise NoPrice(f"no price for {symbol} on the linked data connection")
+            order = PaperOrder(
+                connection_id=self.connection_id,
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side=side,
+                type=type,
+                amount=amount,
+                price=price,
+                status=OrderStatus.open,
+                fee_currency=quote,
+            )
+            fill_at = self.fill_price(order, last.close)
+            if fill_at is not None:
+                await self._fill(session, order, fill_at)
+            session.add(order)
+        return order_result(order)
+
+    def fill_price(self, order: PaperOrder, last: Decimal) -> Decimal | None:
+        """Where a new order fills now: a market order at the last price moved against the
+        taker by the slippage, a marketable limit at the last price; None: it rests."""
+        if order.type == OrderType.market:
+            slip = self.slippage_bps / BPS
+            return normalize(last * (ONE + slip if order.side == Direction.buy else ONE - slip))
+        if _crosses(order.side, last, order.price):
+            return last
+        return None
+
+    async def fetch_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderResult:
+        async with self._sessions() as session, session.begin():
+            repo = PaperRepository(session)
+            order = await repo.order_for_update(
+                self.connection_id, order_id=order_id, client_order_id=client_order_id
+            )
+            if order is None:
+                raise OrderNotFound("no such paper order")
+            if order.status == OrderStatus.open and order.price is not None:
+                last = await repo.latest_price(self.data_connection_id, order.symbol)
+                if last is not None and _crosses(order.side, last.close, order.price):
+                    try:
+                        await self._fill(session, order, order.price)
+                    except InsufficientFunds:
+                        order.status = OrderStatus.cancelled
+            return order_result(order)
+
+    async def cancel_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderResult:
+        async with self._sessions() as session, session.begin():
+            repo = PaperRepository(session)
+            order = await repo.order_for_update(
+                self.connection_id, order_id=order_id, client_order_id=client_order_id
+            )
+            if order is None or order.status != OrderStatus.open:
+                raise OrderNotFound("no open paper order to cancel")
+            order.status = OrderStatus.cancelled
+            return order_result(order)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
+        async with self._sessions() as session:
+            orders = await PaperRepository(session).open_orders(self.connection_id, symbol)
+            return [order_result(o) for o in orders]
+
+    async def close_position(
+        self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
+    ) -> OrderResult:
+        raise NotSupported("paper: positions are closed by opposite orders")
+
+    async def amend_stops(
+        self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
+    ) -> OrderResult:
+        raise NotSupported("paper: no stops are held with the position")
+
+    async def close(self) -> None:
+        return None
+
+    async def _fill(self, session: AsyncSession, order: PaperOrder, price: Decimal) -> None:
+        """Book a complete fill of `order` at `price` against the account, atomically."""
+        repo = PaperRepository(session)
+        _, quote = parse_symbol(order.symbol)
+        balance = await repo.balance_for_update(self.connection_id, quote)
+        if balance is None:
+            raise InsufficientFunds(f"the paper account holds no {quote}")
+        holding = await repo.holding_for_update(self.connection_id, order.symbol)
+        leverage = await repo.leverage(self.connection_id)
+        fee = normalize(order.amount * price * self.fee_rate)
+        after = book_fill(account_of(balance, holding), order, price, fee, leverage)
+        if holding is None:
+            holding = PaperHolding(connection_id=self.connection_id, symbol=order.symbol)
+            session.add(holding)
+        apply_account(after, balance, holding)
+        order.filled, order.average, order.fee = order.amount, price, fee
+        order.status = OrderStatus.filled
+
+
+def _crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:
+    if limit is None:
+        return False
+    return last <= limit if side == Direction.buy else last >= limit
+
+
+def order_result(order: PaperOrder) -> OrderResult:
+    return OrderResult(
+        order_id=str(order.id) if order.id is not None else "",
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        status=OrderStatus(order.status),
+        amount=order.amount,
+        filled=order.filled or ZERO,
+        average=order.average,
+        price=order.price,
+        fee=order.fee or ZERO,
+        fee_currency=order.fee_currency,
+        timestamp=order.updated_at or datetime.now(UTC),
+        raw={"paper": True, "status": order.status},
+    )
+
+
+def check_order(amount: Decimal, type: str, price: Decimal | None) -> None:
+    if amount <= 0:
+        raise InvalidOrder("amount must be positive")
+    if type == OrderType.limit and (price is None or price <= 0):
+        raise InvalidOrder("a limit order needs a positive price")

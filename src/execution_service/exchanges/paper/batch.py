@@ -1,0 +1,105 @@
+"""Many accounts' paper orders in one transaction: a signal's fan-out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execution_service.decimals import ONE, normalize
+from execution_service.enums import OrderStatus
+from execution_service.exchanges.base import ExchangeError, InsufficientFunds, NoPrice, OrderResult
+from execution_service.exchanges.paper.adapter import (
+    PaperAdapter,
+    check_order,
+    order_result,
+    parse_symbol,
+)
+from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
+from execution_service.exchanges.paper.repository import PaperRepository
+from execution_service.models import MarketData, PaperHolding, PaperOrder
+
+
+@dataclass(frozen=True)
+class PaperOrderRequest:
+    adapter: PaperAdapter
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None
+    client_order_id: str
+
+
+async def create_orders(
+    session_factory: async_sessionmaker[AsyncSession], requests: Sequence[PaperOrderRequest]
+) -> list[OrderResult | ExchangeError]:
+    """`create_order` for many paper orders (any accounts) in one transaction: the same outcome,
+    order by order, as sending them one at a time in this order. Each order is atomic on its own:
+    a refused one (no price, funds) changes nothing; the others still fill."""
+    out: list[OrderResult | ExchangeError] = []
+    if not requests:
+        return out
+    conn_ids = sorted({r.adapter.connection_id for r in requests})
+    symbols = sorted({r.symbol for r in requests})
+    async with session_factory() as session, session.begin():
+        repo = PaperRepository(session)
+        existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
+        prices: dict[tuple[int | None, str], MarketData | None] = {}
+        for symbol in sorted({r.symbol for r in requests}):
+            sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
+            for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
+                prices[(dc_id, symbol)] = row
+        balances = await repo.balances_for_update(conn_ids)
+        holdings = await repo.holdings_for_update(conn_ids, symbols)
+        leverages = await repo.leverages(conn_ids)
+        placed: list[PaperOrder | ExchangeError] = []
+        for r in requests:
+            paper = r.adapter
+            try:
+                _, quote = parse_symbol(r.symbol)
+                check_order(r.amount, r.type, r.price)
+                known = existing.get((paper.connection_id, r.client_order_id))
+                if known is not None:  # the same client order id is the same order
+                    placed.append(known)
+                    continue
+                last = prices[(paper.data_connection_id, r.symbol)]
+                if last is None:
+                    raise NoPrice(f"no price for {r.symbol} on the linked data connection")
+                order = PaperOrder(
+                    connection_id=paper.connection_id,
+                    client_order_id=r.client_order_id,
+                    symbol=r.symbol,
+                    side=r.side,
+                    type=r.type,
+                    amount=r.amount,
+                    price=r.price,
+                    status=OrderStatus.open,
+                    fee_currency=quote,
+                )
+                fill_at = paper.fill_price(order, last.close)
+                if fill_at is not None:
+                    balance = balances.get((paper.connection_id, quote))
+                    if balance is None:
+                        raise InsufficientFunds(f"the paper account holds no {quote}")
+                    holding = holdings.get((paper.connection_id, r.symbol))
+                    fee = normalize(order.amount * fill_at * paper.fee_rate)
+                    leverage = leverages.get(paper.connection_id, ONE)
+                    after = book_fill(account_of(balance, holding), order, fill_at, fee, leverage)
+                    if holding is None:
+                        holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
+                        holdings[(paper.connection_id, r.symbol)] = holding
+                        session.add(holding)
+                    apply_account(after, balance, holding)
+                    order.filled, order.average, order.fee = order.amount, fill_at, fee
+                    order.status = OrderStatus.filled
+                session.add(order)
+                existing[(paper.connection_id, r.client_order_id)] = order
+                placed.append(order)
+            except ExchangeError as exc:
+                placed.append(exc)
+        await session.flush()  # one multi-row INSERT: the orders get their ids
+        out = [p if isinstance(p, ExchangeError) else order_result(p) for p in placed]
+    return out

@@ -1,0 +1,81 @@
+"""Booking a fill: pure arithmetic over one quote balance and one symbol's net holding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from execution_service.decimals import ONE, ZERO, normalize, ratio
+from execution_service.enums import Direction
+from execution_service.exchanges.base import InsufficientFunds
+from execution_service.models import PaperBalance, PaperHolding, PaperOrder
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a fill touches: the quote balance and the symbol's net holding (zero if none)."""
+
+    free: Decimal
+    used: Decimal
+    quantity: Decimal = ZERO  # signed: negative is short
+    average_price: Decimal = ZERO
+    margin: Decimal = ZERO
+    quote: str = ""
+
+
+def book_fill(
+    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, leverage: Decimal
+) -> Account:
+    """The account after a complete fill of `order` at `price`; `InsufficientFunds` if it cannot
+    pay. Pure, so a batch can refuse one order without undoing anything of the others."""
+    quantity, average, margin_held = account.quantity, account.average_price, account.margin
+    signed = order.amount if order.side == Direction.buy else -order.amount
+    free, used = account.free - fee, account.used
+    remaining = order.amount
+    if quantity != 0 and (quantity > 0) != (signed > 0):
+        closing = min(remaining, abs(quantity))
+        direction = ONE if quantity > 0 else -ONE
+        pnl = (price - average) * closing * direction
+        released = margin_held * closing / abs(quantity)
+        free += released + pnl
+        used -= released
+        margin_held = normalize(margin_held - released)
+        quantity = normalize(quantity - direction * closing)
+        remaining -= closing
+        if quantity == 0:
+            average, margin_held = ZERO, ZERO
+    if remaining > 0:
+        margin = remaining * price / leverage
+        if free < margin:
+            raise InsufficientFunds(
+                f"paper account: {normalize(margin + fee)} {account.quote} needed, "
+                f"{account.free} free"
+            )
+        held = abs(quantity)
+        average = ratio(held * average + remaining * price, held + remaining)
+        quantity = normalize(quantity + (remaining if signed > 0 else -remaining))
+        margin_held = normalize(margin_held + margin)
+        free -= margin
+        used += margin
+    if free < 0:
+        raise InsufficientFunds(f"paper account: not enough {account.quote} for the fee")
+    return Account(normalize(free), normalize(used), quantity, average, margin_held, account.quote)
+
+
+def account_of(balance: PaperBalance, holding: PaperHolding | None) -> Account:
+    if holding is None:
+        return Account(balance.free, balance.used, quote=balance.currency)
+    return Account(
+        balance.free,
+        balance.used,
+        holding.quantity,
+        holding.average_price,
+        holding.margin,
+        balance.currency,
+    )
+
+
+def apply_account(after: Account, balance: PaperBalance, holding: PaperHolding) -> None:
+    balance.free, balance.used = after.free, after.used
+    holding.quantity, holding.average_price = after.quantity, after.average_price
+    holding.margin = after.margin

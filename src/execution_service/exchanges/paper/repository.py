@@ -1,0 +1,182 @@
+"""Every query of the paper venue: prices of its data connections and its own tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.decimals import ONE, normalize
+from execution_service.enums import OrderStatus
+from execution_service.exchanges.base import BalanceEntry, InvalidOrder
+from execution_service.models import (
+    DataConnection,
+    ExecutionConnection,
+    MarketData,
+    PaperBalance,
+    PaperHolding,
+    PaperOrder,
+    TradingPreset,
+)
+
+
+class PaperRepository:
+    """The paper venue's reads in one session; the `_for_update` ones lock what they read until
+    the session's transaction ends."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- prices ----------------------------------------------------------------------------------
+
+    async def latest_price(self, data_connection_id: int | None, symbol: str) -> MarketData | None:
+        if data_connection_id is None:
+            return None
+        stmt = (
+            select(MarketData)
+            .where(MarketData.data_connection_id == data_connection_id, MarketData.symbol == symbol)
+            .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def latest_prices(
+        self, data_connection_ids: Iterable[int | None], symbol: str
+    ) -> dict[int | None, MarketData | None]:
+        """`latest_price` of many data connections in one statement (each its own index lookup)."""
+        keys = list(data_connection_ids)
+        wanted = {dc for dc in keys if dc is not None}
+        found: dict[int | None, MarketData | None] = dict.fromkeys(keys)
+        if not wanted:
+            return found
+        latest = (
+            select(MarketData.id)
+            .where(MarketData.data_connection_id == DataConnection.id, MarketData.symbol == symbol)
+            .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
+            .limit(1)
+            .correlate(DataConnection)
+            .scalar_subquery()
+        )
+        ids = select(latest).where(DataConnection.id.in_(sorted(wanted)))
+        for row in await self.session.scalars(select(MarketData).where(MarketData.id.in_(ids))):
+            found[row.data_connection_id] = row
+        return found
+
+    # --- accounts --------------------------------------------------------------------------------
+
+    async def balances_of(
+        self, connection_ids: Sequence[int]
+    ) -> dict[int, dict[str, BalanceEntry]]:
+        """Every currency's balance of many paper accounts, in one query (absent: none)."""
+        out: dict[int, dict[str, BalanceEntry]] = {}
+        if not connection_ids:
+            return out
+        rows = await self.session.scalars(
+            select(PaperBalance).where(PaperBalance.connection_id.in_(connection_ids))
+        )
+        for r in rows:
+            out.setdefault(r.connection_id, {})[r.currency] = BalanceEntry(
+                r.free, r.used, normalize(r.free + r.used)
+            )
+        return out
+
+    async def balance_for_update(self, connection_id: int, currency: str) -> PaperBalance | None:
+        stmt = select(PaperBalance).where(
+            PaperBalance.connection_id == connection_id, PaperBalance.currency == currency
+        )
+        return (await self.session.scalars(stmt.with_for_update())).first()
+
+    async def holding_for_update(self, connection_id: int, symbol: str) -> PaperHolding | None:
+        stmt = select(PaperHolding).where(
+            PaperHolding.connection_id == connection_id, PaperHolding.symbol == symbol
+        )
+        return (await self.session.scalars(stmt.with_for_update())).first()
+
+    async def leverage(self, connection_id: int) -> Decimal:
+        """The leverage of the connection's preset; 1 without a preset or a positive one."""
+        leverage = await self.session.scalar(
+            select(TradingPreset.leverage)
+            .join(ExecutionConnection, ExecutionConnection.preset_id == TradingPreset.id)
+            .where(ExecutionConnection.id == connection_id)
+        )
+        return leverage if leverage and leverage > 0 else ONE
+
+    # --- orders ----------------------------------------------------------------------------------
+
+    async def order_for_update(
+        self,
+        connection_id: int,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> PaperOrder | None:
+        """One of the account's orders, by our id (digits) or else by its client order id."""
+        stmt = select(PaperOrder).where(PaperOrder.connection_id == connection_id)
+        if order_id is not None:
+            if not order_id.isdigit():
+                return None
+            stmt = stmt.where(PaperOrder.id == int(order_id))
+        elif client_order_id is not None:
+            stmt = stmt.where(PaperOrder.client_order_id == client_order_id)
+        else:
+            raise InvalidOrder("an order id or client order id is needed")
+        return (await self.session.scalars(stmt.with_for_update())).first()
+
+    async def open_orders(self, connection_id: int, symbol: str | None) -> list[PaperOrder]:
+        stmt = select(PaperOrder).where(
+            PaperOrder.connection_id == connection_id, PaperOrder.status == OrderStatus.open
+        )
+        if symbol is not None:
+            stmt = stmt.where(PaperOrder.symbol == symbol)
+        return list(await self.session.scalars(stmt))
+
+    # --- a batch's reads, many accounts at once ------------------------------------------------
+
+    async def orders_for_update(
+        self, connection_ids: Sequence[int], client_order_ids: Sequence[str]
+    ) -> dict[tuple[int, str], PaperOrder]:
+        """The accounts' orders with any of these client order ids, by (connection, client id)."""
+        rows = await self.session.scalars(
+            select(PaperOrder)
+            .where(
+                PaperOrder.connection_id.in_(connection_ids),
+                PaperOrder.client_order_id.in_(client_order_ids),
+            )
+            .with_for_update()
+        )
+        return {(o.connection_id, o.client_order_id): o for o in rows}
+
+    async def balances_for_update(
+        self, connection_ids: Sequence[int]
+    ) -> dict[tuple[int, str], PaperBalance]:
+        """Every balance row of the accounts, by (connection, currency), locked in id order."""
+        rows = await self.session.scalars(
+            select(PaperBalance)
+            .where(PaperBalance.connection_id.in_(connection_ids))
+            .order_by(PaperBalance.id)
+            .with_for_update()
+        )
+        return {(b.connection_id, b.currency): b for b in rows}
+
+    async def holdings_for_update(
+        self, connection_ids: Sequence[int], symbols: Sequence[str]
+    ) -> dict[tuple[int, str], PaperHolding]:
+        """The accounts' holdings of these symbols, by (connection, symbol), locked in id order."""
+        rows = await self.session.scalars(
+            select(PaperHolding)
+            .where(PaperHolding.connection_id.in_(connection_ids), PaperHolding.symbol.in_(symbols))
+            .order_by(PaperHolding.id)
+            .with_for_update()
+        )
+        return {(h.connection_id, h.symbol): h for h in rows}
+
+    async def leverages(self, connection_ids: Sequence[int]) -> dict[int, Decimal]:
+        """`leverage` of many connections; those without a positive one are left out."""
+        rows = await self.session.execute(
+            select(ExecutionConnection.id, TradingPreset.leverage)
+            .join(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
+            .where(ExecutionConnection.id.in_(connection_ids))
+        )
+        return {conn_id: leverage for conn_id, leverage in rows if leverage and leverage > 0}
