@@ -19,7 +19,7 @@ from execution_service.exchanges.paper.adapter import (
 )
 from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
 from execution_service.exchanges.paper.repository import PaperRepository
-from execution_service.models import MarketData, PaperHolding, PaperOrder
+from execution_service.models import MarketData, PaperBalance, PaperHolding, PaperOrder
 
 
 @dataclass(frozen=True)
@@ -33,73 +33,97 @@ class PaperOrderRequest:
     client_order_id: str
 
 
+@dataclass
+class _Books:
+    """Every row the batch touches, read (and locked) once for all its orders."""
+
+    session: AsyncSession
+    existing: dict[tuple[int, str], PaperOrder]
+    prices: dict[tuple[int | None, str], MarketData | None]
+    balances: dict[tuple[int, str], PaperBalance]
+    holdings: dict[tuple[int, str], PaperHolding]
+    leverages: dict[int, Decimal]
+
+
 async def create_orders(
     session_factory: async_sessionmaker[AsyncSession], requests: Sequence[PaperOrderRequest]
 ) -> list[OrderResult | ExchangeError]:
     """`create_order` for many paper orders (any accounts) in one transaction: the same outcome,
     order by order, as sending them one at a time in this order. Each order is atomic on its own:
     a refused one (no price, funds) changes nothing; the others still fill."""
-    out: list[OrderResult | ExchangeError] = []
     if not requests:
-        return out
-    conn_ids = sorted({r.adapter.connection_id for r in requests})
-    symbols = sorted({r.symbol for r in requests})
+        return []
     async with session_factory() as session, session.begin():
-        repo = PaperRepository(session)
-        existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
-        prices: dict[tuple[int | None, str], MarketData | None] = {}
-        for symbol in sorted({r.symbol for r in requests}):
-            sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
-            for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
-                prices[(dc_id, symbol)] = row
-        balances = await repo.balances_for_update(conn_ids)
-        holdings = await repo.holdings_for_update(conn_ids, symbols)
-        leverages = await repo.leverages(conn_ids)
+        books = await _read(session, requests)
         placed: list[PaperOrder | ExchangeError] = []
         for r in requests:
-            paper = r.adapter
             try:
-                _, quote = parse_symbol(r.symbol)
-                check_order(r.amount, r.type, r.price)
-                known = existing.get((paper.connection_id, r.client_order_id))
-                if known is not None:  # the same client order id is the same order
-                    placed.append(known)
-                    continue
-                last = prices[(paper.data_connection_id, r.symbol)]
-                if last is None:
-                    raise NoPrice(f"no price for {r.symbol} on the linked data connection")
-                order = PaperOrder(
-                    connection_id=paper.connection_id,
-                    client_order_id=r.client_order_id,
-                    symbol=r.symbol,
-                    side=r.side,
-                    type=r.type,
-                    amount=r.amount,
-                    price=r.price,
-                    status=OrderStatus.open,
-                    fee_currency=quote,
-                )
-                fill_at = paper.fill_price(order, last.close)
-                if fill_at is not None:
-                    balance = balances.get((paper.connection_id, quote))
-                    if balance is None:
-                        raise InsufficientFunds(f"the paper account holds no {quote}")
-                    holding = holdings.get((paper.connection_id, r.symbol))
-                    fee = normalize(order.amount * fill_at * paper.fee_rate)
-                    leverage = leverages.get(paper.connection_id, ONE)
-                    after = book_fill(account_of(balance, holding), order, fill_at, fee, leverage)
-                    if holding is None:
-                        holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
-                        holdings[(paper.connection_id, r.symbol)] = holding
-                        session.add(holding)
-                    apply_account(after, balance, holding)
-                    order.filled, order.average, order.fee = order.amount, fill_at, fee
-                    order.status = OrderStatus.filled
-                session.add(order)
-                existing[(paper.connection_id, r.client_order_id)] = order
-                placed.append(order)
+                placed.append(_place(books, r))
             except ExchangeError as exc:
                 placed.append(exc)
         await session.flush()  # one multi-row INSERT: the orders get their ids
-        out = [p if isinstance(p, ExchangeError) else order_result(p) for p in placed]
-    return out
+        return [p if isinstance(p, ExchangeError) else order_result(p) for p in placed]
+
+
+async def _read(session: AsyncSession, requests: Sequence[PaperOrderRequest]) -> _Books:
+    conn_ids = sorted({r.adapter.connection_id for r in requests})
+    symbols = sorted({r.symbol for r in requests})
+    repo = PaperRepository(session)
+    existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
+    prices: dict[tuple[int | None, str], MarketData | None] = {}
+    for symbol in symbols:
+        sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
+        for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
+            prices[(dc_id, symbol)] = row
+    return _Books(
+        session,
+        existing,
+        prices,
+        await repo.balances_for_update(conn_ids),
+        await repo.holdings_for_update(conn_ids, symbols),
+        await repo.leverages(conn_ids),
+    )
+
+
+def _place(books: _Books, r: PaperOrderRequest) -> PaperOrder:
+    """One order of the batch, filled against the books if it fills now; raises ExchangeError
+    (and changes nothing) if it is refused."""
+    paper = r.adapter
+    _, quote = parse_symbol(r.symbol)
+    check_order(r.amount, r.type, r.price)
+    known = books.existing.get((paper.connection_id, r.client_order_id))
+    if known is not None:  # the same client order id is the same order
+        return known
+    last = books.prices[(paper.data_connection_id, r.symbol)]
+    if last is None:
+        raise NoPrice(f"no price for {r.symbol} on the linked data connection")
+    order = PaperOrder(
+        connection_id=paper.connection_id,
+        client_order_id=r.client_order_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        amount=r.amount,
+        price=r.price,
+        status=OrderStatus.open,
+        fee_currency=quote,
+    )
+    fill_at = paper.fill_price(order, last.close)
+    if fill_at is not None:
+        balance = books.balances.get((paper.connection_id, quote))
+        if balance is None:
+            raise InsufficientFunds(f"the paper account holds no {quote}")
+        holding = books.holdings.get((paper.connection_id, r.symbol))
+        fee = normalize(order.amount * fill_at * paper.fee_rate)
+        leverage = books.leverages.get(paper.connection_id, ONE)
+        after = book_fill(account_of(balance, holding), order, fill_at, fee, leverage)
+        if holding is None:
+            holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
+            books.holdings[(paper.connection_id, r.symbol)] = holding
+            books.session.add(holding)
+        apply_account(after, balance, holding)
+        order.filled, order.average, order.fee = order.amount, fill_at, fee
+        order.status = OrderStatus.filled
+    books.session.add(order)
+    books.existing[(paper.connection_id, r.client_order_id)] = order
+    return order
