@@ -195,6 +195,15 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def _answer_errors_as_problems(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unhandled)
+
+
 def create_app(settings: Settings | None = None, *, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -233,12 +242,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         generate_unique_id_function=operation_id,
     )
     install_openapi(app)
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(Exception, _unhandled)
+    _answer_errors_as_problems(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObservability)  # outermost: a 413 gets its request id too
 
