@@ -53,13 +53,13 @@ async def _check_links(
 ) -> None:
     """Linked rows must be visible to the caller and belong to the connection's owner."""
     if preset_id is not None:
-        preset = await PresetRepository(session, principal).get(preset_id)
+        preset = await PresetRepository(session).get(principal, preset_id)
         if preset is None or (preset.user_id, preset.admin_id) != (conn.user_id, conn.admin_id):
             raise Unprocessable(
                 f"preset {preset_id} not found for this owner", code="unknown_preset"
             )
     if data_connection_id is not None:
-        data = await DataConnectionRepository(session, principal).get(data_connection_id)
+        data = await DataConnectionRepository(session).get(principal, data_connection_id)
         if data is None or (data.user_id, data.admin_id) != (conn.user_id, conn.admin_id):
             raise Unprocessable(
                 f"data connection {data_connection_id} not found for this owner",
