@@ -10,18 +10,19 @@ from execution_service.principal import Principal
 
 
 class ConnectionRepository:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.principal = principal
 
-    async def get(self, connection_id: int) -> ExecutionConnection | None:
-        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection).where(
+    async def get(self, principal: Principal, connection_id: int) -> ExecutionConnection | None:
+        stmt = principal.scope(select(ExecutionConnection), ExecutionConnection).where(
             ExecutionConnection.id == connection_id
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def list(self, limit: int, offset: int) -> tuple[Sequence[ExecutionConnection], int]:
-        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection)
+    async def list(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[Sequence[ExecutionConnection], int]:
+        stmt = principal.scope(select(ExecutionConnection), ExecutionConnection)
         rows = await self.session.scalars(
             stmt.order_by(ExecutionConnection.id).limit(limit).offset(offset)
         )
