@@ -42,3 +42,16 @@ class ConnectionRepository:
             self.session.add(
                 PaperBalance(connection_id=connection_id, currency=currency, free=amount, used=0)
             )
+
+    # --- for workers and the CLI, which act for no principal ------------------------------
+
+    async def by_id(self, connection_id: int) -> ExecutionConnection | None:
+        return await self.session.get(ExecutionConnection, connection_id)
+
+    async def active(self) -> Sequence[ExecutionConnection]:
+        stmt = select(ExecutionConnection).where(ExecutionConnection.is_active.is_(True))
+        return (await self.session.scalars(stmt)).all()
+
+    async def count_by_status(self) -> dict[str, int]:
+        stmt = select(ExecutionConnection.status, func.count()).group_by(ExecutionConnection.status)
+        return {status: count for status, count in (await self.session.execute(stmt)).all()}
