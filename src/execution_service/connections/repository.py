@@ -55,3 +55,23 @@ class ConnectionRepository:
     async def count_by_status(self) -> dict[str, int]:
         stmt = select(ExecutionConnection.status, func.count()).group_by(ExecutionConnection.status)
         return {status: count for status, count in (await self.session.execute(stmt)).all()}
+
+    async def count_with_credentials(self) -> int:
+        stmt = select(func.count()).where(ExecutionConnection.credentials_encrypted.is_not(None))
+        return await self.session.scalar(stmt) or 0
+
+    async def with_credentials_after(
+        self, last_id: int, limit: int
+    ) -> Sequence[ExecutionConnection]:
+        """The next `limit` connections holding credentials, by id after `last_id`: a keyset
+        batch, so a long run never re-reads or skips rows."""
+        stmt = (
+            select(ExecutionConnection)
+            .where(
+                ExecutionConnection.id > last_id,
+                ExecutionConnection.credentials_encrypted.is_not(None),
+            )
+            .order_by(ExecutionConnection.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(stmt)).all()
