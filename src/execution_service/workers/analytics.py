@@ -19,7 +19,7 @@ from execution_service.analytics.repository import AnalyticsRepository
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.decimals import normalize
-from execution_service.events import service as events
+from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import BalanceEntry
 from execution_service.models import ExecutionConnection
 
@@ -101,7 +101,8 @@ async def prune_events(ctx: AppContext, now: datetime) -> int:
         return 0
     try:
         async with ctx.session_factory() as session:
-            pruned = await events.prune(session, now - timedelta(days=days), EVENTS_PRUNE_BATCH)
+            repo = EventRepository(session)
+            pruned = await repo.prune(now - timedelta(days=days), EVENTS_PRUNE_BATCH)
             await session.commit()
     except Exception:
         log.exception("events: pruning failed")
