@@ -9,20 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from execution_service import migrate, observability
 from execution_service.api_keys import service as api_keys
+from execution_service.connections.rotation import reencrypt_credentials
 from execution_service.context import AppContext
-from execution_service.crypto import (
-    CredentialsError,
-    KeyRingError,
-    load_key_ring,
-    owner_aad,
-    write_key_file,
-)
+from execution_service.crypto import KeyRingError, load_key_ring, write_key_file
 from execution_service.enums import Role
-from execution_service.models import ExecutionConnection
 from execution_service.settings import Settings, get_settings
 from execution_service.webhooks import service as webhooks
 
@@ -120,38 +112,12 @@ async def _rotate_keys(settings: Settings, new_key: bool, batch: int = 200) -> i
     failed = done = 0
     try:
         async with ctx.session_factory() as session:
-            total = await session.scalar(
-                select(func.count()).where(ExecutionConnection.credentials_encrypted.is_not(None))
-            )
-            last_id = 0
-            while True:
-                rows = (
-                    await session.scalars(
-                        select(ExecutionConnection)
-                        .where(
-                            ExecutionConnection.id > last_id,
-                            ExecutionConnection.credentials_encrypted.is_not(None),
-                        )
-                        .order_by(ExecutionConnection.id)
-                        .limit(batch)
-                    )
-                ).all()
-                if not rows:
-                    break
-                for conn in rows:
-                    last_id = conn.id
-                    aad = owner_aad(conn.user_id, conn.admin_id)
-                    try:
-                        plain = ring.decrypt(conn.credentials_encrypted or "", aad)
-                    except CredentialsError as exc:
-                        failed += 1
-                        print(f"connection {conn.id}: {exc}", file=sys.stderr)
-                        continue
-                    token = ring.encrypt(plain, aad)
-                    conn.credentials_encrypted, conn.credentials_key_id = token.token, token.key_id
-                    done += 1
-                await session.commit()
-                print(f"re-encrypted {done}/{total or 0}", flush=True)
+            async for progress in reencrypt_credentials(session, ring, batch):
+                for failure in progress.failures:
+                    print(failure, file=sys.stderr)
+                failed += len(progress.failures)
+                done = progress.done
+                print(f"re-encrypted {done}/{progress.total}", flush=True)
             # Webhook signing secrets are under the same ring: an old key can go only when
             # neither kind of row still needs it.
             hooks, failures = await webhooks.reencrypt_secrets(session, ring)

@@ -2,6 +2,10 @@
 
 Money columns are TEXT on SQLite, so nothing here sums money in SQL: values come back as Decimals
 and the service adds them.
+
+Which connections a read covers is a statement the methods embed as `IN (...)` (the caller's
+`visible_connections`, or `one_connection` for a worker), so each read stays one statement. The
+builders execute nothing: they stay functions, not methods of the session-bound class.
 """
 
 from __future__ import annotations
@@ -58,171 +62,167 @@ def one_connection(connection_id: int) -> IdQuery:
     return select(ExecutionConnection.id).where(ExecutionConnection.id == connection_id)
 
 
-async def day_balance(session: AsyncSession, connection_id: int, day: date) -> Decimal | None:
-    # A column, not the ORM row: the Core upserts here would leave a loaded row stale.
-    stmt = select(EA.balance).where(EA.execution_connection_id == connection_id, EA.date == day)
-    return await session.scalar(stmt)
+class AnalyticsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
+    async def first_id(self, connections: IdQuery) -> int | None:
+        """The first id the statement selects: None when it matches no connection."""
+        return await self.session.scalar(connections)
 
-async def upsert_day(
-    session: AsyncSession, connection_id: int, day: date, values: dict[str, Any]
-) -> None:
-    """Insert the (connection, day) row with `values`, or set exactly those columns on the row
-    already there. `is_final`, when given, only ever goes from false to true."""
-    values = {**values, "updated_at": utcnow()}
-    stmt = dialect_insert(session, EA).values(
-        execution_connection_id=connection_id, date=day, **values
-    )
-    changes: dict[str, Any] = {name: stmt.excluded[name] for name in values}
-    if "is_final" in values:
-        changes["is_final"] = or_(EA.is_final, stmt.excluded.is_final)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["execution_connection_id", "date"], set_=changes)
-    )
+    async def day_balance(self, connection_id: int, day: date) -> Decimal | None:
+        # A column, not the ORM row: the Core upserts here would leave a loaded row stale.
+        stmt = select(EA.balance).where(EA.execution_connection_id == connection_id, EA.date == day)
+        return await self.session.scalar(stmt)
 
-
-async def closed_trades(
-    session: AsyncSession,
-    connections: IdQuery,
-    start: datetime | None,
-    end: datetime | None,
-) -> list[Trade]:
-    """Closed positions of those connections with closed_at in [start, end), in close order."""
-    p = ExecutionPosition
-    stmt = select(p.execution_connection_id, p.closed_at, p.pnl).where(
-        p.status == "closed", p.closed_at.is_not(None), p.execution_connection_id.in_(connections)
-    )
-    if start is not None:
-        stmt = stmt.where(p.closed_at >= start)
-    if end is not None:
-        stmt = stmt.where(p.closed_at < end)
-    rows = await session.execute(stmt.order_by(p.closed_at, p.id))
-    return [Trade(conn_id, at, pnl) for conn_id, at, pnl in rows if at is not None]
-
-
-async def balances_before(
-    session: AsyncSession, connection_ids: list[int], day: date
-) -> dict[int, Decimal]:
-    """Per connection, the balance of its latest row dated before `day` that has a balance."""
-    latest = (
-        select(EA.execution_connection_id, func.max(EA.date).label("day"))
-        .where(
-            EA.execution_connection_id.in_(connection_ids),
-            EA.date < day,
-            EA.balance.is_not(None),
+    async def upsert_day(self, connection_id: int, day: date, values: dict[str, Any]) -> None:
+        """Insert the (connection, day) row with `values`, or set exactly those columns on the row
+        already there. `is_final`, when given, only ever goes from false to true."""
+        values = {**values, "updated_at": utcnow()}
+        stmt = dialect_insert(self.session, EA).values(
+            execution_connection_id=connection_id, date=day, **values
         )
-        .group_by(EA.execution_connection_id)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(EA.execution_connection_id, EA.balance).join(
-            latest,
-            and_(
-                EA.execution_connection_id == latest.c.execution_connection_id,
-                EA.date == latest.c.day,
-            ),
+        changes: dict[str, Any] = {name: stmt.excluded[name] for name in values}
+        if "is_final" in values:
+            changes["is_final"] = or_(EA.is_final, stmt.excluded.is_final)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["execution_connection_id", "date"], set_=changes
+            )
         )
-    )
-    return {conn_id: balance for conn_id, balance in rows if balance is not None}
 
-
-async def first_rows(
-    session: AsyncSession, connection_ids: list[int], first: date | None, end: date | None
-) -> dict[int, ExecutionAnalytics]:
-    """Per connection, its earliest row dated in [first, end)."""
-    bounds: list[ColumnElement[bool]] = [EA.execution_connection_id.in_(connection_ids)]
-    if first is not None:
-        bounds.append(EA.date >= first)
-    if end is not None:
-        bounds.append(EA.date < end)
-    earliest = (
-        select(EA.execution_connection_id, func.min(EA.date).label("day"))
-        .where(*bounds)
-        .group_by(EA.execution_connection_id)
-        .subquery()
-    )
-    rows = await session.scalars(
-        select(EA).join(
-            earliest,
-            and_(
-                EA.execution_connection_id == earliest.c.execution_connection_id,
-                EA.date == earliest.c.day,
-            ),
-        )
-    )
-    return {row.execution_connection_id: row for row in rows}
-
-
-async def daily_rows(
-    session: AsyncSession,
-    connections: IdQuery,
-    first: date | None,
-    end: date | None,
-    limit: int,
-    offset: int,
-) -> tuple[Sequence[ExecutionAnalytics], int]:
-    """Rows dated in [first, end), oldest first, a page of them and how many there are."""
-    stmt = select(EA).where(EA.execution_connection_id.in_(connections))
-    if first is not None:
-        stmt = stmt.where(EA.date >= first)
-    if end is not None:
-        stmt = stmt.where(EA.date < end)
-    rows = await session.scalars(
-        stmt.order_by(EA.date, EA.execution_connection_id).limit(limit).offset(offset)
-    )
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows.all(), total or 0
-
-
-async def unfinished_days(
-    session: AsyncSession, before: date, limit: int
-) -> list[tuple[int, date]]:
-    """(connection, day) of rows dated before `before` not yet final, oldest first."""
-    rows = await session.execute(
-        select(EA.execution_connection_id, EA.date)
-        .where(EA.date < before, EA.is_final.is_(False))
-        .order_by(EA.date, EA.execution_connection_id)
-        .limit(limit)
-    )
-    return [(conn_id, day) for conn_id, day in rows]
-
-
-async def active_today(
-    session: AsyncSession, day: date, start: datetime, end: datetime
-) -> Sequence[ExecutionConnection]:
-    """Active connections with a row for `day` or a position closed in [start, end)."""
-    c, p = ExecutionConnection, ExecutionPosition
-    has_row = select(EA.id).where(EA.execution_connection_id == c.id, EA.date == day).exists()
-    closed = (
-        select(p.id)
-        .where(
-            p.execution_connection_id == c.id,
+    async def closed_trades(
+        self,
+        connections: IdQuery,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> list[Trade]:
+        """Closed positions of those connections with closed_at in [start, end), in close order."""
+        p = ExecutionPosition
+        stmt = select(p.execution_connection_id, p.closed_at, p.pnl).where(
             p.status == "closed",
-            p.closed_at >= start,
-            p.closed_at < end,
+            p.closed_at.is_not(None),
+            p.execution_connection_id.in_(connections),
         )
-        .exists()
-    )
-    rows = await session.scalars(
-        select(c).where(c.is_active.is_(True), or_(has_row, closed)).order_by(c.id)
-    )
-    return rows.all()
+        if start is not None:
+            stmt = stmt.where(p.closed_at >= start)
+        if end is not None:
+            stmt = stmt.where(p.closed_at < end)
+        rows = await self.session.execute(stmt.order_by(p.closed_at, p.id))
+        return [Trade(conn_id, at, pnl) for conn_id, at, pnl in rows if at is not None]
 
+    async def balances_before(self, connection_ids: list[int], day: date) -> dict[int, Decimal]:
+        """Per connection, the balance of its latest row dated before `day` that has a balance."""
+        latest = (
+            select(EA.execution_connection_id, func.max(EA.date).label("day"))
+            .where(
+                EA.execution_connection_id.in_(connection_ids),
+                EA.date < day,
+                EA.balance.is_not(None),
+            )
+            .group_by(EA.execution_connection_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(EA.execution_connection_id, EA.balance).join(
+                latest,
+                and_(
+                    EA.execution_connection_id == latest.c.execution_connection_id,
+                    EA.date == latest.c.day,
+                ),
+            )
+        )
+        return {conn_id: balance for conn_id, balance in rows if balance is not None}
 
-async def position_book(
-    session: AsyncSession, connection_id: int
-) -> tuple[list[str], list[Decimal]]:
-    """The symbols of every position of a connection (oldest first) and the unrealised PnL of
-    those still held (`open`, or `closing` while the exit order is in flight)."""
-    p = ExecutionPosition
-    rows = await session.execute(
-        select(p.symbol, p.status, p.pnl)
-        .where(p.execution_connection_id == connection_id)
-        .order_by(p.id)
-    )
-    symbols, open_pnls = [], []
-    for symbol, status, pnl in rows:
-        symbols.append(symbol)
-        if status in ("open", "closing"):
-            open_pnls.append(pnl)
-    return symbols, open_pnls
+    async def first_rows(
+        self, connection_ids: list[int], first: date | None, end: date | None
+    ) -> dict[int, ExecutionAnalytics]:
+        """Per connection, its earliest row dated in [first, end)."""
+        bounds: list[ColumnElement[bool]] = [EA.execution_connection_id.in_(connection_ids)]
+        if first is not None:
+            bounds.append(EA.date >= first)
+        if end is not None:
+            bounds.append(EA.date < end)
+        earliest = (
+            select(EA.execution_connection_id, func.min(EA.date).label("day"))
+            .where(*bounds)
+            .group_by(EA.execution_connection_id)
+            .subquery()
+        )
+        rows = await self.session.scalars(
+            select(EA).join(
+                earliest,
+                and_(
+                    EA.execution_connection_id == earliest.c.execution_connection_id,
+                    EA.date == earliest.c.day,
+                ),
+            )
+        )
+        return {row.execution_connection_id: row for row in rows}
+
+    async def daily_rows(
+        self,
+        connections: IdQuery,
+        first: date | None,
+        end: date | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[ExecutionAnalytics], int]:
+        """Rows dated in [first, end), oldest first, a page of them and how many there are."""
+        stmt = select(EA).where(EA.execution_connection_id.in_(connections))
+        if first is not None:
+            stmt = stmt.where(EA.date >= first)
+        if end is not None:
+            stmt = stmt.where(EA.date < end)
+        rows = await self.session.scalars(
+            stmt.order_by(EA.date, EA.execution_connection_id).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return rows.all(), total or 0
+
+    async def unfinished_days(self, before: date, limit: int) -> list[tuple[int, date]]:
+        """(connection, day) of rows dated before `before` not yet final, oldest first."""
+        rows = await self.session.execute(
+            select(EA.execution_connection_id, EA.date)
+            .where(EA.date < before, EA.is_final.is_(False))
+            .order_by(EA.date, EA.execution_connection_id)
+            .limit(limit)
+        )
+        return [(conn_id, day) for conn_id, day in rows]
+
+    async def active_today(
+        self, day: date, start: datetime, end: datetime
+    ) -> Sequence[ExecutionConnection]:
+        """Active connections with a row for `day` or a position closed in [start, end)."""
+        c, p = ExecutionConnection, ExecutionPosition
+        has_row = select(EA.id).where(EA.execution_connection_id == c.id, EA.date == day).exists()
+        closed = (
+            select(p.id)
+            .where(
+                p.execution_connection_id == c.id,
+                p.status == "closed",
+                p.closed_at >= start,
+                p.closed_at < end,
+            )
+            .exists()
+        )
+        rows = await self.session.scalars(
+            select(c).where(c.is_active.is_(True), or_(has_row, closed)).order_by(c.id)
+        )
+        return rows.all()
+
+    async def position_book(self, connection_id: int) -> tuple[list[str], list[Decimal]]:
+        """The symbols of every position of a connection (oldest first) and the unrealised PnL of
+        those still held (`open`, or `closing` while the exit order is in flight)."""
+        p = ExecutionPosition
+        rows = await self.session.execute(
+            select(p.symbol, p.status, p.pnl)
+            .where(p.execution_connection_id == connection_id)
+            .order_by(p.id)
+        )
+        symbols, open_pnls = [], []
+        for symbol, status, pnl in rows:
+            symbols.append(symbol)
+            if status in ("open", "closing"):
+                open_pnls.append(pnl)
+        return symbols, open_pnls

@@ -25,8 +25,15 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.analytics import repository as repo
 from execution_service.analytics.maths import Summary, equity_curve, summarize
+from execution_service.analytics.repository import (
+    STATS,
+    AnalyticsRepository,
+    IdQuery,
+    Trade,
+    one_connection,
+    visible_connections,
+)
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO, normalize
 from execution_service.errors import NotFound, Unprocessable
@@ -86,22 +93,21 @@ async def refresh_day(session: AsyncSession, connection_id: int, day: date) -> N
     """Recompute a connection's row for one UTC day from its positions closed that day. Does not
     commit: it runs inside the transaction that closes a position. Leaves balance, equity and
     is_final alone."""
+    repo = AnalyticsRepository(session)
     # Insert-or-touch first: that takes the row's lock, so a close committing on another worker
     # makes us wait here and then read its position, rather than both writing partial figures.
-    await repo.upsert_day(session, connection_id, day, {})
+    await repo.upsert_day(connection_id, day, {})
     start = day_start(day)
-    trades = await repo.closed_trades(
-        session, repo.one_connection(connection_id), start, start + DAY
-    )
+    trades = await repo.closed_trades(one_connection(connection_id), start, start + DAY)
     pnls = [t.pnl for t in trades]
-    opening = (await repo.balances_before(session, [connection_id], day)).get(connection_id)
+    opening = (await repo.balances_before([connection_id], day)).get(connection_id)
     if opening is None:
-        balance = await repo.day_balance(session, connection_id, day)
+        balance = await repo.day_balance(connection_id, day)
         if balance is not None:  # the fresh net, not the stored one being replaced
             opening = normalize(balance - sum(pnls, ZERO))
     stats = summarize(pnls, opening)
-    values = {name: getattr(stats, name) for name in repo.STATS}
-    await repo.upsert_day(session, connection_id, day, values)
+    values = {name: getattr(stats, name) for name in STATS}
+    await repo.upsert_day(connection_id, day, values)
 
 
 async def snapshot_balance(
@@ -120,7 +126,7 @@ async def snapshot_balance(
         values["balance"] = balance
     if equity is not None:
         values["equity"] = equity
-    await repo.upsert_day(session, connection_id, day, values)
+    await AnalyticsRepository(session).upsert_day(connection_id, day, values)
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -128,9 +134,9 @@ async def snapshot_balance(
 
 async def _connections(
     session: AsyncSession, principal: Principal, connection_id: int | None
-) -> repo.IdQuery:
-    stmt = repo.visible_connections(principal, connection_id)
-    if connection_id is not None and await session.scalar(stmt) is None:
+) -> IdQuery:
+    stmt = visible_connections(principal, connection_id)
+    if connection_id is not None and await AnalyticsRepository(session).first_id(stmt) is None:
         raise NotFound(f"connection {connection_id} not found")
     return stmt
 
@@ -145,7 +151,7 @@ async def daily(
 ) -> tuple[Sequence[ExecutionAnalytics], int]:
     connections = await _connections(session, principal, connection_id)
     first, end = period.days()
-    return await repo.daily_rows(session, connections, first, end, limit, offset)
+    return await AnalyticsRepository(session).daily_rows(connections, first, end, limit, offset)
 
 
 def _opening(before: Decimal | None, first: ExecutionAnalytics | None) -> Decimal | None:
@@ -163,8 +169,9 @@ async def starting_equity(
     if not connection_ids:
         return None
     first, end = period.days()
-    before = {} if first is None else await repo.balances_before(session, connection_ids, first)
-    firsts = await repo.first_rows(session, connection_ids, first, end)
+    repo = AnalyticsRepository(session)
+    before = {} if first is None else await repo.balances_before(connection_ids, first)
+    firsts = await repo.first_rows(connection_ids, first, end)
     total = ZERO
     for connection_id in connection_ids:
         opening = _opening(before.get(connection_id), firsts.get(connection_id))
@@ -176,7 +183,7 @@ async def starting_equity(
 
 @dataclass(frozen=True, slots=True)
 class Performance:
-    trades: list[repo.Trade]
+    trades: list[Trade]
     starting_equity: Decimal | None
 
 
@@ -184,7 +191,7 @@ async def performance(
     session: AsyncSession, principal: Principal, connection_id: int | None, period: Range
 ) -> Performance:
     connections = await _connections(session, principal, connection_id)
-    trades = await repo.closed_trades(session, connections, period.start, period.end)
+    trades = await AnalyticsRepository(session).closed_trades(connections, period.start, period.end)
     ids = sorted({t.connection_id for t in trades}) if connection_id is None else [connection_id]
     return Performance(trades, await starting_equity(session, ids, period))
 

@@ -10,18 +10,19 @@ from execution_service.principal import Principal
 
 
 class ConnectionRepository:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.principal = principal
 
-    async def get(self, connection_id: int) -> ExecutionConnection | None:
-        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection).where(
+    async def get(self, principal: Principal, connection_id: int) -> ExecutionConnection | None:
+        stmt = principal.scope(select(ExecutionConnection), ExecutionConnection).where(
             ExecutionConnection.id == connection_id
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def list(self, limit: int, offset: int) -> tuple[Sequence[ExecutionConnection], int]:
-        stmt = self.principal.scope(select(ExecutionConnection), ExecutionConnection)
+    async def list(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[Sequence[ExecutionConnection], int]:
+        stmt = principal.scope(select(ExecutionConnection), ExecutionConnection)
         rows = await self.session.scalars(
             stmt.order_by(ExecutionConnection.id).limit(limit).offset(offset)
         )
@@ -41,3 +42,36 @@ class ConnectionRepository:
             self.session.add(
                 PaperBalance(connection_id=connection_id, currency=currency, free=amount, used=0)
             )
+
+    # --- for workers and the CLI, which act for no principal ------------------------------
+
+    async def by_id(self, connection_id: int) -> ExecutionConnection | None:
+        return await self.session.get(ExecutionConnection, connection_id)
+
+    async def active(self) -> Sequence[ExecutionConnection]:
+        stmt = select(ExecutionConnection).where(ExecutionConnection.is_active.is_(True))
+        return (await self.session.scalars(stmt)).all()
+
+    async def count_by_status(self) -> dict[str, int]:
+        stmt = select(ExecutionConnection.status, func.count()).group_by(ExecutionConnection.status)
+        return {status: count for status, count in (await self.session.execute(stmt)).all()}
+
+    async def count_with_credentials(self) -> int:
+        stmt = select(func.count()).where(ExecutionConnection.credentials_encrypted.is_not(None))
+        return await self.session.scalar(stmt) or 0
+
+    async def with_credentials_after(
+        self, last_id: int, limit: int
+    ) -> Sequence[ExecutionConnection]:
+        """The next `limit` connections holding credentials, by id after `last_id`: a keyset
+        batch, so a long run never re-reads or skips rows."""
+        stmt = (
+            select(ExecutionConnection)
+            .where(
+                ExecutionConnection.id > last_id,
+                ExecutionConnection.credentials_encrypted.is_not(None),
+            )
+            .order_by(ExecutionConnection.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(stmt)).all()

@@ -53,13 +53,13 @@ async def _check_links(
 ) -> None:
     """Linked rows must be visible to the caller and belong to the connection's owner."""
     if preset_id is not None:
-        preset = await PresetRepository(session, principal).get(preset_id)
+        preset = await PresetRepository(session).get(principal, preset_id)
         if preset is None or (preset.user_id, preset.admin_id) != (conn.user_id, conn.admin_id):
             raise Unprocessable(
                 f"preset {preset_id} not found for this owner", code="unknown_preset"
             )
     if data_connection_id is not None:
-        data = await DataConnectionRepository(session, principal).get(data_connection_id)
+        data = await DataConnectionRepository(session).get(principal, data_connection_id)
         if data is None or (data.user_id, data.admin_id) != (conn.user_id, conn.admin_id):
             raise Unprocessable(
                 f"data connection {data_connection_id} not found for this owner",
@@ -105,7 +105,7 @@ async def create_connection(
         balances: dict[str, Any] = (body.paper.balance if body.paper else None) or {
             ctx.settings.paper_default_currency: Decimal(ctx.settings.paper_default_balance)
         }
-        ConnectionRepository(session, principal).add_paper_balances(conn.id, balances)
+        ConnectionRepository(session).add_paper_balances(conn.id, balances)
     await session.commit()
     return conn
 
@@ -113,7 +113,7 @@ async def create_connection(
 async def get_connection(
     session: AsyncSession, principal: Principal, connection_id: int
 ) -> ExecutionConnection:
-    conn = await ConnectionRepository(session, principal).get(connection_id)
+    conn = await ConnectionRepository(session).get(principal, connection_id)
     if conn is None:
         raise NotFound(f"connection {connection_id} not found")
     return conn
@@ -122,7 +122,7 @@ async def get_connection(
 async def list_connections(
     session: AsyncSession, principal: Principal, limit: int, offset: int
 ) -> tuple[Sequence[ExecutionConnection], int]:
-    return await ConnectionRepository(session, principal).list(limit, offset)
+    return await ConnectionRepository(session).list(principal, limit, offset)
 
 
 async def update_connection(
@@ -173,7 +173,7 @@ async def delete_connection(
     session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
 ) -> None:
     conn = await get_connection(session, principal, connection_id)
-    if await ConnectionRepository(session, principal).has_history(connection_id):
+    if await ConnectionRepository(session).has_history(connection_id):
         raise Conflict(
             f"connection {connection_id} has execution history: deactivate it instead",
             code="connection_has_history",

@@ -11,19 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_session
 
 from execution_service.decimals import to_str
 from execution_service.enums import EventType
-from execution_service.models import (
-    Event,
-    ExecutionConnection,
-    ExecutionLog,
-    ExecutionPosition,
-    WebhookDelivery,
-)
+from execution_service.models import Event, ExecutionConnection, ExecutionLog, ExecutionPosition
 
 
 class Owner(Protocol):
@@ -38,27 +31,6 @@ def record(
     event = Event(user_id=owner.user_id, admin_id=owner.admin_id, type=type.value, payload=payload)
     session.add(event)
     return event
-
-
-async def prune(session: AsyncSession, before: datetime, limit: int) -> int:
-    """Delete up to `limit` events dispatched before `before` whose webhook deliveries are all
-    finished (their delivery rows go with them). An event still being delivered stays."""
-    pending = exists().where(
-        WebhookDelivery.event_id == Event.id, WebhookDelivery.status == "pending"
-    )
-    ids = (
-        await session.scalars(
-            select(Event.id)
-            .where(Event.dispatched_at < before, ~pending)  # ix_events_dispatched_at
-            .order_by(Event.id)
-            .limit(limit)
-        )
-    ).all()
-    if ids:
-        # Explicitly, not by ON DELETE CASCADE alone: SQLite enforces it only with its pragma.
-        await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids)))
-        await session.execute(delete(Event).where(Event.id.in_(ids)))
-    return len(ids)
 
 
 def session_of(row: object) -> Session:

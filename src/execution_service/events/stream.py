@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import uvicorn
-from sqlalchemy import func, select
 
 from execution_service.context import AppContext
+from execution_service.events.repository import EventRepository
 from execution_service.events.service import as_json
 from execution_service.models import Event
 from execution_service.principal import Principal
@@ -70,24 +70,18 @@ class Cursor:
 
 async def latest_id(ctx: AppContext) -> int:
     async with ctx.session_factory() as session:
-        return int(await session.scalar(select(func.max(Event.id))) or 0)
+        return await EventRepository(session).latest_id()
 
 
 async def poll(ctx: AppContext, principal: Principal, cursor: Cursor) -> list[Event]:
     """The caller's events after the cursor, up to the first hole still in its grace time."""
     async with ctx.session_factory() as session:
-        ids = (
-            await session.scalars(
-                select(Event.id).where(Event.id > cursor.last_id).order_by(Event.id).limit(BATCH)
-            )
-        ).all()
+        repo = EventRepository(session)
+        ids = await repo.ids_after(cursor.last_id, BATCH)
         upto = cursor.safe_upto(ids, time.monotonic())
         if upto == cursor.last_id:
             return []
-        stmt = principal.scope(select(Event), Event).where(
-            Event.id > cursor.last_id, Event.id <= upto
-        )
-        rows = (await session.scalars(stmt.order_by(Event.id))).all()
+        rows = await repo.between(principal, cursor.last_id, upto)
     cursor.last_id = upto
     return list(rows)
 

@@ -3,17 +3,12 @@ metrics (unauthenticated, like the probes: operators keep them on their own netw
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy import select, text
 
 from execution_service import __version__, metrics
-from execution_service.db import utcnow
 from execution_service.deps import ContextDep
-from execution_service.models import WorkerHeartbeat
+from execution_service.health import service
 
 router = APIRouter(tags=["health"])
 
@@ -25,20 +20,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/health/ready", responses={503: {"description": "not ready"}})
 async def ready(ctx: ContextDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
-    try:
-        async with ctx.session_factory() as session:
-            await session.execute(text("SELECT 1"))
-            beats = (await session.scalars(select(WorkerHeartbeat))).all()
-        checks["database"] = {"ok": True}
-    except Exception as exc:  # readiness reports any failure; it never raises
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
-        beats = []
-    if ctx.settings.workers_enabled:
-        stale_after = timedelta(seconds=ctx.settings.heartbeat_stale_seconds)
-        now = utcnow()
-        fresh = [b.name for b in beats if now - b.beat_at <= stale_after]
-        checks["workers"] = {"ok": bool(fresh), "fresh": sorted(fresh)}
+    checks = await service.readiness(ctx)
     ok = all(check["ok"] for check in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

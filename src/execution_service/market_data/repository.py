@@ -12,18 +12,19 @@ from execution_service.principal import Principal
 
 
 class DataConnectionRepository:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.principal = principal
 
-    async def get(self, data_connection_id: int) -> DataConnection | None:
-        stmt = self.principal.scope(select(DataConnection), DataConnection).where(
+    async def get(self, principal: Principal, data_connection_id: int) -> DataConnection | None:
+        stmt = principal.scope(select(DataConnection), DataConnection).where(
             DataConnection.id == data_connection_id
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def list(self, limit: int, offset: int) -> tuple[Sequence[DataConnection], int]:
-        stmt = self.principal.scope(select(DataConnection), DataConnection)
+    async def list(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[Sequence[DataConnection], int]:
+        stmt = principal.scope(select(DataConnection), DataConnection)
         rows = await self.session.scalars(
             stmt.order_by(DataConnection.id).limit(limit).offset(offset)
         )

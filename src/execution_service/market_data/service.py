@@ -32,7 +32,7 @@ async def create_data_connection(
 async def get_data_connection(
     session: AsyncSession, principal: Principal, data_connection_id: int
 ) -> DataConnection:
-    row = await DataConnectionRepository(session, principal).get(data_connection_id)
+    row = await DataConnectionRepository(session).get(principal, data_connection_id)
     if row is None:
         raise NotFound(f"data connection {data_connection_id} not found")
     return row
@@ -41,7 +41,7 @@ async def get_data_connection(
 async def list_data_connections(
     session: AsyncSession, principal: Principal, limit: int, offset: int
 ) -> tuple[Sequence[DataConnection], int]:
-    return await DataConnectionRepository(session, principal).list(limit, offset)
+    return await DataConnectionRepository(session).list(principal, limit, offset)
 
 
 async def update_data_connection(
@@ -66,7 +66,7 @@ async def delete_data_connection(
     session: AsyncSession, principal: Principal, data_connection_id: int
 ) -> None:
     row = await get_data_connection(session, principal, data_connection_id)
-    if await DataConnectionRepository(session, principal).is_referenced(data_connection_id):
+    if await DataConnectionRepository(session).is_referenced(data_connection_id):
         raise Conflict(
             f"data connection {data_connection_id} is used by a connection: unlink it first",
             code="data_connection_in_use",

@@ -10,18 +10,19 @@ from execution_service.principal import Principal
 
 
 class PresetRepository:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.principal = principal
 
-    async def get(self, preset_id: int) -> TradingPreset | None:
-        stmt = self.principal.scope(select(TradingPreset), TradingPreset).where(
+    async def get(self, principal: Principal, preset_id: int) -> TradingPreset | None:
+        stmt = principal.scope(select(TradingPreset), TradingPreset).where(
             TradingPreset.id == preset_id
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def list(self, limit: int, offset: int) -> tuple[Sequence[TradingPreset], int]:
-        stmt = self.principal.scope(select(TradingPreset), TradingPreset)
+    async def list(
+        self, principal: Principal, limit: int, offset: int
+    ) -> tuple[Sequence[TradingPreset], int]:
+        stmt = principal.scope(select(TradingPreset), TradingPreset)
         rows = await self.session.scalars(
             stmt.order_by(TradingPreset.id).limit(limit).offset(offset)
         )

@@ -24,7 +24,7 @@ async def create_preset(
 
 
 async def get_preset(session: AsyncSession, principal: Principal, preset_id: int) -> TradingPreset:
-    preset = await PresetRepository(session, principal).get(preset_id)
+    preset = await PresetRepository(session).get(principal, preset_id)
     if preset is None:
         raise NotFound(f"preset {preset_id} not found")
     return preset
@@ -33,7 +33,7 @@ async def get_preset(session: AsyncSession, principal: Principal, preset_id: int
 async def list_presets(
     session: AsyncSession, principal: Principal, limit: int, offset: int
 ) -> tuple[Sequence[TradingPreset], int]:
-    return await PresetRepository(session, principal).list(limit, offset)
+    return await PresetRepository(session).list(principal, limit, offset)
 
 
 async def update_preset(
@@ -53,9 +53,8 @@ async def update_preset(
 
 
 async def delete_preset(session: AsyncSession, principal: Principal, preset_id: int) -> None:
-    repo = PresetRepository(session, principal)
     preset = await get_preset(session, principal, preset_id)
-    if await repo.is_referenced(preset_id):
+    if await PresetRepository(session).is_referenced(preset_id):
         raise Conflict(
             f"preset {preset_id} is used by a connection: unlink it first", code="preset_in_use"
         )

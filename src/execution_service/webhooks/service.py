@@ -9,7 +9,6 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
@@ -18,6 +17,7 @@ from execution_service.errors import NotFound, Unprocessable
 from execution_service.models import Event, Webhook, WebhookDelivery
 from execution_service.principal import Principal
 from execution_service.webhooks import targets
+from execution_service.webhooks.repository import WebhookRepository
 from execution_service.webhooks.schemas import WebhookCreate
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label, not a secret
@@ -78,15 +78,11 @@ async def create_webhook(
 async def list_webhooks(
     session: AsyncSession, principal: Principal, limit: int, offset: int
 ) -> tuple[Sequence[Webhook], int]:
-    stmt = principal.scope(select(Webhook), Webhook)
-    rows = await session.scalars(stmt.order_by(Webhook.id).limit(limit).offset(offset))
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows.all(), total or 0
+    return await WebhookRepository(session).list(principal, limit, offset)
 
 
 async def get_webhook(session: AsyncSession, principal: Principal, webhook_id: int) -> Webhook:
-    stmt = principal.scope(select(Webhook), Webhook).where(Webhook.id == webhook_id)
-    hook = (await session.scalars(stmt)).first()
+    hook = await WebhookRepository(session).get(principal, webhook_id)
     if hook is None:
         raise NotFound(f"webhook {webhook_id} not found")
     return hook
@@ -102,18 +98,13 @@ async def list_deliveries(
     session: AsyncSession, principal: Principal, webhook_id: int, limit: int, offset: int
 ) -> tuple[Sequence[WebhookDelivery], int]:
     await get_webhook(session, principal, webhook_id)
-    stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-    rows = await session.scalars(
-        stmt.order_by(WebhookDelivery.id.desc()).limit(limit).offset(offset)
-    )
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    return rows.all(), total or 0
+    return await WebhookRepository(session).deliveries(webhook_id, limit, offset)
 
 
 async def reencrypt_secrets(session: AsyncSession, ring: KeyRing) -> tuple[int, list[str]]:
     """For `rotate-keys`: every webhook secret under the primary key. Returns (done, failures)."""
     done, failures = 0, []
-    for hook in (await session.scalars(select(Webhook).order_by(Webhook.id))).all():
+    for hook in await WebhookRepository(session).all():
         try:
             secret = ring.decrypt(hook.secret_encrypted, owner_aad(hook.user_id, hook.admin_id))
         except CredentialsError as exc:

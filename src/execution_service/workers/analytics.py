@@ -14,12 +14,12 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from execution_service.analytics import repository as repo
 from execution_service.analytics import service as analytics
+from execution_service.analytics.repository import AnalyticsRepository
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.decimals import normalize
-from execution_service.events import service as events
+from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import BalanceEntry
 from execution_service.models import ExecutionConnection
 
@@ -43,7 +43,7 @@ async def _snapshot(ctx: AppContext, conn: ExecutionConnection, today: date) -> 
     adapter = await ctx.adapters.for_connection(conn)
     balances: dict[str, BalanceEntry] = await adapter.fetch_balance()
     async with ctx.session_factory() as session:
-        symbols, open_pnls = await repo.position_book(session, conn.id)
+        symbols, open_pnls = await AnalyticsRepository(session).position_book(conn.id)
         quote = quote_of(symbols)
         entry = balances.get(quote) if quote is not None else None
         balance = entry.total if entry is not None else None
@@ -76,8 +76,9 @@ async def analytics_tick(ctx: AppContext, now: datetime | None = None) -> None:
     today = (now or utcnow()).date()
     start = analytics.day_start(today)
     async with ctx.session_factory() as session:
-        conns = await repo.active_today(session, today, start, start + analytics.DAY)
-        past = await repo.unfinished_days(session, today, FINALISE_BATCH)
+        repo = AnalyticsRepository(session)
+        conns = await repo.active_today(today, start, start + analytics.DAY)
+        past = await repo.unfinished_days(today, FINALISE_BATCH)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def one(conn: ExecutionConnection) -> None:
@@ -100,7 +101,8 @@ async def prune_events(ctx: AppContext, now: datetime) -> int:
         return 0
     try:
         async with ctx.session_factory() as session:
-            pruned = await events.prune(session, now - timedelta(days=days), EVENTS_PRUNE_BATCH)
+            repo = EventRepository(session)
+            pruned = await repo.prune(now - timedelta(days=days), EVENTS_PRUNE_BATCH)
             await session.commit()
     except Exception:
         log.exception("events: pruning failed")

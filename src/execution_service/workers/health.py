@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
-
 from execution_service import metrics
+from execution_service.connections.repository import ConnectionRepository
 from execution_service.connections.service import mark_error, probe, record_check
 from execution_service.context import AppContext
 from execution_service.enums import ConnectionStatus
@@ -17,11 +16,7 @@ from execution_service.models import ExecutionConnection
 async def health_tick(ctx: AppContext) -> list[int]:
     """Returns the ids of the connections this tick deactivated."""
     async with ctx.session_factory() as session:
-        conns = (
-            await session.scalars(
-                select(ExecutionConnection).where(ExecutionConnection.is_active.is_(True))
-            )
-        ).all()
+        conns = await ConnectionRepository(session).active()
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     deactivated: list[int] = []
 
@@ -29,7 +24,7 @@ async def health_tick(ctx: AppContext) -> list[int]:
         async with bound:
             result = await probe(ctx, conn)
         async with ctx.session_factory() as session:
-            row = await session.get(ExecutionConnection, conn.id)
+            row = await ConnectionRepository(session).by_id(conn.id)
             if row is None:
                 return
             record_check(row, result)
@@ -50,14 +45,6 @@ async def health_tick(ctx: AppContext) -> list[int]:
 async def _count_by_status(ctx: AppContext) -> None:
     """The connections gauge: one series per status (zero included), never one per connection."""
     async with ctx.session_factory() as session:
-        counts = dict(
-            (
-                await session.execute(
-                    select(ExecutionConnection.status, func.count()).group_by(
-                        ExecutionConnection.status
-                    )
-                )
-            ).all()
-        )
+        counts = await ConnectionRepository(session).count_by_status()
     for status in ConnectionStatus:
         metrics.CONNECTIONS.labels(status.value).set(counts.get(status.value, 0))

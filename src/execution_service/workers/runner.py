@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from execution_service.context import AppContext
-from execution_service.db import dialect_insert, utcnow
-from execution_service.models import WorkerHeartbeat
+from execution_service.db import utcnow
+from execution_service.health.repository import HeartbeatRepository
 from execution_service.orders.tracker import track_orders
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
@@ -114,15 +114,6 @@ class WorkerRunner:
                 waiter.cancel()
 
     async def heartbeat(self, name: str) -> None:
-        # An upsert: several worker processes beat under the same loop names.
         async with self.ctx.session_factory() as session:
-            stmt = dialect_insert(session, WorkerHeartbeat).values(
-                name=name, instance=self.instance, beat_at=utcnow()
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={"instance": stmt.excluded.instance, "beat_at": stmt.excluded.beat_at},
-                )
-            )
+            await HeartbeatRepository(session).beat(name, self.instance, utcnow())
             await session.commit()

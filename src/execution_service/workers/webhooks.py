@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import or_, select
 
 from execution_service import __version__
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
 from execution_service.events.service import as_json
-from execution_service.models import Event, Webhook, WebhookDelivery
+from execution_service.models import Webhook, WebhookDelivery
 from execution_service.webhooks import targets
+from execution_service.webhooks.repository import WebhookRepository
 from execution_service.webhooks.service import matches, reveal_secret, sign
 
 log = logging.getLogger(__name__)
@@ -77,23 +77,11 @@ async def webhook_tick(ctx: AppContext) -> DeliveryReport:
 async def dispatch(ctx: AppContext) -> int:
     """One delivery row per (new event, matching webhook); the event is then dispatched."""
     async with ctx.session_factory() as session:
-        batch = (
-            await session.scalars(
-                select(Event)
-                .where(Event.dispatched_at.is_(None))
-                .order_by(Event.id)
-                .limit(BATCH * 5)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        repo = WebhookRepository(session)
+        batch = await repo.claim_undispatched(BATCH * 5)
         if not batch:
             return 0
-        users = {e.user_id for e in batch if e.user_id is not None}
-        hooks = (
-            await session.scalars(
-                select(Webhook).where(or_(Webhook.user_id.is_(None), Webhook.user_id.in_(users)))
-            )
-        ).all()
+        hooks = await repo.listening({e.user_id for e in batch if e.user_id is not None})
         now = utcnow()
         for event in batch:
             for hook in hooks:
@@ -116,19 +104,8 @@ async def _claim(ctx: AppContext) -> list[_Claim]:
     lease = timedelta(seconds=ctx.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
     async with ctx.session_factory() as session:
         now = utcnow()
-        rows = (
-            await session.execute(
-                select(WebhookDelivery, Event, Webhook)
-                .join(Event, Event.id == WebhookDelivery.event_id)
-                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.id)
-                .limit(BATCH)
-                .with_for_update(of=WebhookDelivery, skip_locked=True)
-            )
-        ).all()
         claims = []
-        for delivery, event, hook in rows:
+        for delivery, event, hook in await WebhookRepository(session).claim_due(now, BATCH):
             delivery.attempts += 1
             delivery.next_attempt_at = now + lease
             body = json.dumps(as_json(event), separators=(",", ":")).encode()
@@ -176,18 +153,7 @@ async def _finish(
 ) -> None:
     s = ctx.settings
     async with ctx.session_factory() as session:
-        delivery = (
-            await session.scalars(
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == claim.delivery_id,
-                    # Still our attempt: a lease that ran out may have passed it to another worker.
-                    WebhookDelivery.attempts == claim.attempt,
-                    WebhookDelivery.status == "pending",
-                )
-                .with_for_update()
-            )
-        ).first()
+        delivery = await WebhookRepository(session).lock_attempt(claim.delivery_id, claim.attempt)
         if delivery is None:  # the webhook was deleted, or another worker owns the row now
             return
         now = utcnow()

@@ -1,0 +1,34 @@
+"""Readiness: the database answers, and (when this process runs workers) some loop has beaten
+recently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.health.repository import HeartbeatRepository
+from execution_service.models import WorkerHeartbeat
+
+
+async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
+    """Each check by name, each with `ok`. Never raises: a failure is a check that is not ok."""
+    checks: dict[str, dict[str, Any]] = {}
+    beats: Sequence[WorkerHeartbeat]
+    try:
+        async with ctx.session_factory() as session:
+            repo = HeartbeatRepository(session)
+            await repo.ping()
+            beats = await repo.beats()
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # readiness reports any failure; it never raises
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+        beats = []
+    if ctx.settings.workers_enabled:
+        stale_after = timedelta(seconds=ctx.settings.heartbeat_stale_seconds)
+        now = utcnow()
+        fresh = [b.name for b in beats if now - b.beat_at <= stale_after]
+        checks["workers"] = {"ok": bool(fresh), "fresh": sorted(fresh)}
+    return checks
