@@ -12,12 +12,12 @@ from sqlalchemy import select, update
 
 from execution_service.context import AppContext
 from execution_service.db import utcnow
+from execution_service.market_data.prices import fetch_prices
 from execution_service.market_data.sources import Quote, SourceKind
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions import watch
 from execution_service.positions.repository.marking import MarkRepository
 from execution_service.positions.rules import Close
-from execution_service.workers.prices import fetch_prices
 from tests.factories import Actor, paper_setup
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert
@@ -30,6 +32,10 @@ class DataConnectionRepository:
         )
         total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
         return rows.all(), total or 0
+
+    async def by_ids(self, data_connection_ids: Sequence[int]) -> dict[int, DataConnection]:
+        stmt = select(DataConnection).where(DataConnection.id.in_(data_connection_ids))
+        return {d.id: d for d in await self.session.scalars(stmt)}
 
     async def is_referenced(self, data_connection_id: int) -> bool:
         stmt = (
@@ -65,3 +71,32 @@ class MarketDataRepository:
             .limit(1)
         )
         return (await self.session.scalars(stmt)).first()
+
+    async def latest_of_many(
+        self, wanted: dict[int, set[str]]
+    ) -> dict[tuple[int, str], tuple[Decimal, datetime]]:
+        """The latest stored price and its time of every wanted (data connection, symbol), in
+        one query."""
+        if not wanted:
+            return {}
+        symbols = set().union(*wanted.values())
+        md = MarketData
+        latest = (
+            select(md.data_connection_id, md.symbol, func.max(md.timestamp).label("at"))
+            .where(md.data_connection_id.in_(list(wanted)), md.symbol.in_(symbols))
+            .group_by(md.data_connection_id, md.symbol)
+            .subquery()
+        )
+        stmt = select(md.data_connection_id, md.symbol, md.close, md.timestamp).join(
+            latest,
+            and_(
+                md.data_connection_id == latest.c.data_connection_id,
+                md.symbol == latest.c.symbol,
+                md.timestamp == latest.c.at,
+            ),
+        )
+        out: dict[tuple[int, str], tuple[Decimal, datetime]] = {}
+        for dc_id, symbol, close, at in await self.session.execute(stmt):
+            if symbol in wanted.get(dc_id, ()):
+                out[(dc_id, symbol)] = (close, at)
+        return out

@@ -14,11 +14,11 @@ from datetime import date
 from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.db import utcnow
+from execution_service.market_data.prices import fetch_prices
 from execution_service.market_data.sources import Quote, Source
 from execution_service.models import ExecutionConnection
 from execution_service.orders import exits
 from execution_service.positions import watch
-from execution_service.workers.prices import fetch_prices
 
 log = logging.getLogger(__name__)
 

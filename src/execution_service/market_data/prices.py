@@ -1,21 +1,22 @@
-"""One price per (source, symbol) per tick: a manual data connection's latest stored price, a ccxt
-data connection's public ticker, or the connection's own adapter's ticker."""
+"""The monitor's prices: one per (source, symbol) per tick, a manual data connection's latest
+stored price, a ccxt data connection's public ticker, or the connection's own adapter's ticker.
+A source that fails is left out of this tick (its positions are not acted on)."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-
-from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
 from execution_service.enums import DataSourceType
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.market_data.repository import (
+    DataConnectionRepository,
+    MarketDataRepository,
+)
 from execution_service.market_data.sources import Quote, Source, SourceKind
-from execution_service.models import DataConnection, ExecutionConnection, MarketData
+from execution_service.models import ExecutionConnection
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,15 @@ async def fetch_prices(
     out: dict[tuple[Source, str], Quote] = {}
     data_ids = [sid for kind, sid in wanted if kind == SourceKind.data]
     async with ctx.session_factory() as session:
-        data_rows = {
-            d.id: d
-            for d in await session.scalars(
-                select(DataConnection).where(DataConnection.id.in_(data_ids))
-            )
-        }
+        data_rows = await DataConnectionRepository(session).by_ids(data_ids)
         manual = {
             i: wanted[(SourceKind.data, i)]
             for i, d in data_rows.items()
             if d.type == DataSourceType.manual
         }
-        for (dc_id, symbol), quote in (await _stored_latest(session, manual)).items():
-            out[((SourceKind.data, dc_id), symbol)] = quote
+        stored = await MarketDataRepository(session).latest_of_many(manual)
+        for (dc_id, symbol), (price, at) in stored.items():
+            out[((SourceKind.data, dc_id), symbol)] = Quote(price, at)
     for dc_id, data in data_rows.items():
         if data.type == DataSourceType.ccxt:
             adapter = await ctx.adapters.public(data)
@@ -68,39 +65,3 @@ async def _tickers(
         return
     for symbol, ticker in tickers.items():
         out[(source, symbol)] = Quote(ticker.price, ticker.timestamp or utcnow())
-
-
-async def _stored_latest(
-    session: AsyncSession, wanted: dict[int, set[str]]
-) -> dict[tuple[int, str], Quote]:
-    """The latest stored price of every wanted (data connection, symbol), in one query."""
-    if not wanted:
-        return {}
-    symbols = set().union(*wanted.values())
-    md = MarketData
-    latest = (
-        select(md.data_connection_id, md.symbol, func.max(md.timestamp).label("at"))
-        .where(md.data_connection_id.in_(list(wanted)), md.symbol.in_(symbols))
-        .group_by(md.data_connection_id, md.symbol)
-        .subquery()
-    )
-    stmt = select(md.data_connection_id, md.symbol, md.close, md.timestamp).join(
-        latest,
-        and_(
-            md.data_connection_id == latest.c.data_connection_id,
-            md.symbol == latest.c.symbol,
-            md.timestamp == latest.c.at,
-        ),
-    )
-    out: dict[tuple[int, str], Quote] = {}
-    for dc_id, symbol, close, at in await session.execute(stmt):
-        if symbol in wanted.get(dc_id, ()):
-            out[(dc_id, symbol)] = Quote(close, at)
-    return out
-
-
-def group_symbols(pairs: list[tuple[Source, str]]) -> dict[Source, set[str]]:
-    grouped: dict[Source, set[str]] = defaultdict(set)
-    for source, symbol in pairs:
-        grouped[source].add(symbol)
-    return grouped
