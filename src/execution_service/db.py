@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Numeric, String, TypeDecorator, event
@@ -61,6 +62,28 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         return normalize(Decimal(value))
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class Vocabulary(TypeDecorator[E]):
+    """A closed vocabulary (a `StrEnum` of `enums.py`) stored as its value in a string column,
+    read back as the member. Writing a value outside the vocabulary fails at flush, so a typo in
+    a state never reaches the database."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -100,3 +100,11 @@ class EventType(StrEnum):
     position_opened = "position.opened"
     position_closed = "position.closed"
     connection_error = "connection.error"
+
+
+class DeliveryStatus(StrEnum):
+    """One event's delivery to one webhook."""
+
+    pending = "pending"  # due now or at `next_attempt_at`
+    delivered = "delivered"
+    failed = "failed"  # given up after the last retry

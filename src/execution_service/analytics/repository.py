@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert, utcnow
+from execution_service.enums import PositionStatus
 from execution_service.models import ExecutionAnalytics, ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 
@@ -100,7 +101,7 @@ class AnalyticsRepository:
         """Closed positions of those connections with closed_at in [start, end), in close order."""
         p = ExecutionPosition
         stmt = select(p.execution_connection_id, p.closed_at, p.pnl).where(
-            p.status == "closed",
+            p.status == PositionStatus.closed,
             p.closed_at.is_not(None),
             p.execution_connection_id.in_(connections),
         )
@@ -200,7 +201,7 @@ class AnalyticsRepository:
             select(p.id)
             .where(
                 p.execution_connection_id == c.id,
-                p.status == "closed",
+                p.status == PositionStatus.closed,
                 p.closed_at >= start,
                 p.closed_at < end,
             )
@@ -223,6 +224,6 @@ class AnalyticsRepository:
         symbols, open_pnls = [], []
         for symbol, status, pnl in rows:
             symbols.append(symbol)
-            if status in ("open", "closing"):
+            if status in (PositionStatus.open, PositionStatus.closing):
                 open_pnls.append(pnl)
         return symbols, open_pnls

@@ -21,7 +21,7 @@ from execution_service.connections.schemas import (
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, owner_aad
 from execution_service.db import utcnow
-from execution_service.enums import Adapter, EventType
+from execution_service.enums import Adapter, ConnectionStatus, EventType
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
@@ -83,7 +83,7 @@ async def create_connection(
         market_type=body.market_type.value,
         preset_id=body.preset_id,
         data_connection_id=body.data_connection_id,
-        status="inactive",
+        status=ConnectionStatus.inactive,
         is_active=False,
         consecutive_failures=0,
         user_id=user_id,
@@ -162,7 +162,7 @@ async def update_connection(
         reconnect = True
     if reconnect and not ctx.adapters.capabilities(conn).simulated:
         # New credentials or endpoint: the connection must pass a check again before it trades.
-        conn.status, conn.is_active = "inactive", False
+        conn.status, conn.is_active = ConnectionStatus.inactive, False
     await session.commit()
     if reconnect:
         await ctx.adapters.evict(conn.id)
@@ -219,8 +219,8 @@ def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
     if result.ok:
         conn.consecutive_failures = 0
         conn.last_error = None
-        if conn.status == "error":
-            conn.status = "inactive"
+        if conn.status == ConnectionStatus.error:
+            conn.status = ConnectionStatus.inactive
         return
     conn.consecutive_failures += 1
     conn.last_error = result.error
@@ -232,8 +232,8 @@ def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
 def mark_error(conn: ExecutionConnection, message: str | None) -> None:
     """The connection stops trading. Other services hear of it (`connection.error`) in the
     transaction of the row's session, once per move into `error`, not on every failed retry."""
-    moved = conn.status != "error"
-    conn.status, conn.is_active, conn.last_error = "error", False, message
+    moved = conn.status != ConnectionStatus.error
+    conn.status, conn.is_active, conn.last_error = ConnectionStatus.error, False, message
     if moved:
         payload = events.connection_payload(conn)
         events.record(events.session_of(conn), EventType.connection_error, conn, payload)
@@ -260,7 +260,7 @@ async def activate(
         raise Conflict(
             f"connection {connection_id} failed its check: {result.error}", code="check_failed"
         )
-    conn.status, conn.is_active = "active", True
+    conn.status, conn.is_active = ConnectionStatus.active, True
     await session.commit()
     return conn
 
@@ -270,8 +270,8 @@ async def deactivate(
 ) -> ExecutionConnection:
     conn = await get_connection(session, principal, connection_id)
     conn.is_active = False
-    if conn.status == "active":
-        conn.status = "inactive"
+    if conn.status == ConnectionStatus.active:
+        conn.status = ConnectionStatus.inactive
     await session.commit()
     return conn
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.enums import DeliveryStatus
 from execution_service.models import Event, WebhookDelivery
 from execution_service.principal import Principal
 
@@ -32,7 +33,7 @@ class EventRepository:
         """Delete up to `limit` events dispatched before `before` whose webhook deliveries are all
         finished (their delivery rows go with them). An event still being delivered stays."""
         pending = exists().where(
-            WebhookDelivery.event_id == Event.id, WebhookDelivery.status == "pending"
+            WebhookDelivery.event_id == Event.id, WebhookDelivery.status == DeliveryStatus.pending
         )
         ids = (
             await self.session.scalars(

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import utcnow
+from execution_service.enums import DataSourceType
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.market_data.repository import DataConnectionRepository, MarketDataRepository
 from execution_service.market_data.schemas import (
@@ -56,7 +57,7 @@ async def update_data_connection(
         changes["api_base_url"] = str(changes["api_base_url"])
     for field, value in changes.items():
         setattr(row, field, value)
-    if row.type == "ccxt" and not row.exchange:
+    if row.type == DataSourceType.ccxt and not row.exchange:
         raise Unprocessable("a ccxt data connection needs an exchange id")
     await session.commit()
     return row

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.enums import SizeMode
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.models import TradingPreset
 from execution_service.presets.repository import PresetRepository
@@ -46,7 +47,7 @@ async def update_preset(
             raise Unprocessable(f"{required} cannot be null")
     for field, value in changes.items():
         setattr(preset, field, value)
-    if preset.position_size_mode == "risk_percent" and preset.position_size_value > 100:
+    if preset.position_size_mode == SizeMode.risk_percent and preset.position_size_value > 100:
         raise Unprocessable("risk_percent position_size_value is a percent of equity: at most 100")
     await session.commit()
     return preset

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.enums import DeliveryStatus
 from execution_service.models import Event, Webhook, WebhookDelivery
 from execution_service.principal import Principal
 
@@ -69,7 +70,10 @@ class WebhookRepository:
             select(WebhookDelivery, Event, Webhook)
             .join(Event, Event.id == WebhookDelivery.event_id)
             .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.pending,
+                WebhookDelivery.next_attempt_at <= now,
+            )
             .order_by(WebhookDelivery.id)
             .limit(limit)
             .with_for_update(of=WebhookDelivery, skip_locked=True)
@@ -84,7 +88,7 @@ class WebhookRepository:
             .where(
                 WebhookDelivery.id == delivery_id,
                 WebhookDelivery.attempts == attempt,
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == DeliveryStatus.pending,
             )
             .with_for_update()
         )

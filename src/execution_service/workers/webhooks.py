@@ -21,6 +21,7 @@ from execution_service import __version__
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
+from execution_service.enums import DeliveryStatus
 from execution_service.events.service import as_json
 from execution_service.models import Webhook, WebhookDelivery
 from execution_service.webhooks import targets
@@ -90,7 +91,7 @@ async def dispatch(ctx: AppContext) -> int:
                         WebhookDelivery(
                             event_id=event.id,
                             webhook_id=hook.id,
-                            status="pending",
+                            status=DeliveryStatus.pending,
                             attempts=0,
                             next_attempt_at=now,
                         )
@@ -159,10 +160,10 @@ async def _finish(
         now = utcnow()
         delivery.status_code, delivery.error = code, error
         if error is None:
-            delivery.status, delivery.delivered_at = "delivered", now
+            delivery.status, delivery.delivered_at = DeliveryStatus.delivered, now
             report.delivered += 1
         elif delivery.attempts >= s.webhook_max_attempts:
-            delivery.status = "failed"
+            delivery.status = DeliveryStatus.failed
             report.failed += 1
         else:
             delay = backoff_seconds(s.webhook_retry_base_seconds, delivery.attempts)

@@ -1,0 +1,137 @@
+"""Who trades, with which settings and prices: API keys, presets, data connections and their
+market data, and execution connections (accounts, with encrypted credentials)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from execution_service.db import Money, UtcDateTime, Vocabulary, utcnow
+from execution_service.enums import (
+    Adapter,
+    ConnectionStatus,
+    ConnectionType,
+    DataSourceType,
+    MarketType,
+    Role,
+    SizeMode,
+)
+from execution_service.models.base import Base, Owned, Timestamps
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(Vocabulary(Role, 16))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TradingPreset(Owned, Timestamps, Base):
+    __tablename__ = "trading_presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position_size_mode: Mapped[SizeMode] = mapped_column(Vocabulary(SizeMode, 20))
+    position_size_value: Mapped[Decimal] = mapped_column(Money)
+    max_positions: Mapped[int | None] = mapped_column(Integer)
+    max_positions_per_symbol: Mapped[int | None] = mapped_column(Integer)
+    max_daily_loss_percent: Mapped[Decimal | None] = mapped_column(Money)
+    max_position_notional: Mapped[Decimal | None] = mapped_column(Money)
+    default_sl_percent: Mapped[Decimal | None] = mapped_column(Money)
+    default_tp_percent: Mapped[Decimal | None] = mapped_column(Money)
+    trailing_stop_percent: Mapped[Decimal | None] = mapped_column(Money)
+    break_even_trigger_rr: Mapped[Decimal | None] = mapped_column(Money)
+    leverage: Mapped[Decimal] = mapped_column(Money, default=Decimal(1))
+
+
+class DataConnection(Owned, Timestamps, Base):
+    __tablename__ = "data_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[DataSourceType] = mapped_column(Vocabulary(DataSourceType, 16))
+    exchange: Mapped[str | None] = mapped_column(String(64))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    api_base_url: Mapped[str | None] = mapped_column(String(500))
+    market_type: Mapped[MarketType] = mapped_column(
+        Vocabulary(MarketType, 16), default=MarketType.spot
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MarketData(Base):
+    """A bar (`timeframe` such as 1m) or a pushed price (`timeframe` = 'tick', close = price)."""
+
+    __tablename__ = "market_data"
+    __table_args__ = (
+        UniqueConstraint("data_connection_id", "symbol", "timeframe", "timestamp"),
+        Index("ix_market_data_latest", "data_connection_id", "symbol", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    data_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("data_connections.id", ondelete="CASCADE")
+    )
+    symbol: Mapped[str] = mapped_column(String(64))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    open: Mapped[Decimal | None] = mapped_column(Money)
+    high: Mapped[Decimal | None] = mapped_column(Money)
+    low: Mapped[Decimal | None] = mapped_column(Money)
+    close: Mapped[Decimal] = mapped_column(Money)
+    volume: Mapped[Decimal | None] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ExecutionConnection(Owned, Timestamps, Base):
+    __tablename__ = "execution_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[ConnectionType] = mapped_column(Vocabulary(ConnectionType, 16))
+    adapter: Mapped[Adapter] = mapped_column(Vocabulary(Adapter, 16))
+    exchange: Mapped[str | None] = mapped_column(String(64))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    api_base_url: Mapped[str | None] = mapped_column(String(500))
+    market_type: Mapped[MarketType] = mapped_column(
+        Vocabulary(MarketType, 16), default=MarketType.spot
+    )
+    preset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trading_presets.id", ondelete="RESTRICT"), index=True
+    )
+    data_connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("data_connections.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[ConnectionStatus] = mapped_column(
+        Vocabulary(ConnectionStatus, 16), default=ConnectionStatus.inactive
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    credentials_key_id: Mapped[str | None] = mapped_column(String(32))
+    api_key_hint: Mapped[str | None] = mapped_column(String(8))
+    paper_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_tested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
