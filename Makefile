@@ -29,10 +29,12 @@ test: $(STAMP)
 		echo "==> the suite passed on: SQLite only (set TEST_DATABASE_URL to run it on PostgreSQL too)"; \
 	fi
 
+# Style, types, and the architecture: import-linter's contracts (pyproject.toml) hold the layers.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests migrations
-	$(VENV)/bin/ruff format --check src tests migrations
+	$(VENV)/bin/ruff check src tests migrations benchmarks
+	$(VENV)/bin/ruff format --check src tests migrations benchmarks
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 # Benchmarks (issue #7; not part of `make test`): SQLite, and PostgreSQL when reachable
 # (BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432). Rewrites the README's results table.
