@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from execution_service.enums import Adapter, ConnectionStatus, ConnectionType, MarketType
+from execution_service.exchanges.kinds import KINDS
 from execution_service.market_data.schemas import ExchangeId
 from execution_service.schemas import (
     Body,
@@ -19,12 +20,6 @@ from execution_service.schemas import (
     RefId,
 )
 
-CREDENTIAL_FIELDS: dict[Adapter, tuple[set[str], set[str]]] = {
-    # adapter: (required, optional)
-    Adapter.ccxt: ({"api_key", "api_secret"}, {"passphrase", "uid"}),
-    Adapter.mtapi: ({"user", "password", "host"}, {"port"}),
-    Adapter.paper: (set(), set()),
-}
 Credentials = dict[
     Annotated[str, Field(min_length=1, max_length=32)], Annotated[SecretStr, Field(max_length=4096)]
 ]
@@ -39,16 +34,7 @@ class PaperSettings(Body):
 
 
 def check_credentials(adapter: Adapter, credentials: dict[str, SecretStr] | None) -> None:
-    required, optional = CREDENTIAL_FIELDS[adapter]
-    given = set(credentials or {})
-    if adapter is Adapter.paper:
-        if given:
-            raise ValueError("a paper connection takes no credentials")
-        return
-    if missing := required - given:
-        raise ValueError(f"credentials need {', '.join(sorted(missing))}")
-    if unknown := given - required - optional:
-        raise ValueError(f"credentials do not take {', '.join(sorted(unknown))}")
+    KINDS[adapter].check_credentials(set(credentials or {}))
 
 
 class ConnectionCreate(Body):
@@ -89,12 +75,13 @@ class ConnectionCreate(Body):
 
     @model_validator(mode="after")
     def _consistent(self) -> ConnectionCreate:
+        kind = KINDS[self.adapter]
         check_credentials(self.adapter, self.credentials)
-        if self.adapter is Adapter.ccxt and not self.exchange:
-            raise ValueError("a ccxt connection needs an exchange id")
-        if self.adapter is Adapter.mtapi and not self.api_base_url:
-            raise ValueError("an mtapi connection needs the gateway's api_base_url")
-        if self.paper is not None and self.adapter is not Adapter.paper:
+        if kind.needs_exchange and not self.exchange:
+            raise ValueError(f"{self.adapter} connections need an exchange id")
+        if kind.needs_base_url and not self.api_base_url:
+            raise ValueError(f"{self.adapter} connections need the gateway's api_base_url")
+        if self.paper is not None and not kind.simulated:
             raise ValueError("`paper` settings apply to paper connections only")
         return self
 

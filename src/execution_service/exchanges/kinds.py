@@ -1,0 +1,40 @@
+"""What each kind of adapter needs to be configured: its credential fields, whether it needs an
+exchange id or a base URL, and whether it is simulated (a starting balance and fee settings
+instead of credentials). The connections API validates against this, so it names no adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from execution_service.enums import Adapter
+
+
+@dataclass(frozen=True)
+class AdapterKind:
+    required_credentials: frozenset[str] = frozenset()
+    optional_credentials: frozenset[str] = frozenset()
+    needs_exchange: bool = False  # an exchange id (ccxt's)
+    needs_base_url: bool = False  # the gateway's URL (mtapi)
+    simulated: bool = False  # no credentials; `paper` settings instead
+
+    def check_credentials(self, given: set[str]) -> None:
+        """Raises ValueError naming what is missing or not taken."""
+        if self.simulated:
+            if given:
+                raise ValueError("a paper connection takes no credentials")
+            return
+        if missing := self.required_credentials - given:
+            raise ValueError(f"credentials need {', '.join(sorted(missing))}")
+        if unknown := given - self.required_credentials - self.optional_credentials:
+            raise ValueError(f"credentials do not take {', '.join(sorted(unknown))}")
+
+
+KINDS: dict[Adapter, AdapterKind] = {
+    Adapter.ccxt: AdapterKind(
+        frozenset({"api_key", "api_secret"}), frozenset({"passphrase", "uid"}), needs_exchange=True
+    ),
+    Adapter.mtapi: AdapterKind(
+        frozenset({"user", "password", "host"}), frozenset({"port"}), needs_base_url=True
+    ),
+    Adapter.paper: AdapterKind(simulated=True),
+}
