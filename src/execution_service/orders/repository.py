@@ -139,7 +139,48 @@ class OrderRepository:
         )
         return {pid for pid in rows if pid is not None}
 
+    async def entries_in_flight(
+        self, connection_ids: Sequence[int], symbol: str, excluding_signal: int | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Per connection: entries that may still open a position (pending, or resting without a
+        fill yet), and those in `symbol`; absent means none. A partly filled entry has its
+        position already. `excluding_signal`: the signal being recorded now."""
+        if not connection_ids:
+            return {}
+        stmt = (
+            select(ExecutionLog.execution_connection_id, ExecutionLog.symbol, func.count())
+            .where(
+                ExecutionLog.execution_connection_id.in_(connection_ids),
+                ExecutionLog.purpose == Purpose.entry,
+                ExecutionLog.status.in_((OrderStatus.pending, OrderStatus.open)),
+                ExecutionLog.position_id.is_(None),
+            )
+            .group_by(ExecutionLog.execution_connection_id, ExecutionLog.symbol)
+        )
+        if excluding_signal is not None:
+            stmt = stmt.where(
+                or_(ExecutionLog.signal_id.is_(None), ExecutionLog.signal_id != excluding_signal)
+            )
+        out: dict[int, tuple[int, int]] = {}
+        for conn_id, sym, n in await self.session.execute(stmt):
+            total, for_symbol = out.get(conn_id, (0, 0))
+            out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
+        return out
+
     # --- the accounts orders go to ----------------------------------------------------------------
+
+    async def lock_accounts(self, connection_ids: Sequence[int]) -> None:
+        """Lock the connections' rows until the transaction ends, in id order (two signals on
+        overlapping accounts lock them in the same order): a signal holds its accounts while it
+        checks their limits and records its entries."""
+        await self.session.execute(
+            select(ExecutionConnection.id)
+            .where(ExecutionConnection.id.in_(sorted(connection_ids)))
+            .order_by(ExecutionConnection.id)
+            # FOR NO KEY UPDATE: it excludes the other signals' same lock, not the KEY SHARE
+            # locks that inserting logs and positions (foreign keys) take on these rows.
+            .with_for_update(key_share=True)
+        )
 
     async def connection(self, connection_id: int) -> ExecutionConnection | None:
         return await self.session.get(ExecutionConnection, connection_id)

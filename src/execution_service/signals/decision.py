@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from execution_service.decimals import ONE
 from execution_service.enums import ConnectionStatus, Direction, MarketType, OrderType, SizeMode
 from execution_service.exchanges.base import BalanceEntry, Market, Valuation
 from execution_service.exchanges.capabilities import VenueCapabilities
@@ -22,6 +23,7 @@ from execution_service.signals.sizing import (
     MarketRules,
     Rejection,
     SizeRule,
+    check_limits,
     check_order,
     check_stops,
     default_stop,
@@ -65,6 +67,7 @@ class Order:
     quantity: Decimal = Decimal(0)
     price: Decimal | None = None
     plan: dict[str, Any] | None = None
+    equity: Decimal = Decimal(0)  # the account's, as sized against (the limits read it again)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def _decide(
     if value.contract_size is not None:
         order.plan["contract_size"] = _str(value.contract_size)
     equity, free, leverage = _funds(target, quote, direction)
+    order.equity = equity
     order.quantity = size_quantity(
         rule,
         price=price,
@@ -140,18 +144,45 @@ def _decide(
         unit_value=value.unit_value,
         max_amount=market.max_amount,
     )
-    limits = Limits(
-        preset.max_positions if preset else None,
-        preset.max_positions_per_symbol if preset else None,
-        preset.max_daily_loss_percent if preset else None,
-        leverage,
-    )
+    limits = _limits(preset, leverage)
     state = AccountState(
         account.open_positions, account.open_for_symbol, account.realized_today, equity, free
     )
     check_order(
         limits, state, MarketRules(market.min_amount, market.min_cost), order.quantity, price
     )
+
+
+def _limits(preset: TradingPreset | None, leverage: Decimal) -> Limits:
+    return Limits(
+        preset.max_positions if preset else None,
+        preset.max_positions_per_symbol if preset else None,
+        preset.max_daily_loss_percent if preset else None,
+        leverage,
+    )
+
+
+def has_limits(preset: TradingPreset | None) -> bool:
+    """Whether the preset limits positions or the day's loss (what `recheck` checks)."""
+    return preset is not None and (
+        preset.max_positions is not None
+        or preset.max_positions_per_symbol is not None
+        or preset.max_daily_loss_percent is not None
+    )
+
+
+def recheck(target: Target, account: Account, equity: Decimal) -> Rejection | None:
+    """The account's limits once more, on counts read under the account's lock just before the
+    order is recorded: of two signals decided at the same moment, the second sees the first's
+    pending entry."""
+    state = AccountState(
+        account.open_positions, account.open_for_symbol, account.realized_today, equity, ONE
+    )
+    try:
+        check_limits(_limits(target.preset, ONE), state)
+    except Rejection as refusal:
+        return refusal
+    return None
 
 
 def _stops(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -25,11 +26,20 @@ from execution_service.db import read
 from execution_service.errors import NotFound
 from execution_service.exchanges.base import Quotes
 from execution_service.exchanges.registry import capabilities
-from execution_service.models import ExecutionLog, Signal
+from execution_service.models import ExecutionConnection, ExecutionLog, Signal
 from execution_service.orders import entries
+from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import PositionRepository
 from execution_service.principal import Principal
-from execution_service.signals.decision import Account, Decision, Target, decide, precheck
+from execution_service.signals.decision import (
+    Account,
+    Decision,
+    Target,
+    decide,
+    has_limits,
+    precheck,
+    recheck,
+)
 from execution_service.signals.quotes import quote
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
@@ -67,7 +77,8 @@ async def create_signal(
     )
     if loaded.replay is not None:
         return loaded.replay[0], loaded.replay[1], False
-    orders = await _decide_all(ctx, body, loaded)
+    decided = await _decide_all(ctx, body, loaded)
+    orders = [order for order, _ in decided]
     signal = Signal(
         owner_key=owner_key,
         user_id=user_id,
@@ -92,6 +103,7 @@ async def create_signal(
         shared = entries.Signal(
             signal.id, body.symbol, body.direction.value, body.order_type.value, received_at
         )
+        orders = await _hold_limits(session, body, loaded.targets, decided, signal.id, received_at)
         logs = entries.new_entries(ctx, shared, orders)
         session.add_all(logs)
         await session.flush()
@@ -110,10 +122,11 @@ async def create_signal(
 
 async def _decide_all(
     ctx: AppContext, body: SignalCreate, loaded: Loaded
-) -> list[entries.EntryOrder]:
+) -> list[tuple[entries.EntryOrder, Decimal]]:
+    """Each target's entry, and the equity it was sized against."""
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
-    async def one(target: Target) -> entries.EntryOrder:
+    async def one(target: Target) -> tuple[entries.EntryOrder, Decimal]:
         # Each run is a task of its own (gather), with its own copy of the log context.
         observability.connection_id.set(target.conn.id)
         async with bound:
@@ -134,7 +147,7 @@ async def _decide_all(
         order = decision.order
         if refusal is not None and order.price is None:
             order.price = body.entry_price
-        return entries.EntryOrder(
+        entry = entries.EntryOrder(
             target.conn,
             target.caps,
             order.quantity,
@@ -143,8 +156,45 @@ async def _decide_all(
             entries.Refusal(refusal.code, refusal.message) if refusal else None,
             adapter if refusal is None else None,
         )
+        return entry, order.equity
 
     return list(await asyncio.gather(*(one(t) for t in loaded.targets)))
+
+
+async def _hold_limits(
+    session: AsyncSession,
+    body: SignalCreate,
+    targets: Sequence[Target],
+    decided: Sequence[tuple[entries.EntryOrder, Decimal]],
+    signal_id: int,
+    received_at: datetime,
+) -> list[entries.EntryOrder]:
+    """In the transaction that records the entries: lock the accounts whose presets limit
+    positions or the day's loss, count again what they hold and what is still in flight (other
+    signals' pending and resting entries, committed before the lock was granted), and refuse
+    what the limits no longer allow. The lock is held only until this commit, never while an
+    order is in flight."""
+    orders = [order for order, _ in decided]
+    limited = [
+        i
+        for i, (target, order) in enumerate(zip(targets, orders, strict=True))
+        if order.refusal is None and has_limits(target.preset)
+    ]
+    if not limited:
+        return orders
+    await OrderRepository(session).lock_accounts([targets[i].conn.id for i in limited])
+    accounts = await _accounts(
+        session, [targets[i] for i in limited], body.symbol, received_at, signal_id
+    )
+    for i in limited:
+        target = targets[i]
+        account = accounts.get(target.conn.id, Account())
+        refusal = recheck(target, account, decided[i][1])
+        if refusal is not None:
+            orders[i] = replace(
+                orders[i], refusal=entries.Refusal(refusal.code, refusal.message), adapter=None
+            )
+    return orders
 
 
 async def _replay(
@@ -179,7 +229,10 @@ async def _load(
             body.connection_ids, user_id, admin_id, principal
         )
         if body.connection_ids is not None:
-            found = {c.id for c, _ in rows if principal.is_privileged or c.user_id == user_id}
+            # A signal with an owner trades only that owner's accounts; a platform signal (an
+            # admin or service key naming no owner) may name any (a copy-trading fan-out).
+            platform = principal.is_privileged and user_id is None and admin_id is None
+            found = {c.id for c, _ in rows if platform or _owned_by(c, user_id, admin_id)}
             missing = sorted(set(body.connection_ids) - found)
             if missing:
                 raise NotFound(f"connections not found: {', '.join(map(str, missing))}")
@@ -195,10 +248,22 @@ async def _load(
         return loaded
 
 
+def _owned_by(conn: ExecutionConnection, user_id: int | None, admin_id: int | None) -> bool:
+    """A user's rows are theirs by `user_id`; the platform's by `admin_id` (with no user)."""
+    if user_id is not None:
+        return conn.user_id == user_id
+    return conn.user_id is None and conn.admin_id == admin_id
+
+
 async def _accounts(
-    session: AsyncSession, targets: Sequence[Target], symbol: str, received_at: datetime
+    session: AsyncSession,
+    targets: Sequence[Target],
+    symbol: str,
+    received_at: datetime,
+    excluding_signal: int | None = None,
 ) -> dict[int, Account]:
-    """Open counts and today's PnL, only where a preset limits them: a few queries for all."""
+    """Positions held (and entries that may still open one) and today's realised PnL, only
+    where a preset limits them: a few queries for all targets."""
     positions = PositionRepository(session)
     counted = [
         t.conn.id
@@ -206,7 +271,8 @@ async def _accounts(
         if t.preset is not None
         and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
     ]
-    counts = await positions.open_counts(counted, symbol)
+    held = await positions.open_counts(counted, symbol)
+    flying = await OrderRepository(session).entries_in_flight(counted, symbol, excluding_signal)
     midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
     limited = [
         t.conn.id
@@ -214,12 +280,13 @@ async def _accounts(
         if t.preset is not None and t.preset.max_daily_loss_percent is not None
     ]
     realized = await positions.realized_since(limited, midnight)
-    return {
-        conn_id: Account(
-            *counts.get(conn_id, (0, 0)), realized.get(conn_id, Account().realized_today)
-        )
-        for conn_id in set(counts) | set(realized)
-    }
+    accounts: dict[int, Account] = {}
+    for conn_id in set(held) | set(flying) | set(realized):
+        total, for_symbol = held.get(conn_id, (0, 0))
+        pending, pending_here = flying.get(conn_id, (0, 0))
+        loss = realized.get(conn_id, Decimal(0))
+        accounts[conn_id] = Account(total + pending, for_symbol + pending_here, loss)
+    return accounts
 
 
 async def get_signal(

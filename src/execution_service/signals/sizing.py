@@ -115,10 +115,10 @@ class MarketRules:
     min_cost: Decimal | None = None
 
 
-def check_order(
-    limits: Limits, account: AccountState, market: MarketRules, quantity: Decimal, price: Decimal
-) -> None:
-    """Every pre-trade check, in the order a trader would want the first refusal reported."""
+def check_limits(limits: Limits, account: AccountState) -> None:
+    """The account's limits: positions held (and entries that may still open one), per symbol,
+    and today's realised loss. Checked again under the account's lock before the order is
+    recorded, so concurrent signals cannot both pass them."""
     if limits.max_positions is not None and account.open_positions >= limits.max_positions:
         raise Rejection(
             "max_positions", f"{account.open_positions} open, limit {limits.max_positions}"
@@ -136,6 +136,13 @@ def check_order(
                 "daily_loss_limit",
                 f"today's loss {loss} reached {limits.max_daily_loss_percent}% of {day_start}",
             )
+
+
+def check_order(
+    limits: Limits, account: AccountState, market: MarketRules, quantity: Decimal, price: Decimal
+) -> None:
+    """Every pre-trade check, in the order a trader would want the first refusal reported."""
+    check_limits(limits, account)
     minimum = market.min_amount or ZERO
     if quantity <= 0 or quantity < minimum:
         raise Rejection("below_minimum", f"quantity {quantity} is below the minimum {minimum}")
