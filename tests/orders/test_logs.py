@@ -9,6 +9,9 @@ import pytest
 from execution_service.context import AppContext
 from execution_service.orders.outcomes import LAST_USED_PRECISION, stale_last_used
 from tests.factories import Actor, paper_setup
+from tests.fakes.binance import FakeBinance
+from tests.signals.test_ccxt_flow import ccxt_connection
+from tests.signals.test_ccxt_flow import signal as ccxt_signal
 
 FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}
 
@@ -114,3 +117,30 @@ async def test_last_used_at_follows_orders_within_its_precision(
     ctx.last_used_written[acct.conn_id] = first - LAST_USED_PRECISION
     await acct.signal()
     assert await last_used() > first
+
+
+async def test_cancel_of_an_order_the_venue_no_longer_knows_is_reconciled(
+    user: Actor, fake_binance: FakeBinance
+) -> None:
+    """The venue purged the order (Binance forgets old cancelled orders): the cancel is a 200
+    and the log ends `cancelled` with what had filled, not a 500 and `open` for good."""
+    conn = await ccxt_connection(user, fake_binance)
+    fake_binance.set_price("BTC/USDT", "65000")
+    resting = await ccxt_signal(user, conn, order_type="limit", entry_price="60000")
+    log_id = resting["execution_log_id"]
+    assert resting["status"] == "open"
+    fake_binance.orders.clear()  # gone from the venue, as if it had been purged
+    cancelled = await user.ok("POST", f"/api/v1/logs/{log_id}/cancel")
+    assert (cancelled["status"], cancelled["filled_quantity"]) == ("cancelled", "0")
+
+
+async def test_cancel_of_an_order_that_filled_meanwhile_records_the_fill(
+    user: Actor, fake_binance: FakeBinance
+) -> None:
+    conn = await ccxt_connection(user, fake_binance)
+    fake_binance.set_price("BTC/USDT", "65000")
+    resting = await ccxt_signal(user, conn, order_type="limit", entry_price="60000")
+    log_id = resting["execution_log_id"]
+    fake_binance.set_price("BTC/USDT", "59000")  # the limit buy fills at the venue
+    filled = await user.ok("POST", f"/api/v1/logs/{log_id}/cancel")
+    assert filled["status"] == "filled" and filled["position_id"] is not None

@@ -13,9 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.decimals import round_down
-from execution_service.enums import CloseReason, PositionStatus
+from execution_service.enums import CloseReason, OrderStatus, PositionStatus
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
-from execution_service.exchanges.base import ExchangeError, OrderNotFound
+from execution_service.exchanges.base import (
+    ExchangeAdapter,
+    ExchangeError,
+    OrderNotFound,
+    OrderResult,
+)
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.orders.exits import ExitRequest, claim, send_exit
 from execution_service.orders.lifecycle import Recording, apply_result
@@ -70,15 +75,17 @@ async def cancel(
     conn = await orders.connection(entry.execution_connection_id)
     assert conn is not None
     await session.commit()  # no transaction while the exchange answers
-    adapter = await ctx.adapters.for_connection(conn)
     try:
-        result = await adapter.cancel_order(
-            entry.symbol, order_id=entry.order_id, client_order_id=entry.client_order_id
-        )
-    except OrderNotFound:
-        result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
-    except ExchangeError as exc:
-        raise BadGateway(f"cancel failed: {exc.message}", code=exc.code) from None
+        adapter = await ctx.adapters.for_connection(conn)
+        try:
+            result = await adapter.cancel_order(
+                entry.symbol, order_id=entry.order_id, client_order_id=entry.client_order_id
+            )
+        except OrderNotFound:
+            result = await _look_up(adapter, entry)
+    except (CredentialsError, ExchangeError) as exc:
+        code = exc.code if isinstance(exc, ExchangeError) else "credentials_error"
+        raise BadGateway(f"cancel failed: {exc}", code=code) from None
     locked = await orders.lock(log_id)
     assert locked is not None
     recording = Recording()
@@ -86,6 +93,35 @@ async def cancel(
     await recording.finish(session)
     await session.commit()
     return locked
+
+
+async def _look_up(adapter: ExchangeAdapter, entry: ExecutionLog) -> OrderResult:
+    """The venue would not cancel the order: it is no longer resting. It says what became of it
+    (filled, cancelled); a venue that no longer knows the order at all (purged) cannot have it
+    resting either: it is recorded cancelled, with what had filled."""
+    try:
+        return await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
+    except OrderNotFound:
+        pass
+    if entry.order_id:
+        try:
+            return await adapter.fetch_order(entry.symbol, order_id=entry.order_id)
+        except OrderNotFound:
+            pass
+    return OrderResult(
+        order_id=entry.order_id or "",
+        client_order_id=entry.client_order_id,
+        symbol=entry.symbol,
+        side=entry.direction,
+        type=entry.order_type,
+        status=OrderStatus.cancelled,
+        amount=entry.quantity,
+        filled=entry.filled_quantity,
+        average=entry.average_price,
+        fee=entry.fee,
+        fee_currency=entry.fee_currency,
+        raw={"reconciled": "the venue no longer knows this order"},
+    )
 
 
 async def close_position(
