@@ -199,4 +199,4 @@ async def test_only_positions_a_rule_may_act_on_are_returned(
     assert acting <= set(candidates)
     # The filter is a close superset: the quiet ones are not loaded.
     assert set(candidates) == acting
-    assert candidates[ids["trailing hit"]] == D(117)
+    assert candidates[ids["trailing hit"]][0] == (SourceKind.data, acct.data_connection["id"])

@@ -2,14 +2,15 @@
 positions and prices.
 
 - Every mark is the same: price, unrealised PnL, PnL percent (8 places, ties to even), and the
-  trailing high-water mark.
-- The SQL's choice of positions a rule may act on is a superset of what `rules.evaluate` acts on
-  (a close, or a move of the stop to break-even): the stop rules exist twice, and this holds
-  them together.
+  trailing high-water mark (the best the whole path of prices reached).
+- The SQL's choice of positions a rule may act on is a superset of what `rules.evaluate_path`
+  acts on over the path (a close, or a move of the stop to break-even): the stop rules exist
+  twice, and this holds them together.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
@@ -21,11 +22,11 @@ from sqlalchemy import select
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.enums import Direction, OrderStatus, PositionStatus, Purpose
-from execution_service.market_data.sources import Quote, SourceKind
+from execution_service.market_data.sources import Move, Quote, SourceKind
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions import book
 from execution_service.positions.repository.marking import MarkRepository
-from execution_service.positions.rules import evaluate, view_of
+from execution_service.positions.rules import evaluate_path, view_of
 from tests.factories import Actor, paper_setup
 
 SYMBOLS = ("P0/USDT", "P1/USDT", "P2/USDT")
@@ -52,7 +53,26 @@ positions = st.fixed_dictionaries(
         | st.just([{"price": "1", "close_percent": "50"}, {"price": "2", "close_percent": "50"}]),
     }
 )
-prices = st.fixed_dictionaries({s: money("0.0001", "100000") for s in SYMBOLS})
+
+
+def _move(draw: st.DrawFn, second: int) -> Move:
+    at = T0 + timedelta(seconds=second)
+    close = draw(money("0.0001", "100000"))
+    if draw(st.booleans()):
+        return Move.tick(at, close)
+    low = draw(money("0.0001", str(close)))
+    high = draw(money(str(close), "100000"))
+    return Move(at, close, low, high)
+
+
+@st.composite
+def paths(draw: st.DrawFn) -> tuple[Move, ...]:
+    """A tick or a few ticks and bars, oldest first."""
+    return tuple(_move(draw, i) for i in range(draw(st.integers(1, 4))))
+
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+prices = st.fixed_dictionaries({s: paths() for s in SYMBOLS})
 
 
 @pytest.fixture
@@ -69,7 +89,7 @@ async def account(is_postgres: bool, user: Actor) -> Any:
 )
 @given(rows=st.lists(positions, min_size=1, max_size=12), quoted=prices)
 async def test_sql_and_python_marks_agree(
-    ctx: AppContext, account: Any, rows: list[dict[str, Any]], quoted: dict[str, D]
+    ctx: AppContext, account: Any, rows: list[dict[str, Any]], quoted: dict[str, tuple[Move, ...]]
 ) -> None:
     conn_id, dc_id = account.conn_id, account.data_connection["id"]
     now = utcnow()
@@ -101,7 +121,10 @@ async def test_sql_and_python_marks_agree(
         await session.flush()
         before = {p.id: view_of(p) for p in inserted}
         rows_of = {p.id: p for p in inserted}
-        quotes = {((SourceKind.data, dc_id), s): Quote(price, now) for s, price in quoted.items()}
+        quotes = {
+            ((SourceKind.data, dc_id), s): Quote(path[-1].close, path[-1].at, path)
+            for s, path in quoted.items()
+        }
         candidates = await MarkRepository(session).mark_in_sql(quotes)
         marked = {
             p.id: p
@@ -113,16 +136,18 @@ async def test_sql_and_python_marks_agree(
         }
         await session.rollback()
     for pid, view in before.items():
-        price = quoted[rows_of[pid].symbol]
-        decision = evaluate(view, price)
+        path = quoted[rows_of[pid].symbol]
+        price = path[-1].close
+        decision = evaluate_path(view, path)
         expected = book.mark(marked[pid], price)  # quantity and entry are unchanged by marking
         got = marked[pid]
-        assert (got.current_price, got.pnl, got.pnl_percentage, got.best_price) == (
+        assert (got.current_price, got.pnl, got.pnl_percentage) == (
             price,
             expected.pnl,
             expected.pnl_percentage,
-            decision.best,
         ), view
+        if decision.close is None:  # a close stops the path where it happened
+            assert got.best_price == decision.best, (view, path)
         acts = decision.close is not None or (decision.break_even_done and not view.break_even_done)
         if acts:
             assert pid in candidates, (view, price, decision)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 
-from execution_service.positions.rules import Close, Level, PositionView, evaluate, trailing_level
+from execution_service.market_data.sources import Move, Quote
+from execution_service.positions.rules import (
+    Close,
+    Level,
+    PositionView,
+    evaluate,
+    evaluate_path,
+    trailing_level,
+)
 
 LONG = PositionView(
     "buy", entry=D(100), quantity=D(10), initial_quantity=D(10), sl=D(95), tp=D(110)
@@ -96,3 +105,62 @@ def test_the_stop_wins_over_everything() -> None:
         "buy", D(100), D(1), D(1), sl=D(95), tp=D(110), trailing_percent=D(1), best=D(100)
     )
     assert evaluate(view, D(94)).close == Close("sl", D(1), True)
+
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def tick(price: str, second: int = 0) -> Move:
+    return Move.tick(T0 + timedelta(seconds=second), D(price))
+
+
+def bar(low: str, high: str, close: str, second: int = 0) -> Move:
+    return Move(T0 + timedelta(seconds=second), D(close), D(low), D(high))
+
+
+@pytest.mark.parametrize(
+    ("view", "path", "close", "best"),
+    [
+        # Two prices in one tick, 110 then 104: the trailing stop (5 %) rose to 110 x 0.95 =
+        # 104.5 at the first and is hit by the second; the latest price alone (104 against the
+        # old best 100, stop 95) would have missed it.
+        (
+            PositionView("buy", D(100), D(1), D(1), trailing_percent=D(5), best=D(100)),
+            (tick("110", 1), tick("104", 2)),
+            Close("trailing_stop", D(1), True),
+            D(110),
+        ),
+        # A bar whose low (90) crossed the SL (95) but closed at 99: the low hits it, before the
+        # bar's high (101) is judged, so the best is still the entry (100).
+        (LONG, (bar("90", "101", "99"),), Close("sl", D(10), True), D(100)),
+        # SL 95 and TP 110 both inside one bar (94 .. 111): the SL is taken as hit first.
+        (LONG, (bar("94", "111", "105"),), Close("sl", D(10), True), D(100)),
+        (SHORT, (bar("89", "106", "95"),), Close("sl", D(10), True), D(100)),
+        # A bar that stays between the stops: nothing, and the best is its high (102).
+        (LONG, (bar("96", "102", "100"),), None, D(102)),
+        # The short's best is the bar's low (91), short of the TP at 90.
+        (SHORT, (bar("91", "104", "100"),), None, D(91)),
+        # The first close ends the path: a TP at 110, then a drop to the SL later in the path.
+        (LONG, (tick("110", 1), tick("90", 2)), Close("tp", D(10), True), D(110)),
+    ],
+)
+def test_every_price_of_a_path_is_judged_in_order(
+    view: PositionView, path: tuple[Move, ...], close: Close | None, best: D
+) -> None:
+    decision = evaluate_path(view, path)
+    assert (decision.close, decision.best) == (close, best)
+
+
+def test_break_even_moved_early_in_a_path_can_close_later_in_it() -> None:
+    # Entry 100, SL 96 (risk 4), break-even at 2R: 108 moves the SL to 100, then 100 hits it.
+    view = PositionView("buy", D(100), D(1), D(1), sl=D(96), break_even_rr=D(2))
+    decision = evaluate_path(view, (tick("108", 1), tick("100", 2)))
+    assert decision.close == Close("sl", D(1), True) and decision.sl == D(100)
+
+
+def test_a_position_judges_only_the_moves_since_its_last_mark() -> None:
+    quote = Quote(D(99), T0 + timedelta(seconds=3), (tick("90", 1), tick("99", 3)))
+    assert quote.since(T0 + timedelta(seconds=1)) == (tick("99", 3),)
+    assert quote.since(None) == quote.path
+    assert quote.since(T0 + timedelta(seconds=3)) == (Move.tick(quote.at, D(99)),)  # no news
+    assert (quote.low, quote.high) == (D(90), D(99))

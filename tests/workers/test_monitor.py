@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from execution_service.context import AppContext
+from execution_service.db import utcnow
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, PaperSetup, paper_setup
 from tests.fakes.binance import FakeBinance
@@ -160,3 +161,69 @@ async def test_a_refused_exit_is_retried_after_the_cooldown_not_every_tick(
     position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
     assert position["status"] == "open"  # still watched; the next attempt comes after the cooldown
     fake_binance.reject_next_orders(0)
+
+
+# --- every price of a tick is judged, in order, and a bar by its low and high ---------------
+
+
+async def test_two_prices_in_one_tick_fire_the_trailing_stop(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(
+        user,
+        price="100",
+        position_size_mode="fixed_quantity",
+        position_size_value="1",
+        trailing_stop_percent="5",
+    )
+    pid = await open_position(acct)
+    await acct.price("110")  # best 110: the trailing stop rises to 104.5
+    await acct.price("104")  # ... and is hit, before any tick saw 110
+    await monitor_tick(ctx)
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # Closed at the paper venue's last price, 104: 1 x (104 - 100) = 4.
+    assert (position["closed_reason"], position["close_price"], position["pnl"]) == (
+        "trailing_stop",
+        "104",
+        "4",
+    )
+
+
+async def test_a_bar_whose_low_crosses_the_stop_closes_the_position(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    pid = await open_position(acct, sl_price="95", tp_price="120")
+    bar = {"symbol": "BTC/USDT", "timeframe": "1m", "timestamp": utcnow().isoformat()}
+    bar |= {"open": "100", "high": "101", "low": "90", "close": "99"}
+    await user.ok(
+        "POST",
+        f"/api/v1/data-connections/{acct.data_connection['id']}/market-data",
+        json={"bars": [bar]},
+    )
+    await monitor_tick(ctx)
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # The low (90) hit the SL (95); the exit fills at the latest price, the bar's close, 99.
+    assert (position["status"], position["closed_reason"], position["close_price"]) == (
+        "closed",
+        "sl",
+        "99",
+    )
+
+
+async def test_a_bar_spanning_both_stops_is_read_as_the_stop_loss_first(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    pid = await open_position(acct, sl_price="95", tp_price="110")
+    bar = {"symbol": "BTC/USDT", "timeframe": "1m", "timestamp": utcnow().isoformat()}
+    bar |= {"open": "100", "high": "111", "low": "94", "close": "105"}
+    await user.ok(
+        "POST",
+        f"/api/v1/data-connections/{acct.data_connection['id']}/market-data",
+        json={"bars": [bar]},
+    )
+    await monitor_tick(ctx)
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["closed_reason"] == "sl"

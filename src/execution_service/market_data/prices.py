@@ -5,6 +5,8 @@ A source that fails is left out of this tick (its positions are not acted on).""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
@@ -21,11 +23,22 @@ from execution_service.models import ExecutionConnection
 log = logging.getLogger(__name__)
 
 
+# Stored prices judged per tick at most (the oldest first): a backlog drains over a few ticks.
+PATH_LIMIT = 10_000
+
+# symbol -> the oldest mark among the positions it prices (None: only the latest price is wanted)
+Wanted = dict[Source, dict[str, datetime | None]]
+
+
 async def fetch_prices(
-    ctx: AppContext, wanted: dict[Source, set[str]], connections: dict[int, ExecutionConnection]
+    ctx: AppContext, wanted: Wanted, connections: dict[int, ExecutionConnection]
 ) -> dict[tuple[Source, str], Quote]:
+    """The latest price of every wanted (source, symbol); for prices stored by a manual data
+    connection, also every price since the oldest mark (no older than the monitor's maximum
+    price age: older ones are not acted on), so the monitor judges each."""
     out: dict[tuple[Source, str], Quote] = {}
     data_ids = [sid for kind, sid in wanted if kind == SourceKind.data]
+    oldest = utcnow() - timedelta(seconds=ctx.settings.monitor_max_price_age_seconds)
     async with ctx.session_factory() as session:
         data_rows = await DataConnectionRepository(session).by_ids(data_ids)
         manual = {
@@ -33,14 +46,21 @@ async def fetch_prices(
             for i, d in data_rows.items()
             if d.type == DataSourceType.manual
         }
-        stored = await MarketDataRepository(session).latest_of_many(manual)
-        for (dc_id, symbol), (price, at) in stored.items():
-            out[((SourceKind.data, dc_id), symbol)] = Quote(price, at)
+        stored = MarketDataRepository(session)
+        latest = await stored.latest_of_many({i: set(symbols) for i, symbols in manual.items()})
+        since = {
+            i: {s: max(at, oldest) for s, at in symbols.items() if at is not None}
+            for i, symbols in manual.items()
+        }
+        paths = await stored.moves_since({i: s for i, s in since.items() if s}, PATH_LIMIT)
+        for (dc_id, symbol), (price, at) in latest.items():
+            path = tuple(paths.get((dc_id, symbol), ()))
+            out[((SourceKind.data, dc_id), symbol)] = Quote(price, at, path)
     for dc_id, data in data_rows.items():
         if data.type == DataSourceType.ccxt:
             adapter = await ctx.adapters.public(data)
             await _tickers(out, (SourceKind.data, dc_id), adapter, wanted[(SourceKind.data, dc_id)])
-    for (kind, conn_id), symbols in wanted.items():
+    for (kind, conn_id), own in wanted.items():
         if kind != SourceKind.conn:
             continue
         try:
@@ -48,7 +68,7 @@ async def fetch_prices(
         except (CredentialsError, ExchangeError) as exc:
             log.warning("no price source for connection %s: %s", conn_id, type(exc).__name__)
             continue
-        await _tickers(out, (SourceKind.conn, conn_id), adapter, symbols)
+        await _tickers(out, (SourceKind.conn, conn_id), adapter, own)
     return out
 
 
@@ -56,7 +76,7 @@ async def _tickers(
     out: dict[tuple[Source, str], Quote],
     source: Source,
     adapter: ExchangeAdapter,
-    symbols: set[str],
+    symbols: Iterable[str],
 ) -> None:
     try:
         tickers = await adapter.fetch_tickers(sorted(symbols))

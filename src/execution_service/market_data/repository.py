@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert
+from execution_service.market_data.sources import Move
 from execution_service.models import DataConnection, ExecutionConnection, MarketData
 from execution_service.principal import Principal
 
@@ -99,4 +100,36 @@ class MarketDataRepository:
         for dc_id, symbol, close, at in await self.session.execute(stmt):
             if symbol in wanted.get(dc_id, ()):
                 out[(dc_id, symbol)] = (close, at)
+        return out
+
+    async def moves_since(
+        self, wanted: dict[int, dict[str, datetime]], limit: int
+    ) -> dict[tuple[int, str], list[Move]]:
+        """Every stored price after each wanted (data connection, symbol)'s time, oldest first:
+        pushed prices as ticks, bars with their low and high. At most `limit` in all, the oldest
+        kept (a stop is judged on what came first)."""
+        if not wanted:
+            return {}
+        md = MarketData
+        after = min(at for symbols in wanted.values() for at in symbols.values())
+        symbols = set().union(*(set(s) for s in wanted.values()))
+        stmt = (
+            select(md.data_connection_id, md.symbol, md.timestamp, md.close, md.low, md.high)
+            .where(
+                md.data_connection_id.in_(list(wanted)),
+                md.symbol.in_(symbols),
+                md.timestamp > after,
+            )
+            .order_by(md.timestamp, md.id)
+            .limit(limit)
+        )
+        out: dict[tuple[int, str], list[Move]] = {}
+        for dc_id, symbol, at, close, low, high in await self.session.execute(stmt):
+            since = wanted.get(dc_id, {}).get(symbol)
+            if since is not None and at > since:
+                low, high = (
+                    (low if low is not None else close),
+                    (high if high is not None else close),
+                )
+                out.setdefault((dc_id, symbol), []).append(Move(at, close, low, high))
         return out

@@ -1,4 +1,5 @@
-"""What a new price does to an open position: pure, no I/O, one function.
+"""What new prices do to an open position: pure, no I/O. `evaluate` judges one price,
+`evaluate_path` every price a market went through since the last mark, in order.
 
 Order of precedence on one price: stop loss, take profit, trailing stop, then partial take-profit
 levels, then the break-even move. A close wins over an amendment.
@@ -6,11 +7,13 @@ levels, then the break-even move. A close wins over an amendment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from execution_service.decimals import HUNDRED, ONE, normalize
 from execution_service.enums import CloseReason, Direction
+from execution_service.market_data.sources import Move
 from execution_service.models import ExecutionPosition
 
 
@@ -123,3 +126,29 @@ def evaluate(p: PositionView, price: Decimal) -> Decision:
     if rr is not None and not done and risk > 0 and (price - p.entry) * sign >= risk * rr:
         sl, done = p.entry, True
     return Decision(best, sl, done)
+
+
+def prices_of(direction: str, move: Move) -> tuple[Decimal, ...]:
+    """The prices a move went through, in the order judged. A bar's order inside it is unknown:
+    its extreme against the position comes first (when a bar spans both the SL and the TP, the
+    SL is taken as hit first, the cautious reading), then the one in its favour, then its close."""
+    if move.is_tick:
+        return (move.close,)
+    if direction == Direction.buy:
+        return (move.low, move.high, move.close)
+    return (move.high, move.low, move.close)
+
+
+def evaluate_path(p: PositionView, moves: Sequence[Move]) -> Decision:
+    """`evaluate` at every price of `moves` in order, carrying the high-water mark and the
+    break-even move from one to the next; the first close ends it. `moves` is never empty."""
+    decision = Decision(p.best, p.sl, p.break_even_done)
+    for move in moves:
+        for price in prices_of(p.direction, move):
+            decision = evaluate(p, price)
+            if decision.close is not None:
+                return decision
+            p = replace(
+                p, best=decision.best, sl=decision.sl, break_even_done=decision.break_even_done
+            )
+    return decision

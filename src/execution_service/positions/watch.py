@@ -14,21 +14,22 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from execution_service import metrics
 from execution_service.context import AppContext
-from execution_service.market_data.sources import Quote, Source, SourceKind, source_of
+from execution_service.market_data.sources import Move, Quote, Source, SourceKind, source_of
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.positions import book
 from execution_service.positions.repository import PositionRepository
 from execution_service.positions.repository.marking import MarkRepository
-from execution_service.positions.rules import Close, Decision, evaluate, view_of
+from execution_service.positions.rules import Close, Decision, evaluate_path, view_of
 
 Quotes = dict[tuple[Source, str], Quote]
-# Prices for {source: symbols}; own-sourced ones use the connection rows given.
-Fetch = Callable[[dict[Source, set[str]], dict[int, ExecutionConnection]], Awaitable[Quotes]]
+# {source: {symbol: the oldest mark of the positions it prices}} -> quotes with the path of
+# prices since then; own-sourced ones use the connection rows given.
+Wanted = dict[Source, dict[str, datetime | None]]
+Fetch = Callable[[Wanted, dict[int, ExecutionConnection]], Awaitable[Quotes]]
 CloseOrder = tuple[ExecutionPosition, Close]
 
 
@@ -71,10 +72,15 @@ def _fresh(
     return True
 
 
-def _grouped(pairs: list[tuple[Source, str]]) -> dict[Source, set[str]]:
-    grouped: dict[Source, set[str]] = defaultdict(set)
-    for source, symbol in pairs:
-        grouped[source].add(symbol)
+def _grouped(pairs: list[tuple[Source, str, datetime | None]]) -> Wanted:
+    """{source: {symbol: the oldest of the marks given}} (None: some position was never marked)."""
+    grouped: Wanted = defaultdict(dict)
+    for source, symbol, at in pairs:
+        symbols = grouped[source]
+        if symbol not in symbols:
+            symbols[symbol] = at
+        elif symbols[symbol] is not None:
+            symbols[symbol] = None if at is None else min(at, symbols[symbol] or at)
     return grouped
 
 
@@ -84,13 +90,15 @@ async def mark_in_sql(
     """PostgreSQL: one grouped read of what to price, one set-based UPDATE that marks every open
     position and returns those a rule may act on; only those are loaded and evaluated."""
     async with ctx.session_factory() as session:
-        counts = await MarkRepository(session).open_groups()
+        groups = await MarkRepository(session).open_groups()
+        counts = {key: n for key, (n, _) in groups.items()}
         report.positions = sum(counts.values())
         if not counts:
             return []
         own = [source_id for (kind, source_id), _ in counts if kind == SourceKind.conn]
         connections = {c.id: c for c in await MarkRepository(session).connections(own)}
-    quotes = await fetch(_grouped(list(counts)), connections)
+    wanted = _grouped([(source, symbol, at) for (source, symbol), (_, at) in groups.items()])
+    quotes = await fetch(wanted, connections)
     fresh = {
         key: q
         for key, n in counts.items()
@@ -102,7 +110,9 @@ async def mark_in_sql(
         candidates = await marks.mark_in_sql(fresh)
         moves: list[dict[str, Any]] = []
         for position in await PositionRepository(session).by_ids(list(candidates)):
-            _decide(position, candidates[position.id], moves, closes)
+            source, marked_at = candidates[position.id]
+            quote = fresh[(source, position.symbol)]
+            _decide(position, quote.since(marked_at), moves, closes)
         await marks.move_stops_to_break_even(moves)
         await session.commit()
     return closes
@@ -110,11 +120,11 @@ async def mark_in_sql(
 
 def _decide(
     position: ExecutionPosition,
-    price: Decimal,
+    path: tuple[Move, ...],
     moves: list[dict[str, Any]],
     closes: list[CloseOrder],
 ) -> Decision:
-    decision = evaluate(view_of(position), price)
+    decision = evaluate_path(view_of(position), path)
     if decision.break_even_done and not position.break_even_done:
         moves.append({"pid": position.id, "sl": decision.sl})
     if decision.close is not None:
@@ -134,7 +144,8 @@ async def mark_in_python(
         return []
     connections = {conn.id: conn for _, conn in rows}
     sources = {p.id: source_of(conn) for p, conn in rows}
-    quotes = await fetch(_grouped([(sources[p.id], p.symbol) for p, _ in rows]), connections)
+    wanted = _grouped([(sources[p.id], p.symbol, p.last_price_update_at) for p, _ in rows])
+    quotes = await fetch(wanted, connections)
     updates: list[dict[str, Any]] = []
     moves: list[dict[str, Any]] = []
     closes: list[CloseOrder] = []
@@ -142,7 +153,7 @@ async def mark_in_python(
         quote = quotes.get((sources[position.id], position.symbol))
         if not _fresh(ctx, quote, now, report, 1) or quote is None:
             continue
-        decision = _decide(position, quote.price, moves, closes)
+        decision = _decide(position, quote.since(position.last_price_update_at), moves, closes)
         marked = book.mark(position, quote.price)
         updates.append(
             {

@@ -28,7 +28,7 @@ async def monitor_tick(ctx: AppContext) -> watch.TickReport:
     now = utcnow()
 
     async def fetch(
-        wanted: dict[Source, set[str]], connections: dict[int, ExecutionConnection]
+        wanted: watch.Wanted, connections: dict[int, ExecutionConnection]
     ) -> dict[tuple[Source, str], Quote]:
         return await fetch_prices(ctx, wanted, connections)
 

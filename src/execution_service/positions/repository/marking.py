@@ -15,6 +15,7 @@ marked in Python (`positions.watch`); property tests hold the SQL marking equal 
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -81,19 +82,22 @@ def _quotes_table(quotes: dict[tuple[Source, str], Quote]) -> Any:
             column("symbol", String),
             column("price", Money()),
             column("at", UtcDateTime()),
+            column("low", Money()),
+            column("high", Money()),
             name="v",
         )
         .data(
             [
-                (kind == SourceKind.conn, sid, symbol, quote.price, quote.at)
-                for ((kind, sid), symbol), quote in quotes.items()
+                (kind == SourceKind.conn, sid, symbol, q.price, q.at, q.low, q.high)
+                for ((kind, sid), symbol), q in quotes.items()
             ]
         )
         .alias("v")
     )
 
 
-def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
+def _priced(quotes: dict[tuple[Source, str], Quote]) -> Any:
+    """Every open position joined to its quote, with its new mark computed once per row."""
     v = _quotes_table(quotes)
     is_conn, sid = source_columns()
     buy = _p.c.direction == Direction.buy
@@ -108,16 +112,22 @@ def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
     )
     # OFFSET 0 keeps this a subquery of its own: each expression is computed once per row, not
     # once per reference in the UPDATE (a flattened subquery would be inlined).
-    q = (
+    return (
         select(
             _p.c.id,
             v.c.price,
             v.c.at,
             ((v.c.price - _p.c.entry_price) * _p.c.quantity * unit * sign).label("upnl"),
             percent.label("x"),
-            case((buy, func.greatest(best, v.c.price)), else_=func.least(best, v.c.price)).label(
+            # The high-water mark moves to the best the path reached, not only its last price.
+            case((buy, func.greatest(best, v.c.high)), else_=func.least(best, v.c.low)).label(
                 "best"
             ),
+            v.c.low,
+            v.c.high,
+            v.c.is_conn,
+            v.c.sid,
+            _p.c.last_price_update_at.label("marked_at"),
         )
         .where(
             _p.c.status == PositionStatus.open,
@@ -129,6 +139,10 @@ def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
         .offset(0)
         .subquery("q")
     )
+
+
+def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
+    q = _priced(quotes)
     return (
         update(_p)
         .where(_p.c.id == q.c.id, _p.c.status == PositionStatus.open)
@@ -139,27 +153,35 @@ def _marked(quotes: dict[tuple[Source, str], Quote]) -> Any:
             best_price=q.c.best,
             last_price_update_at=q.c.at,
         )
-        .returning(_p.c.id, q.c.price, _may_act(q.c.price, q.c.best).label("act"))
+        .returning(
+            _p.c.id,
+            q.c.marked_at,
+            q.c.is_conn,
+            q.c.sid,
+            _may_act(q.c.low, q.c.high, q.c.best).label("act"),
+        )
         .cte("marked")
     )
 
 
-def _may_act(price: Any, best: Any) -> ColumnElement[bool]:
-    """A superset of what `rules.evaluate` acts on at `price`, with the high-water mark `best`
-    already moved by it."""
+def _may_act(low: Any, high: Any, best: Any) -> ColumnElement[bool]:
+    """A superset of what `rules.evaluate_path` acts on for a path between `low` and `high`,
+    with the high-water mark `best` already moved by the whole path: each rule is monotonic in
+    the price, so judging it at the path's extreme against the position (stops) or in its
+    favour (targets, break-even) finds every position it may act on."""
     buy = _p.c.direction == Direction.buy
     entry, sl, pct = _p.c.entry_price, _p.c.sl_price, _p.c.trailing_stop_percent
 
     def against(level: Any) -> ColumnElement[bool]:  # a stop hit: at or through it
-        return case((buy, price <= level), else_=price >= level)
+        return case((buy, low <= level), else_=high >= level)
 
     def towards(level: Any) -> ColumnElement[bool]:  # a target reached: at or beyond it
-        return case((buy, price >= level), else_=price <= level)
+        return case((buy, high >= level), else_=low <= level)
 
-    # price <= best * (1 - pct/100) for a long, multiplied by 100 so nothing is divided.
+    # low <= best * (1 - pct/100) for a long, multiplied by 100 so nothing is divided.
     trailing = case(
-        (buy, price * _HUNDRED <= best * (_HUNDRED - pct)),
-        else_=price * _HUNDRED >= best * (_HUNDRED + pct),
+        (buy, low * _HUNDRED <= best * (_HUNDRED - pct)),
+        else_=high * _HUNDRED >= best * (_HUNDRED + pct),
     )
     sign = case((buy, _ONE), else_=-_ONE)
     rr = _p.c.break_even_trigger_rr
@@ -168,7 +190,7 @@ def _may_act(price: Any, best: Any) -> ColumnElement[bool]:
         not_(_p.c.break_even_done),
         sl.is_not(None),
         (entry - sl) * sign > 0,
-        (price - entry) * sign >= (entry - sl) * sign * rr,
+        case((buy, high - entry), else_=entry - low) >= (entry - sl) * sign * rr,
     )
     levels = and_(
         _p.c.take_profits.is_not(None), sql_cast(_p.c.take_profits, String) != "null"
@@ -213,18 +235,19 @@ class MarkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_groups(self) -> dict[tuple[Source, str], int]:
-        """How many open positions each (price source, symbol) prices."""
+    async def open_groups(self) -> dict[tuple[Source, str], tuple[int, datetime | None]]:
+        """How many open positions each (price source, symbol) prices, and the oldest time any
+        of them was marked at (the path of prices since then is theirs to judge)."""
         is_conn, sid = source_columns()
         rows = await self.session.execute(
-            select(is_conn, sid, _p.c.symbol, func.count())
+            select(is_conn, sid, _p.c.symbol, func.count(), func.min(_p.c.last_price_update_at))
             .select_from(_p.join(_c, _c.c.id == _p.c.execution_connection_id))
             .where(_p.c.status == PositionStatus.open)
             .group_by(is_conn, sid, _p.c.symbol)
         )
         return {
-            ((SourceKind.conn if own else SourceKind.data, source_id), symbol): n
-            for own, source_id, symbol, n in rows
+            ((SourceKind.conn if own else SourceKind.data, source_id), symbol): (n, oldest)
+            for own, source_id, symbol, n, oldest in rows
         }
 
     async def connections(self, connection_ids: list[int]) -> list[ExecutionConnection]:
@@ -234,9 +257,12 @@ class MarkRepository:
         stmt = select(ExecutionConnection).where(ExecutionConnection.id.in_(connection_ids))
         return list((await self.session.scalars(stmt)).all())
 
-    async def mark_in_sql(self, quotes: dict[tuple[Source, str], Quote]) -> dict[int, Decimal]:
+    async def mark_in_sql(
+        self, quotes: dict[tuple[Source, str], Quote]
+    ) -> dict[int, tuple[Source, datetime | None]]:
         """PostgreSQL: write the new marks of every open position priced by `quotes`; return
-        {position id: its price} for the positions a rule may act on."""
+        {position id: (its price source, when it was marked before)} for the positions a rule
+        may act on (the moves since then are theirs to judge)."""
         if not quotes:
             return {}
         marked = _marked(quotes)
@@ -244,8 +270,15 @@ class MarkRepository:
         # and its nested loop then reads every position once per (source, symbol) pair; a hash
         # join reads them once. Local to this transaction.
         await self.session.execute(text("SET LOCAL enable_nestloop = off"))
-        rows = await self.session.execute(select(marked.c.id, marked.c.price).where(marked.c.act))
-        return {pid: price for pid, price in rows}
+        rows = await self.session.execute(
+            select(marked.c.id, marked.c.is_conn, marked.c.sid, marked.c.marked_at).where(
+                marked.c.act
+            )
+        )
+        return {
+            pid: ((SourceKind.conn if own else SourceKind.data, sid), marked_at)
+            for pid, own, sid, marked_at in rows
+        }
 
     async def write_marks(self, marks: list[dict[str, Any]]) -> None:
         """Per-row marks (SQLite): pid, cp (price), upnl, upct, best, at."""
