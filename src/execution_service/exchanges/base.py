@@ -130,6 +130,33 @@ class OrderRequest:
     client_order_id: str
 
 
+@dataclass(frozen=True)
+class VenuePosition:
+    """A derivatives position as the venue reports it, in base units (contracts times the
+    contract size), for reconciling the venue's book with ours."""
+
+    symbol: str
+    side: str  # buy: long, sell: short
+    amount: Decimal
+    entry_price: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    leverage: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement on a position, in the settlement currency: positive received,
+    negative paid."""
+
+    id: str
+    symbol: str
+    amount: Decimal
+    currency: str
+    at: datetime
+
+
 @dataclass
 class OrderResult:
     """An order as the exchange reports it, in the execution-log vocabulary.
@@ -201,7 +228,26 @@ class ExchangeAdapter(Protocol):
         price: Decimal | None,
         client_order_id: str,
         stops: Stops | None = None,
-    ) -> OrderResult: ...
+        *,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        """`reduce_only` (where `capabilities.reduce_only`): the order may only shrink the
+        position the account holds in that symbol, never open the other side."""
+        ...
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """Derivatives: the leverage (and the venue's margin mode this service uses) for a
+        symbol, set before the first order on it and whenever it changes. Idempotent; spot
+        venues do nothing."""
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
+        """Derivatives: the positions the venue holds for this account ([] on spot)."""
+        ...
+
+    async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
+        """Derivatives: the funding settled on the account's position in `symbol` since
+        `since`, oldest first ([] on spot)."""
+        ...
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

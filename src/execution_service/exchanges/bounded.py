@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 
 from execution_service import metrics
@@ -17,11 +18,13 @@ from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeBusy,
     ExchangeError,
+    FundingPayment,
     Market,
     OrderResult,
     Stops,
     Ticker,
     Valuation,
+    VenuePosition,
 )
 from execution_service.exchanges.capabilities import VenueCapabilities
 
@@ -92,6 +95,8 @@ class BoundedAdapter:
         price: Decimal | None,
         client_order_id: str,
         stops: Stops | None = None,
+        *,
+        reduce_only: bool = False,
     ) -> OrderResult:
         try:
             async with asyncio.timeout(self._order_slot_timeout):
@@ -103,9 +108,30 @@ class BoundedAdapter:
         try:
             async with self._call("create_order", bounded=False):
                 create = self.inner.create_order
-                return await create(symbol, side, type, amount, price, client_order_id, stops)
+                return await create(
+                    symbol,
+                    side,
+                    type,
+                    amount,
+                    price,
+                    client_order_id,
+                    stops,
+                    reduce_only=reduce_only,
+                )
         finally:
             self._bound.release()
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        async with self._call("set_leverage"):
+            await self.inner.set_leverage(symbol, leverage)
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
+        async with self._call("fetch_positions"):
+            return await self.inner.fetch_positions(symbols)
+
+    async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
+        async with self._call("fetch_funding"):
+            return await self.inner.fetch_funding(symbol, since)
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

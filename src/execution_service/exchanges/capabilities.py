@@ -54,6 +54,11 @@ class VenueCapabilities:
     oco: bool = False
     # An order can be flagged so that it only ever reduces a position (derivatives).
     reduce_only: bool = False
+    # The venue holds positions of its own (derivatives) that can be read back to reconcile
+    # ours (`fetch_positions`), settles funding on them (`fetch_funding`), and takes a
+    # leverage per symbol (`set_leverage`).
+    venue_positions: bool = False
+    funding: bool = False
     # The venue checks margin itself; funds are not pre-checked here (its refusal is recorded).
     margin_checked_by_venue: bool = False
     # Spot orders may use the preset's leverage (paper simulates a margin account); on a real

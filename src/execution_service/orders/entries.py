@@ -80,7 +80,7 @@ def new_entries(
             execution_connection_id=o.conn.id,
             signal_id=signal.id,
             purpose=Purpose.entry,
-            client_order_id=entry_client_order_id(prefix, signal.id, o.conn.id),
+            client_order_id=entry_client_order_id(prefix, signal.id, o.conn.id, o.caps.client_ids),
             symbol=signal.symbol,
             direction=signal.direction,
             order_type=signal.order_type,

@@ -19,9 +19,10 @@ from execution_service.db import utcnow
 from execution_service.decimals import round_down
 from execution_service.enums import CloseReason, OrderStatus, OrderType, PositionStatus, Purpose
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders import fills
-from execution_service.orders.ids import exit_client_order_id
+from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import reject
 from execution_service.orders.outcomes import send
 from execution_service.orders.repository import OrderRepository
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CLAIM_GROUP = 500
 
 Steps = dict[tuple[int, str], Decimal | None]  # (connection, symbol) -> the market's amount step
+Formats = dict[int, ClientIdFormat]  # connection -> the client ids its venue accepts
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def new_exit_log(
     reason: CloseReason,
     n: int,
     full_close: bool,
+    fmt: ClientIdFormat = READABLE,
 ) -> ExecutionLog:
     """The `pending` row of the n-th exit order of a position."""
     return ExecutionLog(
@@ -63,7 +66,7 @@ def new_exit_log(
         signal_id=position.signal_id,
         position_id=position.id,
         purpose=Purpose.exit,
-        client_order_id=exit_client_order_id(ctx.settings.client_order_prefix, position.id, n),
+        client_order_id=exit_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt),
         symbol=position.symbol,
         direction=exit_direction(position.direction),
         order_type=OrderType.market,
@@ -77,7 +80,12 @@ def new_exit_log(
 
 
 async def claim(
-    ctx: AppContext, requests: Sequence[ExitRequest], steps: Steps, *, skip_locked: bool
+    ctx: AppContext,
+    requests: Sequence[ExitRequest],
+    steps: Steps,
+    *,
+    skip_locked: bool,
+    formats: Formats | None = None,
 ) -> list[ExecutionLog]:
     """Claim the positions still open and commit their exits' `pending` rows; a position that
     another caller holds or already closes is left out. The quantity is rounded down to the
@@ -107,7 +115,10 @@ async def claim(
                     levels[request.level]["done"] = True
                     position.take_profits = levels
                 n = counts.get(position.id, 0) + 1
-                exit_log = new_exit_log(ctx, position, quantity, request.reason, n, request.full)
+                fmt = (formats or {}).get(position.execution_connection_id, READABLE)
+                exit_log = new_exit_log(
+                    ctx, position, quantity, request.reason, n, request.full, fmt
+                )
                 batch.append(exit_log)
             session.add_all(batch)
             await session.commit()
@@ -180,7 +191,8 @@ async def close_many(
     sent: list[int] = []
     for start in range(0, len(requests), CLAIM_GROUP):
         group = requests[start : start + CLAIM_GROUP]
-        claimed = await claim(ctx, group, steps, skip_locked=True)
+        formats = {c.id: ctx.adapters.capabilities(c).client_ids for c in conns.values()}
+        claimed = await claim(ctx, group, steps, skip_locked=True, formats=formats)
         results = await asyncio.gather(*(one(e) for e in claimed), return_exceptions=True)
         _log_failures(claimed, results)
         sent += [e.position_id for e in claimed if e.position_id is not None]

@@ -208,6 +208,8 @@ async def submit(
                 entry.price if entry.order_type == OrderType.limit else None,
                 entry.client_order_id,
                 _stops(adapter, entry),
+                # An exit only ever shrinks the position, where the venue can be told so.
+                reduce_only=entry.purpose == Purpose.exit and adapter.capabilities.reduce_only,
             )
     except ExchangeError as exc:
         answer = exc

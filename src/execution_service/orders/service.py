@@ -154,7 +154,8 @@ async def close_position(
         )
     request = ExitRequest(position.id, CloseReason.manual, amount, wanted >= position.quantity)
     steps = {(conn.id, position.symbol): step}
-    claimed = await claim(ctx, [request], steps, skip_locked=False)
+    formats = {conn.id: ctx.adapters.capabilities(conn).client_ids}
+    claimed = await claim(ctx, [request], steps, skip_locked=False, formats=formats)
     if not claimed:
         raise Conflict(f"position {position_id} is already being closed", code="position_not_open")
     return await send_exit(ctx, claimed[0], adapter, conn)

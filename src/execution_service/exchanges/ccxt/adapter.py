@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from execution_service.enums import Direction, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeError,
+    FundingPayment,
     InvalidOrder,
     Market,
     NoPrice,
@@ -23,6 +25,7 @@ from execution_service.exchanges.base import (
     TemporaryError,
     Ticker,
     Valuation,
+    VenuePosition,
 )
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
@@ -224,6 +227,8 @@ class CcxtAdapter:
         price: Decimal | None,
         client_order_id: str,
         stops: Stops | None = None,
+        *,
+        reduce_only: bool = False,
     ) -> OrderResult:
         if stops is not None:
             raise NotSupported(f"{self.exchange_id}: stops do not travel with the entry here")
@@ -261,6 +266,15 @@ class CcxtAdapter:
         finally:
             self._balances.release(fill)
         return order
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        return None  # derivatives are not handled yet on ccxt venues
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
+        return []  # derivatives are not handled yet on ccxt venues
+
+    async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
+        return []  # derivatives are not handled yet on ccxt venues
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

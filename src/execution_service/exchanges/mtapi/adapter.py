@@ -10,6 +10,7 @@ from execution_service.enums import Direction, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeError,
+    FundingPayment,
     InvalidOrder,
     Market,
     NoPrice,
@@ -18,6 +19,7 @@ from execution_service.exchanges.base import (
     Stops,
     Ticker,
     Valuation,
+    VenuePosition,
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.exchanges.mtapi.gateway import Gateway, expect
@@ -213,6 +215,8 @@ class MtapiAdapter:
         price: Decimal | None,
         client_order_id: str,
         stops: Stops | None = None,
+        *,
+        reduce_only: bool = False,
     ) -> OrderResult:
         """OrderSend, never retried. `amount` in lots (rounded down to the volume step), SL/TP
         sent with the order so the broker holds them from the first tick."""
@@ -265,6 +269,15 @@ class MtapiAdapter:
         # Idempotent (the same levels twice are the same levels), so a reconnect may resend it.
         body = expect(await self._gateway.call("/OrderModify", params), dict, "/OrderModify")
         return self._order(body, symbol, is_open=True)
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        return None  # a broker ticket is the position; no funding or leverage per symbol here
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
+        return []  # a broker ticket is the position; no funding or leverage per symbol here
+
+    async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
+        return []  # a broker ticket is the position; no funding or leverage per symbol here
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

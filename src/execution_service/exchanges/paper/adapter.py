@@ -11,6 +11,7 @@ from execution_service.decimals import ONE, ZERO, normalize
 from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
+    FundingPayment,
     InsufficientFunds,
     InvalidOrder,
     Market,
@@ -21,6 +22,7 @@ from execution_service.exchanges.base import (
     Stops,
     Ticker,
     Valuation,
+    VenuePosition,
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
@@ -113,6 +115,8 @@ class PaperAdapter:
         price: Decimal | None,
         client_order_id: str,
         stops: Stops | None = None,
+        *,
+        reduce_only: bool = False,
     ) -> OrderResult:
         if stops is not None:
             raise NotSupported("paper: stops are watched by the monitor, not sent with orders")
@@ -191,6 +195,15 @@ class PaperAdapter:
         async with self._sessions() as session:
             orders = await PaperRepository(session).open_orders(self.connection_id, symbol)
             return [order_result(o) for o in orders]
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        return None  # the paper account nets per symbol; no funding
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
+        return []  # the paper account nets per symbol; no funding
+
+    async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
+        return []  # the paper account nets per symbol; no funding
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
