@@ -222,7 +222,9 @@ async def test_the_pending_row_is_committed_before_the_adapter_is_called(
         adapter = await original(conn)
         create = adapter.create_order
 
-        async def create_order(symbol, side, type, amount, price, client_order_id, stops=None, **kw):  # type: ignore[no-untyped-def]
+        async def create_order(
+            symbol, side, type, amount, price, client_order_id, stops=None, **kw
+        ):  # type: ignore[no-untyped-def]
             async with ctx.session_factory() as session:  # another session sees it: committed
                 row = await session.scalar(
                     select(ExecutionLog).where(ExecutionLog.client_order_id == client_order_id)
