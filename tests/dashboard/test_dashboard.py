@@ -210,6 +210,12 @@ async def test_live_events_and_a_confirmed_close(
     await expect(page.locator('#events li[data-type="position.closed"]')).to_have_count(1)
     closed_row = page.locator(f'#closed tr[data-position-id="{elsewhere}"]')
     await expect(closed_row).to_have_attribute("data-reason", "manual", timeout=5_000)
+    # A fee-sized loss: shown with the places it needs, never as a bare 0.
+    pnl = (await user.ok("GET", f"/api/v1/positions/{elsewhere}"))["pnl"]
+    assert cut(pnl, 2) == "0" and Decimal(pnl) < 0, pnl
+    pnl_cell = closed_row.locator('td[data-field="pnl"]')
+    await expect(pnl_cell).to_have_attribute("data-value", pnl)
+    await expect(pnl_cell).to_have_text(cut(pnl, 8))
 
     # One click opens a confirmation; cancelling it closes nothing.
     target = week.open[0]

@@ -19,10 +19,12 @@
     return s + "s";
   }
 
-  // A money or price cell: the cut string shown, the exact one in data-value.
-  const money = (field, value, places, extra) => ({
-    field, value, text: cut(value, places), cls: "num " + (extra || ""),
-  });
+  // A money or price cell: the cut string shown, the exact one in data-value. A value that is not
+  // zero never shows as 0 (a fee-sized loss is -0.0018, not a red 0).
+  const money = (field, value, places, extra) => {
+    const text = cut(value, places);
+    return { field, value, text: text === "0" && tone(value) ? cut(value, 8) : text, cls: "num " + (extra || "") };
+  };
 
   function row(tbody, cells, dataset) {
     const tr = document.createElement("tr");
