@@ -69,9 +69,16 @@ async def test_trailing_stop_tracks_the_best_price(user: Actor, ctx: AppContext)
         trailing_stop_percent="10",
     )
     pid = await open_position(acct)
-    for price in ("110", "130", "120"):  # best 130 -> trailing stop at 117
+    opened = await user.ok("GET", f"/api/v1/positions/{pid}")
+    assert (opened["best_price"], opened["trailing_stop_price"]) == ("100", "90")
+    # best 130 -> trailing stop at 117; the API shows the level the monitor acts on
+    for price, best, level in (("110", "110", "99"), ("130", "130", "117"), ("120", "130", "117")):
         await tick_at(ctx, acct, price)
-        assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
+        position = await user.ok("GET", f"/api/v1/positions/{pid}")
+        assert position["status"] == "open"
+        assert (position["best_price"], position["trailing_stop_price"]) == (best, level)
+        listed = await user.ok("GET", "/api/v1/positions", params={"connection_id": acct.conn_id})
+        assert listed["items"] == [position]
     await tick_at(ctx, acct, "117")
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
     assert position["closed_reason"] == "trailing_stop" and position["pnl"] == "17"

@@ -1,8 +1,11 @@
 """GET /dashboard: the page is public (it holds no data); the API key is typed into it and every
 figure comes from the API, under that key's owner scope.
 
-The Content-Security-Policy allows exactly the page's own inline script and style (by hash) and
-requests to this origin: nothing else can load or run, and the key cannot be sent elsewhere.
+The page is assembled once from the package's files: `page/index.html`, whose
+`<script data-include="…">` and `<style data-include="…">` placeholders take the page's own
+scripts and styles (`page/`) and the vendored chart library (`vendor/uplot/`), inline. The
+Content-Security-Policy then allows exactly those inline blocks (by hash) and requests to this
+origin: nothing else can load or run, and the key cannot be sent elsewhere.
 """
 
 from __future__ import annotations
@@ -14,9 +17,29 @@ from functools import lru_cache
 from importlib import resources
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 router = APIRouter(include_in_schema=False)
+
+_INCLUDE = re.compile(r'<(script|style) data-include="([\w./-]+)"></\1>')
+LICENSES = ("vendor/uplot/LICENSE",)
+_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _include(match: re.Match[str]) -> str:
+    tag, name = match.groups()
+    text = _read(name)
+    if f"</{tag}" in text.lower():  # would end the block early
+        raise RuntimeError(f"{name} cannot be inlined: it contains </{tag}")
+    return f"<{tag}>{text}</{tag}>"
 
 
 def _hashes(html: str, tag: str) -> str:
@@ -26,8 +49,9 @@ def _hashes(html: str, tag: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _page() -> tuple[str, str]:
-    html = resources.files(__package__).joinpath("index.html").read_text(encoding="utf-8")
+def page() -> tuple[str, str]:
+    """(html, Content-Security-Policy)."""
+    html = _INCLUDE.sub(_include, _read("page/index.html"))
     csp = (
         f"default-src 'none'; script-src {_hashes(html, 'script')}; "
         f"style-src {_hashes(html, 'style')}; connect-src 'self'; base-uri 'none'; "
@@ -38,13 +62,13 @@ def _page() -> tuple[str, str]:
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard() -> HTMLResponse:
-    html, csp = _page()
-    return HTMLResponse(
-        html,
-        headers={
-            "Content-Security-Policy": csp,
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    html, csp = page()
+    return HTMLResponse(html, headers={"Content-Security-Policy": csp, **_HEADERS})
+
+
+@router.get("/dashboard/licenses", response_class=PlainTextResponse)
+async def licenses() -> PlainTextResponse:
+    """The licences of the vendored code the page carries (the MIT licence asks for its text to
+    travel with the copies)."""
+    text = "\n\n".join(f"== {name} ==\n\n{_read(name)}" for name in LICENSES)
+    return PlainTextResponse(text, headers=_HEADERS)

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, computed_field, model_validator
 from pydantic_core import to_json
 
+from execution_service.decimals import to_str
 from execution_service.enums import CloseReason, Direction, PositionStatus
+from execution_service.positions.rules import trailing_level
 from execution_service.schemas import Body, DecimalOut, Model, Percent, PositiveDecimal
 
 
@@ -34,6 +37,10 @@ class PositionRead(Model):
     tp_price: DecimalOut | None
     take_profits: list[TakeProfitRead] | None
     trailing_stop_percent: DecimalOut | None
+    best_price: DecimalOut | None = Field(
+        description="the best price since the open (highest for a long, lowest for a short): "
+        "the trailing stop's high-water mark"
+    )
     break_even_trigger_rr: DecimalOut | None
     status: PositionStatus
     pnl: DecimalOut
@@ -46,13 +53,36 @@ class PositionRead(Model):
     closed_at: datetime | None
     last_price_update_at: datetime | None
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the price the trailing stop closes at: trailing_stop_percent away from "
+        "best_price (the entry before the first mark); null without a trailing stop"
+    )
+    @property
+    def trailing_stop_price(self) -> DecimalOut | None:
+        return trailing_stop_level(
+            self.direction, self.best_price, self.entry_price, self.trailing_stop_percent
+        )
+
+
+def trailing_stop_level(
+    direction: str, best: Decimal | None, entry: Decimal, percent: Decimal | None
+) -> Decimal | None:
+    """Where the trailing stop stands: `rules.trailing_level` from the high-water mark, which
+    the rules take to be the entry while no price has marked the position yet."""
+    if percent is None:
+        return None
+    return trailing_level(direction, entry if best is None else best, percent)
+
 
 # --- the list read, built from plain rows -----------------------------------------------------
 # A page of 50 validated through PositionRead costs more than the query: the list endpoint instead
 # turns rows into JSON directly, with the same fields, order and strings as PositionRead (a test
 # holds the two paths equal), so the OpenAPI schema stays `Page[PositionRead]`.
 
-LIST_FIELDS: tuple[str, ...] = tuple(PositionRead.model_fields)
+LIST_FIELDS: tuple[str, ...] = (
+    *PositionRead.model_fields,
+    *PositionRead.model_computed_fields,  # pydantic writes these last
+)
 LIST_SOURCES = {"connection_id": "execution_connection_id"}  # field -> column, where they differ
 MONEY_FIELDS = frozenset(
     {
@@ -63,6 +93,7 @@ MONEY_FIELDS = frozenset(
         "sl_price",
         "tp_price",
         "trailing_stop_percent",
+        "best_price",
         "break_even_trigger_rr",
         "pnl",
         "pnl_percentage",
@@ -71,15 +102,25 @@ MONEY_FIELDS = frozenset(
         "close_price",
     }
 )
+# Fields computed from others, not stored: the list read computes them as the model does.
+DERIVED_FIELDS = frozenset(PositionRead.model_computed_fields)
 
 
 _TAKE_PROFITS: TypeAdapter[list[TakeProfitRead]] = TypeAdapter(list[TakeProfitRead])
 
 
 def position_item(row: Sequence[Any]) -> dict[str, Any]:
-    """A row with LIST_FIELDS' values in order, money already as strings (extra trailing columns
-    are ignored), as PositionRead's JSON object."""
+    """A row with LIST_FIELDS' values in order, money already as strings, derived fields empty
+    (extra trailing columns are ignored), as PositionRead's JSON object."""
     item = dict(zip(LIST_FIELDS, row, strict=False))
+    if item["trailing_stop_percent"] is not None:
+        level = trailing_stop_level(
+            item["direction"],
+            None if item["best_price"] is None else Decimal(item["best_price"]),
+            Decimal(item["entry_price"]),
+            Decimal(item["trailing_stop_percent"]),
+        )
+        item["trailing_stop_price"] = None if level is None else to_str(level)
     if item["take_profits"] is not None:
         # Rare, and free-form JSON: through the model, as PositionRead does.
         tps = _TAKE_PROFITS.validate_python(item["take_profits"])

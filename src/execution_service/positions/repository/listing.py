@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Numeric,
     Select,
     String,
     Text,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    null,
     select,
     type_coerce,
 )
@@ -34,8 +36,10 @@ from sqlalchemy.sql import literal_column
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from execution_service.enums import Direction
 from execution_service.models import ExecutionPosition
 from execution_service.positions.schemas import (
+    DERIVED_FIELDS,
     LIST_FIELDS,
     LIST_SOURCES,
     MONEY_FIELDS,
@@ -87,8 +91,21 @@ def _cat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
     return out
 
 
+def _trailing_level() -> ColumnElement[Any]:
+    """`rules.trailing_level` from the high-water mark (the entry before the first mark), exact:
+    `x * 0.01` multiplies (NUMERIC keeps every digit), where `x / 100` would round to the
+    division's scale. NULL without a trailing stop."""
+    best = func.coalesce(P.best_price, P.entry_price)
+    pct = P.trailing_stop_percent
+    hundred = literal_column("100", Numeric())
+    away = case((P.direction == Direction.buy, hundred - pct), else_=hundred + pct)
+    return best * away * literal_column("0.01", Numeric())
+
+
 def _json_value(field: str) -> ColumnElement[str]:
     """One field as pydantic writes it in JSON (NULL for null, coalesced by the caller)."""
+    if field == "trailing_stop_price":
+        return _cat(_sql('"'), money_text(_trailing_level()), _sql('"'))
     column = _column(field)
     if field in MONEY_FIELDS:
         return _cat(_sql('"'), money_text(column), _sql('"'))
@@ -160,6 +177,8 @@ def statements(
 
 
 def _list_column(field: str) -> ColumnElement[Any]:
+    if field in DERIVED_FIELDS:
+        return null().label(field)  # computed from the row by `schemas.position_item`
     column = _column(field)
     return (money_text(column) if field in MONEY_FIELDS else column).label(field)
 
