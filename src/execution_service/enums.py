@@ -99,6 +99,8 @@ class EventType(StrEnum):
     order_rejected = "order.rejected"
     position_opened = "position.opened"
     position_closed = "position.closed"
+    # Its exits were refused too many times in a row: the monitor stops sending them.
+    position_flagged = "position.flagged"
     connection_error = "connection.error"
 
 

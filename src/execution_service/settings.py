@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     monitor_max_price_age_seconds: float = Field(default=60, gt=0)
     # After a refused exit order, the monitor waits this long before trying that position again.
     exit_retry_seconds: float = Field(default=10, ge=0)
+    # Exits the venue refuses in a row before the position is flagged (`flagged_at`, the event
+    # `position.flagged`) and the monitor stops sending them: an operator must look.
+    exit_max_refusals: int = Field(default=5, ge=1)
+    # A spot exit sells what the account holds when that falls short of the position by at most
+    # this percent (fees taken in the base asset, rounding); the rest is recorded as dust.
+    spot_exit_tolerance_percent: float = Field(default=1, ge=0, le=10)
     order_tracker_interval_seconds: float = Field(default=2.0, gt=0)
     # A pending order younger than this is left alone (its send may still be in flight); an order
     # the exchange has not heard of this long after submission is rejected.

@@ -103,7 +103,7 @@ async def test_money_fields_are_the_decimal_fields_of_position_read() -> None:
         for name, info in PositionRead.model_computed_fields.items()
         if "Decimal" in str(info.return_type)
     }
-    assert derived == DERIVED_FIELDS == {"trailing_stop_price"}
+    assert derived == DERIVED_FIELDS == {"trailing_stop_price", "return_on_margin"}
 
 
 async def test_total_rides_with_the_page_and_past_the_end(user: Actor) -> None:

@@ -74,11 +74,15 @@ async def test_full_flow(user: Actor, fake_binance: FakeBinance) -> None:
     assert sell.side == "SELL" and sell.client_order_id == closed["execution"]["client_order_id"]
     assert str(sell.orig_qty) == "0.03329"  # rounded down to the step; the dust stays
     assert len(fake_binance.orders) == 2
-    # 0.03329 * 31000 = 1031.99 proceeds, fee 1.03199; cost 0.03333 * 30000 = 999.9
-    # net = 1031.99 - 1.03199 - 999.9 + (dust is not sold) -> realised figure below
+    # 0.03329 sold at 31000: gross 0.03329 x 1000 = 33.29; fees: the entry's 0.9999 and the
+    # exit's 0.03329 x 31000 x 0.1 % = 1.03199. The dust (0.03329667 - 0.03329 = 0.00000667 BTC)
+    # is still held: its PnL at the close price, 0.00000667 x 1000 = 0.00667, counts too.
+    # 33.29 - 0.9999 - 1.03199 + 0.00667 = 31.26478
     gross = Decimal("0.03329") * (Decimal("31000") - Decimal("30000"))
-    expected = gross - Decimal("0.9999") - Decimal("0.03329") * Decimal("31000") * Decimal("0.001")
-    assert Decimal(closed["position"]["pnl"]) == expected
+    dust = (Decimal("0.03329667") - Decimal("0.03329")) * (Decimal("31000") - Decimal("30000"))
+    fees = Decimal("0.9999") + Decimal("0.03329") * Decimal("31000") * Decimal("0.001")
+    assert Decimal(closed["position"]["pnl"]) == gross - fees + dust == Decimal("31.26478")
+    assert closed["execution"]["status"] == "filled"
 
 
 async def test_an_order_under_min_notional_never_reaches_the_exchange(

@@ -133,14 +133,14 @@ async def test_a_loss_realised_while_a_signal_is_decided_stops_it(
     opened = await acct.signal()
     position_id = opened["executions"][0]["position_id"]
     await acct.price("80")  # 10 x -20: a loss of 200, 2 % of the account
-    decide = signal_service._decide_all
+    decide = signal_service.decide_all
 
     async def decide_then_lose(*args: Any) -> Any:
         decided = await decide(*args)
         await user.ok("POST", f"/api/v1/positions/{position_id}/close")  # lands meanwhile
         return decided
 
-    monkeypatch.setattr(signal_service, "_decide_all", decide_then_lose)
+    monkeypatch.setattr(signal_service, "decide_all", decide_then_lose)
     late = await acct.signal()
     assert late["executions"][0]["error_code"] == "daily_loss_limit"
     monkeypatch.undo()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,6 +64,13 @@ class TradingPreset(Owned, Timestamps, Base):
     trailing_stop_percent: Mapped[Decimal | None] = mapped_column(Money)
     break_even_trigger_rr: Mapped[Decimal | None] = mapped_column(Money)
     leverage: Mapped[Decimal] = mapped_column(Money, default=Decimal(1))
+    # An opposite signal closes what the account holds in the symbol; this says whether the
+    # rest then opens the other way (swap and margin accounts only).
+    reverse_on_opposite: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # Break-even puts the stop this percent beyond the entry, to cover the fees.
+    break_even_offset_percent: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class DataConnection(Owned, Timestamps, Base):

@@ -86,6 +86,8 @@ class ExecutionLog(Owned, Timestamps, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     response_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The PnL this order's fills realised (fees included), on the day they did.
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
     # For an entry: the stops and trailing settings the position opens with (decimals as strings).
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     close_reason: Mapped[CloseReason | None] = mapped_column(Vocabulary(CloseReason, 20))
@@ -136,6 +138,15 @@ class ExecutionPosition(Owned, Timestamps, Base):
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     last_price_update_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The leverage it was opened with (its margin is the entry notional over it; 1 on spot), and
+    # where the venue liquidates it.
+    leverage: Mapped[Decimal] = mapped_column(Money, default=Decimal(1), server_default="1")
+    liquidation_price: Mapped[Decimal | None] = mapped_column(Money)
+    # Funding settled on it (received positive, paid negative), already in realized_pnl.
+    funding_fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    # Exit orders the venue refused in a row; past the limit the position is flagged.
+    exit_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ExecutionAnalytics(Base):

@@ -33,6 +33,7 @@ from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders.ids import entry_client_order_id
 from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
 from execution_service.orders.outcomes import record_outcomes
+from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,34 @@ def record_refusals(entries: Sequence[ExecutionLog], orders: Sequence[EntryOrder
     for entry, order in zip(entries, orders, strict=True):
         if order.refusal is not None:
             reject(entry, order.refusal.code, order.refusal.message, adapter=order.conn.adapter)
+
+
+async def refuse_unsent(
+    ctx: AppContext,
+    entries: Sequence[ExecutionLog],
+    orders: Sequence[EntryOrder],
+    connection_ids: set[int],
+    refusal: Refusal,
+) -> list[ExecutionLog]:
+    """Refuse the committed `pending` entries of these connections before they are sent;
+    returns every entry as recorded, in order."""
+    out = list(entries)
+    doomed = [
+        i
+        for i, e in enumerate(entries)
+        if e.status == OrderStatus.pending and e.execution_connection_id in connection_ids
+    ]
+    if not doomed:
+        return out
+    async with ctx.session_factory() as session:
+        locked = await OrderRepository(session).lock_many([entries[i].id for i in doomed])
+        for i in doomed:
+            entry = locked[entries[i].id]
+            if entry.status == OrderStatus.pending:
+                reject(entry, refusal.code, refusal.message, adapter=orders[i].conn.adapter)
+            out[i] = entry
+        await session.commit()
+    return out
 
 
 async def send_entries(

@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.decimals import round_down
 from execution_service.enums import CloseReason, OrderStatus, OrderType, PositionStatus, Purpose
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders import fills
+from execution_service.orders.exit_venues import ExitVenue, Venues, look_up, size_exit
 from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import reject
 from execution_service.orders.outcomes import send
@@ -36,9 +38,6 @@ log = logging.getLogger(__name__)
 # thousands of others committed at the same moment.
 CLAIM_GROUP = 500
 
-Steps = dict[tuple[int, str], Decimal | None]  # (connection, symbol) -> the market's amount step
-Formats = dict[int, ClientIdFormat]  # connection -> the client ids its venue accepts
-
 
 @dataclass(frozen=True)
 class ExitRequest:
@@ -47,6 +46,7 @@ class ExitRequest:
     quantity: Decimal | None  # None: all that is open
     full: bool  # the exit is meant to close the position
     level: int | None = None  # the partial take-profit level it fills
+    signal_id: int | None = None  # the signal it answers (netting); else the position's own
 
 
 def new_exit_log(
@@ -57,13 +57,14 @@ def new_exit_log(
     n: int,
     full_close: bool,
     fmt: ClientIdFormat = READABLE,
+    signal_id: int | None = None,
 ) -> ExecutionLog:
     """The `pending` row of the n-th exit order of a position."""
     return ExecutionLog(
         user_id=position.user_id,
         admin_id=position.admin_id,
         execution_connection_id=position.execution_connection_id,
-        signal_id=position.signal_id,
+        signal_id=signal_id if signal_id is not None else position.signal_id,
         position_id=position.id,
         purpose=Purpose.exit,
         client_order_id=exit_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt),
@@ -80,50 +81,72 @@ def new_exit_log(
 
 
 async def claim(
-    ctx: AppContext,
-    requests: Sequence[ExitRequest],
-    steps: Steps,
-    *,
-    skip_locked: bool,
-    formats: Formats | None = None,
+    ctx: AppContext, requests: Sequence[ExitRequest], venues: Venues, *, skip_locked: bool
 ) -> list[ExecutionLog]:
-    """Claim the positions still open and commit their exits' `pending` rows; a position that
-    another caller holds or already closes is left out. The quantity is rounded down to the
-    market's amount step; one that rounds to nothing is not claimed. `skip_locked`: pass over
-    rows another transaction holds (a monitor batch) rather than wait (the API waits)."""
-    wanted = {r.position_id: r for r in requests}
+    """Claim the positions still open and commit their exits' `pending` rows, a chunk per
+    transaction (see `claim_in`)."""
+    wanted = sorted(requests, key=lambda r: r.position_id)
     claimed: list[ExecutionLog] = []
-    ids = sorted(wanted)
-    for i in range(0, len(ids), CHUNK):
+    for i in range(0, len(wanted), CHUNK):
         async with ctx.session_factory() as session:
-            rows = await PositionRepository(session).lock_open(
-                ids[i : i + CHUNK], skip_locked=skip_locked
+            batch = await claim_in(
+                session, ctx, wanted[i : i + CHUNK], venues, skip_locked=skip_locked
             )
-            counts = await OrderRepository(session).exit_counts([p.id for p in rows])
-            batch: list[ExecutionLog] = []
-            for position in rows:
-                request = wanted[position.id]
-                step = steps.get((position.execution_connection_id, position.symbol))
-                held = position.quantity
-                amount = held if request.quantity is None else min(request.quantity, held)
-                quantity = round_down(amount, step)
-                if quantity <= 0:
-                    continue
-                position.status = PositionStatus.closing
-                if request.level is not None and position.take_profits:
-                    levels = [dict(t) for t in position.take_profits]
-                    levels[request.level]["done"] = True
-                    position.take_profits = levels
-                n = counts.get(position.id, 0) + 1
-                fmt = (formats or {}).get(position.execution_connection_id, READABLE)
-                exit_log = new_exit_log(
-                    ctx, position, quantity, request.reason, n, request.full, fmt
-                )
-                batch.append(exit_log)
-            session.add_all(batch)
             await session.commit()
         claimed += batch
     return claimed
+
+
+async def claim_in(
+    session: AsyncSession,
+    ctx: AppContext,
+    requests: Sequence[ExitRequest],
+    venues: Venues,
+    *,
+    skip_locked: bool,
+) -> list[ExecutionLog]:
+    """In the caller's transaction: the positions still open move to `closing` and their exits'
+    `pending` rows are added; a position that another caller holds or already closes is left
+    out. The quantity is sized by `exit_venues.size_exit`; one that rounds to nothing is not
+    claimed. `skip_locked`: pass over rows another transaction holds (a monitor batch) rather
+    than wait (the API and signals wait). The caller commits."""
+    tolerance = Decimal(str(ctx.settings.spot_exit_tolerance_percent))
+    wanted = {r.position_id: r for r in requests}
+    rows = await PositionRepository(session).lock_open(sorted(wanted), skip_locked=skip_locked)
+    counts = await OrderRepository(session).exit_counts([p.id for p in rows])
+    batch: list[ExecutionLog] = []
+    for position in rows:
+        request = wanted[position.id]
+        venue = venues.get((position.execution_connection_id, position.symbol), ExitVenue())
+        size = size_exit(
+            position.quantity,
+            request.quantity,
+            request.full,
+            venue,
+            position.current_price,
+            tolerance,
+        )
+        if size.quantity <= 0:
+            continue
+        position.status = PositionStatus.closing
+        if request.level is not None and position.take_profits:
+            levels = [dict(t) for t in position.take_profits]
+            levels[request.level]["done"] = True
+            position.take_profits = levels
+        n = counts.get(position.id, 0) + 1
+        exit_log = new_exit_log(
+            ctx,
+            position,
+            size.quantity,
+            request.reason,
+            n,
+            size.full,
+            venue.client_ids,
+            request.signal_id,
+        )
+        batch.append(exit_log)
+    session.add_all(batch)
+    return batch
 
 
 async def send_exit(
@@ -150,10 +173,27 @@ async def send_exit(
             reject(
                 entry, "credentials_error", str(exc), adapter=conn.adapter if conn else "unknown"
             )
-            await fills.release_exit(session, entry)
+            await fills.release_exit(session, entry, ctx.settings.exit_max_refusals)
             await session.commit()
             return entry
     return await send(ctx, exit_log, adapter, conn.adapter, analytics_days=analytics_days)
+
+
+async def send_all(
+    ctx: AppContext,
+    exit_logs: Sequence[ExecutionLog],
+    adapters: dict[int, ExchangeAdapter | None],
+    conns: dict[int, ExecutionConnection],
+) -> list[ExecutionLog]:
+    """Send claimed exits concurrently under the configured bound; the logs as recorded."""
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(exit_log: ExecutionLog) -> ExecutionLog:
+        async with bound:
+            conn_id = exit_log.execution_connection_id
+            return await send_exit(ctx, exit_log, adapters.get(conn_id), conns.get(conn_id))
+
+    return list(await asyncio.gather(*(one(e) for e in exit_logs)))
 
 
 async def not_cooling_down(
@@ -177,7 +217,11 @@ async def close_many(
     """The monitor's closes: claimed and sent concurrently under the configured bound, a group
     at a time. Returns the positions whose exits were sent and the (connection, day) analytics
     rows the closes touched, for the caller to refresh once, not once per close."""
-    conns, adapters, steps = await _adapters_and_steps(ctx, list(positions.values()))
+    async with ctx.session_factory() as session:
+        conns = await OrderRepository(session).connections(
+            list({p.execution_connection_id for p in positions.values()})
+        )
+    adapters, venues = await look_up(ctx, list(positions.values()), conns)
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     days: set[tuple[int, date]] = set()
 
@@ -191,8 +235,7 @@ async def close_many(
     sent: list[int] = []
     for start in range(0, len(requests), CLAIM_GROUP):
         group = requests[start : start + CLAIM_GROUP]
-        formats = {c.id: ctx.adapters.capabilities(c).client_ids for c in conns.values()}
-        claimed = await claim(ctx, group, steps, skip_locked=True, formats=formats)
+        claimed = await claim(ctx, group, venues, skip_locked=True)
         results = await asyncio.gather(*(one(e) for e in claimed), return_exceptions=True)
         _log_failures(claimed, results)
         sent += [e.position_id for e in claimed if e.position_id is not None]
@@ -210,27 +253,3 @@ def _log_failures(claimed: list[ExecutionLog], results: list[BaseException | Non
             first.client_order_id,
             exc_info=error,
         )
-
-
-async def _adapters_and_steps(
-    ctx: AppContext, positions: list[ExecutionPosition]
-) -> tuple[dict[int, ExecutionConnection], dict[int, ExchangeAdapter], Steps]:
-    """One adapter per connection and one amount step per (connection, symbol). A connection
-    without an adapter is left out: its exits are still claimed, and refused by `send_exit`."""
-    adapters: dict[int, ExchangeAdapter] = {}
-    steps: Steps = {}
-    async with ctx.session_factory() as session:
-        conns = await OrderRepository(session).connections(
-            list({p.execution_connection_id for p in positions})
-        )
-    for position in positions:
-        key = (position.execution_connection_id, position.symbol)
-        if key in steps:
-            continue
-        try:
-            adapter = adapters.get(key[0]) or await ctx.adapters.for_connection(conns[key[0]])
-            adapters[key[0]] = adapter
-            steps[key] = (await adapter.market(position.symbol)).amount_step
-        except (CredentialsError, ExchangeError):
-            steps[key] = None  # the exit is still attempted and recorded
-    return conns, adapters, steps

@@ -8,6 +8,7 @@ releases its position: what is left is `open` again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +24,9 @@ from execution_service.events import service as events
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions import book
 from execution_service.positions.repository import PositionRepository
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_REFUSALS = 5
 
 
 def position_terms(
@@ -82,8 +86,9 @@ async def apply_fill(
         reason=entry.close_reason or CloseReason.manual,
         now=utcnow(),
     )
-    if reduction.dust is not None:  # the log says what stayed behind
-        entry.plan = {**plan, "dust": str(reduction.dust)}
+    if reduction.dust is not None:  # the log says what stayed behind, and what it is worth
+        value = normalize(reduction.dust * fill.price * book.per_unit(position))
+        entry.plan = {**plan, "dust": str(reduction.dust), "dust_value": str(value)}
     _save(position, reduction.changes)
     if not reduction.closed:
         return Booked()
@@ -124,10 +129,31 @@ async def open_positions(
     return positions
 
 
-async def release_exit(session: AsyncSession, entry: ExecutionLog) -> None:
-    """An exit order ended (filled in part, cancelled, refused): what is left is open again."""
+async def release_exit(
+    session: AsyncSession, entry: ExecutionLog, max_refusals: int = DEFAULT_MAX_REFUSALS
+) -> None:
+    """An exit order ended (filled in part, cancelled, refused): what is left is open again.
+    An exit that ended with nothing filled counts as refused; `max_refusals` in a row flag the
+    position (the monitor then stops sending exits for it, and an operator is told). One that
+    filled anything starts the count again."""
     if entry.position_id is None:
         return
     position = await PositionRepository(session).lock(entry.position_id)
-    if position is not None and position.status == PositionStatus.closing:
+    if position is None:
+        return
+    if position.status == PositionStatus.closing:
         position.status = PositionStatus.open if position.quantity > 0 else PositionStatus.closed
+    if entry.filled_quantity > 0:
+        position.exit_refusals, position.flagged_at = 0, None
+        return
+    position.exit_refusals = (position.exit_refusals or 0) + 1
+    if position.exit_refusals >= max_refusals and position.flagged_at is None:
+        position.flagged_at = utcnow()
+        log.error(
+            "position %s: %d exits refused in a row (last: %s): flagged for an operator",
+            position.id,
+            position.exit_refusals,
+            entry.error_code,
+        )
+        payload = {**events.position_payload(position), "exit_refusals": position.exit_refusals}
+        events.record(session, EventType.position_flagged, position, payload)

@@ -70,6 +70,7 @@ class Recording:
 
     opened: list[tuple[ExecutionLog, dict[str, Any], str, str]] = field(default_factory=list)
     closed_days: set[tuple[int, date]] = field(default_factory=set)
+    max_refusals: int = fills.DEFAULT_MAX_REFUSALS  # exits refused in a row before a flag
 
     async def finish(
         self, session: AsyncSession, analytics_days: set[tuple[int, date]] | None = None
@@ -126,7 +127,7 @@ async def apply_result(
         if booked.closed_day is not None:
             recording.closed_days.add(booked.closed_day)
     if entry.purpose == Purpose.exit and result.status in ENDED:
-        await fills.release_exit(session, entry)
+        await fills.release_exit(session, entry, recording.max_refusals)
     count(entry, before, adapter)
     announce(session, entry, before)
 

@@ -66,7 +66,7 @@ async def record_outcomes(
     async with ctx.session_factory() as session:
         orders = OrderRepository(session)
         by_id = await orders.lock_many([o.log_id for o in outcomes])
-        recording = Recording()
+        recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
         for outcome in outcomes:
             entry = by_id[outcome.log_id]
             answer, adapter_name = outcome.answer, outcome.adapter
@@ -93,7 +93,7 @@ async def record_outcomes(
             else:
                 reject(entry, answer.code, answer.message, adapter=adapter_name)
                 if entry.purpose == Purpose.exit:
-                    await fills.release_exit(session, entry)
+                    await fills.release_exit(session, entry, recording.max_refusals)
                 if isinstance(answer, AuthFailed):
                     conn = await orders.connection(entry.execution_connection_id)
                     if conn is not None:

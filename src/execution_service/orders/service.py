@@ -22,6 +22,7 @@ from execution_service.exchanges.base import (
     OrderResult,
 )
 from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.orders.exit_venues import ExitVenue, spot_held
 from execution_service.orders.exits import ExitRequest, claim, send_exit
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.orders.repository import RESTING, OrderRepository
@@ -88,7 +89,7 @@ async def cancel(
         raise BadGateway(f"cancel failed: {exc}", code=code) from None
     locked = await orders.lock(log_id)
     assert locked is not None
-    recording = Recording()
+    recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
     await apply_result(session, locked, result, adapter=conn.adapter, recording=recording)
     await recording.finish(session)
     await session.commit()
@@ -143,19 +144,18 @@ async def close_position(
     await session.commit()  # no transaction while the exchange answers
     try:
         adapter = await ctx.adapters.for_connection(conn)
-        step = (await adapter.market(position.symbol)).amount_step
+        market = await adapter.market(position.symbol)
+        held = await spot_held(adapter, conn, market)
     except (CredentialsError, ExchangeError) as exc:
         raise BadGateway(f"cannot reach the exchange: {exc}", code="exchange_unavailable") from None
     wanted = position.quantity if quantity is None else min(quantity, position.quantity)
-    amount = round_down(wanted, step)
-    if amount <= 0:
+    if round_down(wanted, market.amount_step) <= 0:
         raise Unprocessable(
             "the quantity rounds down to nothing at the market's step", code="below_minimum"
         )
-    request = ExitRequest(position.id, CloseReason.manual, amount, wanted >= position.quantity)
-    steps = {(conn.id, position.symbol): step}
-    formats = {conn.id: ctx.adapters.capabilities(conn).client_ids}
-    claimed = await claim(ctx, [request], steps, skip_locked=False, formats=formats)
+    request = ExitRequest(position.id, CloseReason.manual, wanted, wanted >= position.quantity)
+    venue = ExitVenue(market, held, ctx.adapters.capabilities(conn).client_ids)
+    claimed = await claim(ctx, [request], {(conn.id, position.symbol): venue}, skip_locked=False)
     if not claimed:
         raise Conflict(f"position {position_id} is already being closed", code="position_not_open")
     return await send_exit(ctx, claimed[0], adapter, conn)

@@ -81,13 +81,13 @@ async def _track(
                 adapter=conn.adapter,
             )
             if current.purpose == Purpose.exit:
-                await fills.release_exit(session, current)
+                await fills.release_exit(session, current, ctx.settings.exit_max_refusals)
             report.rejected += 1
         else:
             if current.status == OrderStatus.pending and current.submitted_at is None:
                 current.submitted_at = utcnow()
             before = (current.status, current.filled_quantity)
-            recording = Recording()
+            recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
             await apply_result(session, current, result, adapter=conn.adapter, recording=recording)
             await recording.finish(session)
             if (current.status, current.filled_quantity) != before:

@@ -58,6 +58,7 @@ class EntryPlan:
     trailing_stop_percent: Decimal | None = None
     break_even_trigger_rr: Decimal | None = None
     contract_size: Decimal | None = None
+    leverage: Decimal = ONE
 
     @classmethod
     def of(cls, plan: dict[str, Any] | None) -> EntryPlan:
@@ -69,6 +70,7 @@ class EntryPlan:
             _dec(plan.get("trailing_stop_percent")),
             _dec(plan.get("break_even_trigger_rr")),
             _dec(plan.get("contract_size")),
+            _dec(plan.get("leverage")) or ONE,
         )
 
 
@@ -76,7 +78,7 @@ def _dec(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def per_unit(position: PositionState) -> Decimal:
+def per_unit(position: Markable) -> Decimal:
     """What one unit of quantity stands for: a lot's contract size (MetaTrader), else 1."""
     return position.contract_size or ONE
 
@@ -96,6 +98,7 @@ def opened(plan: EntryPlan, fill: Fill, now: datetime) -> Changes:
         trailing_stop_percent=plan.trailing_stop_percent,
         break_even_trigger_rr=plan.break_even_trigger_rr,
         best_price=fill.price,
+        leverage=plan.leverage,
         status=PositionStatus.open,
         pnl=ZERO,
         pnl_percentage=ZERO,
@@ -159,9 +162,18 @@ def reduced(
     )
     dust = None
     if left > 0 and full_close:
+        # The rest is held still (worth `dust` at this price) but cannot be sold: its PnL at
+        # this price counts, so the position's figure is not short by what the entry paid for it.
         dust, left = left, Decimal(0)
-        changes["quantity"] = left
+        unit = per_unit(position)
+        realized = normalize(
+            realized + gross_pnl(position.direction, position.entry_price, fill.price, dust, unit)
+        )
+        changes.update(quantity=left, realized_pnl=realized)
     if left != 0:
+        # Still open: the unrealised PnL is the rest's, at the fill's price, not the old size's.
+        marked = mark(_Left(position, left), fill.price)
+        changes.update(pnl=marked.pnl, pnl_percentage=marked.pnl_percentage)
         return Reduction(changes, closed=False, first_close=False, dust=dust)
     changes.update(
         status=PositionStatus.closed,
@@ -178,6 +190,26 @@ def reduced(
 
 
 @dataclass(frozen=True)
+class _Left:
+    """A position as it is after a partial exit: what `mark` reads."""
+
+    position: PositionState
+    quantity: Decimal
+
+    @property
+    def direction(self) -> str:
+        return self.position.direction
+
+    @property
+    def entry_price(self) -> Decimal:
+        return self.position.entry_price
+
+    @property
+    def contract_size(self) -> Decimal | None:
+        return self.position.contract_size
+
+
+@dataclass(frozen=True)
 class Mark:
     """A position marked to a price: its unrealised PnL and that PnL as a percent of the entry
     notional (the set-based marking in `positions/repository/marking.py` computes the same in
@@ -187,7 +219,18 @@ class Mark:
     pnl_percentage: Decimal
 
 
-def mark(position: PositionState, price: Decimal) -> Mark:
+class Markable(Protocol):
+    @property
+    def direction(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def entry_price(self) -> Decimal: ...
+    @property
+    def contract_size(self) -> Decimal | None: ...
+
+
+def mark(position: Markable, price: Decimal) -> Mark:
     unit = per_unit(position)
     pnl = gross_pnl(position.direction, position.entry_price, price, position.quantity, unit)
     return Mark(pnl, pnl_percent(pnl, position.entry_price, position.quantity, unit))

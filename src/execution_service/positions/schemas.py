@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, TypeAdapter, computed_field, model_validator
 from pydantic_core import to_json
 
-from execution_service.decimals import to_str
+from execution_service.decimals import normalize, to_str
 from execution_service.enums import CloseReason, Direction, PositionStatus
 from execution_service.positions.rules import trailing_level
 from execution_service.schemas import Body, DecimalOut, Model, Percent, PositiveDecimal
@@ -52,6 +52,25 @@ class PositionRead(Model):
     opened_at: datetime
     closed_at: datetime | None
     last_price_update_at: datetime | None
+    leverage: DecimalOut = Field(description="what it was opened with: 1 on a spot account")
+    liquidation_price: DecimalOut | None = Field(
+        description="where the venue (or the paper simulator) liquidates it; null on spot"
+    )
+    funding_fees: DecimalOut = Field(
+        description="funding settled on it, received positive and paid negative (in realized_pnl)"
+    )
+    exit_refusals: int = Field(description="exit orders the venue refused in a row")
+    flagged_at: datetime | None = Field(
+        description="set once its exits were refused EXEC_EXIT_MAX_REFUSALS times in a row: the "
+        "monitor stops sending them and an operator must look (event `position.flagged`)"
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="pnl as a percent of the margin it ties up: pnl_percentage x leverage"
+    )
+    @property
+    def return_on_margin(self) -> DecimalOut:
+        return return_on_margin(self.pnl_percentage, self.leverage)
 
     @computed_field(  # type: ignore[prop-decorator]
         description="the price the trailing stop closes at: trailing_stop_percent away from "
@@ -62,6 +81,12 @@ class PositionRead(Model):
         return trailing_stop_level(
             self.direction, self.best_price, self.entry_price, self.trailing_stop_percent
         )
+
+
+def return_on_margin(pnl_percentage: Decimal, leverage: Decimal) -> Decimal:
+    """The margin is the entry notional over the leverage, so the return on it is the return on
+    the notional times the leverage: exact, no division."""
+    return normalize(pnl_percentage * leverage)
 
 
 def trailing_stop_level(
@@ -100,6 +125,9 @@ MONEY_FIELDS = frozenset(
         "realized_pnl",
         "fees",
         "close_price",
+        "leverage",
+        "liquidation_price",
+        "funding_fees",
     }
 )
 # Fields computed from others, not stored: the list read computes them as the model does.
@@ -113,6 +141,8 @@ def position_item(row: Sequence[Any]) -> dict[str, Any]:
     """A row with LIST_FIELDS' values in order, money already as strings, derived fields empty
     (extra trailing columns are ignored), as PositionRead's JSON object."""
     item = dict(zip(LIST_FIELDS, row, strict=False))
+    rom = return_on_margin(Decimal(item["pnl_percentage"]), Decimal(item["leverage"]))
+    item["return_on_margin"] = to_str(rom)
     if item["trailing_stop_percent"] is not None:
         level = trailing_stop_level(
             item["direction"],

@@ -10,8 +10,10 @@ from execution_service.enums import SizeMode
 from execution_service.schemas import (
     Body,
     DecimalOut,
+    Flag,
     Model,
     Name,
+    NonNegativeDecimal,
     OwnerId,
     Percent,
     PositiveDecimal,
@@ -30,6 +32,8 @@ class PresetFields(Body):
     default_tp_percent: Annotated[PositiveDecimal, Field(le=10_000)] | None = None
     trailing_stop_percent: Percent | None = None
     break_even_trigger_rr: Annotated[PositiveDecimal, Field(le=1000)] | None = None
+    # Break-even puts the stop this percent beyond the entry (covering the fees), not at it.
+    break_even_offset_percent: Annotated[NonNegativeDecimal, Field(le=10)] | None = None
 
 
 def _check_size(mode: SizeMode | None, value: Decimal | None) -> None:
@@ -42,6 +46,9 @@ class PresetCreate(PresetFields):
     position_size_mode: SizeMode
     position_size_value: PositiveDecimal
     leverage: Leverage = Decimal(1)
+    # An opposite signal closes what is held; then, on swap and margin accounts, opens the
+    # other way with the rest if this is true.
+    reverse_on_opposite: Flag = False
     user_id: OwnerId | None = None
     admin_id: OwnerId | None = None
 
@@ -71,6 +78,7 @@ class PresetUpdate(PresetFields):
     position_size_mode: SizeMode | None = None
     position_size_value: PositiveDecimal | None = None
     leverage: Leverage | None = None
+    reverse_on_opposite: Flag | None = None
 
     model_config = {
         "json_schema_extra": {"examples": [{"max_positions": 3, "default_sl_percent": "1.5"}]}
@@ -92,6 +100,8 @@ class PresetRead(Model):
     default_tp_percent: DecimalOut | None
     trailing_stop_percent: DecimalOut | None
     break_even_trigger_rr: DecimalOut | None
+    break_even_offset_percent: DecimalOut | None
     leverage: DecimalOut
+    reverse_on_opposite: bool
     created_at: datetime
     updated_at: datetime

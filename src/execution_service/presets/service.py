@@ -42,7 +42,13 @@ async def update_preset(
 ) -> TradingPreset:
     preset = await get_preset(session, principal, preset_id)
     changes = body.model_dump(exclude_unset=True)
-    for required in ("name", "position_size_mode", "position_size_value", "leverage"):
+    for required in (
+        "name",
+        "position_size_mode",
+        "position_size_value",
+        "leverage",
+        "reverse_on_opposite",
+    ):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"{required} cannot be null")
     for field, value in changes.items():

@@ -16,6 +16,7 @@ from execution_service.enums import ConnectionStatus, Direction, MarketType, Ord
 from execution_service.exchanges.base import BalanceEntry, Market, Valuation
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.models import ExecutionConnection, TradingPreset
+from execution_service.signals.netting import Held, Netting
 from execution_service.signals.schemas import SignalCreate
 from execution_service.signals.sizing import (
     AccountState,
@@ -47,6 +48,8 @@ class Account:
     open_positions: int = 0
     open_for_symbol: int = 0
     realized_today: Decimal = Decimal(0)  # net PnL booked today (UTC); a loss is negative
+    # Open positions in the signal's symbol the other way, oldest first (netting).
+    opposite: tuple[Held, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,22 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def precheck(body: SignalCreate, target: Target) -> Rejection | None:
+def precheck(body: SignalCreate, target: Target, netting: Netting) -> Rejection | None:
     """The refusals that need nothing from the venue."""
     conn = target.conn
     if not conn.is_active or conn.status != ConnectionStatus.active:
         return Rejection("connection_inactive", f"connection {conn.id} is {conn.status}")
-    if target.preset is None and body.quantity is None:
+    if netting.opens and target.preset is None and netting.quantity is None:
         return Rejection("no_preset", "the connection has no preset and the signal no quantity")
     return None
+
+
+def may_reverse(target: Target) -> bool:
+    """An opposite signal may open the other way once it has closed what is held: where the
+    preset says so, on accounts that can hold either side (swap, or a broker's margin)."""
+    preset = target.preset
+    margin = target.conn.market_type == MarketType.swap or target.caps.positions_are_tickets
+    return preset is not None and preset.reverse_on_opposite and margin
 
 
 def price_of(body: SignalCreate, last: Decimal | None) -> Decimal | None:
@@ -97,17 +108,30 @@ def price_of(body: SignalCreate, last: Decimal | None) -> Decimal | None:
     return last
 
 
-def decide(body: SignalCreate, target: Target, quote: Quote, account: Account) -> Decision:
+def decide(
+    body: SignalCreate,
+    target: Target,
+    quote: Quote,
+    account: Account,
+    quantity: Decimal | None = None,
+) -> Decision:
+    """`quantity`: what the entry trades when it is not sized (the signal's own, or what is left
+    of it once netting has closed the other side)."""
     order = Order(price=body.entry_price)
     try:
-        _decide(body, target, quote, account, order)
+        _decide(body, target, quote, account, order, quantity)
     except Rejection as refusal:
         return Decision(order, refusal)
     return Decision(order)
 
 
 def _decide(
-    body: SignalCreate, target: Target, quote: Quote, account: Account, order: Order
+    body: SignalCreate,
+    target: Target,
+    quote: Quote,
+    account: Account,
+    order: Order,
+    quantity: Decimal | None,
 ) -> None:
     preset = target.preset
     direction = Direction(body.direction)
@@ -127,19 +151,21 @@ def _decide(
         preset.position_size_value if preset else None,
         preset.max_position_notional if preset else None,
     )
-    if rule.mode is SizeMode.risk_percent and sl is None and body.quantity is None:
+    if rule.mode is SizeMode.risk_percent and sl is None and quantity is None:
         raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
     market, value = quote.market, quote.valuation
     if value.contract_size is not None:
         order.plan["contract_size"] = _str(value.contract_size)
     equity, free, leverage = _funds(target, quote, direction)
     order.equity = equity
+    if not target.caps.margin_checked_by_venue:  # a broker's leverage is its own
+        order.plan["leverage"] = _str(leverage)
     order.quantity = size_quantity(
         rule,
         price=price,
         stop_loss=sl,
         equity=equity,
-        override=body.quantity,
+        override=quantity,
         amount_step=market.amount_step,
         unit_value=value.unit_value,
         max_amount=market.max_amount,

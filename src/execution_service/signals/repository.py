@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.enums import Purpose
+from execution_service.enums import CloseReason, Purpose
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
@@ -42,8 +42,13 @@ class SignalRepository:
     async def entry_logs(
         self, principal: Principal, signal_ids: Sequence[int]
     ) -> Sequence[ExecutionLog]:
+        """The orders the signals placed: their entries, and the exits netting sent (an exit
+        of the position a signal opened, by its SL say, belongs to the position, not here)."""
+        placed = or_(
+            ExecutionLog.purpose == Purpose.entry, ExecutionLog.close_reason == CloseReason.signal
+        )
         stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(
-            ExecutionLog.signal_id.in_(signal_ids), ExecutionLog.purpose == Purpose.entry
+            ExecutionLog.signal_id.in_(signal_ids), placed
         )
         return (await self.session.scalars(stmt.order_by(ExecutionLog.id))).all()
 

@@ -24,6 +24,7 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
     executions = [
         ExecutionRead(
             connection_id=e.execution_connection_id,
+            purpose=e.purpose,
             status=e.status,
             execution_log_id=e.id,
             position_id=e.position_id,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from execution_service.decimals import ONE
-from execution_service.enums import Direction, OrderStatus, OrderType
+from execution_service.enums import Direction, OrderStatus, OrderType, Purpose
 from execution_service.positions.schemas import TakeProfitRead
 from execution_service.schemas import (
     Body,
@@ -94,6 +94,9 @@ class SignalCreate(Body):
 
 class ExecutionRead(Model):
     connection_id: int
+    # entry: the order the signal opened (or refused); exit: one that closed a position the
+    # other way (netting, `closed_reason: signal`).
+    purpose: Purpose
     status: OrderStatus
     execution_log_id: int
     position_id: int | None

@@ -10,11 +10,9 @@ the outcomes. Every failure on one connection ends as that connection's `rejecte
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, time
-from decimal import Decimal
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -23,27 +21,20 @@ from execution_service import observability
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.db import read
+from execution_service.enums import CloseReason, OrderStatus
 from execution_service.errors import NotFound
 from execution_service.exchanges.base import Quotes
 from execution_service.exchanges.registry import capabilities
 from execution_service.models import ExecutionConnection, ExecutionLog, Signal
 from execution_service.orders import entries
-from execution_service.orders.repository import OrderRepository
-from execution_service.positions.repository import PositionRepository
+from execution_service.orders.exit_venues import ExitVenue
+from execution_service.orders.exits import ExitRequest, claim_in, send_all
 from execution_service.principal import Principal
-from execution_service.signals.decision import (
-    Account,
-    Decision,
-    Target,
-    decide,
-    has_limits,
-    precheck,
-    recheck,
-)
-from execution_service.signals.quotes import quote
+from execution_service.signals.accounts import hold_limits, load_accounts
+from execution_service.signals.decision import Account, Target
+from execution_service.signals.fanout import Decided, decide_all
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
-from execution_service.signals.sizing import Rejection
 
 Replay = tuple[Signal, Sequence[ExecutionLog]]
 
@@ -65,7 +56,7 @@ async def create_signal(
     body: SignalCreate,
     received_at: datetime,
 ) -> tuple[Signal, Sequence[ExecutionLog], bool]:
-    """Returns the signal, its entry logs, and whether it was created now (False: a replay)."""
+    """Returns the signal, its executions, and whether it was created now (False: a replay)."""
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
     owner_key = owner_aad(user_id, admin_id)
     # The reads (replay check, targets, account inputs) go through the autocommit reader: no
@@ -77,9 +68,38 @@ async def create_signal(
     )
     if loaded.replay is not None:
         return loaded.replay[0], loaded.replay[1], False
-    decided = await _decide_all(ctx, body, loaded)
-    orders = [order for order, _ in decided]
-    signal = Signal(
+    decided = await decide_all(ctx, body, loaded.targets, loaded.accounts, loaded.simulated)
+    signal = _signal(body, owner_key, user_id, admin_id, loaded.targets, received_at)
+    # One commit: the signal, every target's entry log (`pending`, or `rejected` with its code)
+    # and the exits of what netting closes, before any order is sent.
+    session.add(signal)
+    try:
+        await session.flush()
+        decided = await hold_limits(
+            session, body.symbol, body.direction, decided, signal.id, received_at
+        )
+        recorded = await _record(session, ctx, body, signal.id, decided, received_at)
+        await session.commit()
+    except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
+        await session.rollback()
+        replay = await _replay(session, principal, body, owner_key)
+        if replay is None:
+            raise
+        return replay[0], replay[1], False
+    observability.signal_id.set(signal.id)
+    executions = await _send(ctx, decided, recorded, received_at)
+    return signal, sorted(executions, key=lambda e: e.id), True
+
+
+def _signal(
+    body: SignalCreate,
+    owner_key: str,
+    user_id: int | None,
+    admin_id: int | None,
+    targets: Sequence[Target],
+    received_at: datetime,
+) -> Signal:
+    return Signal(
         owner_key=owner_key,
         user_id=user_id,
         admin_id=admin_id,
@@ -92,109 +112,74 @@ async def create_signal(
         tp_price=body.tp_price,
         take_profits=body.plan_take_profits(),
         quantity=body.quantity,
-        connection_ids=[t.conn.id for t in loaded.targets],
+        connection_ids=[t.conn.id for t in targets],
         created_at=received_at,
     )
-    # One commit: the signal and every target's entry log (`pending`, or `rejected` with its
-    # code), before any order is sent.
-    session.add(signal)
-    try:
-        await session.flush()
-        shared = entries.Signal(
-            signal.id, body.symbol, body.direction.value, body.order_type.value, received_at
-        )
-        orders = await _hold_limits(session, body, loaded.targets, decided, signal.id, received_at)
-        logs = entries.new_entries(ctx, shared, orders)
-        session.add_all(logs)
-        await session.flush()
-        entries.record_refusals(logs, orders)
-        await session.commit()
-    except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
-        await session.rollback()
-        replay = await _replay(session, principal, body, owner_key)
-        if replay is None:
-            raise
-        return replay[0], replay[1], False
-    observability.signal_id.set(signal.id)
-    recorded = await entries.send_entries(ctx, logs, orders, received_at)
-    return signal, sorted(recorded, key=lambda e: e.id), True
 
 
-async def _decide_all(
-    ctx: AppContext, body: SignalCreate, loaded: Loaded
-) -> list[tuple[entries.EntryOrder, Decimal]]:
-    """Each target's entry, and the equity it was sized against."""
-    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
-
-    async def one(target: Target) -> tuple[entries.EntryOrder, Decimal]:
-        # Each run is a task of its own (gather), with its own copy of the log context.
-        observability.connection_id.set(target.conn.id)
-        async with bound:
-            adapter = None
-            decision = Decision()
-            refusal = precheck(body, target)
-            if refusal is None:
-                try:
-                    venue, adapter = await quote(
-                        ctx, body, target, loaded.simulated.get(target.conn.id)
-                    )
-                except Rejection as exc:
-                    refusal = exc
-                else:
-                    account = loaded.accounts.get(target.conn.id, Account())
-                    decision = decide(body, target, venue, account)
-                    refusal = decision.refusal
-        order = decision.order
-        if refusal is not None and order.price is None:
-            order.price = body.entry_price
-        entry = entries.EntryOrder(
-            target.conn,
-            target.caps,
-            order.quantity,
-            order.price,
-            order.plan,
-            entries.Refusal(refusal.code, refusal.message) if refusal else None,
-            adapter if refusal is None else None,
-        )
-        return entry, order.equity
-
-    return list(await asyncio.gather(*(one(t) for t in loaded.targets)))
+@dataclass(frozen=True)
+class Recorded:
+    entries: list[ExecutionLog]  # one per decided entry, in order
+    exits: list[ExecutionLog]  # netting's, claimed
 
 
-async def _hold_limits(
+async def _record(
     session: AsyncSession,
+    ctx: AppContext,
     body: SignalCreate,
-    targets: Sequence[Target],
-    decided: Sequence[tuple[entries.EntryOrder, Decimal]],
     signal_id: int,
+    decided: Sequence[Decided],
     received_at: datetime,
-) -> list[entries.EntryOrder]:
-    """In the transaction that records the entries: lock the accounts whose presets limit
-    positions or the day's loss, count again what they hold and what is still in flight (other
-    signals' pending and resting entries, committed before the lock was granted), and refuse
-    what the limits no longer allow. The lock is held only until this commit, never while an
-    order is in flight."""
-    orders = [order for order, _ in decided]
-    limited = [
-        i
-        for i, (target, order) in enumerate(zip(targets, orders, strict=True))
-        if order.refusal is None and has_limits(target.preset)
-    ]
-    if not limited:
-        return orders
-    await OrderRepository(session).lock_accounts([targets[i].conn.id for i in limited])
-    accounts = await _accounts(
-        session, [targets[i] for i in limited], body.symbol, received_at, signal_id
+) -> Recorded:
+    """The entries' rows (refusals recorded once flushed, so their events name them) and the
+    netting exits, claimed in this transaction: a position the monitor already closes is left
+    to it."""
+    shared = entries.Signal(
+        signal_id, body.symbol, body.direction.value, body.order_type.value, received_at
     )
-    for i in limited:
-        target = targets[i]
-        account = accounts.get(target.conn.id, Account())
-        refusal = recheck(target, account, decided[i][1])
-        if refusal is not None:
-            orders[i] = replace(
-                orders[i], refusal=entries.Refusal(refusal.code, refusal.message), adapter=None
-            )
-    return orders
+    orders = [d.entry for d in decided if d.entry is not None]
+    logs = entries.new_entries(ctx, shared, orders)
+    session.add_all(logs)
+    await session.flush()
+    entries.record_refusals(logs, orders)
+    requests = [
+        ExitRequest(c.position_id, CloseReason.signal, c.quantity, c.whole, signal_id=signal_id)
+        for d in decided
+        for c in d.closes
+    ]
+    if not requests:
+        return Recorded(logs, [])
+    venues = {
+        (d.target.conn.id, body.symbol): ExitVenue(d.market, d.held, d.target.caps.client_ids)
+        for d in decided
+        if d.closes
+    }
+    exits = await claim_in(session, ctx, requests, venues, skip_locked=False)
+    return Recorded(logs, exits)
+
+
+async def _send(
+    ctx: AppContext, decided: Sequence[Decided], recorded: Recorded, received_at: datetime
+) -> list[ExecutionLog]:
+    """Netting exits first; then the entries, but not a reversal whose exits did not fill (it
+    would hold both sides): that entry is refused unsent."""
+    targets = {d.target.conn.id: d for d in decided}
+    sent_exits = await send_all(
+        ctx,
+        recorded.exits,
+        {i: d.adapter for i, d in targets.items()},
+        {i: d.target.conn for i, d in targets.items()},
+    )
+    unfilled = {e.execution_connection_id for e in sent_exits if e.status != OrderStatus.filled}
+    orders = [d.entry for d in decided if d.entry is not None]
+    logs = await entries.refuse_unsent(
+        ctx,
+        recorded.entries,
+        orders,
+        unfilled,
+        entries.Refusal("netting_exit_failed", "what is held the other way did not close"),
+    )
+    return [*sent_exits, *await entries.send_entries(ctx, logs, orders, received_at)]
 
 
 async def _replay(
@@ -241,7 +226,9 @@ async def _load(
             for c, preset in rows
         ]
         loaded = Loaded(targets=targets)
-        loaded.accounts = await _accounts(reads, targets, body.symbol, received_at)
+        loaded.accounts = await load_accounts(
+            reads, targets, body.symbol, body.direction, received_at
+        )
         simulated = [t.conn for t in targets if t.caps.simulated]
         loaded.simulated = await ctx.adapters.simulated_quotes(reads, simulated, body.symbol)
         # The rows outlive this session (detached, every column loaded): read-only from here.
@@ -253,40 +240,6 @@ def _owned_by(conn: ExecutionConnection, user_id: int | None, admin_id: int | No
     if user_id is not None:
         return conn.user_id == user_id
     return conn.user_id is None and conn.admin_id == admin_id
-
-
-async def _accounts(
-    session: AsyncSession,
-    targets: Sequence[Target],
-    symbol: str,
-    received_at: datetime,
-    excluding_signal: int | None = None,
-) -> dict[int, Account]:
-    """Positions held (and entries that may still open one) and today's realised PnL, only
-    where a preset limits them: a few queries for all targets."""
-    positions = PositionRepository(session)
-    counted = [
-        t.conn.id
-        for t in targets
-        if t.preset is not None
-        and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
-    ]
-    held = await positions.open_counts(counted, symbol)
-    flying = await OrderRepository(session).entries_in_flight(counted, symbol, excluding_signal)
-    midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
-    limited = [
-        t.conn.id
-        for t in targets
-        if t.preset is not None and t.preset.max_daily_loss_percent is not None
-    ]
-    realized = await positions.realized_since(limited, midnight)
-    accounts: dict[int, Account] = {}
-    for conn_id in set(held) | set(flying) | set(realized):
-        total, for_symbol = held.get(conn_id, (0, 0))
-        pending, pending_here = flying.get(conn_id, (0, 0))
-        loss = realized.get(conn_id, Decimal(0))
-        accounts[conn_id] = Account(total + pending, for_symbol + pending_here, loss)
-    return accounts
 
 
 async def get_signal(

@@ -33,7 +33,12 @@ async def monitor_tick(ctx: AppContext) -> watch.TickReport:
         return await fetch_prices(ctx, wanted, connections)
 
     closes = await watch.mark(ctx, fetch, now, report)
-    requests = [exits.ExitRequest(p.id, c.reason, c.quantity, c.full, c.level) for p, c in closes]
+    # A flagged position (its exits refused too often) waits for an operator, not the next tick.
+    requests = [
+        exits.ExitRequest(p.id, c.reason, c.quantity, c.full, c.level)
+        for p, c in closes
+        if p.flagged_at is None
+    ]
     requests = await exits.not_cooling_down(ctx, requests, now)
     if requests:
         wanted = {r.position_id for r in requests}

@@ -113,6 +113,32 @@ class PositionRepository:
             out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
         return out
 
+    async def open_in_symbol(
+        self, connection_ids: Sequence[int], symbol: str, direction: str
+    ) -> dict[int, list[tuple[int, Decimal]]]:
+        """Per connection: its open positions in `symbol` in `direction`, oldest first, as
+        (position id, quantity); absent means none."""
+        if not connection_ids:
+            return {}
+        rows = await self.session.execute(
+            select(
+                ExecutionPosition.execution_connection_id,
+                ExecutionPosition.id,
+                ExecutionPosition.quantity,
+            )
+            .where(
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
+                ExecutionPosition.symbol == symbol,
+                ExecutionPosition.status == PositionStatus.open,
+                ExecutionPosition.direction == direction,
+            )
+            .order_by(ExecutionPosition.id)
+        )
+        out: dict[int, list[tuple[int, Decimal]]] = {}
+        for conn_id, position_id, quantity in rows:
+            out.setdefault(conn_id, []).append((position_id, quantity))
+        return out
+
     async def realized_since(
         self, connection_ids: Sequence[int], since: datetime
     ) -> dict[int, Decimal]:

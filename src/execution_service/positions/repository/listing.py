@@ -49,8 +49,10 @@ from execution_service.positions.schemas import (
 from execution_service.principal import Principal
 
 P = ExecutionPosition.__table__.c
-_INTS = frozenset({"id", "connection_id", "user_id", "signal_id", "execution_log_id"})
-_TIMES = frozenset({"opened_at", "closed_at", "last_price_update_at"})
+_INTS = frozenset(
+    {"id", "connection_id", "user_id", "signal_id", "execution_log_id", "exit_refusals"}
+)
+_TIMES = frozenset({"opened_at", "closed_at", "last_price_update_at", "flagged_at"})
 
 
 class money_text(FunctionElement[str]):
@@ -106,6 +108,8 @@ def _json_value(field: str) -> ColumnElement[str]:
     """One field as pydantic writes it in JSON (NULL for null, coalesced by the caller)."""
     if field == "trailing_stop_price":
         return _cat(_sql('"'), money_text(_trailing_level()), _sql('"'))
+    if field == "return_on_margin":  # `schemas.return_on_margin`: a product, exact
+        return _cat(_sql('"'), money_text(P.pnl_percentage * P.leverage), _sql('"'))
     column = _column(field)
     if field in MONEY_FIELDS:
         return _cat(_sql('"'), money_text(column), _sql('"'))

@@ -1,0 +1,101 @@
+"""What an exit needs to know of its (connection, symbol) at the venue, and how much it sells.
+
+An exit's quantity is rounded down to the market's amount step. A partial exit whose remainder
+the venue would not take (under its minimum amount or notional) closes everything instead. On a
+spot account the exit sells what is actually held: when the base asset held falls short of the
+position by at most `tolerance` (fees in the base asset, rounding), it sells what is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
+from execution_service.decimals import HUNDRED, round_down
+from execution_service.enums import MarketType
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, Market
+from execution_service.exchanges.capabilities import ClientIdFormat
+from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.orders.ids import READABLE
+
+
+@dataclass(frozen=True)
+class ExitVenue:
+    market: Market | None = None  # None: unknown (the exit is sent as asked, and recorded)
+    held: Decimal | None = None  # spot: the base asset the account holds free; else None
+    client_ids: ClientIdFormat = READABLE
+
+
+Venues = dict[tuple[int, str], ExitVenue]
+
+
+@dataclass(frozen=True)
+class ExitSize:
+    quantity: Decimal
+    full: bool
+
+
+def size_exit(
+    held_by_position: Decimal,
+    requested: Decimal | None,
+    full: bool,
+    venue: ExitVenue,
+    price: Decimal | None,
+    tolerance_percent: Decimal,
+) -> ExitSize:
+    """Pure. `requested` None: all of it."""
+    amount = held_by_position if requested is None else min(requested, held_by_position)
+    market = venue.market
+    if not full and market is not None:
+        rest = held_by_position - amount
+        too_small = rest < (market.min_amount or 0) or (
+            market.min_cost is not None and price is not None and rest * price < market.min_cost
+        )
+        if too_small:  # the venue would not take what is left: it goes with this exit
+            amount, full = held_by_position, True
+    held = venue.held
+    if held is not None and held < amount:
+        shortfall = amount - held
+        if shortfall <= amount * tolerance_percent / HUNDRED:
+            amount = held  # sell what is there; the rest is recorded as dust
+    step = market.amount_step if market is not None else None
+    return ExitSize(round_down(amount, step), full)
+
+
+async def look_up(
+    ctx: AppContext, positions: list[ExecutionPosition], conns: dict[int, ExecutionConnection]
+) -> tuple[dict[int, ExchangeAdapter], Venues]:
+    """One adapter per connection and what each (connection, symbol) needs. A connection
+    without an adapter is left out: its exits are still claimed, and refused when sent."""
+    adapters: dict[int, ExchangeAdapter] = {}
+    venues: Venues = {}
+    for position in positions:
+        key = (position.execution_connection_id, position.symbol)
+        if key in venues:
+            continue
+        conn = conns[key[0]]
+        caps = ctx.adapters.capabilities(conn)
+        try:
+            adapter = adapters.get(conn.id) or await ctx.adapters.for_connection(conn)
+            adapters[conn.id] = adapter
+            market = await adapter.market(position.symbol)
+            held = await spot_held(adapter, conn, market)
+        except (CredentialsError, ExchangeError):
+            market, held = None, None  # the exit is still attempted and recorded
+        venues[key] = ExitVenue(market, held, caps.client_ids)
+    return adapters, venues
+
+
+async def spot_held(
+    adapter: ExchangeAdapter, conn: ExecutionConnection, market: Market
+) -> Decimal | None:
+    """On a real spot account, the base asset it holds free (None elsewhere: a simulated venue
+    books exactly what it filled; derivatives and broker tickets hold no coins)."""
+    caps = adapter.capabilities
+    if conn.market_type != MarketType.spot or caps.simulated or caps.positions_are_tickets:
+        return None
+    balances = await adapter.fetch_balance()
+    entry = balances.get(market.base)
+    return entry.free if entry is not None else Decimal(0)

@@ -1,0 +1,99 @@
+"""What the database says about a signal's target accounts, and the limits held under their
+lock: positions held, entries still in flight, today's realised PnL, and the positions the other
+way in the symbol (netting)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, time
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.enums import Direction
+from execution_service.orders import entries
+from execution_service.orders.repository import OrderRepository
+from execution_service.positions.repository import PositionRepository
+from execution_service.signals.decision import Account, Target, has_limits, recheck
+from execution_service.signals.fanout import Decided
+from execution_service.signals.netting import Held
+
+
+async def load_accounts(
+    session: AsyncSession,
+    targets: Sequence[Target],
+    symbol: str,
+    direction: Direction,
+    received_at: datetime,
+    excluding_signal: int | None = None,
+) -> dict[int, Account]:
+    """Positions held (and entries that may still open one) and today's realised PnL where a
+    preset limits them, and every target's open positions the other way in the symbol: a few
+    queries for all targets."""
+    positions = PositionRepository(session)
+    counted = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None
+        and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
+    ]
+    held = await positions.open_counts(counted, symbol)
+    flying = await OrderRepository(session).entries_in_flight(counted, symbol, excluding_signal)
+    midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
+    limited = [
+        t.conn.id
+        for t in targets
+        if t.preset is not None and t.preset.max_daily_loss_percent is not None
+    ]
+    realized = await positions.realized_since(limited, midnight)
+    opposite = await positions.open_in_symbol(
+        [t.conn.id for t in targets], symbol, direction.opposite
+    )
+    accounts: dict[int, Account] = {}
+    for conn_id in set(held) | set(flying) | set(realized) | set(opposite):
+        total, for_symbol = held.get(conn_id, (0, 0))
+        pending, pending_here = flying.get(conn_id, (0, 0))
+        loss = realized.get(conn_id, Decimal(0))
+        others = tuple(Held(pid, quantity) for pid, quantity in opposite.get(conn_id, []))
+        accounts[conn_id] = Account(total + pending, for_symbol + pending_here, loss, others)
+    return accounts
+
+
+async def hold_limits(
+    session: AsyncSession,
+    symbol: str,
+    direction: Direction,
+    decided: Sequence[Decided],
+    signal_id: int,
+    received_at: datetime,
+) -> list[Decided]:
+    """In the transaction that records the entries: lock the accounts whose presets limit
+    positions or the day's loss, count again what they hold and what is still in flight (other
+    signals' pending and resting entries, committed before the lock was granted), and refuse
+    what the limits no longer allow. The lock is held only until this commit, never while an
+    order is in flight."""
+    out = list(decided)
+    limited = [
+        i
+        for i, d in enumerate(decided)
+        if d.entry is not None and d.entry.refusal is None and has_limits(d.target.preset)
+    ]
+    if not limited:
+        return out
+    await OrderRepository(session).lock_accounts([decided[i].target.conn.id for i in limited])
+    targets = [decided[i].target for i in limited]
+    accounts = await load_accounts(session, targets, symbol, direction, received_at, signal_id)
+    for i in limited:
+        d = decided[i]
+        assert d.entry is not None
+        account = accounts.get(d.target.conn.id, Account())
+        # What this signal closes the other way no longer counts against the reversal.
+        closing = sum(1 for c in d.closes if c.whole)
+        account = replace(account, open_positions=account.open_positions - closing)
+        account = replace(account, open_for_symbol=account.open_for_symbol - closing)
+        refusal = recheck(d.target, account, d.equity)
+        if refusal is not None:
+            refused = entries.Refusal(refusal.code, refusal.message)
+            out[i] = replace(d, entry=replace(d.entry, refusal=refused, adapter=None))
+    return out

@@ -1,0 +1,115 @@
+"""A signal on each of its targets: netting first (what is held the other way), then the
+precheck, the venue's quote (the only I/O) and the pure decision of the entry, concurrently
+under a bound. Every failure on one target is that target's refusal; it never reaches the
+others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from execution_service import observability
+from execution_service.context import AppContext
+from execution_service.enums import MarketType
+from execution_service.exchanges.base import ExchangeAdapter, Market, Quotes
+from execution_service.orders import entries
+from execution_service.signals.decision import (
+    Account,
+    Decision,
+    Target,
+    decide,
+    may_reverse,
+    precheck,
+)
+from execution_service.signals.decision import Quote as VenueQuote
+from execution_service.signals.netting import NetClose, Netting, net
+from execution_service.signals.quotes import quote
+from execution_service.signals.schemas import SignalCreate
+from execution_service.signals.sizing import Rejection
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One target's outcome: the positions the other way it closes, and its entry (None when
+    netting closes and nothing opens)."""
+
+    target: Target
+    entry: entries.EntryOrder | None
+    equity: Decimal = Decimal(0)  # the account's, as the entry was sized against
+    closes: tuple[NetClose, ...] = ()
+    market: Market | None = None  # the symbol's market on the target's venue, where quoted
+    adapter: ExchangeAdapter | None = None
+    held: Decimal | None = None  # spot: the base asset held free (what netting can sell)
+
+
+async def decide_all(
+    ctx: AppContext,
+    body: SignalCreate,
+    targets: Sequence[Target],
+    accounts: dict[int, Account],
+    simulated: dict[int, Quotes],
+) -> list[Decided]:
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(target: Target) -> Decided:
+        # Each run is a task of its own (gather), with its own copy of the log context.
+        observability.connection_id.set(target.conn.id)
+        account = accounts.get(target.conn.id, Account())
+        netting = net(account.opposite, body.quantity, may_reverse(target))
+        async with bound:
+            return await _one(ctx, body, target, account, netting, simulated.get(target.conn.id))
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def _one(
+    ctx: AppContext,
+    body: SignalCreate,
+    target: Target,
+    account: Account,
+    netting: Netting,
+    simulated: Quotes | None,
+) -> Decided:
+    adapter, market, held = None, None, None
+    decision = Decision()
+    closes: tuple[NetClose, ...] = ()
+    refusal = precheck(body, target, netting)
+    if refusal is None:
+        try:
+            venue, adapter = await quote(ctx, body, target, simulated)
+        except Rejection as exc:
+            refusal = exc
+        else:
+            # The account can be traded: what is held the other way is closed, whatever
+            # becomes of the reversal below.
+            market, closes = venue.market, netting.closes
+            held = _spot_held(target, venue)
+            if netting.opens:
+                decision = decide(body, target, venue, account, netting.quantity)
+                refusal = decision.refusal
+    if refusal is None and not netting.opens:
+        return Decided(target, None, closes=closes, market=market, adapter=adapter, held=held)
+    order = decision.order
+    if refusal is not None and order.price is None:
+        order.price = body.entry_price
+    entry = entries.EntryOrder(
+        target.conn,
+        target.caps,
+        order.quantity,
+        order.price,
+        order.plan,
+        entries.Refusal(refusal.code, refusal.message) if refusal else None,
+        adapter if refusal is None else None,
+    )
+    return Decided(target, entry, order.equity, closes, market, adapter, held)
+
+
+def _spot_held(target: Target, venue: VenueQuote) -> Decimal | None:
+    """What a real spot account holds of the base asset, from the quote's balances."""
+    caps = target.caps
+    if target.conn.market_type != MarketType.spot or caps.simulated or caps.positions_are_tickets:
+        return None
+    entry = venue.balances.get(venue.market.base)
+    return entry.free if entry is not None else Decimal(0)
