@@ -184,6 +184,8 @@ async def test_exits_refused_too_often_flag_the_position_and_stop_the_monitor(
         r
         for r in fake_binance.requests_to("POST", "/api/v3/order")
         if r.params.get("side") == "SELL"
+        # this position's exits only: other tests' positions share the fake venue and the monitor
+        and str(r.params.get("newClientOrderId", "")).startswith(f"es-p{position_id}-")
     ]
     assert len(sells) == 2  # two tries, then the monitor stopped
     async with ctx.session_factory() as session:

@@ -55,9 +55,15 @@ class Booked:
     closed_day: tuple[int, date] | None = None  # a close: (connection, day) of its analytics row
 
 
-def _save(position: ExecutionPosition, changes: book.Changes) -> None:
+def _save(position: ExecutionPosition, changes: book.Changes, entry: ExecutionLog) -> None:
+    """Apply a fill's changes, and put what it realised on its order's log too: analytics
+    attribute PnL to the day it was realised, partial exits included."""
+    before = position.realized_pnl
     for column, value in changes.items():
         setattr(position, column, value)
+    moved = position.realized_pnl - before
+    if moved:
+        entry.realized_pnl = normalize((entry.realized_pnl or ZERO) + moved)
 
 
 async def apply_fill(
@@ -70,7 +76,7 @@ async def apply_fill(
             return Booked(opens=_opening(entry, fill))
         position = await positions.lock(entry.position_id)
         assert position is not None
-        _save(position, book.added(position, fill))
+        _save(position, book.added(position, fill), entry)
         return Booked()
     if entry.position_id is None:
         return Booked()
@@ -89,7 +95,7 @@ async def apply_fill(
     if reduction.dust is not None:  # the log says what stayed behind, and what it is worth
         value = normalize(reduction.dust * fill.price * book.per_unit(position))
         entry.plan = {**plan, "dust": str(reduction.dust), "dust_value": str(value)}
-    _save(position, reduction.changes)
+    _save(position, reduction.changes, entry)
     if not reduction.closed:
         return Booked()
     if reduction.first_close:
@@ -124,6 +130,7 @@ async def open_positions(
     positions = await PositionRepository(session).insert_many([values for _, values in opened])
     for (entry, _), position in zip(opened, positions, strict=True):
         entry.position_id = position.id
+        entry.realized_pnl = position.realized_pnl  # the entry's fee, realised at the open
         payload = events.position_payload(position)
         events.record(session, EventType.position_opened, position, payload)
     return positions
