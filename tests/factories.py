@@ -123,12 +123,20 @@ class PaperSetup:
 
 
 async def paper_setup(
-    actor: Actor, *, price: str | None = "100", paper: dict[str, Any] | None = None, **preset: Any
+    actor: Actor,
+    *,
+    price: str | None = "100",
+    paper: dict[str, Any] | None = None,
+    market_type: str | None = None,
+    **preset: Any,
 ) -> PaperSetup:
+    """A paper account (spot unless `market_type` says: a short or leverage needs "swap")."""
     p = await actor.preset(**preset)
     dc = await actor.data_connection()
     if price is not None:
         await actor.push_price(dc["id"], "BTC/USDT", price)
-    body = {"paper": paper} if paper else {}
+    body: dict[str, Any] = {"paper": paper} if paper else {}
+    if market_type is not None:
+        body["market_type"] = market_type
     conn = await actor.paper_connection(preset_id=p["id"], data_connection_id=dc["id"], **body)
     return PaperSetup(actor, p, dc, conn)

@@ -36,6 +36,10 @@ def upgrade() -> None:
             sa.Column("exit_refusals", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("flagged_at", UtcDateTime(), nullable=True))
+        # Break-even is measured from the risk taken at the open, and moves the stop past the
+        # entry by the preset's offset (which covers the fees).
+        batch_op.add_column(sa.Column("initial_sl_price", Money(), nullable=True))
+        batch_op.add_column(sa.Column("break_even_offset_percent", Money(), nullable=True))
     with op.batch_alter_table("execution_logs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("realized_pnl", Money(), nullable=True))
 
@@ -44,7 +48,9 @@ def downgrade() -> None:
     with op.batch_alter_table("execution_logs", schema=None) as batch_op:
         batch_op.drop_column("realized_pnl")
     with op.batch_alter_table("execution_positions", schema=None) as batch_op:
-        for column in ("flagged_at", "exit_refusals", "funding_fees", "liquidation_price"):
+        for column in ("break_even_offset_percent", "initial_sl_price", "flagged_at"):
+            batch_op.drop_column(column)
+        for column in ("exit_refusals", "funding_fees", "liquidation_price"):
             batch_op.drop_column(column)
         batch_op.drop_column("leverage")
     with op.batch_alter_table("trading_presets", schema=None) as batch_op:

@@ -73,7 +73,11 @@ async def trade(acct: PaperSetup, direction: str, entry: str, exit: str) -> dict
 
 async def trade_series(user: Actor, ctx: AppContext) -> tuple[PaperSetup, list[dict[str, Any]]]:
     acct = await paper_setup(
-        user, price="100", position_size_mode="fixed_quantity", position_size_value="10"
+        user,
+        market_type="swap",
+        price="100",
+        position_size_mode="fixed_quantity",
+        position_size_value="10",
     )
     closed = [await trade(acct, *t) for t in SERIES]
     assert [p["pnl"] for p in closed] == ["100", "-50", "30", "-20", "0"]

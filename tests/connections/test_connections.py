@@ -29,6 +29,7 @@ async def test_paper_connection_lifecycle(user: Actor) -> None:
     assert conn["credentials_set"] is False and conn["paper"] == {
         "fee_rate": "0.001",
         "slippage_bps": "5",
+        "maintenance_margin_percent": "0.5",  # the default: it matters on swap accounts only
     }
     tested = await user.ok("POST", f"/api/v1/connections/{conn['id']}/test")
     assert tested["ok"] is True and tested["error"] is None and tested["latency_ms"] >= 0

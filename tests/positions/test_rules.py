@@ -100,6 +100,84 @@ def test_partial_take_profits() -> None:
     assert evaluate(short, D(90)).close == Close("tp", D(1), False, 0)
 
 
+def test_break_even_counts_from_the_initial_risk_and_clears_the_fees() -> None:
+    # The SL was tightened by hand from 90 to 98 after the open: the trigger is still measured
+    # from the risk taken, 100 - 90 = 10; at 1 R the price must reach 110, not 102.
+    view = PositionView(
+        "buy",
+        D(100),
+        D(1),
+        D(1),
+        sl=D(98),
+        break_even_rr=D(1),
+        initial_sl=D(90),
+        break_even_offset=D("0.2"),
+    )
+    assert evaluate(view, D(109)).sl == D(98)
+    # At 110 the stop moves past the entry by 0.2 %: 100 x 1.002 = 100.2, which pays a
+    # round trip of 0.1 % fees each way.
+    moved = evaluate(view, D(110))
+    assert (moved.sl, moved.break_even_done) == (D("100.2"), True)
+    short = PositionView(
+        "sell",
+        D(200),
+        D(1),
+        D(1),
+        sl=D(210),
+        break_even_rr=D(2),
+        initial_sl=D(210),
+        break_even_offset=D("0.5"),
+    )
+    # risk 10, 2 R = 20 -> 180; the stop goes to 200 x (1 - 0.005) = 199.
+    assert evaluate(short, D(180)).sl == D(199)
+
+
+@pytest.mark.parametrize(
+    ("levels", "quantity", "price", "close"),
+    [
+        # 50 % then 30 %: a ladder of 80 % leaves a runner. At the second level 30 % of the
+        # initial 10 = 3 closes and 2 keep running (the SL and trailing stop manage them).
+        ((Level(D(110), D(50), True), Level(D(120), D(30))), D(5), D(120), ("tp", D(3), False)),
+        # A ladder of 100 %: the last level takes what is left (2, not 20 % of 10 exactly
+        # if a fill was short).
+        ((Level(D(110), D(80), True), Level(D(120), D(20))), D(2), D(120), ("tp", D(2), True)),
+        # A runner's level that asks for more than is left takes what is left.
+        ((Level(D(110), D(60), True), Level(D(120), D(30))), D(2), D(120), ("tp", D(2), True)),
+    ],
+)
+def test_a_ladder_under_100_percent_leaves_a_runner(
+    levels: tuple[Level, ...], quantity: D, price: D, close: tuple[str, D, bool]
+) -> None:
+    view = PositionView("buy", D(100), quantity, D(10), sl=D(90), levels=levels)
+    decided = evaluate(view, price).close
+    assert decided is not None
+    assert (decided.reason, decided.quantity, decided.full) == close
+
+
+@pytest.mark.parametrize(
+    ("view", "price", "reason"),
+    [
+        # A long liquidated at 90.45 with its SL at 95: a gap to 90 goes through both, and the
+        # venue's liquidation comes first; 94 is the SL's.
+        (
+            PositionView("buy", D(100), D(1), D(1), sl=D(95), liquidation=D("90.45")),
+            D(90),
+            "liquidation",
+        ),
+        (PositionView("buy", D(100), D(1), D(1), sl=D(95), liquidation=D("90.45")), D(94), "sl"),
+        (PositionView("buy", D(100), D(1), D(1), liquidation=D("90.45")), D("90.46"), None),
+        (
+            PositionView("sell", D(100), D(1), D(1), liquidation=D("109.45")),
+            D("109.45"),
+            "liquidation",
+        ),
+    ],
+)
+def test_liquidation(view: PositionView, price: D, reason: str | None) -> None:
+    close = evaluate(view, price).close
+    assert (close.reason if close else None) == reason
+
+
 def test_the_stop_wins_over_everything() -> None:
     view = PositionView(
         "buy", D(100), D(1), D(1), sl=D(95), tp=D(110), trailing_percent=D(1), best=D(100)

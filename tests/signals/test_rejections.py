@@ -100,7 +100,11 @@ async def test_insufficient_funds(user: Actor) -> None:
 
 async def test_leverage_lets_a_bigger_order_through(user: Actor) -> None:
     acct = await paper_setup(
-        user, position_size_mode="fixed_notional", position_size_value="20000", leverage="2"
+        user,
+        market_type="swap",
+        position_size_mode="fixed_notional",
+        position_size_value="20000",
+        leverage="2",
     )
     signal = await acct.signal()
     assert (

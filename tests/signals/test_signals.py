@@ -102,7 +102,11 @@ async def test_partial_close(user: Actor) -> None:
 
 async def test_a_short_position(user: Actor) -> None:
     acct = await paper_setup(
-        user, price="50", position_size_mode="fixed_quantity", position_size_value="2"
+        user,
+        market_type="swap",
+        price="50",
+        position_size_mode="fixed_quantity",
+        position_size_value="2",
     )
     position_id = (await acct.signal(direction="sell", sl_price="55", tp_price="40"))["executions"][
         0

@@ -9,6 +9,7 @@ import pytest
 from execution_service.enums import Direction, SizeMode
 from execution_service.signals.sizing import (
     AccountState,
+    Costs,
     Limits,
     MarketRules,
     Rejection,
@@ -52,6 +53,88 @@ def test_size_quantity(rule, price, sl, equity, override, step, expected) -> Non
         rule, price=price, stop_loss=sl, equity=equity, override=override, amount_step=step
     )
     assert got == expected and str(got) == str(expected)
+
+
+@pytest.mark.parametrize(
+    ("direction", "price", "sl", "costs", "step", "expected", "loss"),
+    [
+        # 1 % of 10000 = 100 at risk. Fee 0.1 %, slippage 0.1 % each way, long 100 -> SL 95:
+        # entry fill 100.1, exit fill 94.905; per unit 5.195 + 0.001 x 195.005 = 5.390005;
+        # 100 / 5.390005 = 18.5528... -> step 0.01 -> 18.55; loss 18.55 x 5.390005 = 99.985...
+        (
+            Direction.buy,
+            D(100),
+            D(95),
+            Costs(D("0.001"), D("0.001"), D("0.001")),
+            D("0.01"),
+            D("18.55"),
+            D("99.98459275"),
+        ),
+        # The same short, 100 -> SL 105: fills 99.9 and 105.105; 5.205 + 0.001 x 205.005
+        # = 5.410005 per unit; 100 / 5.410005 = 18.484... -> 18.48; loss 99.9768924.
+        (
+            Direction.sell,
+            D(100),
+            D(105),
+            Costs(D("0.001"), D("0.001"), D("0.001")),
+            D("0.01"),
+            D("18.48"),
+            D("99.9768924"),
+        ),
+        # A limit entry pays no entry slippage: fills 100 and 94.905 -> 5.095 + 0.194905
+        # = 5.289905 per unit; 100 / 5.289905 = 18.9039... -> 18.9; loss 99.9792045.
+        (
+            Direction.buy,
+            D(100),
+            D(95),
+            Costs(D("0.001"), D(0), D("0.001")),
+            D("0.1"),
+            D("18.9"),
+            D("99.9792045"),
+        ),
+    ],
+)
+def test_risk_percent_counts_fees_and_slippage(  # type: ignore[no-untyped-def]
+    direction, price, sl, costs, step, expected, loss
+) -> None:
+    got = size_quantity(
+        SizeRule(RP, D(1)),
+        price=price,
+        stop_loss=sl,
+        equity=D(10000),
+        override=None,
+        amount_step=step,
+        direction=direction,
+        costs=costs,
+    )
+    assert got == expected
+    # A stop-out loses the 1 % asked, within one step of the per-unit loss (5.39 x 0.01).
+    assert got * costs.loss_at_stop(direction, price, sl) == loss
+    assert D(100) - loss < step * costs.loss_at_stop(direction, price, sl)
+
+
+def test_the_notional_cap_holds_at_the_expected_fill_price() -> None:
+    # A cap of 3000 at 100 with 5 bps of slippage: fills at 100.05, so 3000 / 100.05
+    # = 29.985... -> step 0.001 -> 29.985 (29.985 x 100.05 = 2999.99925 <= 3000, not 3001.50).
+    got = size_quantity(
+        SizeRule(FQ, D(30), D(3000)),
+        price=D(100),
+        stop_loss=None,
+        equity=D(0),
+        override=None,
+        amount_step=D("0.001"),
+        costs=Costs(D(0), D("0.0005"), D("0.0005")),
+    )
+    assert got == D("29.985")
+
+
+def test_funds_pay_the_margin_and_the_fee() -> None:
+    # 10 x 100 = 1000 at 1x plus a 0.1 % fee of 1 needs 1001: 1000 free is not enough.
+    with pytest.raises(Rejection) as info:
+        check_order(Limits(), OK_STATE, MarketRules(), D(10), D(100), D("0.001"))
+    assert info.value.code == "insufficient_funds"
+    # 9.99 x 100 = 999 + 0.999 = 999.999 fits.
+    check_order(Limits(), OK_STATE, MarketRules(), D("9.99"), D(100), D("0.001"))
 
 
 @pytest.mark.parametrize(

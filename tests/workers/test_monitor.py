@@ -52,7 +52,11 @@ async def test_stop_loss_closes(user: Actor, ctx: AppContext) -> None:
 
 async def test_take_profit_closes_a_short(user: Actor, ctx: AppContext) -> None:
     acct = await paper_setup(
-        user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
+        user,
+        market_type="swap",
+        price="100",
+        position_size_mode="fixed_quantity",
+        position_size_value="2",
     )
     pid = await open_position(acct, direction="sell", sl_price="110", tp_price="90")
     await tick_at(ctx, acct, "89.5")

@@ -31,6 +31,11 @@ class PaperSettings(Body):
     )
     fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] = Decimal(0)
     slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] = Decimal(0)
+    maintenance_margin_percent: Annotated[Decimal, Field(gt=0, le=50)] = Field(
+        default=Decimal("0.5"),
+        description="swap accounts: isolated positions are liquidated when their margin plus "
+        "PnL falls to this percent of their notional",
+    )
 
 
 def check_credentials(adapter: Adapter, credentials: dict[str, SecretStr] | None) -> None:

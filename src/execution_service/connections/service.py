@@ -16,6 +16,7 @@ from execution_service.connections.repository import ConnectionRepository
 from execution_service.connections.schemas import (
     ConnectionCreate,
     ConnectionUpdate,
+    PaperSettings,
     check_credentials,
 )
 from execution_service.context import AppContext
@@ -94,10 +95,11 @@ async def create_connection(
         _encrypt(ctx, conn, {k: v.get_secret_value() for k, v in body.credentials.items()})
     simulated = capabilities(body.adapter, body.exchange, body.market_type).simulated
     if simulated:  # a simulated account: its starting balances and fee settings
-        paper = body.paper
+        paper = body.paper or PaperSettings()
         conn.paper_config = {
-            "fee_rate": str(paper.fee_rate if paper else 0),
-            "slippage_bps": str(paper.slippage_bps if paper else 0),
+            "fee_rate": str(paper.fee_rate),
+            "slippage_bps": str(paper.slippage_bps),
+            "maintenance_margin_percent": str(paper.maintenance_margin_percent),
         }
     session.add(conn)
     await session.flush()

@@ -83,6 +83,13 @@ class Market:
     max_amount: Decimal | None = None
     contract_size: Decimal | None = None
     pip_size: Decimal | None = None
+    # Where the venue's liquidation is simulated here (paper swap): the maintenance margin rate
+    # (a fraction) isolated positions are liquidated at. Real venues report their own price.
+    maintenance_margin_rate: Decimal | None = None
+    # What a fill costs beyond the price, as fractions: the taker fee, and the slippage a market
+    # order is expected to pay (sizing counts both, so a stop-out loses what was meant).
+    taker_fee: Decimal | None = None
+    slippage: Decimal | None = None
 
 
 @dataclass(frozen=True)

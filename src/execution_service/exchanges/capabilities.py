@@ -61,9 +61,6 @@ class VenueCapabilities:
     funding: bool = False
     # The venue checks margin itself; funds are not pre-checked here (its refusal is recorded).
     margin_checked_by_venue: bool = False
-    # Spot orders may use the preset's leverage (paper simulates a margin account); on a real
-    # spot account a buy spends quote and a sell spends the base asset held.
-    leverage_on_spot: bool = False
     market_types: frozenset[MarketType] = frozenset({MarketType.spot})
     client_ids: ClientIdFormat = field(default_factory=ClientIdFormat)
     # Create and cancel answer with ids only: the order's state must be fetched after.

@@ -13,7 +13,6 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -126,8 +125,7 @@ class AdapterRegistry:
             conn.id,
             conn.data_connection_id,
             self._sessions,
-            fee_rate=Decimal(str(config.get("fee_rate", "0"))),
-            slippage_bps=Decimal(str(config.get("slippage_bps", "0"))),
+            terms=paper.PaperTerms.of(conn.market_type, config),
         )
 
     async def simulated_quotes(
@@ -135,7 +133,11 @@ class AdapterRegistry:
     ) -> dict[int, Quotes]:
         """For connections on simulated venues: what sizing reads, for all of them in a few
         queries of `session` (a fan-out's reader), instead of a query per connection."""
-        accounts = [(c.id, c.data_connection_id) for c in conns if self.capabilities(c).simulated]
+        accounts = [
+            (c.id, c.data_connection_id, paper.PaperTerms.of(c.market_type, c.paper_config))
+            for c in conns
+            if self.capabilities(c).simulated
+        ]
         return dict(await preload(session, accounts, symbol))
 
     async def create_orders_batch(

@@ -126,6 +126,10 @@ class ExecutionPosition(Owned, Timestamps, Base):
     best_price: Mapped[Decimal | None] = mapped_column(Money)
     break_even_trigger_rr: Mapped[Decimal | None] = mapped_column(Money)
     break_even_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Break-even is measured from the risk taken at the open (the SL then), and moves the stop
+    # past the entry by this percent of it (the fees).
+    initial_sl_price: Mapped[Decimal | None] = mapped_column(Money)
+    break_even_offset_percent: Mapped[Decimal | None] = mapped_column(Money)
     status: Mapped[PositionStatus] = mapped_column(
         Vocabulary(PositionStatus, 16), default=PositionStatus.open
     )

@@ -76,7 +76,7 @@ async def apply_fill(
             return Booked(opens=_opening(entry, fill))
         position = await positions.lock(entry.position_id)
         assert position is not None
-        _save(position, book.added(position, fill), entry)
+        _save(position, book.added(position, fill, book.EntryPlan.of(entry.plan)), entry)
         return Booked()
     if entry.position_id is None:
         return Booked()
@@ -116,7 +116,7 @@ def _opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:
         execution_log_id=entry.id,
         symbol=entry.symbol,
         direction=entry.direction,
-        **book.opened(book.EntryPlan.of(entry.plan), fill, utcnow()),
+        **book.opened(book.EntryPlan.of(entry.plan), fill, utcnow(), entry.direction),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -165,6 +166,26 @@ class OrderRepository:
         for conn_id, sym, n in await self.session.execute(stmt):
             total, for_symbol = out.get(conn_id, (0, 0))
             out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
+        return out
+
+    async def realized_since(
+        self, connection_ids: Sequence[int], since: datetime
+    ) -> dict[int, Decimal]:
+        """Per connection: the PnL realised by fills since `since`: entry fees, partial and
+        whole exits, each on the day it was realised."""
+        if not connection_ids:
+            return {}
+        # Summed here, not in SQL: SQLite stores money as text.
+        rows = await self.session.execute(
+            select(ExecutionLog.execution_connection_id, ExecutionLog.realized_pnl).where(
+                ExecutionLog.execution_connection_id.in_(connection_ids),
+                ExecutionLog.realized_pnl.is_not(None),
+                ExecutionLog.executed_at >= since,
+            )
+        )
+        out: dict[int, Decimal] = {}
+        for conn_id, pnl in rows:
+            out[conn_id] = out.get(conn_id, Decimal(0)) + (pnl or Decimal(0))
         return out
 
     # --- the accounts orders go to ----------------------------------------------------------------

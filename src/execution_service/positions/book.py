@@ -12,7 +12,13 @@ from typing import Any, Protocol
 
 from execution_service.decimals import ONE, ZERO, normalize
 from execution_service.enums import Direction, PositionStatus
-from execution_service.positions.pnl import average_price, gross_pnl, pnl_percent
+from execution_service.positions.pnl import (
+    average_price,
+    gross_pnl,
+    liquidation_price,
+    margin_of,
+    pnl_percent,
+)
 
 Changes = dict[str, Any]  # column name -> new value
 
@@ -36,6 +42,10 @@ class PositionState(Protocol):
     def realized_pnl(self) -> Decimal: ...
     @property
     def fees(self) -> Decimal: ...
+    @property
+    def leverage(self) -> Decimal: ...
+    @property
+    def liquidation_price(self) -> Decimal | None: ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ class EntryPlan:
     break_even_trigger_rr: Decimal | None = None
     contract_size: Decimal | None = None
     leverage: Decimal = ONE
+    break_even_offset_percent: Decimal | None = None
+    # Where the venue's liquidation is simulated here (paper swap): its maintenance margin rate.
+    maintenance_margin_rate: Decimal | None = None
 
     @classmethod
     def of(cls, plan: dict[str, Any] | None) -> EntryPlan:
@@ -71,7 +84,14 @@ class EntryPlan:
             _dec(plan.get("break_even_trigger_rr")),
             _dec(plan.get("contract_size")),
             _dec(plan.get("leverage")) or ONE,
+            _dec(plan.get("break_even_offset_percent")),
+            _dec(plan.get("maintenance_margin_rate")),
         )
+
+    def liquidation_at(self, direction: str, entry: Decimal) -> Decimal | None:
+        if self.maintenance_margin_rate is None:
+            return None
+        return liquidation_price(direction, entry, self.leverage, self.maintenance_margin_rate)
 
 
 def _dec(value: object) -> Decimal | None:
@@ -83,7 +103,7 @@ def per_unit(position: Markable) -> Decimal:
     return position.contract_size or ONE
 
 
-def opened(plan: EntryPlan, fill: Fill, now: datetime) -> Changes:
+def opened(plan: EntryPlan, fill: Fill, now: datetime, direction: str) -> Changes:
     """The columns of the position an entry's first fill opens (owner, ids and symbol are the
     entry's, added by the caller)."""
     return dict(
@@ -97,8 +117,11 @@ def opened(plan: EntryPlan, fill: Fill, now: datetime) -> Changes:
         take_profits=plan.take_profits,
         trailing_stop_percent=plan.trailing_stop_percent,
         break_even_trigger_rr=plan.break_even_trigger_rr,
+        break_even_offset_percent=plan.break_even_offset_percent,
+        initial_sl_price=plan.sl_price,
         best_price=fill.price,
         leverage=plan.leverage,
+        liquidation_price=plan.liquidation_at(direction, fill.price),
         status=PositionStatus.open,
         pnl=ZERO,
         pnl_percentage=ZERO,
@@ -110,12 +133,13 @@ def opened(plan: EntryPlan, fill: Fill, now: datetime) -> Changes:
     )
 
 
-def added(position: PositionState, fill: Fill) -> Changes:
-    """A later fill of the entry order grows the position at the average price."""
+def added(position: PositionState, fill: Fill, plan: EntryPlan) -> Changes:
+    """A later fill of the entry order grows the position at the average price (its
+    liquidation price moves with it)."""
+    entry = average_price(position.quantity, position.entry_price, fill.quantity, fill.price)
     return dict(
-        entry_price=average_price(
-            position.quantity, position.entry_price, fill.quantity, fill.price
-        ),
+        entry_price=entry,
+        liquidation_price=plan.liquidation_at(position.direction, entry),
         quantity=normalize(position.quantity + fill.quantity),
         initial_quantity=normalize(position.initial_quantity + fill.quantity),
         fees=normalize(position.fees + fill.fee),
@@ -147,11 +171,7 @@ def reduced(
     exit order was meant to close everything and is complete, so what is left is below the
     market's amount step (e.g. a spot fee taken in the base asset) and cannot be sold."""
     quantity = min(fill.quantity, position.quantity)
-    gross = broker_pnl
-    if gross is None:
-        gross = gross_pnl(
-            position.direction, position.entry_price, fill.price, quantity, per_unit(position)
-        )
+    gross = broker_pnl if broker_pnl is not None else _exit_pnl(position, fill.price, quantity)
     realized = normalize(position.realized_pnl + gross - fill.fee)
     left = normalize(position.quantity - quantity)
     changes: Changes = dict(
@@ -187,6 +207,16 @@ def reduced(
     )
     first = position.status != PositionStatus.closed
     return Reduction(changes, closed=True, first_close=first, dust=dust)
+
+
+def _exit_pnl(position: PositionState, price: Decimal, quantity: Decimal) -> Decimal:
+    unit = per_unit(position)
+    gross = gross_pnl(position.direction, position.entry_price, price, quantity, unit)
+    if position.liquidation_price is None:
+        return gross
+    # Isolated margin: what is closed loses at most the margin posted for it (past the
+    # liquidation price the venue's liquidation takes the rest, not the account).
+    return max(gross, -margin_of(position.entry_price, quantity, position.leverage, unit))
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,29 @@ def fill_delta_price(
     if old_qty == 0 or old_avg is None:
         return new_avg
     return ratio(new_qty * new_avg - old_qty * old_avg, delta)
+
+
+def liquidation_price(
+    direction: str, entry: Decimal, leverage: Decimal, maintenance_rate: Decimal
+) -> Decimal | None:
+    """Isolated margin: the price at which the position's margin (entry / leverage per unit)
+    plus its PnL falls to the maintenance margin (`maintenance_rate` x the price per unit).
+
+    long:  E/L + (P - E) = m P  ->  P = E (1 - 1/L) / (1 - m)
+    short: E/L + (E - P) = m P  ->  P = E (1 + 1/L) / (1 + m)
+
+    None where it cannot happen (a long at 1x is liquidated only at a price of 0)."""
+    if leverage <= 0:
+        return None
+    if direction == Direction.buy:
+        level = ratio(entry * (ONE - ONE / leverage), ONE - maintenance_rate)
+    else:
+        level = ratio(entry * (ONE + ONE / leverage), ONE + maintenance_rate)
+    return level if level > 0 else None
+
+
+def margin_of(
+    entry: Decimal, quantity: Decimal, leverage: Decimal, per_unit: Decimal = ONE
+) -> Decimal:
+    """The margin an isolated position of `quantity` posts: its entry notional over leverage."""
+    return normalize(entry * quantity * per_unit / leverage) if leverage > 0 else ZERO

@@ -37,6 +37,9 @@ class PositionView:
     best: Decimal | None = None
     break_even_rr: Decimal | None = None
     break_even_done: bool = False
+    liquidation: Decimal | None = None
+    initial_sl: Decimal | None = None  # the risk break-even is measured from
+    break_even_offset: Decimal | None = None  # percent past the entry break-even moves to
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def view_of(p: ExecutionPosition) -> PositionView:
         p.best_price,
         p.break_even_trigger_rr,
         p.break_even_done,
+        p.liquidation_price,
+        p.initial_sl_price,
+        p.break_even_offset_percent,
     )
 
 
@@ -92,6 +98,9 @@ def trailing_level(direction: str, best: Decimal, percent: Decimal) -> Decimal:
 
 def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
     d = p.direction
+    if p.liquidation is not None and _hit(d, price, p.liquidation):
+        # The venue's liquidation comes before any stop of ours that the price went through.
+        return Close(CloseReason.liquidation, p.quantity, True)
     if p.sl is not None and _hit(d, price, p.sl):
         return Close(CloseReason.sl, p.quantity, True)
     if p.tp is not None and _reached(d, price, p.tp):
@@ -100,12 +109,15 @@ def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
         d, price, trailing_level(d, best, p.trailing_percent)
     ):
         return Close(CloseReason.trailing_stop, p.quantity, True)
+    ladder = sum((lv.close_percent for lv in p.levels), Decimal(0))
     for i, level in enumerate(p.levels):
         if level.done or not _reached(d, price, level.price):
             continue
         later = sum((lv.close_percent for lv in p.levels[i + 1 :] if not lv.done), Decimal(0))
         quantity = normalize(p.initial_quantity * level.close_percent / HUNDRED)
-        if later == 0 or quantity >= p.quantity:  # the last level takes what is left
+        # The last level of a ladder of 100 % takes what is left; a ladder of less leaves the
+        # rest running, for the SL and the trailing stop.
+        if (later == 0 and ladder >= HUNDRED) or quantity >= p.quantity:
             return Close(CloseReason.tp, p.quantity, True, i)
         return Close(CloseReason.tp, quantity, False, i)
     return None
@@ -120,12 +132,22 @@ def evaluate(p: PositionView, price: Decimal) -> Decision:
     if close is not None:
         return Decision(best, p.sl, p.break_even_done, close)
     sl, done = p.sl, p.break_even_done
-    # Move the stop to the entry once the open profit is break_even_rr times the risk taken.
-    risk = (p.entry - sl) * sign if sl is not None else Decimal(0)
+    # Move the stop to the entry (plus the offset that pays the fees) once the open profit is
+    # break_even_rr times the risk taken at the open.
+    first_sl = p.initial_sl if p.initial_sl is not None else sl
+    risk = (p.entry - first_sl) * sign if first_sl is not None else Decimal(0)
     rr = p.break_even_rr
     if rr is not None and not done and risk > 0 and (price - p.entry) * sign >= risk * rr:
-        sl, done = p.entry, True
+        sl, done = break_even_level(p.direction, p.entry, p.break_even_offset), True
     return Decision(best, sl, done)
+
+
+def break_even_level(direction: str, entry: Decimal, offset_percent: Decimal | None) -> Decimal:
+    """Where break-even puts the stop: past the entry, on the profit side, by the offset."""
+    if not offset_percent:
+        return entry
+    away = offset_percent / HUNDRED
+    return normalize(entry * (ONE + away) if direction == Direction.buy else entry * (ONE - away))
 
 
 def prices_of(direction: str, move: Move) -> tuple[Decimal, ...]:

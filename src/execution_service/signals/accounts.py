@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.enums import Direction
 from execution_service.orders import entries
 from execution_service.orders.repository import OrderRepository
-from execution_service.positions.repository import PositionRepository
+from execution_service.positions.repository import Exposure, PositionRepository
 from execution_service.signals.decision import Account, Target, has_limits, recheck
 from execution_service.signals.fanout import Decided
 from execution_service.signals.netting import Held
@@ -46,17 +46,24 @@ async def load_accounts(
         for t in targets
         if t.preset is not None and t.preset.max_daily_loss_percent is not None
     ]
-    realized = await positions.realized_since(limited, midnight)
-    opposite = await positions.open_in_symbol(
-        [t.conn.id for t in targets], symbol, direction.opposite
-    )
+    realized = await OrderRepository(session).realized_since(limited, midnight)
+    every = [t.conn.id for t in targets]
+    opposite = await positions.open_in_symbol(every, symbol, direction.opposite)
+    exposure = await positions.exposure(every)  # equity counts what the positions hold
     accounts: dict[int, Account] = {}
-    for conn_id in set(held) | set(flying) | set(realized) | set(opposite):
+    for conn_id in set(held) | set(flying) | set(realized) | set(opposite) | set(exposure):
         total, for_symbol = held.get(conn_id, (0, 0))
         pending, pending_here = flying.get(conn_id, (0, 0))
-        loss = realized.get(conn_id, Decimal(0))
         others = tuple(Held(pid, quantity) for pid, quantity in opposite.get(conn_id, []))
-        accounts[conn_id] = Account(total + pending, for_symbol + pending_here, loss, others)
+        open_ = exposure.get(conn_id, Exposure())
+        accounts[conn_id] = Account(
+            total + pending,
+            for_symbol + pending_here,
+            realized.get(conn_id, Decimal(0)),
+            others,
+            unrealized=open_.unrealized,
+            held_value=open_.value,
+        )
     return accounts
 
 

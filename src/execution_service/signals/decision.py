@@ -20,6 +20,7 @@ from execution_service.signals.netting import Held, Netting
 from execution_service.signals.schemas import SignalCreate
 from execution_service.signals.sizing import (
     AccountState,
+    Costs,
     Limits,
     MarketRules,
     Rejection,
@@ -47,9 +48,19 @@ class Account:
 
     open_positions: int = 0
     open_for_symbol: int = 0
-    realized_today: Decimal = Decimal(0)  # net PnL booked today (UTC); a loss is negative
+    # PnL realised today (UTC) by fills: entry fees, partial and whole exits; a loss is negative.
+    realized_today: Decimal = Decimal(0)
     # Open positions in the signal's symbol the other way, oldest first (netting).
     opposite: tuple[Held, ...] = ()
+    # The open positions' unrealised PnL at their last mark, and what they are worth there.
+    unrealized: Decimal = Decimal(0)
+    held_value: Decimal = Decimal(0)
+
+    @property
+    def today(self) -> Decimal:
+        """The day's result as an equity-based daily-loss rule sees it: realised today plus
+        what is open now."""
+        return self.realized_today + self.unrealized
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,7 @@ def _decide(
         "take_profits": body.plan_take_profits(),
         "trailing_stop_percent": _str(preset.trailing_stop_percent if preset else None),
         "break_even_trigger_rr": _str(preset.break_even_trigger_rr if preset else None),
+        "break_even_offset_percent": _str(preset.break_even_offset_percent if preset else None),
     }
     if body.entry_price is None:  # the entry is known only now: stops may already be crossed
         check_stops(direction, price, sl, tp)
@@ -156,10 +168,13 @@ def _decide(
     market, value = quote.market, quote.valuation
     if value.contract_size is not None:
         order.plan["contract_size"] = _str(value.contract_size)
-    equity, free, leverage = _funds(target, quote, direction)
+    equity, free, leverage = _funds(target, quote, direction, account)
     order.equity = equity
     if not target.caps.margin_checked_by_venue:  # a broker's leverage is its own
         order.plan["leverage"] = _str(leverage)
+    if market.maintenance_margin_rate is not None and target.conn.market_type != MarketType.spot:
+        order.plan["maintenance_margin_rate"] = _str(market.maintenance_margin_rate)
+    costs = _costs(market, body)
     order.quantity = size_quantity(
         rule,
         price=price,
@@ -169,13 +184,25 @@ def _decide(
         amount_step=market.amount_step,
         unit_value=value.unit_value,
         max_amount=market.max_amount,
+        direction=direction,
+        costs=costs,
     )
     limits = _limits(preset, leverage)
     state = AccountState(
-        account.open_positions, account.open_for_symbol, account.realized_today, equity, free
+        account.open_positions, account.open_for_symbol, account.today, equity, free
     )
-    check_order(
-        limits, state, MarketRules(market.min_amount, market.min_cost), order.quantity, price
+    rules = MarketRules(market.min_amount, market.min_cost)
+    fill = costs.entry_fill(direction, price)
+    check_order(limits, state, rules, order.quantity, fill, costs.fee_rate)
+
+
+def _costs(market: Market, body: SignalCreate) -> Costs:
+    """The venue's taker fee and expected slippage; a limit entry fills at its price."""
+    slippage = market.slippage or Decimal(0)
+    return Costs(
+        market.taker_fee or Decimal(0),
+        slippage if body.order_type == OrderType.market else Decimal(0),
+        slippage,
     )
 
 
@@ -202,7 +229,7 @@ def recheck(target: Target, account: Account, equity: Decimal) -> Rejection | No
     order is recorded: of two signals decided at the same moment, the second sees the first's
     pending entry."""
     state = AccountState(
-        account.open_positions, account.open_for_symbol, account.realized_today, equity, ONE
+        account.open_positions, account.open_for_symbol, account.today, equity, ONE
     )
     try:
         check_limits(_limits(target.preset, ONE), state)
@@ -227,18 +254,34 @@ def _stops(
     return sl, tp
 
 
-def _funds(target: Target, quote: Quote, direction: Direction) -> tuple[Decimal, Decimal, Decimal]:
+def equity_of(target: Target, quote: Quote, account: Account) -> Decimal:
+    """What the account is worth in its currency: its cash, plus what its open positions add.
+    On a real spot account the coins bought are no longer in the quote balance: they add their
+    value at the last mark. Elsewhere (margin, derivatives, paper, a broker) the cash still
+    counts what the positions cost or posted: they add their unrealised PnL."""
+    funds = quote.balances.get(quote.valuation.currency)
+    cash = funds.total if funds else Decimal(0)
+    caps = target.caps
+    coins = target.conn.market_type == MarketType.spot and not (
+        caps.simulated or caps.positions_are_tickets
+    )
+    return cash + (account.held_value if coins else account.unrealized)
+
+
+def _funds(
+    target: Target, quote: Quote, direction: Direction, account: Account
+) -> tuple[Decimal, Decimal, Decimal]:
     """(equity, free, leverage) in the account's currency, as the order may use them."""
     funds = quote.balances.get(quote.valuation.currency)
     free = funds.free if funds else Decimal(0)
-    equity = funds.total if funds else Decimal(0)
+    equity = equity_of(target, quote, account)
     leverage = target.preset.leverage if target.preset else Decimal(1)
     if target.caps.margin_checked_by_venue:
         # The broker checks margin itself (its refusal is `insufficient_funds`): its leverage
         # and margin rules are not ours to guess.
         free = Decimal("Infinity")
-    elif not target.caps.leverage_on_spot and target.conn.market_type == MarketType.spot:
-        # A real spot account borrows nothing: a buy spends quote, a sell spends the base held.
+    elif target.conn.market_type == MarketType.spot:
+        # A spot account (paper too) borrows nothing: a buy spends quote, a sell the base held.
         leverage = Decimal(1)
         if direction is Direction.sell:
             base = quote.balances.get(quote.market.base)

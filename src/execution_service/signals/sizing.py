@@ -21,6 +21,31 @@ class Rejection(Exception):
 
 
 @dataclass(frozen=True)
+class Costs:
+    """What a trade pays beyond its price move, as fractions: the taker fee on each fill, and
+    the slippage expected on a market entry and on the market exit a stop sends."""
+
+    fee_rate: Decimal = ZERO
+    entry_slippage: Decimal = ZERO
+    exit_slippage: Decimal = ZERO
+
+    def entry_fill(self, direction: Direction, price: Decimal) -> Decimal:
+        """Where the entry is expected to fill: moved against the taker by the slippage."""
+        away = self.entry_slippage
+        return price * (ONE + away) if direction is Direction.buy else price * (ONE - away)
+
+    def exit_fill(self, direction: Direction, stop: Decimal) -> Decimal:
+        away = self.exit_slippage
+        return stop * (ONE - away) if direction is Direction.buy else stop * (ONE + away)
+
+    def loss_at_stop(self, direction: Direction, price: Decimal, stop: Decimal) -> Decimal:
+        """What one unit loses if stopped: the move between the two expected fills, plus the
+        fee on each of them."""
+        entry, exit_ = self.entry_fill(direction, price), self.exit_fill(direction, stop)
+        return abs(entry - exit_) + self.fee_rate * (entry + exit_)
+
+
+@dataclass(frozen=True)
 class SizeRule:
     mode: SizeMode | None
     value: Decimal | None
@@ -59,13 +84,18 @@ def size_quantity(
     amount_step: Decimal | None,
     unit_value: Decimal = ONE,
     max_amount: Decimal | None = None,
+    direction: Direction = Direction.buy,
+    costs: Costs = Costs(),
 ) -> Decimal:
     """Quantity for one order, rounded down to the market's step. A signal's own quantity
     overrides the preset's sizing but not its notional cap.
 
     `unit_value` is what one unit of quantity is worth per unit of price, in the account's
     currency: 1 for a crypto amount; a lot's contract size times the quote-to-account rate for
-    MetaTrader (so the same rules size lots). `max_amount` caps it (a broker's max lot)."""
+    MetaTrader (so the same rules size lots). `max_amount` caps it (a broker's max lot).
+
+    `risk_percent` counts `costs`: a stop-out loses the percent asked, fees and slippage
+    included, give or take one amount step. The notional cap holds at the expected fill price."""
     if price <= 0 or unit_value <= 0:
         raise Rejection("no_price", "no usable price to size the order")
     if override is not None:
@@ -79,13 +109,14 @@ def size_quantity(
     else:
         if stop_loss is None:
             raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
-        risk_per_unit = abs(price - stop_loss) * unit_value
-        if risk_per_unit == 0:
+        if stop_loss == price:
             raise Rejection("invalid_stops", "the stop loss equals the entry price")
+        risk_per_unit = costs.loss_at_stop(direction, price, stop_loss) * unit_value
         quantity = equity * rule.value / HUNDRED / risk_per_unit
     cap = rule.max_position_notional
-    if cap is not None and quantity * price * unit_value > cap:
-        quantity = cap / (price * unit_value)
+    fill = costs.entry_fill(direction, price)
+    if cap is not None and quantity * fill * unit_value > cap:
+        quantity = cap / (fill * unit_value)
     if max_amount is not None and quantity > max_amount:
         quantity = max_amount
     # Inexact divisions (1/150) land a hair under a step; 18 places is finer than any market.
@@ -104,7 +135,9 @@ class Limits:
 class AccountState:
     open_positions: int
     open_for_symbol: int
-    realized_today: Decimal  # net PnL booked today (UTC); a loss is negative
+    # The day's result (UTC), equity-based: realised today plus the open positions'
+    # unrealised PnL; a loss is negative.
+    realized_today: Decimal
     equity: Decimal
     free: Decimal
 
@@ -130,7 +163,7 @@ def check_limits(limits: Limits, account: AccountState) -> None:
         )
     loss = -account.realized_today
     if limits.max_daily_loss_percent is not None and loss > 0:
-        day_start = account.equity + loss  # equity before today's realised results
+        day_start = account.equity + loss  # equity before today's results
         if day_start > 0 and loss >= day_start * limits.max_daily_loss_percent / HUNDRED:
             raise Rejection(
                 "daily_loss_limit",
@@ -139,9 +172,15 @@ def check_limits(limits: Limits, account: AccountState) -> None:
 
 
 def check_order(
-    limits: Limits, account: AccountState, market: MarketRules, quantity: Decimal, price: Decimal
+    limits: Limits,
+    account: AccountState,
+    market: MarketRules,
+    quantity: Decimal,
+    price: Decimal,
+    fee_rate: Decimal = ZERO,
 ) -> None:
-    """Every pre-trade check, in the order a trader would want the first refusal reported."""
+    """Every pre-trade check, in the order a trader would want the first refusal reported.
+    `price` is where the order is expected to fill; the funds must pay its margin and its fee."""
     check_limits(limits, account)
     minimum = market.min_amount or ZERO
     if quantity <= 0 or quantity < minimum:
@@ -149,8 +188,10 @@ def check_order(
     cost = quantity * price
     if market.min_cost is not None and cost < market.min_cost:
         raise Rejection("below_minimum", f"notional {cost} is below the minimum {market.min_cost}")
-    if cost > account.free * limits.leverage:
+    needed = cost / limits.leverage + cost * fee_rate
+    if needed > account.free:
         raise Rejection(
             "insufficient_funds",
-            f"order cost {cost} exceeds available {account.free} x leverage {limits.leverage}",
+            f"order cost {normalize(cost)} at leverage {limits.leverage} plus its fee needs "
+            f"{normalize(needed)}, {account.free} available",
         )

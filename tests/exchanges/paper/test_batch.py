@@ -12,7 +12,7 @@ from sqlalchemy import select
 from execution_service.context import AppContext
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
 from execution_service.exchanges.paper.batch import PaperOrderRequest, create_orders
-from execution_service.exchanges.paper.booking import Account, book_fill
+from execution_service.exchanges.paper.booking import Account, Terms, book_fill
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import ExecutionConnection, PaperBalance, PaperHolding, PaperOrder
 from tests.factories import Actor
@@ -92,7 +92,69 @@ def _order(side: str, amount: str) -> PaperOrder:
 def test_book_fill(
     account: Account, side: str, amount: str, price: str, fee: str, leverage: D, after: Account
 ) -> None:
-    assert book_fill(account, _order(side, amount), D(price), D(fee), leverage) == after
+    booked = book_fill(account, _order(side, amount), D(price), D(fee), Terms(leverage))
+    assert (booked.account, booked.fee) == (after, D(fee))
+
+
+@pytest.mark.parametrize(
+    ("account", "side", "amount", "price", "fee", "terms", "after", "charged"),
+    [
+        # A close is never refused for its fee: it pays what the account has. Short 1 @ 100
+        # bought back at 100: margin 100 back, PnL 0 -> 100 free; the fee of 101 takes all 100.
+        (
+            Account(D(0), D(100), D(-1), D(100), D(100), "USDT"),
+            "buy",
+            "1",
+            "100",
+            "101",
+            Terms(),
+            Account(D(0), D(0), D(0), D(0), D(0), "USDT"),
+            "100",
+        ),
+        # Isolated margin: 1 @ 10000 at 10x posts 1000; a gap to 8500 would lose 1500, the close
+        # loses the 1000 posted and no more (0 + 1000 - 1000 = 0 free, never below).
+        (
+            Account(D(0), D(1000), D(1), D(10000), D(1000), "USDT"),
+            "sell",
+            "1",
+            "8500",
+            "0",
+            Terms(D(10)),
+            Account(D(0), D(0), D(0), D(0), D(0), "USDT"),
+            "0",
+        ),
+        # Spot borrows nothing: the preset's 5x is ignored, 1 @ 100 spends 100 (+ fee 1).
+        (
+            Account(D(1000), D(0), quote="USDT"),
+            "buy",
+            "1",
+            "100",
+            "1",
+            Terms(D(5), spot=True),
+            Account(D(899), D(100), D(1), D(100), D(100), "USDT"),
+            "1",
+        ),
+    ],
+)
+def test_book_fill_margin_and_spot(
+    account: Account,
+    side: str,
+    amount: str,
+    price: str,
+    fee: str,
+    terms: Terms,
+    after: Account,
+    charged: str,
+) -> None:
+    booked = book_fill(account, _order(side, amount), D(price), D(fee), terms)
+    assert (booked.account, booked.fee) == (after, D(charged))
+
+
+def test_a_spot_account_does_not_short() -> None:
+    # Holds 0.5: selling 1 would leave -0.5, a short, which a spot account cannot hold.
+    account = Account(D(1000), D(50), D("0.5"), D(100), D(50), "USDT")
+    with pytest.raises(InsufficientFunds, match="does not short"):
+        book_fill(account, _order("sell", "1"), D(100), D(0), Terms(spot=True))
 
 
 @pytest.mark.parametrize(
@@ -100,14 +162,15 @@ def test_book_fill(
     [
         (Account(D(100), D(0), quote="USDT"), "2", "0"),  # margin 200 > 100 free
         (Account(D(200), D(0), quote="USDT"), "2", "1"),  # margin fits, not with the fee
-        (Account(D(0), D(100), D(-1), D(100), D(100), "USDT"), "1", "101"),  # close: fee unpaid
+        # reverse a short of 1 into a long of 1: the opening half must be paid for in full
+        (Account(D(0), D(100), D(-1), D(100), D(100), "USDT"), "2", "1"),
     ],
 )
 def test_book_fill_refuses_what_the_account_cannot_pay(
     account: Account, amount: str, fee: str
 ) -> None:
     with pytest.raises(InsufficientFunds):
-        book_fill(account, _order("buy", amount), D(100), D(fee), ONE)
+        book_fill(account, _order("buy", amount), D(100), D(fee), Terms())
 
 
 async def _accounts(user: Actor, ctx: AppContext, n: int, **paper: Any) -> list[Any]:

@@ -37,6 +37,7 @@ def to_market(m: dict[str, Any], precision_mode: Any) -> Market:
         price_tick=_step(precision.get("price"), precision_mode),
         min_amount=to_decimal((limits.get("amount") or {}).get("min")),
         min_cost=to_decimal((limits.get("cost") or {}).get("min")),
+        taker_fee=to_decimal(m.get("taker")),
     )
 
 

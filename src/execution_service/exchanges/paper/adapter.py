@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,11 +33,11 @@ from execution_service.models import PaperHolding, PaperOrder
 
 PAPER_STEP = Decimal("0.00000001")
 BPS = Decimal(10_000)
-# Simulated inside the service: a margin account that nets per symbol (so leverage applies on
-# spot too), whose balances and prices are our own rows, read and filled in bulk.
+# Simulated inside the service: an account that nets per symbol, whose balances and prices are
+# our own rows, read and filled in bulk. Spot: no borrowing (leverage 1, no shorts). Swap:
+# isolated margin at the preset's leverage, liquidated at a maintenance-margin rate.
 CAPABILITIES = VenueCapabilities(
     simulated=True,
-    leverage_on_spot=True,
     reduce_only=True,
     market_types=frozenset({MarketType.spot, MarketType.swap}),
     client_ids=ClientIdFormat(max_length=64),
@@ -50,9 +52,53 @@ def parse_symbol(symbol: str) -> tuple[str, str]:
     return base.upper(), quote.upper()
 
 
-def paper_market(symbol: str) -> Market:
+# The maintenance margin of a paper swap account when its settings do not say (percent).
+DEFAULT_MAINTENANCE_MARGIN_PERCENT = Decimal("0.5")
+
+
+@dataclass(frozen=True)
+class PaperTerms:
+    """A paper account's settings that its markets show: fee, slippage, and (swap) the
+    maintenance margin rate its positions are liquidated at."""
+
+    fee_rate: Decimal = ZERO
+    slippage_bps: Decimal = ZERO
+    maintenance_margin_rate: Decimal | None = None
+
+    @classmethod
+    def of(cls, market_type: str, config: dict[str, Any] | None) -> PaperTerms:
+        config = config or {}
+        return cls(
+            Decimal(str(config.get("fee_rate", "0"))),
+            Decimal(str(config.get("slippage_bps", "0"))),
+            maintenance_rate(market_type, config),
+        )
+
+
+def paper_market(symbol: str, terms: PaperTerms | None = None) -> Market:
     base, quote = parse_symbol(symbol)
-    return Market(symbol, base, quote, PAPER_STEP, PAPER_STEP, PAPER_STEP, ZERO)
+    terms = terms or PaperTerms()
+    return Market(
+        symbol,
+        base,
+        quote,
+        PAPER_STEP,
+        PAPER_STEP,
+        PAPER_STEP,
+        ZERO,
+        maintenance_margin_rate=terms.maintenance_margin_rate,
+        taker_fee=terms.fee_rate,
+        slippage=terms.slippage_bps / BPS,
+    )
+
+
+def maintenance_rate(market_type: str, config: dict[str, Any] | None) -> Decimal | None:
+    """A paper account's maintenance margin rate (a fraction): None on spot, which borrows
+    nothing and is never liquidated."""
+    if market_type == MarketType.spot:
+        return None
+    percent = (config or {}).get("maintenance_margin_percent")
+    return Decimal(str(percent or DEFAULT_MAINTENANCE_MARGIN_PERCENT)) / 100
 
 
 class PaperAdapter:
@@ -64,20 +110,20 @@ class PaperAdapter:
         data_connection_id: int | None,
         session_factory: async_sessionmaker[AsyncSession],
         *,
-        fee_rate: Decimal = ZERO,
-        slippage_bps: Decimal = ZERO,
+        terms: PaperTerms | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.data_connection_id = data_connection_id
         self._sessions = session_factory
-        self.fee_rate = fee_rate
-        self.slippage_bps = slippage_bps
+        self.terms = terms or PaperTerms()
+        self.fee_rate = self.terms.fee_rate
+        self.slippage_bps = self.terms.slippage_bps
 
     async def load_markets(self, reload: bool = False) -> dict[str, Market]:
         return {}
 
     async def market(self, symbol: str) -> Market:
-        return paper_market(symbol)
+        return paper_market(symbol, self.terms)
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
         async with self._sessions() as session:
@@ -226,14 +272,14 @@ class PaperAdapter:
         if balance is None:
             raise InsufficientFunds(f"the paper account holds no {quote}")
         holding = await repo.holding_for_update(self.connection_id, order.symbol)
-        leverage = await repo.leverage(self.connection_id)
+        terms = await repo.terms(self.connection_id)
         fee = normalize(order.amount * price * self.fee_rate)
-        after = book_fill(account_of(balance, holding), order, price, fee, leverage)
+        booked = book_fill(account_of(balance, holding), order, price, fee, terms)
         if holding is None:
             holding = PaperHolding(connection_id=self.connection_id, symbol=order.symbol)
             session.add(holding)
-        apply_account(after, balance, holding)
-        order.filled, order.average, order.fee = order.amount, price, fee
+        apply_account(booked.account, balance, holding)
+        order.filled, order.average, order.fee = order.amount, price, booked.fee
         order.status = OrderStatus.filled
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execution_service.decimals import ONE, normalize
+from execution_service.decimals import normalize
 from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, NoPrice, OrderResult
 from execution_service.exchanges.paper.adapter import (
@@ -17,7 +17,12 @@ from execution_service.exchanges.paper.adapter import (
     order_result,
     parse_symbol,
 )
-from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
+from execution_service.exchanges.paper.booking import (
+    Terms,
+    account_of,
+    apply_account,
+    book_fill,
+)
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import MarketData, PaperBalance, PaperHolding, PaperOrder
 
@@ -42,7 +47,7 @@ class _Books:
     prices: dict[tuple[int | None, str], MarketData | None]
     balances: dict[tuple[int, str], PaperBalance]
     holdings: dict[tuple[int, str], PaperHolding]
-    leverages: dict[int, Decimal]
+    terms: dict[int, Terms]
 
 
 async def create_orders(
@@ -81,7 +86,7 @@ async def _read(session: AsyncSession, requests: Sequence[PaperOrderRequest]) ->
         prices,
         await repo.balances_for_update(conn_ids),
         await repo.holdings_for_update(conn_ids, symbols),
-        await repo.leverages(conn_ids),
+        await repo.terms_of(conn_ids),
     )
 
 
@@ -115,14 +120,14 @@ def _place(books: _Books, r: PaperOrderRequest) -> PaperOrder:
             raise InsufficientFunds(f"the paper account holds no {quote}")
         holding = books.holdings.get((paper.connection_id, r.symbol))
         fee = normalize(order.amount * fill_at * paper.fee_rate)
-        leverage = books.leverages.get(paper.connection_id, ONE)
-        after = book_fill(account_of(balance, holding), order, fill_at, fee, leverage)
+        terms = books.terms.get(paper.connection_id, Terms())
+        booked = book_fill(account_of(balance, holding), order, fill_at, fee, terms)
         if holding is None:
             holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
             books.holdings[(paper.connection_id, r.symbol)] = holding
             books.session.add(holding)
-        apply_account(after, balance, holding)
-        order.filled, order.average, order.fee = order.amount, fill_at, fee
+        apply_account(booked.account, balance, holding)
+        order.filled, order.average, order.fee = order.amount, fill_at, booked.fee
         order.status = OrderStatus.filled
     books.session.add(order)
     books.existing[(paper.connection_id, r.client_order_id)] = order

@@ -23,20 +23,45 @@ class Account:
     quote: str = ""
 
 
+@dataclass(frozen=True)
+class Terms:
+    """How the account trades a symbol: its leverage, and whether it is a spot account (no
+    borrowing: leverage 1, and nothing is sold that is not held)."""
+
+    leverage: Decimal = ONE
+    spot: bool = False
+
+
+@dataclass(frozen=True)
+class Booked:
+    account: Account
+    fee: Decimal  # what was charged: an exit pays at most what the account has left
+
+
 def book_fill(
-    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, leverage: Decimal
-) -> Account:
+    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, terms: Terms
+) -> Booked:
     """The account after a complete fill of `order` at `price`; `InsufficientFunds` if it cannot
-    pay. Pure, so a batch can refuse one order without undoing anything of the others."""
+    pay for what it opens. Pure, so a batch can refuse one order without undoing the others.
+
+    Margin is isolated per symbol: closing loses at most the margin posted for what it closes
+    (the venue's liquidation takes the rest, as a real venue's insurance fund does), and an
+    order that only closes is never refused: it pays what fee the account can."""
     quantity, average, margin_held = account.quantity, account.average_price, account.margin
     signed = order.amount if order.side == Direction.buy else -order.amount
-    free, used = account.free - fee, account.used
+    leverage = ONE if terms.spot else terms.leverage
+    if terms.spot and quantity + signed < 0:
+        raise InsufficientFunds(
+            f"paper spot account: holds {normalize(max(quantity, ZERO))}, cannot sell "
+            f"{order.amount} (a spot account does not short)"
+        )
+    free, used = account.free, account.used
     remaining = order.amount
     if quantity != 0 and (quantity > 0) != (signed > 0):
         closing = min(remaining, abs(quantity))
         direction = ONE if quantity > 0 else -ONE
-        pnl = (price - average) * closing * direction
         released = margin_held * closing / abs(quantity)
+        pnl = max((price - average) * closing * direction, -released)
         free += released + pnl
         used -= released
         margin_held = normalize(margin_held - released)
@@ -44,6 +69,9 @@ def book_fill(
         remaining -= closing
         if quantity == 0:
             average, margin_held = ZERO, ZERO
+    if remaining == 0:  # only closes: the way out is never refused
+        fee = min(fee, max(free, ZERO))
+    free -= fee
     if remaining > 0:
         margin = remaining * price / leverage
         if free < margin:
@@ -59,7 +87,8 @@ def book_fill(
         used += margin
     if free < 0:
         raise InsufficientFunds(f"paper account: not enough {account.quote} for the fee")
-    return Account(normalize(free), normalize(used), quantity, average, margin_held, account.quote)
+    after = Account(normalize(free), normalize(used), quantity, average, margin_held, account.quote)
+    return Booked(after, normalize(fee))
 
 
 def account_of(balance: PaperBalance, holding: PaperHolding | None) -> Account:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service import metrics
 from execution_service.exchanges.base import BalanceEntry, Market, NoPrice, Ticker, Valuation
-from execution_service.exchanges.paper.adapter import paper_market
+from execution_service.exchanges.paper.adapter import PaperTerms, paper_market
 from execution_service.exchanges.paper.repository import PaperRepository
 
 
@@ -16,12 +16,18 @@ class PreloadedQuotes:
     """A paper account's balances and price as read for a whole fan-out in a few queries: what
     `PaperAdapter` would answer, without a query per connection."""
 
-    def __init__(self, balances: dict[str, BalanceEntry], ticker: Ticker | None) -> None:
+    def __init__(
+        self,
+        balances: dict[str, BalanceEntry],
+        ticker: Ticker | None,
+        terms: PaperTerms | None = None,
+    ) -> None:
         self._balances = balances
         self._ticker = ticker
+        self._terms = terms
 
     async def market(self, symbol: str) -> Market:
-        return paper_market(symbol)
+        return paper_market(symbol, self._terms)
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         if self._ticker is None:
@@ -38,18 +44,18 @@ class PreloadedQuotes:
 
 
 async def preload(
-    session: AsyncSession, accounts: Sequence[tuple[int, int | None]], symbol: str
+    session: AsyncSession, accounts: Sequence[tuple[int, int | None, PaperTerms]], symbol: str
 ) -> dict[int, PreloadedQuotes]:
-    """Quotes for many paper accounts ((connection id, data connection id) each): their
+    """Quotes for many paper accounts ((connection id, data connection id, its terms) each): their
     balances and the symbol's latest price on each data connection, in two queries."""
     repo = PaperRepository(session)
-    balances = await repo.balances_of([conn_id for conn_id, _ in accounts])
-    prices = await repo.latest_prices({dc for _, dc in accounts}, symbol)
+    balances = await repo.balances_of([conn_id for conn_id, _, _ in accounts])
+    prices = await repo.latest_prices({dc for _, dc, _ in accounts}, symbol)
     tickers = {
         dc: None if row is None else Ticker(symbol, row.close, row.timestamp)
         for dc, row in prices.items()
     }
     return {
-        conn_id: PreloadedQuotes(balances.get(conn_id, {}), tickers.get(dc))
-        for conn_id, dc in accounts
+        conn_id: PreloadedQuotes(balances.get(conn_id, {}), tickers.get(dc), terms)
+        for conn_id, dc, terms in accounts
     }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, normalize
-from execution_service.enums import OrderStatus
+from execution_service.enums import MarketType, OrderStatus
 from execution_service.exchanges.base import BalanceEntry, InvalidOrder
+from execution_service.exchanges.paper.booking import Terms
 from execution_service.models import (
     DataConnection,
     ExecutionConnection,
@@ -94,14 +94,10 @@ class PaperRepository:
         )
         return (await self.session.scalars(stmt.with_for_update())).first()
 
-    async def leverage(self, connection_id: int) -> Decimal:
-        """The leverage of the connection's preset; 1 without a preset or a positive one."""
-        leverage = await self.session.scalar(
-            select(TradingPreset.leverage)
-            .join(ExecutionConnection, ExecutionConnection.preset_id == TradingPreset.id)
-            .where(ExecutionConnection.id == connection_id)
-        )
-        return leverage if leverage and leverage > 0 else ONE
+    async def terms(self, connection_id: int) -> Terms:
+        """How the connection trades: its preset's leverage (1 without a positive one) and
+        whether it is a spot account."""
+        return (await self.terms_of([connection_id])).get(connection_id, Terms())
 
     # --- orders ----------------------------------------------------------------------------------
 
@@ -172,11 +168,16 @@ class PaperRepository:
         )
         return {(h.connection_id, h.symbol): h for h in rows}
 
-    async def leverages(self, connection_ids: Sequence[int]) -> dict[int, Decimal]:
-        """`leverage` of many connections; those without a positive one are left out."""
+    async def terms_of(self, connection_ids: Sequence[int]) -> dict[int, Terms]:
+        """`terms` of many connections."""
         rows = await self.session.execute(
-            select(ExecutionConnection.id, TradingPreset.leverage)
-            .join(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
+            select(ExecutionConnection.id, ExecutionConnection.market_type, TradingPreset.leverage)
+            .outerjoin(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
             .where(ExecutionConnection.id.in_(connection_ids))
         )
-        return {conn_id: leverage for conn_id, leverage in rows if leverage and leverage > 0}
+        return {
+            conn_id: Terms(
+                leverage if leverage and leverage > 0 else ONE, market_type == MarketType.spot
+            )
+            for conn_id, market_type, leverage in rows
+        }

@@ -5,16 +5,24 @@ PostgreSQL, per row on SQLite)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.decimals import ONE, ZERO
 from execution_service.enums import PositionStatus
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
+
+
+@dataclass(frozen=True)
+class Exposure:
+    unrealized: Decimal = ZERO
+    value: Decimal = ZERO
+
 
 # ids per IN list: far below the driver's bound on parameters
 CHUNK = 5000
@@ -139,21 +147,21 @@ class PositionRepository:
             out.setdefault(conn_id, []).append((position_id, quantity))
         return out
 
-    async def realized_since(
-        self, connection_ids: Sequence[int], since: datetime
-    ) -> dict[int, Decimal]:
-        """Per connection: realised PnL of the positions closed since `since`."""
+    async def exposure(self, connection_ids: Sequence[int]) -> dict[int, Exposure]:
+        """Per connection with positions held: their unrealised PnL at their last mark, and
+        what they are worth there (quantity x price x contract size)."""
         if not connection_ids:
             return {}
+        p = ExecutionPosition
         # Summed here, not in SQL: SQLite stores money as text.
         rows = await self.session.execute(
-            select(ExecutionPosition.execution_connection_id, ExecutionPosition.realized_pnl).where(
-                ExecutionPosition.execution_connection_id.in_(connection_ids),
-                ExecutionPosition.status == PositionStatus.closed,
-                ExecutionPosition.closed_at >= since,
-            )
+            select(
+                p.execution_connection_id, p.pnl, p.quantity, p.current_price, p.contract_size
+            ).where(p.execution_connection_id.in_(connection_ids), p.status.in_(HELD))
         )
-        out: dict[int, Decimal] = {}
-        for conn_id, pnl in rows:
-            out[conn_id] = out.get(conn_id, Decimal(0)) + pnl
+        out: dict[int, Exposure] = {}
+        for conn_id, pnl, quantity, price, unit in rows:
+            value = quantity * (price if price is not None else ZERO) * (unit or ONE)
+            before = out.get(conn_id, Exposure())
+            out[conn_id] = Exposure(before.unrealized + pnl, before.value + value)
         return out

@@ -185,18 +185,21 @@ def _may_act(low: Any, high: Any, best: Any) -> ColumnElement[bool]:
     )
     sign = case((buy, _ONE), else_=-_ONE)
     rr = _p.c.break_even_trigger_rr
+    first_sl = func.coalesce(_p.c.initial_sl_price, sl)  # the risk taken at the open
     break_even = and_(
         rr.is_not(None),
         not_(_p.c.break_even_done),
-        sl.is_not(None),
-        (entry - sl) * sign > 0,
-        case((buy, high - entry), else_=entry - low) >= (entry - sl) * sign * rr,
+        first_sl.is_not(None),
+        (entry - first_sl) * sign > 0,
+        case((buy, high - entry), else_=entry - low) >= (entry - first_sl) * sign * rr,
     )
+    liquidation = _p.c.liquidation_price
     levels = and_(
         _p.c.take_profits.is_not(None), sql_cast(_p.c.take_profits, String) != "null"
     )  # any partial take-profit level: the rules look at each one
     return func.coalesce(
         or_(
+            and_(liquidation.is_not(None), against(liquidation)),
             and_(sl.is_not(None), against(sl)),
             and_(_p.c.tp_price.is_not(None), towards(_p.c.tp_price)),
             and_(pct.is_not(None), trailing),

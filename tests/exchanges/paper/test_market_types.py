@@ -1,0 +1,79 @@
+"""Paper accounts honour their market type, end to end through the API: spot borrows nothing and
+never shorts; swap is isolated margin, liquidated at its maintenance margin, never below zero."""
+
+from __future__ import annotations
+
+from execution_service.context import AppContext
+from tests.factories import Actor, paper_setup
+from tests.workers.test_monitor import open_position, tick_at
+
+TEN_X = dict(
+    market_type="swap",
+    paper={"balance": {"USDT": "1000"}},
+    position_size_mode="fixed_quantity",
+    position_size_value="1",
+    leverage="10",
+)
+
+
+async def test_a_spot_paper_account_refuses_a_short_and_leverage(user: Actor) -> None:
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="150"
+    )
+    # 150 x 100 = 15000 > 10000 free: at leverage 1 (the preset's 3x does not apply on spot).
+    await user.ok("PATCH", f"/api/v1/presets/{acct.preset['id']}", json={"leverage": "3"})
+    big = await acct.signal()
+    assert big["executions"][0]["error_code"] == "insufficient_funds", big
+    # Nothing held: a sell would be a short, which spot cannot hold.
+    short = await acct.signal(direction="sell", quantity="1")
+    assert short["executions"][0]["error_code"] == "insufficient_funds", short
+    assert short["executions"][0]["position_id"] is None
+
+
+async def test_a_gap_through_the_liquidation_price_liquidates_and_equity_stays_at_zero(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(user, price="10000", **TEN_X)
+    pid = await open_position(acct, sl_price="9500")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # Margin 10000 / 10 = 1000. Long liquidation at E (1 - 1/L) / (1 - m), m = 0.5 %:
+    # 10000 x 0.9 / 0.995 = 9045.2261306532663316582... -> 18 places, ties to even.
+    assert position["liquidation_price"] == "9045.226130653266331658"
+    assert (position["leverage"], position["return_on_margin"]) == ("10", "0")
+    await tick_at(ctx, acct, "8500")  # a gap through the SL and the liquidation price
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # (8500 - 10000) x 1 = -1500 at the gap price, but isolated margin loses only the 1000
+    # posted; no fee is set. The venue liquidates before our SL order could reach it.
+    assert (position["status"], position["closed_reason"]) == ("closed", "liquidation")
+    assert (position["pnl"], position["realized_pnl"]) == ("-1000", "-1000")
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    # 1000 start - 1000 lost = 0: never below zero, and the ledger equals the positions'.
+    assert balance["USDT"] == {"free": "0", "used": "0", "total": "0"}
+
+
+async def test_a_stop_above_the_liquidation_price_is_the_way_out(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(user, price="10000", **TEN_X)
+    pid = await open_position(acct, sl_price="9500")
+    await tick_at(ctx, acct, "9400")  # through the SL, above the liquidation price
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # (9400 - 10000) x 1 = -600; return on margin = -6 % x 10 = -60 %.
+    assert (position["closed_reason"], position["pnl"]) == ("sl", "-600")
+    assert (position["pnl_percentage"], position["return_on_margin"]) == ("-6", "-60")
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    assert balance["USDT"]["total"] == "400"  # 1000 - 600
+
+
+async def test_a_short_is_liquidated_above_its_entry(user: Actor, ctx: AppContext) -> None:
+    acct = await paper_setup(user, price="10000", **TEN_X)
+    pid = await open_position(acct, direction="sell")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # Short: E (1 + 1/L) / (1 + m) = 10000 x 1.1 / 1.005 = 10945.2736318407960199004975... (18 places)
+    assert position["liquidation_price"] == "10945.2736318407960199"
+    await tick_at(ctx, acct, "10945.27")
+    assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
+    await tick_at(ctx, acct, "10946")
+    position = await user.ok("GET", f"/api/v1/positions/{pid}")
+    # (10000 - 10946) x 1 = -946: within the 1000 posted, so booked as it is.
+    assert (position["closed_reason"], position["pnl"]) == ("liquidation", "-946")
