@@ -42,10 +42,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("break_even_offset_percent", Money(), nullable=True))
     with op.batch_alter_table("execution_logs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("realized_pnl", Money(), nullable=True))
+        # Fees per currency (an order's fills may pay in several), and all of them in the quote
+        # currency at the fills' time, as booked against the position.
+        batch_op.add_column(sa.Column("fees", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("fee_in_quote", Money(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("execution_logs", schema=None) as batch_op:
+        batch_op.drop_column("fee_in_quote")
+        batch_op.drop_column("fees")
         batch_op.drop_column("realized_pnl")
     with op.batch_alter_table("execution_positions", schema=None) as batch_op:
         for column in ("break_even_offset_percent", "initial_sl_price", "flagged_at"):

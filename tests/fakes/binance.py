@@ -116,6 +116,7 @@ BTC USDT  0.01 1000000 0.01      0.00001 9000 0.00001        128.52621715
 ETH USDT  0.01 1000000 0.01      0.0001 9000 0.0001          3277.54882761
 LTC USDT  0.01 100000 0.01       0.001 90000 0.001           20716.23115062
 XRP USDT  0.0001 10000 0.0001    1 9222449 1                 6858819.29288702
+BNB USDT  0.01 100000 0.01       0.001 900000 0.001          8367.8315034
 """
 _PAIR_FIELDS = ["min_price", "max_price", "tick", "min_qty", "max_qty", "step", "market_max_qty"]
 
@@ -141,6 +142,7 @@ DEFAULT_PRICES = {
     "ETHUSDT": D("3000"),
     "LTCUSDT": D("90"),
     "XRPUSDT": D("0.5"),
+    "BNBUSDT": D("600"),
 }
 DEFAULT_BALANCES = {"USDT": D("10000"), "BTC": D("1"), "ETH": D("10"), "LTC": D("0"), "XRP": D("0")}
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
@@ -332,6 +334,8 @@ class FakeBinance:
             self.down = None
         self._next_order_id = 1
         self._next_trade_id = 1
+        # "Use BNB to pay for fees": a fill pays its fee in BNB, 25 % off, while BNB lasts.
+        self.bnb_burn = False
         self._rejects: list[_Rule] = []
         self._throttles: list[_Rule] = []
         self._hangs: list[_Rule] = []
@@ -940,7 +944,13 @@ class FakeBinance:
         resting = order.type != "MARKET"
         if resting:
             self._lock(order, qty, sign=-1)  # release the reservation for this part
-        if order.side == "BUY":
+        in_bnb = (cost * self.fee_rate * D("0.75") / self.prices["BNBUSDT"]).quantize(EIGHT)
+        if self.bnb_burn and self.balance("BNB")[0] >= in_bnb > 0:
+            commission, fee_asset = in_bnb, "BNB"
+            self._move("BNB", -in_bnb)
+            self._move(quote, -cost if order.side == "BUY" else cost)
+            self._move(base, qty if order.side == "BUY" else -qty)
+        elif order.side == "BUY":
             commission, fee_asset = (qty * self.fee_rate).quantize(EIGHT), base
             self._move(quote, -cost)
             self._move(base, qty - commission)

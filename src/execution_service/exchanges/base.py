@@ -186,6 +186,10 @@ class OrderResult:
     fee_currency: str | None = None
     timestamp: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # Every fee currency's total (a fill may pay in the base, the quote or a third asset such as
+    # BNB), and the quote price, at the fill's time, of each currency that is neither.
+    fees: dict[str, Decimal] = field(default_factory=dict)
+    fee_prices: dict[str, Decimal] = field(default_factory=dict)
     close_reason: CloseReason | None = None
     realized_pnl: Decimal | None = None
 

@@ -81,6 +81,9 @@ class ExecutionLog(Owned, Timestamps, Base):
     average_price: Mapped[Decimal | None] = mapped_column(Money)
     fee: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     fee_currency: Mapped[str | None] = mapped_column(String(16))
+    # Every fee currency's total (strings), and their sum in the quote currency as booked.
+    fees: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    fee_in_quote: Mapped[Decimal | None] = mapped_column(Money)
     status: Mapped[OrderStatus] = mapped_column(Vocabulary(OrderStatus, 20))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -29,22 +29,47 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_REFUSALS = 5
 
 
+def quote_of(symbol: str) -> str:
+    """`BTC/USDT` and `BTC/USDT:USDT` -> `USDT`."""
+    return symbol.partition("/")[2].split(":", 1)[0]
+
+
 def position_terms(
-    symbol: str, filled: Decimal, price: Decimal, fee: Decimal, fee_currency: str | None
+    symbol: str,
+    filled: Decimal,
+    price: Decimal,
+    fees: dict[str, Decimal],
+    fee_prices: dict[str, Decimal],
 ) -> book.Fill:
-    """What a fill adds to a position: the quantity actually held and the fee in quote currency.
+    """What a fill adds to a position: the quantity actually held, and its fees (`fees`: what
+    this fill paid per currency) in the quote currency.
 
     A spot exchange that takes its fee from the bought base asset (Binance does) leaves us holding
-    less than filled; that fee is worth fee * price in quote. A fee in a third currency (BNB) has
-    no price here: it stays on the execution log and is not booked against the position.
+    less than filled; that fee is worth fee x price in quote. A fee in a third currency (BNB) is
+    worth its quote price at the fill (`fee_prices`, from the venue's FEE/QUOTE ticker); one the
+    venue could not price counts 0, and stays on the execution log.
     """
-    base, _, rest = symbol.partition("/")
-    quote = rest.split(":", 1)[0]
-    if fee_currency is None or fee_currency == quote:
-        return book.Fill(filled, price, fee)
-    if fee_currency == base:
-        return book.Fill(normalize(filled - fee), price, normalize(fee * price))
-    return book.Fill(filled, price, ZERO)
+    base, quote = symbol.partition("/")[0], quote_of(symbol)
+    held, in_quote = filled, ZERO
+    for currency, fee in fees.items():
+        if currency == quote:
+            in_quote += fee
+        elif currency == base:
+            held -= fee
+            in_quote += fee * price
+        else:
+            in_quote += fee * fee_prices.get(currency, ZERO)
+    return book.Fill(normalize(held), price, normalize(in_quote))
+
+
+def fees_by_currency(
+    fees: dict[str, Any] | None, fee: Decimal | None, currency: str | None, quote: str
+) -> dict[str, Decimal]:
+    """An order's fees per currency: as the venue listed them, or its one fee (in the quote
+    currency where the venue did not say)."""
+    if fees:
+        return {k: Decimal(str(v)) for k, v in fees.items()}
+    return {currency or quote: fee} if fee else {}
 
 
 @dataclass(frozen=True)

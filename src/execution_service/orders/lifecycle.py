@@ -101,6 +101,8 @@ async def apply_result(
     """Record what the venue says about an order, and what its new fills do to the book."""
     before = entry.status
     old_filled, old_avg, old_fee = entry.filled_quantity or ZERO, entry.average_price, entry.fee
+    quote = fills.quote_of(entry.symbol)
+    old_fees = fills.fees_by_currency(entry.fees, old_fee, entry.fee_currency, quote)
     entry.order_id = result.order_id or entry.order_id
     entry.status = result.status
     entry.filled_quantity = max(result.filled, old_filled)
@@ -108,6 +110,9 @@ async def apply_result(
         entry.average_price = result.average
     entry.fee = max(result.fee, old_fee or ZERO)
     entry.fee_currency = result.fee_currency or entry.fee_currency
+    new_fees = fills.fees_by_currency(result.fees, entry.fee, entry.fee_currency, quote)
+    if len(new_fees) > 1 or entry.fees:
+        entry.fees = {k: str(v) for k, v in new_fees.items()}
     entry.response_data = scrub(result.raw)
     if entry.purpose == Purpose.exit and result.close_reason is not None:
         entry.close_reason = result.close_reason  # the venue closed it, and says why
@@ -118,8 +123,10 @@ async def apply_result(
     if delta > 0:
         entry.executed_at = result.timestamp or utcnow()
         price = fill_delta_price(old_filled, old_avg, entry.filled_quantity, result.average or ZERO)
-        fee = normalize(entry.fee - (old_fee or ZERO))
-        fill = fills.position_terms(entry.symbol, delta, price, fee, entry.fee_currency)
+        paid = {c: normalize(v - old_fees.get(c, ZERO)) for c, v in new_fees.items()}
+        paid = {c: v for c, v in paid.items() if v > 0}
+        fill = fills.position_terms(entry.symbol, delta, price, paid, result.fee_prices)
+        entry.fee_in_quote = normalize((entry.fee_in_quote or ZERO) + fill.fee)
         booked = await fills.apply_fill(session, entry, fill, result.realized_pnl)
         if booked.opens is not None:  # counted and announced once the position has its id
             recording.opened.append((entry, booked.opens, before, adapter))

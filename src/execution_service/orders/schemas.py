@@ -36,6 +36,12 @@ class ExecutionLogRead(Model):
     submitted_at: datetime | None
     executed_at: datetime | None
     created_at: datetime
+    fees: dict[str, DecimalOut] | None = Field(
+        default=None, description="every fee currency's total, where the fills paid in several"
+    )
+    fee_in_quote: DecimalOut | None = Field(
+        default=None, description="all fees in the quote currency at the fills' time, as booked"
+    )
 
 
 class ExecutionLogDetail(ExecutionLogRead):

@@ -39,7 +39,7 @@ async def test_load_markets_is_one_request_and_cached(
     await adapter.load_markets()
     await adapter.market("ETH/USDT")
     assert [(r.method, r.path) for r in fake_binance.requests] == [("GET", "/api/v3/exchangeInfo")]
-    assert set(markets) == {"BTC/USDT", "ETH/USDT", "LTC/USDT", "XRP/USDT"}
+    assert set(markets) == {"BTC/USDT", "ETH/USDT", "LTC/USDT", "XRP/USDT", "BNB/USDT"}
 
 
 async def test_market_precision_and_limits_are_decimals(adapter: CcxtAdapter) -> None:

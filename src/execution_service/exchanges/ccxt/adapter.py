@@ -35,6 +35,7 @@ from execution_service.exchanges.ccxt.errors import translate
 from execution_service.exchanges.ccxt.parsing import (
     booking,
     cost_of,
+    first_fee,
     info_of,
     to_balances,
     to_market,
@@ -196,7 +197,20 @@ class CcxtAdapter:
             self._balances.forget()  # a resting order filled or released its funds
         if order.filled > 0 and order.fee_currency is None and order.order_id:
             await self._add_trade_fees(order, symbol)
+        await self._price_fees(order, await self.market(symbol))
         return order
+
+    async def _price_fees(self, order: OrderResult, market: Market) -> None:
+        """A fee paid in a third asset (BNB) is worth its FEE/QUOTE price now, at the fill: the
+        book counts it in the quote currency. Without a price it is booked at 0, and said."""
+        for currency in order.fees:
+            if currency in (market.base, market.quote) or currency in order.fee_prices:
+                continue
+            pair = f"{currency}/{market.quote}"
+            try:
+                order.fee_prices[currency] = (await self.fetch_ticker(pair)).price
+            except ExchangeError as exc:
+                log.warning("a fee in %s has no %s price: %s", currency, pair, exc.message)
 
     async def _add_trade_fees(self, order: OrderResult, symbol: str) -> None:
         """An order's status (Binance `GET /api/v3/order`) carries no fills, so no fee: a fill
@@ -209,7 +223,8 @@ class CcxtAdapter:
         except ExchangeError as exc:
             log.warning("order %s: its trades could not be read: %s", order.order_id, exc.message)
             return
-        order.fee, order.fee_currency = trade_fees(trades)
+        order.fees = trade_fees(trades)
+        order.fee, order.fee_currency = first_fee(order.fees)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         await self.load_markets()
@@ -265,6 +280,7 @@ class CcxtAdapter:
             fill = booking(market, order, cost_of(raw, info_of(raw)), self.market_type)
         finally:
             self._balances.release(fill)
+        await self._price_fees(order, market)
         return order
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:

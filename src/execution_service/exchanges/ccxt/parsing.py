@@ -110,7 +110,8 @@ def to_order(
     if filled > 0 and cost is not None and cost > 0:
         average = ratio(cost, filled)
     price = first(to_decimal(info.get("price")), to_decimal(o.get("price")))
-    fee, fee_currency = _fee(o, info)
+    fees = fees_of(o, info)
+    fee, fee_currency = first_fee(fees)
     return OrderResult(
         order_id=str(o.get("id") or ""),
         # A Binance cancel answer's `clientOrderId` is the cancel request's own id.
@@ -127,11 +128,12 @@ def to_order(
         fee_currency=fee_currency,
         timestamp=_ts(o),
         raw=info or {k: v for k, v in o.items() if k != "info"},
+        fees=fees,
     )
 
 
-def trade_fees(trades: list[dict[str, Any]]) -> tuple[Decimal, str | None]:
-    """An order's fee from its trades (ccxt's `fetch_order_trades`), read as `_fee` reads a
+def trade_fees(trades: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """An order's fees from its trades (ccxt's `fetch_order_trades`), read as `fees_of` reads a
     Binance order answer's `fills`."""
     fills = []
     for trade in trades:
@@ -143,7 +145,7 @@ def trade_fees(trades: list[dict[str, Any]]) -> tuple[Decimal, str | None]:
                 "commissionAsset": info.get("commissionAsset", fee.get("currency")),
             }
         )
-    return _fee({}, {"fills": fills})
+    return fees_of({}, {"fills": fills})
 
 
 def _status(status: Any, amount: Decimal, filled: Decimal) -> OrderStatus:
@@ -155,9 +157,9 @@ def _status(status: Any, amount: Decimal, filled: Decimal) -> OrderStatus:
     return OrderStatus.partially_filled if filled > 0 else OrderStatus.open
 
 
-def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
-    """Sum of the fees in the first fee currency: Binance `fills[].commission` strings when
-    present, ccxt's fees otherwise. (A fee paid in another asset, e.g. BNB, stays in `raw`.)"""
+def fees_of(o: dict[str, Any], info: dict[str, Any]) -> dict[str, Decimal]:
+    """Every fee currency's total: Binance `fills[].commission` strings when present (one fill
+    may pay in BNB and the next in USDT), ccxt's fees otherwise."""
     fills = info.get("fills")
     if isinstance(fills, list) and fills:
         items = [(f.get("commissionAsset"), to_decimal(f.get("commission"))) for f in fills]
@@ -166,11 +168,19 @@ def _fee(o: dict[str, Any], info: dict[str, Any]) -> tuple[Decimal, str | None]:
         items = [
             (f.get("currency"), to_decimal(f.get("cost"))) for f in fees if isinstance(f, dict)
         ]
-    known = [(cur, cost) for cur, cost in items if cost is not None]
-    if not known:
-        return Decimal(0), None
-    currency = known[0][0]
-    return sum((c for cur, c in known if cur == currency), Decimal(0)), currency
+    out: dict[str, Decimal] = {}
+    for currency, cost in items:
+        if cost is not None and currency:
+            out[str(currency)] = out.get(str(currency), Decimal(0)) + cost
+    return out
+
+
+def first_fee(fees: dict[str, Decimal]) -> tuple[Decimal, str | None]:
+    """The order's `fee` and `fee_currency` as the API has always shown them: the first
+    currency's total (`fees` has them all)."""
+    for currency, cost in fees.items():
+        return cost, currency
+    return Decimal(0), None
 
 
 def booking(
@@ -184,6 +194,7 @@ def booking(
         or order.status != OrderStatus.filled
         or order.filled <= 0
         or cost is None
+        or len(order.fees) > 1  # fees in several currencies: ask the venue
     ):
         return None
     return lambda balances: balances_after_fill(
