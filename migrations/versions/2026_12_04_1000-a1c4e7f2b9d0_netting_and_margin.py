@@ -46,9 +46,13 @@ def upgrade() -> None:
         # currency at the fills' time, as booked against the position.
         batch_op.add_column(sa.Column("fees", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("fee_in_quote", Money(), nullable=True))
+    with op.batch_alter_table("paper_orders", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reserved", Money(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("paper_orders", schema=None) as batch_op:
+        batch_op.drop_column("reserved")
     with op.batch_alter_table("execution_logs", schema=None) as batch_op:
         batch_op.drop_column("fee_in_quote")
         batch_op.drop_column("fees")

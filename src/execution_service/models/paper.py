@@ -75,6 +75,9 @@ class PaperOrder(Base):
     average: Mapped[Decimal | None] = mapped_column(Money)
     fee: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     fee_currency: Mapped[str | None] = mapped_column(String(16))
+    # What a resting order holds of the quote balance (its margin and fee) until it fills or is
+    # cancelled: two resting orders cannot spend the same funds.
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
     status: Mapped[OrderStatus] = mapped_column(Vocabulary(OrderStatus, 20))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

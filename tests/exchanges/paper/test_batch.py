@@ -181,8 +181,11 @@ async def _accounts(user: Actor, ctx: AppContext, n: int, **paper: Any) -> list[
     adapters = []
     for i in range(n):
         body = {"paper": {"balance": {"USDT": "1000"}, "fee_rate": "0.001", **paper}}
-        conn = await user.paper_connection(
-            preset_id=preset["id"], data_connection_id=(nodc if i == n - 1 else dc)["id"], **body
+        conn = await user.paper_connection(  # swap: the plan shorts, at leverage 2
+            preset_id=preset["id"],
+            data_connection_id=(nodc if i == n - 1 else dc)["id"],
+            market_type="swap",
+            **body,
         )
         async with ctx.session_factory() as session:
             row = await session.get(ExecutionConnection, conn["id"])

@@ -4,6 +4,7 @@ never shorts; swap is isolated margin, liquidated at its maintenance margin, nev
 from __future__ import annotations
 
 from execution_service.context import AppContext
+from execution_service.orders.tracker import track_orders
 from tests.factories import Actor, paper_setup
 from tests.workers.test_monitor import open_position, tick_at
 
@@ -77,3 +78,48 @@ async def test_a_short_is_liquidated_above_its_entry(user: Actor, ctx: AppContex
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
     # (10000 - 10946) x 1 = -946: within the 1000 posted, so booked as it is.
     assert (position["closed_reason"], position["pnl"]) == ("liquidation", "-946")
+
+
+async def test_a_resting_entry_holds_its_funds_until_cancelled(user: Actor) -> None:
+    acct = await paper_setup(
+        user,
+        price="100",
+        paper={"balance": {"USDT": "1000"}, "fee_rate": "0.001"},
+        position_size_mode="fixed_quantity",
+        position_size_value="6",
+    )
+    resting = await acct.signal(order_type="limit", entry_price="90")
+    assert resting["executions"][0]["status"] == "open", resting
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    # 6 x 90 = 540, and its fee 0.54, held: 1000 - 540.54 = 459.46 free.
+    assert balance["USDT"] == {"free": "459.46", "used": "540.54", "total": "1000"}
+    second = await acct.signal(order_type="limit", entry_price="90")
+    # Another 540 + 0.54 fee does not fit in 459.46: the same funds cannot rest twice.
+    assert second["executions"][0]["error_code"] == "insufficient_funds", second
+    log_id = resting["executions"][0]["execution_log_id"]
+    cancelled = await user.ok("POST", f"/api/v1/logs/{log_id}/cancel")
+    assert cancelled["status"] == "cancelled"
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    assert balance["USDT"] == {"free": "1000", "used": "0", "total": "1000"}
+
+
+async def test_a_resting_entry_that_fills_books_as_a_market_one_would(
+    user: Actor, ctx: AppContext
+) -> None:
+    acct = await paper_setup(
+        user,
+        price="100",
+        paper={"balance": {"USDT": "1000"}, "fee_rate": "0.001"},
+        position_size_mode="fixed_quantity",
+        position_size_value="6",
+    )
+    resting = await acct.signal(order_type="limit", entry_price="90")
+    await acct.price("89")
+    log_id = resting["executions"][0]["execution_log_id"]
+    # The tracker's look-up fills it at its limit: the hold is released, the fill booked.
+    await track_orders(ctx)
+    log = await user.ok("GET", f"/api/v1/logs/{log_id}")
+    assert log["status"] == "filled"
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    # 540 in the position, the fee 0.54 paid: 1000 - 540 - 0.54 = 459.46 free.
+    assert balance["USDT"] == {"free": "459.46", "used": "540", "total": "999.46"}

@@ -27,7 +27,13 @@ from execution_service.exchanges.base import (
     VenuePosition,
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
-from execution_service.exchanges.paper.booking import account_of, apply_account, book_fill
+from execution_service.exchanges.paper.booking import (
+    account_of,
+    apply_account,
+    book_fill,
+    hold,
+    reservation,
+)
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import PaperHolding, PaperOrder
 
@@ -192,6 +198,8 @@ class PaperAdapter:
             fill_at = self.fill_price(order, last.close)
             if fill_at is not None:
                 await self._fill(session, order, fill_at)
+            else:
+                await self._reserve(session, order)
             session.add(order)
         return order_result(order)
 
@@ -218,6 +226,7 @@ class PaperAdapter:
             if order.status == OrderStatus.open and order.price is not None:
                 last = await repo.latest_price(self.data_connection_id, order.symbol)
                 if last is not None and _crosses(order.side, last.close, order.price):
+                    await self._release(session, order)
                     try:
                         await self._fill(session, order, order.price)
                     except InsufficientFunds:
@@ -234,6 +243,7 @@ class PaperAdapter:
             )
             if order is None or order.status != OrderStatus.open:
                 raise OrderNotFound("no open paper order to cancel")
+            await self._release(session, order)
             order.status = OrderStatus.cancelled
             return order_result(order)
 
@@ -263,6 +273,31 @@ class PaperAdapter:
 
     async def close(self) -> None:
         return None
+
+    async def _reserve(self, session: AsyncSession, order: PaperOrder) -> None:
+        """A resting order holds its margin and fee until it fills or is cancelled."""
+        assert order.price is not None
+        repo = PaperRepository(session)
+        _, quote = parse_symbol(order.symbol)
+        balance = await repo.balance_for_update(self.connection_id, quote)
+        if balance is None:
+            raise InsufficientFunds(f"the paper account holds no {quote}")
+        holding = await repo.holding_for_update(self.connection_id, order.symbol)
+        fee = normalize(order.amount * order.price * self.fee_rate)
+        terms = await repo.terms(self.connection_id)
+        hold(
+            balance,
+            order,
+            reservation(account_of(balance, holding), order, order.price, fee, terms),
+        )
+
+    async def _release(self, session: AsyncSession, order: PaperOrder) -> None:
+        if not order.reserved:
+            return
+        _, quote = parse_symbol(order.symbol)
+        balance = await PaperRepository(session).balance_for_update(self.connection_id, quote)
+        if balance is not None:
+            hold(balance, order, -order.reserved)
 
     async def _fill(self, session: AsyncSession, order: PaperOrder, price: Decimal) -> None:
         """Book a complete fill of `order` at `price` against the account, atomically."""

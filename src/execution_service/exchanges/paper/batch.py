@@ -22,6 +22,8 @@ from execution_service.exchanges.paper.booking import (
     account_of,
     apply_account,
     book_fill,
+    hold,
+    reservation,
 )
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import MarketData, PaperBalance, PaperHolding, PaperOrder
@@ -129,6 +131,16 @@ def _place(books: _Books, r: PaperOrderRequest) -> PaperOrder:
         apply_account(booked.account, balance, holding)
         order.filled, order.average, order.fee = order.amount, fill_at, booked.fee
         order.status = OrderStatus.filled
+    else:  # it rests: its margin and fee are held until it fills or is cancelled
+        assert order.price is not None
+        balance = books.balances.get((paper.connection_id, quote))
+        if balance is None:
+            raise InsufficientFunds(f"the paper account holds no {quote}")
+        holding = books.holdings.get((paper.connection_id, r.symbol))
+        fee = normalize(order.amount * order.price * paper.fee_rate)
+        terms = books.terms.get(paper.connection_id, Terms())
+        account = account_of(balance, holding)
+        hold(balance, order, reservation(account, order, order.price, fee, terms))
     books.session.add(order)
     books.existing[(paper.connection_id, r.client_order_id)] = order
     return order

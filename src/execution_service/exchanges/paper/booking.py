@@ -108,3 +108,30 @@ def apply_account(after: Account, balance: PaperBalance, holding: PaperHolding) 
     balance.free, balance.used = after.free, after.used
     holding.quantity, holding.average_price = after.quantity, after.average_price
     holding.margin = after.margin
+
+
+def reservation(
+    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, terms: Terms
+) -> Decimal:
+    """What a resting order holds until it fills: the margin of what it would open (what it
+    closes of the holding posts none) and its fee. `InsufficientFunds` if the account cannot
+    hold it, or (spot) if it sells what is not held."""
+    signed = order.amount if order.side == Direction.buy else -order.amount
+    held = account.quantity
+    if terms.spot and held + signed < 0:
+        raise InsufficientFunds(f"paper spot account: holds {normalize(max(held, ZERO))}")
+    closes = min(order.amount, abs(held)) if held != 0 and (held > 0) != (signed > 0) else ZERO
+    leverage = ONE if terms.spot else terms.leverage
+    needed = normalize((order.amount - closes) * price / leverage + fee)
+    if needed > account.free:
+        raise InsufficientFunds(
+            f"paper account: {needed} {account.quote} needed to rest, {account.free} free"
+        )
+    return needed
+
+
+def hold(balance: PaperBalance, order: PaperOrder, amount: Decimal) -> None:
+    """Move `amount` of the quote balance into (or, negative, out of) the order's reservation."""
+    balance.free = normalize(balance.free - amount)
+    balance.used = normalize(balance.used + amount)
+    order.reserved = normalize((order.reserved or ZERO) + amount)
