@@ -3,6 +3,8 @@ never shorts; swap is isolated margin, liquidated at its maintenance margin, nev
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from execution_service.context import AppContext
 from execution_service.orders.tracker import track_orders
 from tests.factories import Actor, paper_setup
@@ -123,3 +125,27 @@ async def test_a_resting_entry_that_fills_books_as_a_market_one_would(
     balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
     # 540 in the position, the fee 0.54 paid: 1000 - 540 - 0.54 = 459.46 free.
     assert balance["USDT"] == {"free": "459.46", "used": "540", "total": "999.46"}
+
+
+async def test_the_paper_ledger_is_its_start_plus_every_realised_pnl(user: Actor) -> None:
+    acct = await paper_setup(
+        user,
+        price="100.37",
+        paper={"balance": {"USDT": "1000"}, "fee_rate": "0.00075", "slippage_bps": "3"},
+        position_size_mode="fixed_quantity",
+        position_size_value="3.3",
+    )
+    pid = await open_position(acct)
+    await acct.price("110.11")
+    await user.ok("POST", f"/api/v1/positions/{pid}/close", json={"quantity": "1.1"})
+    await acct.price("95.07")
+    closed = await user.ok("POST", f"/api/v1/positions/{pid}/close")
+    realized = closed["position"]["realized_pnl"]
+    # Entry 3.3 @ 100.37 x 1.0003 = 100.400111; exits 1.1 @ 110.11 x 0.9997 = 110.076967 and
+    # 2.2 @ 95.07 x 0.9997 = 95.041479; each fill pays 0.075 % of its notional:
+    # 1.1 x 9.676856 + 2.2 x -5.358632 - 0.075 % x (331.3203663 + 121.0846637 + 209.0912538)
+    # = 10.6445416 - 11.7889904 - 0.49612221285 = -1.64057101285.
+    assert realized == "-1.64057101285"
+    balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
+    assert balance["USDT"]["used"] == "0"
+    assert Decimal(balance["USDT"]["total"]) == 1000 + Decimal(realized)
