@@ -31,6 +31,7 @@ from execution_service.market_data.router import router as market_data_router
 from execution_service.middleware import HEADER, RequestObservability
 from execution_service.openapi import install as install_openapi
 from execution_service.openapi import operation_id
+from execution_service.orders.router import close_all_router
 from execution_service.orders.router import position_router as position_orders_router
 from execution_service.orders.router import router as logs_router
 from execution_service.positions.router import router as positions_router
@@ -258,6 +259,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         logs_router,
         positions_router,
         position_orders_router,
+        close_all_router,
         analytics_router,
         webhooks_router,
         events_router,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, DefaultContext, getcontext
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, DefaultContext, getcontext
 
 # Prices times quantities with 18 decimals each need more than the default 28 digits; the
 # DefaultContext covers threads and tasks created later, getcontext() the one importing us.
@@ -31,6 +31,13 @@ def round_down(value: Decimal, step: Decimal | None) -> Decimal:
     if step is None or step <= 0:
         return value
     return normalize((value / step).to_integral_value(rounding=ROUND_DOWN) * step)
+
+
+def round_up(value: Decimal, step: Decimal | None) -> Decimal:
+    """Round a quantity up to a multiple of the step (a minimum must be reached, not missed)."""
+    if step is None or step <= 0:
+        return normalize(value)
+    return normalize((value / step).to_integral_value(rounding=ROUND_UP) * step)
 
 
 def round_to_tick(value: Decimal, tick: Decimal | None) -> Decimal:

@@ -65,10 +65,17 @@ class OrderStatus(StrEnum):
     filled = "filled"
     cancelled = "cancelled"
     rejected = "rejected"
+    # A follower's rules excluded the signal on this account: recorded, never sent.
+    skipped = "skipped"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (OrderStatus.filled, OrderStatus.cancelled, OrderStatus.rejected)
+        return self in (
+            OrderStatus.filled,
+            OrderStatus.cancelled,
+            OrderStatus.rejected,
+            OrderStatus.skipped,
+        )
 
 
 class Purpose(StrEnum):
@@ -90,6 +97,8 @@ class CloseReason(StrEnum):
     signal = "signal"
     liquidation = "liquidation"
     external = "external"
+    # Closed by a kill switch (close-all) or a drawdown stop-out.
+    close_all = "close_all"
 
 
 class EventType(StrEnum):
@@ -102,6 +111,24 @@ class EventType(StrEnum):
     # Its exits were refused too many times in a row: the monitor stops sending them.
     position_flagged = "position.flagged"
     connection_error = "connection.error"
+    order_skipped = "order.skipped"
+    # A drawdown stop-out, and a kill switch (close-all), each with its counts.
+    connection_stopped_out = "connection.stopped_out"
+    connection_closed_out = "connection.closed_out"
+
+
+class SmallTrade(StrEnum):
+    """What a follower does with a trade under its minimum (the venue's, or its own)."""
+
+    skip = "skip"
+    raise_to_minimum = "raise_to_minimum"
+
+
+class StopOutAction(StrEnum):
+    """What a drawdown stop-out does to the connection."""
+
+    close_only = "close_only"  # no new positions; what is open runs its course
+    close_and_pause = "close_and_pause"  # close everything and stop trading
 
 
 class DeliveryStatus(StrEnum):

@@ -38,8 +38,15 @@ NonNegativeDecimal = Annotated[DecimalIn, Field(ge=0)]
 Percent = Annotated[DecimalIn, Field(gt=0, le=100)]
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
+# A unified market symbol (BTC/USDT, BTC/USDT:USDT), or a broker's or leader's own name for one
+# (XAUUSD, GOLD.m, US30#, BTCUSDT), which a follower's `symbol_map` may translate.
 Symbol = Annotated[
-    str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9]+(:[A-Za-z0-9]+)?$")
+    str,
+    Field(
+        min_length=2,
+        max_length=64,
+        pattern=r"^([A-Za-z0-9]+/[A-Za-z0-9]+(:[A-Za-z0-9]+)?|[A-Za-z0-9][A-Za-z0-9._#-]{1,31})$",
+    ),
 ]
 # Strict: a JSON integer only (`true` or "42" is refused, not read as 1 or 42).
 OwnerId = Annotated[int, Strict(), Field(ge=0, le=2**62)]

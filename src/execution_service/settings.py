@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     health_interval_seconds: float = Field(default=60, gt=0)
     max_consecutive_failures: int = Field(default=5, ge=1)
     analytics_interval_seconds: float = Field(default=60, gt=0)
+    # The drawdown guard: how often the equity of accounts with a stop-out rule is checked.
+    guard_interval_seconds: float = Field(default=5, gt=0)
 
     # Webhooks: the delivery worker's tick, the per-request timeout, and retries with
     # exponential backoff (base, base*2, base*4, ... capped at an hour) up to max attempts.

@@ -46,8 +46,8 @@ async def account(
     for symbol, price in prices.items():
         await actor.push_price(dc["id"], symbol, price)
     paper = {"balance": {"USDT": balance}, **FEES}
-    conn = await actor.paper_connection(
-        name=name, preset_id=p["id"], data_connection_id=dc["id"], paper=paper
+    conn = await actor.paper_connection(  # swap: the scenario shorts, at the preset's leverage
+        name=name, preset_id=p["id"], data_connection_id=dc["id"], paper=paper, market_type="swap"
     )
     return PaperSetup(actor, p, dc, conn)
 

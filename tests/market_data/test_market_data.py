@@ -70,7 +70,7 @@ async def test_ingest_validation(user: Actor) -> None:
     url = f"/api/v1/data-connections/{dc['id']}/market-data"
     for body in (
         {},
-        {"prices": [{"symbol": "BTCUSDT", "price": "1"}]},
+        {"prices": [{"symbol": "BTC USDT", "price": "1"}]},  # a bare BTCUSDT is a broker symbol
         {"prices": [{"symbol": "BTC/USDT", "price": "-1"}]},
         {"prices": [{"symbol": "BTC/USDT", "price": "1", "timestamp": "2026-01-01T00:00:00"}]},
     ):

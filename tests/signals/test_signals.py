@@ -295,7 +295,10 @@ async def test_signal_validation_writes_nothing(user: Actor, other_user: Actor) 
         {"direction": "up"},
         {"direction": "buy", "quantity": "-1"},
         {"direction": "buy", "connection_ids": []},
-        {"direction": "buy", "symbol": "BTCUSDT"},
+        # A leader's or broker's bare name (BTCUSDT, GOLD.m) is a symbol; these are not.
+        {"direction": "buy", "symbol": "BTC//USDT"},
+        {"direction": "buy", "symbol": "BTC USDT"},
+        {"direction": "buy", "symbol": "/USDT"},
     ]
     for body in bad:
         response = await user.post(

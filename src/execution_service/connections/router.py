@@ -108,3 +108,14 @@ async def connection_balance(
         currency: BalanceRead(free=b.free, used=b.used, total=b.total)
         for currency, b in balances.items()
     }
+
+
+@router.post(
+    "/{connection_id}/clear-stop-out", response_model=ConnectionRead, responses=problems(404, 409)
+)
+async def clear_stop_out(
+    connection_id: RowId, session: SessionDep, principal: PrincipalDep
+) -> ConnectionRead:
+    """Clear a drawdown stop-out: the account takes new trades again."""
+    conn = await service.clear_stop_out(session, principal, connection_id)
+    return ConnectionRead.model_validate(conn)

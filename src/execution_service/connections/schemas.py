@@ -101,6 +101,9 @@ class ConnectionUpdate(Body):
     data_connection_id: RefId | None = None
     fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] | None = None
     slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] | None = None
+    close_only: Flag | None = Field(
+        default=None, description="take closing trades only (a stop-out sets it too)"
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -134,6 +137,10 @@ class ConnectionRead(Model):
     last_tested_at: datetime | None
     last_used_at: datetime | None
     consecutive_failures: int
+    close_only: bool = Field(description="only closing trades are taken (by hand, or a stop-out)")
+    peak_equity: DecimalOut | None = None
+    stopped_out_at: datetime | None = None
+    stop_out_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 

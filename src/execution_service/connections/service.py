@@ -136,7 +136,7 @@ async def update_connection(
 ) -> ExecutionConnection:
     conn = await get_connection(session, principal, connection_id)
     changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
-    for required in ("name", "sandbox", "market_type"):
+    for required in ("name", "sandbox", "market_type", "close_only"):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"{required} cannot be null")
     await _check_links(
@@ -285,3 +285,18 @@ async def balance(
     if not result.ok or result.balances is None:
         raise BadGateway(f"balance unavailable: {result.error}", code="balance_unavailable")
     return result.balances
+
+
+async def clear_stop_out(
+    session: AsyncSession, principal: Principal, connection_id: int
+) -> ExecutionConnection:
+    """A drawdown stop-out clears only by this call: the account takes new trades again, and its
+    peak is measured afresh from now (a paused one must be activated again as well)."""
+    conn = await get_connection(session, principal, connection_id)
+    if conn.stopped_out_at is None:
+        raise Conflict(f"connection {connection_id} is not stopped out", code="not_stopped_out")
+    conn.stopped_out_at = conn.stop_out_reason = None
+    conn.close_only = False
+    conn.peak_equity = conn.day_equity = conn.day_equity_on = None
+    await session.commit()
+    return conn

@@ -66,3 +66,11 @@ class VenueCapabilities:
     # Create and cancel answer with ids only: the order's state must be fetched after.
     ids_only_answers: bool = False
     streams: frozenset[Stream] = frozenset()
+
+    def holds_coins(self, market_type: MarketType | str) -> bool:
+        """A real spot account: the coins its positions bought left the quote balance, so its
+        equity counts them at their price. Elsewhere (margin, derivatives, a simulated venue's
+        ledger, a broker) the balance still holds what positions cost or posted, and equity adds
+        their unrealised PnL."""
+        spot = market_type == MarketType.spot
+        return spot and not (self.simulated or self.positions_are_tickets)

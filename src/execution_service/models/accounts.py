@@ -3,7 +3,7 @@ market data, and execution connections (accounts, with encrypted credentials).""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +31,8 @@ from execution_service.enums import (
     MarketType,
     Role,
     SizeMode,
+    SmallTrade,
+    StopOutAction,
 )
 from execution_service.models.base import Base, Owned, Timestamps
 
@@ -71,6 +74,20 @@ class TradingPreset(Owned, Timestamps, Base):
     )
     # Break-even puts the stop this percent beyond the entry, to cover the fees.
     break_even_offset_percent: Mapped[Decimal | None] = mapped_column(Money)
+    # A follower's rules (copy trading): how the signals of a leader are taken on this account.
+    multiplier: Mapped[Decimal | None] = mapped_column(Money)
+    symbols_allowed: Mapped[list[str] | None] = mapped_column(JSON)
+    symbols_denied: Mapped[list[str] | None] = mapped_column(JSON)
+    symbol_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    reverse: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    max_leverage: Mapped[Decimal | None] = mapped_column(Money)
+    max_risk_percent: Mapped[Decimal | None] = mapped_column(Money)
+    min_trade_notional: Mapped[Decimal | None] = mapped_column(Money)
+    small_trades: Mapped[SmallTrade | None] = mapped_column(Vocabulary(SmallTrade, 20))
+    # Drawdown stop-out: from the equity's peak (percent), or within a UTC day (amount).
+    stop_out_drawdown_percent: Mapped[Decimal | None] = mapped_column(Money)
+    stop_out_daily_loss: Mapped[Decimal | None] = mapped_column(Money)
+    stop_out_action: Mapped[StopOutAction | None] = mapped_column(Vocabulary(StopOutAction, 20))
 
 
 class DataConnection(Owned, Timestamps, Base):
@@ -143,3 +160,12 @@ class ExecutionConnection(Owned, Timestamps, Base):
     last_tested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Only closing trades are taken: set by hand, or by a drawdown stop-out.
+    close_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The stop-out's record: the equity high-water mark and the day's opening equity it is
+    # measured from, and when and why it stopped the account (cleared only by the API).
+    peak_equity: Mapped[Decimal | None] = mapped_column(Money)
+    day_equity: Mapped[Decimal | None] = mapped_column(Money)
+    day_equity_on: Mapped[date | None] = mapped_column(Date)
+    stopped_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stop_out_reason: Mapped[str | None] = mapped_column(String(200))

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 class Refusal:
     code: str
     message: str
+    skipped: bool = False  # a follower's rules excluded it (recorded `skipped`, not `rejected`)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class EntryOrder:
     plan: dict[str, Any] | None
     refusal: Refusal | None = None
     adapter: ExchangeAdapter | None = None  # the client sizing used (None: simulated, refused)
+    # The signal as this account takes it, where a follower's rules changed it (symbol map,
+    # reverse); None: as sent.
+    symbol: str | None = None
+    direction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,8 @@ def new_entries(
             signal_id=signal.id,
             purpose=Purpose.entry,
             client_order_id=entry_client_order_id(prefix, signal.id, o.conn.id, o.caps.client_ids),
-            symbol=signal.symbol,
-            direction=signal.direction,
+            symbol=o.symbol or signal.symbol,
+            direction=o.direction or signal.direction,
             order_type=signal.order_type,
             quantity=o.quantity,
             price=o.price,
@@ -98,8 +103,10 @@ def new_entries(
 def record_refusals(entries: Sequence[ExecutionLog], orders: Sequence[EntryOrder]) -> None:
     """After the flush: a refusal's `order.rejected` event names the log's id."""
     for entry, order in zip(entries, orders, strict=True):
-        if order.refusal is not None:
-            reject(entry, order.refusal.code, order.refusal.message, adapter=order.conn.adapter)
+        refusal = order.refusal
+        if refusal is not None:
+            status = OrderStatus.skipped if refusal.skipped else OrderStatus.rejected
+            reject(entry, refusal.code, refusal.message, adapter=order.conn.adapter, status=status)
 
 
 async def refuse_unsent(

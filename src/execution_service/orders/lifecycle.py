@@ -53,13 +53,16 @@ def count(entry: ExecutionLog, before: str, adapter: str) -> None:
 def announce(session: AsyncSession | Session, entry: ExecutionLog, before: str) -> None:
     """`order.filled` / `order.rejected`, once: on the move into that status, in the transaction
     that records it. Re-applying a known outcome (the tracker polls every tick) says nothing."""
-    if entry.status != before and entry.status in (OrderStatus.filled, OrderStatus.rejected):
-        kind = (
-            EventType.order_filled
-            if entry.status == OrderStatus.filled
-            else EventType.order_rejected
-        )
+    kind = _ANNOUNCED.get(entry.status)
+    if entry.status != before and kind is not None:
         events.record(session, kind, entry, events.order_payload(entry))
+
+
+_ANNOUNCED = {
+    OrderStatus.filled: EventType.order_filled,
+    OrderStatus.rejected: EventType.order_rejected,
+    OrderStatus.skipped: EventType.order_skipped,
+}
 
 
 @dataclass
@@ -139,12 +142,19 @@ async def apply_result(
     announce(session, entry, before)
 
 
-def reject(entry: ExecutionLog, code: str, message: str, *, adapter: str) -> None:
-    """The order is refused (by a check here, or by the venue): recorded with why. The entry
-    belongs to the session whose transaction records the refusal (flushed, so the event can
-    name its id)."""
+def reject(
+    entry: ExecutionLog,
+    code: str,
+    message: str,
+    *,
+    adapter: str,
+    status: OrderStatus = OrderStatus.rejected,
+) -> None:
+    """The order is refused (by a check here, or by the venue), or `skipped` (a follower's
+    rules excluded it): recorded with why. The entry belongs to the session whose transaction
+    records the refusal (flushed, so the event can name its id)."""
     before = entry.status
-    entry.status = OrderStatus.rejected
+    entry.status = status
     entry.error_code = code
     entry.error_message = message[:1000]
     count(entry, before, adapter)

@@ -11,7 +11,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.enums import OrderStatus, Purpose
-from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.models import (
+    ExecutionConnection,
+    ExecutionLog,
+    ExecutionPosition,
+    TradingPreset,
+)
 from execution_service.principal import Principal
 
 RESTING = (OrderStatus.open, OrderStatus.partially_filled)
@@ -167,6 +172,40 @@ class OrderRepository:
             total, for_symbol = out.get(conn_id, (0, 0))
             out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
         return out
+
+    async def resting(self, connection_ids: Sequence[int]) -> Sequence[ExecutionLog]:
+        """The orders of these connections resting at their venues, oldest first."""
+        if not connection_ids:
+            return []
+        stmt = (
+            select(ExecutionLog)
+            .where(
+                ExecutionLog.execution_connection_id.in_(connection_ids),
+                ExecutionLog.status.in_(RESTING),
+            )
+            .order_by(ExecutionLog.id)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def guarded_connections(self) -> Sequence[tuple[ExecutionConnection, TradingPreset]]:
+        """Active accounts whose preset has a drawdown stop-out rule, not stopped already."""
+        stmt = (
+            select(ExecutionConnection, TradingPreset)
+            .join(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
+            .where(
+                ExecutionConnection.is_active.is_(True),
+                ExecutionConnection.stopped_out_at.is_(None),
+                or_(
+                    TradingPreset.stop_out_drawdown_percent.is_not(None),
+                    TradingPreset.stop_out_daily_loss.is_not(None),
+                ),
+            )
+            .order_by(ExecutionConnection.id)
+        )
+        return [(c, p) for c, p in await self.session.execute(stmt)]
+
+    async def lock_connection(self, connection_id: int) -> ExecutionConnection | None:
+        return await self.session.get(ExecutionConnection, connection_id, with_for_update=True)
 
     async def realized_since(
         self, connection_ids: Sequence[int], since: datetime

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Body, Query
 
 from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
 from execution_service.enums import OrderStatus
-from execution_service.orders import service
+from execution_service.orders import killswitch, service
 from execution_service.orders.schemas import (
+    CloseAll,
+    CloseAllResult,
     ExecutionLogDetail,
     ExecutionLogRead,
     PositionCloseResult,
@@ -21,6 +23,7 @@ from execution_service.schemas import Instant, Page, problems
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 position_router = APIRouter(prefix="/positions", tags=["positions"])
+close_all_router = APIRouter(tags=["kill switch"])
 
 IdFilter = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
@@ -101,3 +104,38 @@ async def close_position(
         position=PositionRead.model_validate(position),
         execution=ExecutionLogRead.model_validate(exit_log),
     )
+
+
+def _result(out: killswitch.ClosedOut) -> CloseAllResult:
+    return CloseAllResult(
+        connections=out.connections,
+        cancelled=len(out.cancelled),
+        closing=len(out.exits),
+        failed=out.failed,
+        executions=[ExecutionLogRead.model_validate(e) for e in [*out.cancelled, *out.exits]],
+    )
+
+
+@close_all_router.post(
+    "/connections/{connection_id}/close-all",
+    response_model=CloseAllResult,
+    responses=problems(404),
+)
+async def close_connection(
+    connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep
+) -> CloseAllResult:
+    """Cancel the account's resting orders and close every position it holds, now."""
+    return _result(await killswitch.close_connection(session, ctx, principal, connection_id))
+
+
+@close_all_router.post("/close-all", response_model=CloseAllResult, responses=problems(403, 422))
+async def close_everything(
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: PrincipalDep,
+    body: Annotated[CloseAll | None, Body()] = None,
+) -> CloseAllResult:
+    """The same for every account the caller owns (an admin: one `user_id`, or every owner)."""
+    wanted = body or CloseAll()
+    user_id = killswitch.owner_to_close(principal, wanted.user_id, wanted.every_owner)
+    return _result(await killswitch.close_everything(session, ctx, principal, user_id))

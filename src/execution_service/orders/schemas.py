@@ -7,7 +7,7 @@ from pydantic import Field
 
 from execution_service.enums import Direction, OrderStatus, OrderType, Purpose
 from execution_service.positions.schemas import PositionRead
-from execution_service.schemas import DecimalOut, Model
+from execution_service.schemas import Body, DecimalOut, Flag, Model, OwnerId
 
 
 class ExecutionLogRead(Model):
@@ -51,3 +51,22 @@ class ExecutionLogDetail(ExecutionLogRead):
 class PositionCloseResult(Model):
     position: PositionRead
     execution: ExecutionLogRead
+
+
+class CloseAll(Body):
+    """What `POST /close-all` closes: the caller's own accounts; an admin or service key names
+    one `user_id`, or every owner with `every_owner: true`."""
+
+    user_id: OwnerId | None = None
+    every_owner: Flag = False
+
+
+class CloseAllResult(Model):
+    """What a kill switch started: the cancels and exits, each an execution log. Calling it again
+    starts nothing more."""
+
+    connections: int
+    cancelled: int
+    closing: int
+    failed: int = Field(description="resting orders the venue could not be asked to cancel")
+    executions: list[ExecutionLogRead]

@@ -21,7 +21,7 @@ from execution_service.exchanges.base import (
     OrderNotFound,
     OrderResult,
 )
-from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders.exit_venues import ExitVenue, spot_held
 from execution_service.orders.exits import ExitRequest, claim, send_exit
 from execution_service.orders.lifecycle import Recording, apply_result
@@ -72,9 +72,17 @@ async def cancel(
             f"execution log {log_id} is {entry.status}: only a resting order can be cancelled",
             code="not_cancellable",
         )
-    orders = OrderRepository(session)
-    conn = await orders.connection(entry.execution_connection_id)
+    conn = await OrderRepository(session).connection(entry.execution_connection_id)
     assert conn is not None
+    return await cancel_resting(session, ctx, conn, entry)
+
+
+async def cancel_resting(
+    session: AsyncSession, ctx: AppContext, conn: ExecutionConnection, entry: ExecutionLog
+) -> ExecutionLog:
+    """Cancel a resting order at its venue and record what the venue says (a cancel the venue
+    refuses as unknown is reconciled by a look-up). `BadGateway` if the venue cannot be asked."""
+    log_id = entry.id
     await session.commit()  # no transaction while the exchange answers
     try:
         adapter = await ctx.adapters.for_connection(conn)
@@ -87,7 +95,7 @@ async def cancel(
     except (CredentialsError, ExchangeError) as exc:
         code = exc.code if isinstance(exc, ExchangeError) else "credentials_error"
         raise BadGateway(f"cancel failed: {exc}", code=code) from None
-    locked = await orders.lock(log_id)
+    locked = await OrderRepository(session).lock(log_id)
     assert locked is not None
     recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
     await apply_result(session, locked, result, adapter=conn.adapter, recording=recording)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from execution_service.enums import SizeMode
+from execution_service.enums import SizeMode, SmallTrade, StopOutAction
 from execution_service.schemas import (
     Body,
     DecimalOut,
@@ -17,9 +17,11 @@ from execution_service.schemas import (
     OwnerId,
     Percent,
     PositiveDecimal,
+    Symbol,
 )
 
 Count = Annotated[int, Field(ge=1, le=100_000)]
+Symbols = Annotated[list[Symbol], Field(max_length=500)]
 Leverage = Annotated[PositiveDecimal, Field(ge=1, le=1000)]
 
 
@@ -34,6 +36,36 @@ class PresetFields(Body):
     break_even_trigger_rr: Annotated[PositiveDecimal, Field(le=1000)] | None = None
     # Break-even puts the stop this percent beyond the entry (covering the fees), not at it.
     break_even_offset_percent: Annotated[NonNegativeDecimal, Field(le=10)] | None = None
+    # A follower's rules (copy trading): README "Copy trading", docs/decisions.md.
+    multiplier: Annotated[PositiveDecimal, Field(le=100)] | None = Field(
+        default=None, description="times the computed size (or the signal's quantity)"
+    )
+    symbols_allowed: Symbols | None = Field(default=None, description="only these (after map)")
+    symbols_denied: Symbols | None = Field(default=None, description="never these (after map)")
+    symbol_map: Annotated[dict[Symbol, Symbol], Field(max_length=500)] | None = Field(
+        default=None, description='the signal\'s symbol -> this account\'s, e.g. "XAUUSD": "GOLD"'
+    )
+    max_leverage: Leverage | None = Field(
+        default=None, description="a signal asking for more leverage is skipped"
+    )
+    max_risk_percent: Percent | None = Field(
+        default=None, description="of equity at the SL per trade: the size is cut to fit"
+    )
+    min_trade_notional: PositiveDecimal | None = None
+    small_trades: SmallTrade | None = Field(
+        default=None,
+        description="a trade under the minimum (the venue's or min_trade_notional): skipped, or "
+        "raised to the minimum; unset, it is refused below_minimum",
+    )
+    stop_out_drawdown_percent: Percent | None = Field(
+        default=None, description="equity this far below its peak stops the account"
+    )
+    stop_out_daily_loss: PositiveDecimal | None = Field(
+        default=None, description="equity this much below the day's opening stops the account"
+    )
+    stop_out_action: StopOutAction | None = Field(
+        default=None, description="close_only (the default) or close_and_pause"
+    )
 
 
 def _check_size(mode: SizeMode | None, value: Decimal | None) -> None:
@@ -49,6 +81,8 @@ class PresetCreate(PresetFields):
     # An opposite signal closes what is held; then, on swap and margin accounts, opens the
     # other way with the rest if this is true.
     reverse_on_opposite: Flag = False
+    # Follower: take the leader's signals the other way (SL and TP swapped).
+    reverse: Flag = False
     user_id: OwnerId | None = None
     admin_id: OwnerId | None = None
 
@@ -79,6 +113,7 @@ class PresetUpdate(PresetFields):
     position_size_value: PositiveDecimal | None = None
     leverage: Leverage | None = None
     reverse_on_opposite: Flag | None = None
+    reverse: Flag | None = None
 
     model_config = {
         "json_schema_extra": {"examples": [{"max_positions": 3, "default_sl_percent": "1.5"}]}
@@ -103,5 +138,17 @@ class PresetRead(Model):
     break_even_offset_percent: DecimalOut | None
     leverage: DecimalOut
     reverse_on_opposite: bool
+    multiplier: DecimalOut | None
+    symbols_allowed: list[str] | None
+    symbols_denied: list[str] | None
+    symbol_map: dict[str, str] | None
+    reverse: bool
+    max_leverage: DecimalOut | None
+    max_risk_percent: DecimalOut | None
+    min_trade_notional: DecimalOut | None
+    small_trades: SmallTrade | None
+    stop_out_drawdown_percent: DecimalOut | None
+    stop_out_daily_loss: DecimalOut | None
+    stop_out_action: StopOutAction | None
     created_at: datetime
     updated_at: datetime

@@ -48,6 +48,7 @@ async def update_preset(
         "position_size_value",
         "leverage",
         "reverse_on_opposite",
+        "reverse",
     ):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"{required} cannot be null")

@@ -30,6 +30,7 @@ from execution_service.signals.sizing import (
     check_stops,
     default_stop,
     size_quantity,
+    small_trade,
 )
 
 
@@ -158,17 +159,13 @@ def _decide(
     }
     if body.entry_price is None:  # the entry is known only now: stops may already be crossed
         check_stops(direction, price, sl, tp)
-    rule = SizeRule(
-        SizeMode(preset.position_size_mode) if preset else None,
-        preset.position_size_value if preset else None,
-        preset.max_position_notional if preset else None,
-    )
+    rule = _rule(preset)
     if rule.mode is SizeMode.risk_percent and sl is None and quantity is None:
         raise Rejection("missing_stop_loss", "risk_percent sizing needs a stop loss")
     market, value = quote.market, quote.valuation
     if value.contract_size is not None:
         order.plan["contract_size"] = _str(value.contract_size)
-    equity, free, leverage = _funds(target, quote, direction, account)
+    equity, free, leverage = _funds(target, quote, direction, account, body.leverage)
     order.equity = equity
     if not target.caps.margin_checked_by_venue:  # a broker's leverage is its own
         order.plan["leverage"] = _str(leverage)
@@ -191,9 +188,36 @@ def _decide(
     state = AccountState(
         account.open_positions, account.open_for_symbol, account.today, equity, free
     )
-    rules = MarketRules(market.min_amount, market.min_cost)
     fill = costs.entry_fill(direction, price)
+    if preset is not None:
+        order.quantity = _small(order.quantity, fill, market, preset)
+    rules = MarketRules(market.min_amount, market.min_cost)
     check_order(limits, state, rules, order.quantity, fill, costs.fee_rate)
+
+
+def _rule(preset: TradingPreset | None) -> SizeRule:
+    if preset is None:
+        return SizeRule(None, None)
+    return SizeRule(
+        SizeMode(preset.position_size_mode),
+        preset.position_size_value,
+        preset.max_position_notional,
+        preset.multiplier,
+        preset.max_risk_percent,
+    )
+
+
+def _small(quantity: Decimal, fill: Decimal, market: Market, preset: TradingPreset) -> Decimal:
+    """A follower's small trade: skipped or raised to the minimum (`sizing.small_trade`)."""
+    return small_trade(
+        quantity,
+        fill,
+        min_amount=market.min_amount,
+        min_cost=market.min_cost,
+        min_trade_notional=preset.min_trade_notional,
+        action=preset.small_trades,
+        amount_step=market.amount_step,
+    )
 
 
 def _costs(market: Market, body: SignalCreate) -> Costs:
@@ -261,21 +285,29 @@ def equity_of(target: Target, quote: Quote, account: Account) -> Decimal:
     counts what the positions cost or posted: they add their unrealised PnL."""
     funds = quote.balances.get(quote.valuation.currency)
     cash = funds.total if funds else Decimal(0)
-    caps = target.caps
-    coins = target.conn.market_type == MarketType.spot and not (
-        caps.simulated or caps.positions_are_tickets
-    )
+    coins = target.caps.holds_coins(target.conn.market_type)
     return cash + (account.held_value if coins else account.unrealized)
 
 
+def leverage_of(asked: Decimal | None, preset: TradingPreset | None) -> Decimal:
+    """The signal's leverage (a leader's) where it says, else the preset's."""
+    if asked is not None:
+        return asked
+    return preset.leverage if preset else Decimal(1)
+
+
 def _funds(
-    target: Target, quote: Quote, direction: Direction, account: Account
+    target: Target,
+    quote: Quote,
+    direction: Direction,
+    account: Account,
+    body_leverage: Decimal | None,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """(equity, free, leverage) in the account's currency, as the order may use them."""
     funds = quote.balances.get(quote.valuation.currency)
     free = funds.free if funds else Decimal(0)
     equity = equity_of(target, quote, account)
-    leverage = target.preset.leverage if target.preset else Decimal(1)
+    leverage = leverage_of(body_leverage, target.preset)
     if target.caps.margin_checked_by_venue:
         # The broker checks margin itself (its refusal is `insufficient_funds`): its leverage
         # and margin rules are not ours to guess.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from execution_service import observability
@@ -27,7 +27,7 @@ from execution_service.signals.decision import Quote as VenueQuote
 from execution_service.signals.netting import NetClose, Netting, net
 from execution_service.signals.quotes import quote
 from execution_service.signals.schemas import SignalCreate
-from execution_service.signals.sizing import Rejection
+from execution_service.signals.sizing import Rejection, Skip
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Decided:
     market: Market | None = None  # the symbol's market on the target's venue, where quoted
     adapter: ExchangeAdapter | None = None
     held: Decimal | None = None  # spot: the base asset held free (what netting can sell)
+    symbol: str | None = None  # as this account trades it (a follower's map), if not the signal's
 
 
 async def decide_all(
@@ -58,10 +59,30 @@ async def decide_all(
         observability.connection_id.set(target.conn.id)
         account = accounts.get(target.conn.id, Account())
         netting = net(account.opposite, body.quantity, may_reverse(target))
+        if target.conn.close_only:  # closing trades only: netting closes, nothing opens
+            if not netting.closes:
+                return skipped(body, target, Skip("close_only", "the account is close-only"))
+            netting = replace(netting, opens=False)
         async with bound:
             return await _one(ctx, body, target, account, netting, simulated.get(target.conn.id))
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def skipped(body: SignalCreate, target: Target, skip: Skip) -> Decided:
+    """A target a follower's rules exclude: recorded `skipped` with why, never sent."""
+    refusal = entries.Refusal(skip.code, skip.message, skipped=True)
+    entry = entries.EntryOrder(
+        target.conn,
+        target.caps,
+        Decimal(0),
+        body.entry_price,
+        None,
+        refusal,
+        symbol=body.symbol,
+        direction=body.direction.value,
+    )
+    return Decided(target, entry, symbol=body.symbol)
 
 
 async def _one(
@@ -90,20 +111,31 @@ async def _one(
                 decision = decide(body, target, venue, account, netting.quantity)
                 refusal = decision.refusal
     if refusal is None and not netting.opens:
-        return Decided(target, None, closes=closes, market=market, adapter=adapter, held=held)
+        return Decided(
+            target,
+            None,
+            closes=closes,
+            market=market,
+            adapter=adapter,
+            held=held,
+            symbol=body.symbol,
+        )
     order = decision.order
     if refusal is not None and order.price is None:
         order.price = body.entry_price
+    skip = isinstance(refusal, Skip)
     entry = entries.EntryOrder(
         target.conn,
         target.caps,
         order.quantity,
         order.price,
         order.plan,
-        entries.Refusal(refusal.code, refusal.message) if refusal else None,
+        entries.Refusal(refusal.code, refusal.message, skip) if refusal else None,
         adapter if refusal is None else None,
+        symbol=body.symbol,
+        direction=body.direction.value,
     )
-    return Decided(target, entry, order.equity, closes, market, adapter, held)
+    return Decided(target, entry, order.equity, closes, market, adapter, held, body.symbol)
 
 
 def _spot_held(target: Target, venue: VenueQuote) -> Decimal | None:

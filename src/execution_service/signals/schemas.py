@@ -36,6 +36,11 @@ class SignalCreate(Body):
     tp_price: PositiveDecimal | None = None
     take_profits: Annotated[list[TakeProfit], Field(min_length=1, max_length=10)] | None = None
     quantity: PositiveDecimal | None = None
+    leverage: Annotated[PositiveDecimal, Field(ge=1, le=1000)] | None = Field(
+        default=None,
+        description="the leader's leverage: swap accounts trade at it (a follower's "
+        "max_leverage skips more); unset, each account's preset says",
+    )
     connection_ids: Annotated[list[RefId], Field(min_length=1, max_length=5000)] | None = None
     user_id: OwnerId | None = None
     admin_id: OwnerId | None = None

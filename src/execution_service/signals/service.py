@@ -32,11 +32,24 @@ from execution_service.orders.exits import ExitRequest, claim_in, send_all
 from execution_service.principal import Principal
 from execution_service.signals.accounts import hold_limits, load_accounts
 from execution_service.signals.decision import Account, Target
-from execution_service.signals.fanout import Decided, decide_all
+from execution_service.signals.fanout import Decided, decide_all, skipped
+from execution_service.signals.follower import follow, variant_key
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
 
 Replay = tuple[Signal, Sequence[ExecutionLog]]
+
+
+@dataclass
+class Group:
+    """Targets that take the signal the same way (a follower's map or reverse may change its
+    symbol or side), decided together: one symbol, one side."""
+
+    body: SignalCreate
+    targets: list[Target] = field(default_factory=list)
+    accounts: dict[int, Account] = field(default_factory=dict)
+    simulated: dict[int, Quotes] = field(default_factory=dict)
+    decided: list[Decided] = field(default_factory=list)
 
 
 @dataclass
@@ -45,8 +58,8 @@ class Loaded:
 
     replay: Replay | None = None
     targets: list[Target] = field(default_factory=list)
-    accounts: dict[int, Account] = field(default_factory=dict)
-    simulated: dict[int, Quotes] = field(default_factory=dict)
+    groups: list[Group] = field(default_factory=list)
+    skipped: list[Decided] = field(default_factory=list)  # excluded by a follower's rules
 
 
 async def create_signal(
@@ -68,16 +81,23 @@ async def create_signal(
     )
     if loaded.replay is not None:
         return loaded.replay[0], loaded.replay[1], False
-    decided = await decide_all(ctx, body, loaded.targets, loaded.accounts, loaded.simulated)
+    for group in loaded.groups:
+        group.decided = await decide_all(
+            ctx, group.body, group.targets, group.accounts, group.simulated
+        )
     signal = _signal(body, owner_key, user_id, admin_id, loaded.targets, received_at)
     # One commit: the signal, every target's entry log (`pending`, or `rejected` with its code)
     # and the exits of what netting closes, before any order is sent.
     session.add(signal)
     try:
         await session.flush()
-        decided = await hold_limits(
-            session, body.symbol, body.direction, decided, signal.id, received_at
-        )
+        decided = list(loaded.skipped)
+        for group in loaded.groups:
+            b = group.body
+            held = await hold_limits(
+                session, b.symbol, b.direction, group.decided, signal.id, received_at
+            )
+            decided += held
         recorded = await _record(session, ctx, body, signal.id, decided, received_at)
         await session.commit()
     except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
@@ -150,7 +170,9 @@ async def _record(
     if not requests:
         return Recorded(logs, [])
     venues = {
-        (d.target.conn.id, body.symbol): ExitVenue(d.market, d.held, d.target.caps.client_ids)
+        (d.target.conn.id, d.symbol or body.symbol): ExitVenue(
+            d.market, d.held, d.target.caps.client_ids
+        )
         for d in decided
         if d.closes
     }
@@ -226,13 +248,30 @@ async def _load(
             for c, preset in rows
         ]
         loaded = Loaded(targets=targets)
-        loaded.accounts = await load_accounts(
-            reads, targets, body.symbol, body.direction, received_at
-        )
-        simulated = [t.conn for t in targets if t.caps.simulated]
-        loaded.simulated = await ctx.adapters.simulated_quotes(reads, simulated, body.symbol)
+        _group(loaded, body)
+        for group in loaded.groups:
+            b = group.body
+            group.accounts = await load_accounts(
+                reads, group.targets, b.symbol, b.direction, received_at
+            )
+            simulated = [t.conn for t in group.targets if t.caps.simulated]
+            group.simulated = await ctx.adapters.simulated_quotes(reads, simulated, b.symbol)
         # The rows outlive this session (detached, every column loaded): read-only from here.
         return loaded
+
+
+def _group(loaded: Loaded, body: SignalCreate) -> None:
+    """Each target takes the signal as its follower rules say; those they exclude are
+    recorded `skipped`, the others grouped by how they take it."""
+    groups: dict[tuple[object, ...], Group] = {}
+    for target in loaded.targets:
+        followed = follow(body, target.preset)
+        if followed.skip is not None:
+            loaded.skipped.append(skipped(followed.body, target, followed.skip))
+            continue
+        key = variant_key(followed.body)
+        groups.setdefault(key, Group(followed.body)).targets.append(target)
+    loaded.groups = list(groups.values())
 
 
 def _owned_by(conn: ExecutionConnection, user_id: int | None, admin_id: int | None) -> bool:

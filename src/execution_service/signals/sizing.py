@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from execution_service.decimals import HUNDRED, ONE, ZERO, normalize, round_down
-from execution_service.enums import Direction, SizeMode
+from execution_service.decimals import HUNDRED, ONE, ZERO, normalize, round_down, round_up
+from execution_service.enums import Direction, SizeMode, SmallTrade
 
 _PLACES = Decimal("1e-18")
 
@@ -18,6 +18,10 @@ class Rejection(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class Skip(Rejection):
+    """A follower's rules exclude the trade on this account: recorded `skipped`, not refused."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class SizeRule:
     mode: SizeMode | None
     value: Decimal | None
     max_position_notional: Decimal | None = None
+    # A follower's: times the computed size (or the signal's quantity), and the most of equity
+    # one trade may lose at its SL (the size is cut to fit).
+    multiplier: Decimal | None = None
+    max_risk_percent: Decimal | None = None
 
 
 def default_stop(
@@ -113,6 +121,12 @@ def size_quantity(
             raise Rejection("invalid_stops", "the stop loss equals the entry price")
         risk_per_unit = costs.loss_at_stop(direction, price, stop_loss) * unit_value
         quantity = equity * rule.value / HUNDRED / risk_per_unit
+    if rule.multiplier is not None:
+        quantity *= rule.multiplier
+    if rule.max_risk_percent is not None:
+        quantity = _within_risk(
+            rule.max_risk_percent, quantity, direction, price, stop_loss, equity, costs, unit_value
+        )
     cap = rule.max_position_notional
     fill = costs.entry_fill(direction, price)
     if cap is not None and quantity * fill * unit_value > cap:
@@ -121,6 +135,54 @@ def size_quantity(
         quantity = max_amount
     # Inexact divisions (1/150) land a hair under a step; 18 places is finer than any market.
     return normalize(round_down(quantity.quantize(_PLACES, rounding=ROUND_HALF_EVEN), amount_step))
+
+
+def _within_risk(
+    percent: Decimal,
+    quantity: Decimal,
+    direction: Direction,
+    price: Decimal,
+    stop_loss: Decimal | None,
+    equity: Decimal,
+    costs: Costs,
+    unit_value: Decimal,
+) -> Decimal:
+    """A follower's risk cap: what the trade may lose at its SL, fees and slippage included.
+    Without an SL the risk is unbounded, and the trade is skipped."""
+    if stop_loss is None or stop_loss == price:
+        raise Skip("max_risk_percent", "max_risk_percent needs a stop loss to measure the risk")
+    most = (
+        equity * percent / HUNDRED / (costs.loss_at_stop(direction, price, stop_loss) * unit_value)
+    )
+    return min(quantity, most)
+
+
+def small_trade(
+    quantity: Decimal,
+    fill: Decimal,
+    *,
+    min_amount: Decimal | None,
+    min_cost: Decimal | None,
+    min_trade_notional: Decimal | None,
+    action: SmallTrade | None,
+    amount_step: Decimal | None,
+) -> Decimal:
+    """A trade under the minimum (the venue's amount or notional, or the follower's own
+    notional): skipped, or raised to the minimum, as the follower said. Unset: the venue's
+    minimum is a refusal (`check_order`), the follower's own minimum a skip."""
+    notional = max(min_cost or ZERO, min_trade_notional or ZERO)
+    least = max(min_amount or ZERO, notional / fill if fill > 0 else ZERO)
+    if quantity >= least and quantity > 0:
+        return quantity
+    own = min_trade_notional is not None and quantity * fill < min_trade_notional
+    if action is SmallTrade.raise_to_minimum:
+        return round_up(least, amount_step)
+    if action is SmallTrade.skip or own:
+        raise Skip(
+            "below_minimum",
+            f"quantity {normalize(quantity)} is under the minimum {normalize(least)}",
+        )
+    return quantity
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
+from execution_service.orders.stopout import guard_tick
 from execution_service.orders.tracker import track_orders
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
@@ -55,6 +56,10 @@ async def _webhooks(ctx: AppContext) -> None:
     await webhook_tick(ctx)
 
 
+async def _guard(ctx: AppContext) -> None:
+    await guard_tick(ctx, utcnow())
+
+
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     return [
@@ -64,6 +69,7 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         Loop("connection_health", s.health_interval_seconds, _health),
         Loop("analytics", s.analytics_interval_seconds, _analytics),
         Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),
+        Loop("drawdown_guard", s.guard_interval_seconds, _guard),
     ]
 
 

@@ -147,6 +147,16 @@ class PositionRepository:
             out.setdefault(conn_id, []).append((position_id, quantity))
         return out
 
+    async def open_of(self, connection_ids: Sequence[int]) -> list[ExecutionPosition]:
+        """The open positions (not already closing) of these connections."""
+        if not connection_ids:
+            return []
+        stmt = select(ExecutionPosition).where(
+            ExecutionPosition.execution_connection_id.in_(connection_ids),
+            ExecutionPosition.status == PositionStatus.open,
+        )
+        return list(await self.session.scalars(stmt.order_by(ExecutionPosition.id)))
+
     async def exposure(self, connection_ids: Sequence[int]) -> dict[int, Exposure]:
         """Per connection with positions held: their unrealised PnL at their last mark, and
         what they are worth there (quantity x price x contract size)."""

@@ -1,0 +1,69 @@
+"""followers and kill switches: a preset carries a follower's rules (multiplier, symbol filters
+and map, reverse, leverage and risk caps, small trades, drawdown stop-out); a connection can be
+close-only and keeps its stop-out record
+
+Revision ID: b7d3e9a1c2f4
+Revises: a1c4e7f2b9d0
+Create Date: 2026-12-04 16:00:00+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from execution_service.db import Money, UtcDateTime
+
+revision: str = "b7d3e9a1c2f4"
+down_revision: str | None = "a1c4e7f2b9d0"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PRESET_MONEY = (
+    "multiplier",
+    "max_leverage",
+    "max_risk_percent",
+    "min_trade_notional",
+    "stop_out_drawdown_percent",
+    "stop_out_daily_loss",
+)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("trading_presets", schema=None) as batch_op:
+        for column in PRESET_MONEY:
+            batch_op.add_column(sa.Column(column, Money(), nullable=True))
+        for column in ("symbols_allowed", "symbols_denied", "symbol_map"):
+            batch_op.add_column(sa.Column(column, sa.JSON(), nullable=True))
+        batch_op.add_column(
+            sa.Column("reverse", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("small_trades", sa.String(20), nullable=True))
+        batch_op.add_column(sa.Column("stop_out_action", sa.String(20), nullable=True))
+    with op.batch_alter_table("execution_connections", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("close_only", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("peak_equity", Money(), nullable=True))
+        batch_op.add_column(sa.Column("day_equity", Money(), nullable=True))
+        batch_op.add_column(sa.Column("day_equity_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("stopped_out_at", UtcDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("stop_out_reason", sa.String(200), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("execution_connections", schema=None) as batch_op:
+        for column in (
+            "stop_out_reason",
+            "stopped_out_at",
+            "day_equity_on",
+            "day_equity",
+            "peak_equity",
+            "close_only",
+        ):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("trading_presets", schema=None) as batch_op:
+        for column in ("stop_out_action", "small_trades", "reverse"):
+            batch_op.drop_column(column)
+        for column in ("symbol_map", "symbols_denied", "symbols_allowed", *PRESET_MONEY):
+            batch_op.drop_column(column)
