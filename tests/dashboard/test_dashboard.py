@@ -366,3 +366,34 @@ async def test_a_dropped_stream_resumes_where_it_stopped(
     await expect(feed).to_have_count(3)  # position.opened and order.filled, from the server
     assert await feed.first.get_attribute("data-type") == "order.filled"
     assert tab.errors == []
+
+
+async def test_the_kill_switch_closes_one_account_after_a_confirmation(
+    base_url: str, user: Actor, other_user: Actor, ctx: AppContext, tab: Watched
+) -> None:
+    week = await build_week(ctx, user, other_user)
+    page = await open_dashboard(base_url, tab, user)
+    await page.locator("#account").select_option(str(week.eth.conn_id))
+    await page.locator("#close-all").click()
+    await expect(page.locator("#close-all-scope")).to_contain_text(f"#{week.eth.conn_id}")
+    await page.locator("#close-all-cancel").click()  # cancelling closes nothing
+    eth_open = [p for p in week.open if p != week.open[0]]  # the BTC account's stays
+    for pid in eth_open:
+        assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
+    await page.locator("#close-all").click()
+    await page.locator("#close-all-confirm").click()
+    result = page.locator("#close-all-result")
+    await expect(result).to_have_attribute("data-outcome", "done")
+    await expect(result).to_have_text("0 orders cancelled, 2 positions closing.")
+    for pid in eth_open:
+        position = await user.ok("GET", f"/api/v1/positions/{pid}")
+        assert (position["status"], position["closed_reason"]) == ("closed", "close_all")
+    assert (await user.ok("GET", f"/api/v1/positions/{week.open[0]}"))["status"] == "open"
+    await page.locator("#close-all-cancel").click()
+    # A stopped-out account says so in the accounts table.
+    await user.ok("PATCH", f"/api/v1/connections/{week.btc.conn_id}", json={"close_only": True})
+    badge = page.locator(
+        f'#connections tr[data-connection-id="{week.btc.conn_id}"] [data-stop-out]'
+    )
+    await expect(badge).to_have_text("close-only", timeout=10_000)
+    await page.screenshot(path=SCREENSHOTS / "dashboard-kill-switch.png", full_page=True)

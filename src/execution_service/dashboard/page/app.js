@@ -207,6 +207,40 @@
     run(loadAll);
   }
 
+  // The kill switch: the chosen account, or every account this key owns.
+  function openCloseAll() {
+    const account = $("account").value;
+    $("close-all-scope").textContent = account ? names.get(Number(account)) || "#" + account
+      : "every account of this key";
+    $("close-all-result").textContent = "";
+    $("close-all-result").className = "";
+    $("close-all-confirm").disabled = false;
+    $("close-all-confirm").hidden = false;
+    $("close-all-cancel").textContent = "Cancel";
+    $("close-all-dialog").showModal();
+  }
+
+  async function confirmCloseAll() {
+    const account = $("account").value, result = $("close-all-result");
+    $("close-all-confirm").disabled = true;
+    result.textContent = "Closing…";
+    try {
+      const path = account ? "/api/v1/connections/" + account + "/close-all" : "/api/v1/close-all";
+      const done = await api.post(path);
+      result.textContent = done.cancelled + " orders cancelled, " + done.closing + " positions closing" +
+        (done.failed ? ", " + done.failed + " cancels failed (try again)" : "") + ".";
+      result.dataset.outcome = "done";
+      $("close-all-confirm").hidden = true;
+      $("close-all-cancel").textContent = "Done";
+    } catch (error) {
+      result.textContent = error.message;
+      result.className = "error";
+      result.dataset.outcome = "error";
+      $("close-all-confirm").disabled = false;
+    }
+    run(loadAll);
+  }
+
   function start(key) {
     api.setKey(key);
     clearInterval(fastTimer);
@@ -232,6 +266,9 @@
   for (const id of ["account", "since", "until"]) $(id).addEventListener("change", () => run(loadAll));
   $("close-confirm").addEventListener("click", confirmClose);
   $("close-cancel").addEventListener("click", () => { closing = null; $("close-dialog").close(); });
+  $("close-all").addEventListener("click", openCloseAll);
+  $("close-all-confirm").addEventListener("click", confirmCloseAll);
+  $("close-all-cancel").addEventListener("click", () => $("close-all-dialog").close());
 
   const key = takeKeyFromFragment();
   if (key) start(key);

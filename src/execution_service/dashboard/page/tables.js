@@ -127,7 +127,17 @@
       const badge = document.createElement("span");
       badge.className = "badge " + c.status;
       badge.textContent = c.status;
-      tr.cells[3].replaceChildren(badge);
+      const marks = [badge];
+      // A drawdown stop-out (or the close-only switch): only closing trades are taken.
+      if (c.stopped_out_at || c.close_only) {
+        const stop = document.createElement("span");
+        stop.className = "badge error";
+        stop.dataset.stopOut = c.stopped_out_at ? "stopped" : "close-only";
+        stop.textContent = c.stopped_out_at ? "stopped out" : "close-only";
+        stop.title = c.stop_out_reason || "takes closing trades only";
+        marks.push(" ", stop);
+      }
+      tr.cells[3].replaceChildren(...marks);
     });
   }
 
