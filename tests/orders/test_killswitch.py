@@ -17,7 +17,9 @@ from tests.workers.test_monitor import open_position
 async def _events(ctx: AppContext, user: Actor, kind: str) -> list[dict[str, Any]]:
     async with ctx.session_factory() as session:
         rows = await session.scalars(
-            select(Event).where(Event.user_id == user.user_id, Event.type == kind)
+            select(Event)
+            .where(Event.user_id == user.user_id, Event.type == kind)
+            .order_by(Event.id)
         )
         return [e.payload for e in rows]
 
