@@ -17,22 +17,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from execution_service import metrics, observability
+from execution_service import observability
 from execution_service.context import AppContext
-from execution_service.db import utcnow
-from execution_service.enums import OrderStatus, OrderType, Purpose
+from execution_service.enums import OrderStatus, Purpose
 from execution_service.exchanges.base import (
     ExchangeAdapter,
-    ExchangeError,
-    OrderRequest,
-    OrderResult,
-    TemporaryError,
 )
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders.ids import entry_client_order_id
 from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
-from execution_service.orders.outcomes import record_outcomes
+from execution_service.orders.outcomes import record_outcomes, send_batch
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -222,35 +217,6 @@ async def _send_batch(
     recorded: list[ExecutionLog],
 ) -> None:
     """Simulated venues: every order in one transaction of the venue's own."""
-    requests = [
-        (
-            order.conn,
-            OrderRequest(
-                entry.symbol,
-                entry.direction,
-                entry.order_type,
-                entry.quantity,
-                entry.price if entry.order_type == OrderType.limit else None,
-                entry.client_order_id,
-            ),
-        )
-        for _, entry, order in items
-    ]
-    submitted_at = utcnow()
-    answers: list[OrderResult | ExchangeError]
-    try:
-        answers = await ctx.adapters.create_orders_batch(requests)
-    except Exception as exc:  # unknown outcome: every order stays pending, never resent
-        log.exception("batch of %d orders: unexpected error", len(requests))
-        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(requests)
-    acknowledged_at = utcnow()
-    for answer in answers:
-        if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
-            metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
-    outcomes = [
-        Outcome(e.id, answer, o.conn.adapter, submitted_at, acknowledged_at, e.received_at)
-        for (_, e, o), answer in zip(items, answers, strict=True)
-    ]
-    logs = await record_outcomes(ctx, outcomes)
+    logs = await send_batch(ctx, [(entry, order.conn) for _, entry, order in items])
     for (i, _, _), entry in zip(items, logs, strict=True):
         recorded[i] = entry

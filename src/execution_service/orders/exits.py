@@ -26,7 +26,7 @@ from execution_service.orders import fills
 from execution_service.orders.exit_venues import ExitVenue, Venues, look_up, size_exit
 from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import reject
-from execution_service.orders.outcomes import send
+from execution_service.orders.outcomes import send, send_batch
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import CHUNK, PositionRepository
@@ -185,15 +185,62 @@ async def send_all(
     adapters: dict[int, ExchangeAdapter | None],
     conns: dict[int, ExecutionConnection],
 ) -> list[ExecutionLog]:
-    """Send claimed exits concurrently under the configured bound; the logs as recorded."""
+    """Send claimed exits: those on simulated venues in one batch, the others concurrently
+    under the configured bound; the logs as recorded, in the order given."""
+    return await _send(ctx, exit_logs, adapters, conns)
+
+
+async def _send(
+    ctx: AppContext,
+    exit_logs: Sequence[ExecutionLog],
+    adapters: dict[int, ExchangeAdapter | None],
+    conns: dict[int, ExecutionConnection],
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> list[ExecutionLog]:
+    if not exit_logs:
+        return []
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+    out = list(exit_logs)
+    batched = [i for i, e in enumerate(exit_logs) if _simulated(ctx, conns, e)]
+    if len(batched) < 2:
+        batched = []
 
-    async def one(exit_log: ExecutionLog) -> ExecutionLog:
+    async def one(i: int) -> None:
         async with bound:
-            conn_id = exit_log.execution_connection_id
-            return await send_exit(ctx, exit_log, adapters.get(conn_id), conns.get(conn_id))
+            conn_id = exit_logs[i].execution_connection_id
+            out[i] = await send_exit(
+                ctx,
+                exit_logs[i],
+                adapters.get(conn_id),
+                conns.get(conn_id),
+                analytics_days=analytics_days,
+            )
 
-    return list(await asyncio.gather(*(one(e) for e in exit_logs)))
+    async def batch() -> None:
+        if not batched:
+            return
+        pairs = [(exit_logs[i], conns[exit_logs[i].execution_connection_id]) for i in batched]
+        for i, recorded in zip(
+            batched, await send_batch(ctx, pairs, analytics_days=analytics_days), strict=True
+        ):
+            out[i] = recorded
+
+    chosen = set(batched)
+    singles = [i for i in range(len(exit_logs)) if i not in chosen]
+    results = await asyncio.gather(*(one(i) for i in singles), batch(), return_exceptions=True)
+    # Each failed row stays pending, for the order tracker to reconcile (a failed batch: all).
+    failed = [exit_logs[i] for i, r in zip(singles, results, strict=False) if r is not None]
+    if results[-1] is not None:
+        failed += [exit_logs[i] for i in batched]
+    _log_failures(failed, len(exit_logs), [r for r in results if isinstance(r, BaseException)])
+    return out
+
+
+def _simulated(
+    ctx: AppContext, conns: dict[int, ExecutionConnection], exit_log: ExecutionLog
+) -> bool:
+    conn = conns.get(exit_log.execution_connection_id)
+    return conn is not None and ctx.adapters.capabilities(conn).simulated
 
 
 async def not_cooling_down(
@@ -222,34 +269,22 @@ async def close_many(
             list({p.execution_connection_id for p in positions.values()})
         )
     adapters, venues = await look_up(ctx, list(positions.values()), conns)
-    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     days: set[tuple[int, date]] = set()
-
-    async def one(exit_log: ExecutionLog) -> None:
-        async with bound:
-            conn_id = exit_log.execution_connection_id
-            await send_exit(
-                ctx, exit_log, adapters.get(conn_id), conns.get(conn_id), analytics_days=days
-            )
-
     sent: list[int] = []
     for start in range(0, len(requests), CLAIM_GROUP):
         group = requests[start : start + CLAIM_GROUP]
         claimed = await claim(ctx, group, venues, skip_locked=True)
-        results = await asyncio.gather(*(one(e) for e in claimed), return_exceptions=True)
-        _log_failures(claimed, results)
+        await _send(ctx, claimed, dict(adapters), conns, analytics_days=days)
         sent += [e.position_id for e in claimed if e.position_id is not None]
     return sent, days
 
 
-def _log_failures(claimed: list[ExecutionLog], results: list[BaseException | None]) -> None:
-    failed = [(e, r) for e, r in zip(claimed, results, strict=True) if isinstance(r, Exception)]
-    if failed:  # each row stays pending, for the order tracker to reconcile; one log line a tick
-        first, error = failed[0]
+def _log_failures(failed: list[ExecutionLog], sent: int, errors: list[BaseException]) -> None:
+    if failed and errors:  # each row stays pending, for the order tracker; one log line a tick
         log.error(
             "%d of %d exits failed unrecorded (first: %s)",
             len(failed),
-            len(claimed),
-            first.client_order_id,
-            exc_info=error,
+            sent,
+            failed[0].client_order_id,
+            exc_info=errors[0],
         )

@@ -1,5 +1,5 @@
 """Recording what venues answered, many orders (any connections) in one transaction, and sending
-one committed order end to end (`send`)."""
+committed orders end to end: one (`send`), or many on simulated venues at once (`send_batch`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from datetime import date, datetime, timedelta
 from execution_service import metrics, observability
 from execution_service.connections.service import mark_error
 from execution_service.context import AppContext
-from execution_service.enums import OrderStatus, Purpose
+from execution_service.db import utcnow
+from execution_service.enums import OrderStatus, OrderType, Purpose
 from execution_service.exchanges.base import (
     AuthFailed,
     ExchangeAdapter,
+    ExchangeError,
+    OrderRequest,
     OrderResult,
     TemporaryError,
 )
-from execution_service.models import ExecutionLog
+from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import fills
 from execution_service.orders.lifecycle import (
     Outcome,
@@ -28,6 +31,7 @@ from execution_service.orders.lifecycle import (
     submit,
 )
 from execution_service.orders.repository import OrderRepository
+from execution_service.positions.repository import PositionRepository
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,10 @@ async def record_outcomes(
     async with ctx.session_factory() as session:
         orders = OrderRepository(session)
         by_id = await orders.lock_many([o.log_id for o in outcomes])
+        # The positions these fills book, locked in one statement rather than one each.
+        await PositionRepository(session).lock_all(
+            [e.position_id for e in by_id.values() if e.position_id is not None]
+        )
         recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
         for outcome in outcomes:
             entry = by_id[outcome.log_id]
@@ -149,3 +157,44 @@ async def send(
     )
     (recorded,) = await record_outcomes(ctx, [outcome], analytics_days=analytics_days)
     return recorded
+
+
+async def send_batch(
+    ctx: AppContext,
+    orders: Sequence[tuple[ExecutionLog, ExecutionConnection]],
+    *,
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> list[ExecutionLog]:
+    """Committed `pending` orders on simulated venues (entries and exits alike): every order in
+    one transaction of the venue's own, every outcome recorded in one of ours. Returns the logs
+    as recorded, in the order given."""
+    requests = [
+        (
+            conn,
+            OrderRequest(
+                entry.symbol,
+                entry.direction,
+                entry.order_type,
+                entry.quantity,
+                entry.price if entry.order_type == OrderType.limit else None,
+                entry.client_order_id,
+            ),
+        )
+        for entry, conn in orders
+    ]
+    submitted_at = utcnow()
+    answers: list[OrderResult | ExchangeError]
+    try:
+        answers = await ctx.adapters.create_orders_batch(requests)
+    except Exception as exc:  # unknown outcome: every order stays pending, never resent
+        log.exception("batch of %d orders: unexpected error", len(requests))
+        answers = [TemporaryError(f"unexpected {type(exc).__name__}")] * len(requests)
+    acknowledged_at = utcnow()
+    for answer in answers:
+        if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
+            metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
+    outcomes = [
+        Outcome(e.id, answer, c.adapter, submitted_at, acknowledged_at, e.received_at)
+        for (e, c), answer in zip(orders, answers, strict=True)
+    ]
+    return await record_outcomes(ctx, outcomes, analytics_days=analytics_days)

@@ -54,6 +54,26 @@ class PositionRepository:
             locked[position_id] = (tx, position)
         return position
 
+    async def lock_all(self, position_ids: Sequence[int]) -> None:
+        """Lock these positions for this transaction in one statement (in id order), so that
+        `lock` finds each without a query of its own: a batch of fills books many at once."""
+        tx = self.session.get_transaction()
+        if not position_ids or tx is None:
+            return
+        locked: dict[int, tuple[object, ExecutionPosition]] = self.session.info.setdefault(
+            "locked_positions", {}
+        )
+        wanted = sorted(set(position_ids))
+        for start in range(0, len(wanted), CHUNK):
+            stmt = (
+                select(ExecutionPosition)
+                .where(ExecutionPosition.id.in_(wanted[start : start + CHUNK]))
+                .order_by(ExecutionPosition.id)
+                .with_for_update()
+            )
+            for position in await self.session.scalars(stmt):
+                locked[position.id] = (tx, position)
+
     async def lock_open(
         self, position_ids: Sequence[int], *, skip_locked: bool
     ) -> Sequence[ExecutionPosition]:
