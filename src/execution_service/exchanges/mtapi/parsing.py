@@ -151,6 +151,8 @@ def broker_close(closed: OrderResult, position_ref: str, amount: Decimal) -> Ord
     closed.status = OrderStatus.filled
     closed.amount = closed.filled = amount
     closed.average = price
+    # The ticket's commission was charged on open, and booked with the entry: not again here.
+    closed.fee, closed.fee_currency = Decimal(0), None
     return closed
 
 
