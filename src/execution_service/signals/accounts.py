@@ -48,8 +48,8 @@ async def load_accounts(
     ]
     realized = await OrderRepository(session).realized_since(limited, midnight)
     every = [t.conn.id for t in targets]
-    opposite = await positions.open_in_symbol(every, symbol, direction.opposite)
-    exposure = await positions.exposure(every)  # equity counts what the positions hold
+    # What is held the other way (netting), and everything held (equity counts it).
+    opposite, exposure = await positions.held_by(every, symbol, direction.opposite)
     accounts: dict[int, Account] = {}
     for conn_id in set(held) | set(flying) | set(realized) | set(opposite) | set(exposure):
         total, for_symbol = held.get(conn_id, (0, 0))

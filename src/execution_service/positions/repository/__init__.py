@@ -141,31 +141,39 @@ class PositionRepository:
             out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
         return out
 
-    async def open_in_symbol(
+    async def held_by(
         self, connection_ids: Sequence[int], symbol: str, direction: str
-    ) -> dict[int, list[tuple[int, Decimal]]]:
-        """Per connection: its open positions in `symbol` in `direction`, oldest first, as
-        (position id, quantity); absent means none."""
+    ) -> tuple[dict[int, list[tuple[int, Decimal]]], dict[int, Exposure]]:
+        """In one read of what these connections hold: per connection, its open positions in
+        `symbol` in `direction` (oldest first, as (position id, quantity)), and the exposure of
+        everything it holds (`exposure`). Absent means none."""
         if not connection_ids:
-            return {}
+            return {}, {}
+        p = ExecutionPosition
         rows = await self.session.execute(
             select(
-                ExecutionPosition.execution_connection_id,
-                ExecutionPosition.id,
-                ExecutionPosition.quantity,
+                p.execution_connection_id,
+                p.id,
+                p.symbol,
+                p.direction,
+                p.status,
+                p.quantity,
+                p.pnl,
+                p.current_price,
+                p.contract_size,
             )
-            .where(
-                ExecutionPosition.execution_connection_id.in_(connection_ids),
-                ExecutionPosition.symbol == symbol,
-                ExecutionPosition.status == PositionStatus.open,
-                ExecutionPosition.direction == direction,
-            )
-            .order_by(ExecutionPosition.id)
+            .where(p.execution_connection_id.in_(connection_ids), p.status.in_(HELD))
+            .order_by(p.id)
         )
-        out: dict[int, list[tuple[int, Decimal]]] = {}
-        for conn_id, position_id, quantity in rows:
-            out.setdefault(conn_id, []).append((position_id, quantity))
-        return out
+        matching: dict[int, list[tuple[int, Decimal]]] = {}
+        exposure: dict[int, Exposure] = {}
+        for conn_id, pid, sym, side, status, quantity, pnl, price, unit in rows:
+            if sym == symbol and side == direction and status == PositionStatus.open:
+                matching.setdefault(conn_id, []).append((pid, quantity))
+            value = quantity * (price if price is not None else ZERO) * (unit or ONE)
+            before = exposure.get(conn_id, Exposure())
+            exposure[conn_id] = Exposure(before.unrealized + pnl, before.value + value)
+        return matching, exposure
 
     async def open_of(self, connection_ids: Sequence[int]) -> list[ExecutionPosition]:
         """The open positions (not already closing) of these connections."""
