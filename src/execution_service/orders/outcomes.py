@@ -82,16 +82,7 @@ async def record_outcomes(
             start = outcome.received_at or entry.received_at or outcome.submitted_at
             entry.latency_ms = int((outcome.acknowledged_at - start).total_seconds() * 1000)
             if entry.status != OrderStatus.pending:
-                # Reconciliation got there first and recorded the truth, unless it called the
-                # order lost while it was in fact filled (the send deadline exists to prevent
-                # that): say so loudly rather than drop a fill without a word.
-                filled = isinstance(answer, OrderResult) and answer.filled > 0
-                if entry.status == OrderStatus.rejected and filled:
-                    log.error(
-                        "order %s filled after it was recorded %s: reconcile by hand",
-                        entry.client_order_id,
-                        entry.error_code,
-                    )
+                _too_late(entry, answer)
             elif isinstance(answer, OrderResult):
                 await apply_result(
                     session, entry, answer, adapter=adapter_name, recording=recording
@@ -120,6 +111,19 @@ async def record_outcomes(
     for outcome, entry in zip(outcomes, recorded, strict=True):
         _observe(outcome, entry)
     return recorded
+
+
+def _too_late(entry: ExecutionLog, answer: OrderResult | ExchangeError) -> None:
+    """Reconciliation got there first and recorded the truth, unless it called the order lost
+    while it was in fact filled (the send deadline exists to prevent that): say so loudly
+    rather than drop a fill without a word."""
+    filled = isinstance(answer, OrderResult) and answer.filled > 0
+    if entry.status == OrderStatus.rejected and filled:
+        log.error(
+            "order %s filled after it was recorded %s: reconcile by hand",
+            entry.client_order_id,
+            entry.error_code,
+        )
 
 
 def _observe(outcome: Outcome, entry: ExecutionLog) -> None:

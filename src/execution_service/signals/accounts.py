@@ -81,11 +81,7 @@ async def hold_limits(
     what the limits no longer allow. The lock is held only until this commit, never while an
     order is in flight."""
     out = list(decided)
-    limited = [
-        i
-        for i, d in enumerate(decided)
-        if d.entry is not None and d.entry.refusal is None and has_limits(d.target.preset)
-    ]
+    limited = [i for i, d in enumerate(decided) if _limited(d)]
     if not limited:
         return out
     await OrderRepository(session).lock_accounts([decided[i].target.conn.id for i in limited])
@@ -104,3 +100,16 @@ async def hold_limits(
             refused = entries.Refusal(refusal.code, refusal.message)
             out[i] = replace(d, entry=replace(d.entry, refusal=refused, adapter=None))
     return out
+
+
+def _limited(d: Decided) -> bool:
+    return d.entry is not None and d.entry.refusal is None and has_limits(d.target.preset)
+
+
+async def lock_limited(session: AsyncSession, groups: Sequence[Sequence[Decided]]) -> None:
+    """Lock every account a signal's groups will check the limits of, all at once in id order,
+    before any group does: two signals whose followers group their accounts differently still
+    lock them in one order, and cannot deadlock."""
+    ids = [d.target.conn.id for group in groups for d in group if _limited(d)]
+    if ids:
+        await OrderRepository(session).lock_accounts(ids)

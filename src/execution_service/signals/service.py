@@ -30,7 +30,7 @@ from execution_service.orders import entries
 from execution_service.orders.exit_venues import ExitVenue
 from execution_service.orders.exits import ExitRequest, claim_in, send_all
 from execution_service.principal import Principal
-from execution_service.signals.accounts import hold_limits, load_accounts
+from execution_service.signals.accounts import hold_limits, load_accounts, lock_limited
 from execution_service.signals.decision import Account, Target
 from execution_service.signals.fanout import Decided, decide_all, skipped
 from execution_service.signals.follower import follow, variant_key
@@ -92,6 +92,7 @@ async def create_signal(
     try:
         await session.flush()
         decided = list(loaded.skipped)
+        await lock_limited(session, [g.decided for g in loaded.groups])
         for group in loaded.groups:
             b = group.body
             held = await hold_limits(
