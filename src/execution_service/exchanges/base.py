@@ -67,6 +67,27 @@ class NoPrice(ExchangeError):
     code = "no_price"
 
 
+class UnknownSymbol(InvalidOrder):
+    """The venue has no market for the symbol in the connection's market type (a swap account
+    maps `BTC/USDT` to its linear perpetual `BTC/USDT:USDT`; nothing else is guessed)."""
+
+    code = "unknown_symbol"
+
+
+class InverseNotSupported(NotSupported):
+    """An inverse (coin-margined) contract: sized, margined and settled in the base asset, which
+    this service does not book. Refused before anything is sent."""
+
+    code = "inverse_not_supported"
+
+
+class LeverageNotSet(ExchangeError):
+    """The venue refused (or did not confirm) the leverage or margin mode asked for the symbol:
+    the order that needed it was not sent."""
+
+    code = "leverage_not_set"
+
+
 @dataclass(frozen=True)
 class Market:
     """Precision and limits of one market, as the exchange states them."""
@@ -83,6 +104,8 @@ class Market:
     max_amount: Decimal | None = None
     contract_size: Decimal | None = None
     pip_size: Decimal | None = None
+    # A coin-margined (inverse) contract: not traded by this service.
+    inverse: bool = False
     # Where the venue's liquidation is simulated here (paper swap): the maintenance margin rate
     # (a fraction) isolated positions are liquidated at. Real venues report their own price.
     maintenance_margin_rate: Decimal | None = None
@@ -139,8 +162,9 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class VenuePosition:
-    """A derivatives position as the venue reports it, in base units (contracts times the
-    contract size), for reconciling the venue's book with ours."""
+    """A derivatives position as the venue reports it, in the units its orders are sent in
+    (contracts where the venue counts contracts: `Market.contract_size` says what one is), for
+    reconciling the venue's book with ours. `symbol` is the one asked for."""
 
     symbol: str
     side: str  # buy: long, sell: short
@@ -162,6 +186,27 @@ class FundingPayment:
     amount: Decimal
     currency: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class VenueClose:
+    """How a position went away at the venue without an order of ours: liquidated (or
+    auto-deleveraged), or closed by hand. Amounts as `VenuePosition`; money in the settlement
+    currency. `pnl` is the gross PnL the venue booked for the close (price move only), where it
+    says; `fee` what the close itself cost, where it says; `fees_total` where the venue only
+    reports a position's fees as one total (open and close)."""
+
+    symbol: str
+    side: str  # the position's: buy (long) or sell (short)
+    amount: Decimal
+    price: Decimal
+    liquidation: bool
+    at: datetime
+    pnl: Decimal | None = None
+    fee: Decimal | None = None
+    fees_total: Decimal | None = None
+    order_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -258,6 +303,16 @@ class ExchangeAdapter(Protocol):
     async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
         """Derivatives: the funding settled on the account's position in `symbol` since
         `since`, oldest first ([] on spot)."""
+        ...
+
+    async def fetch_closes(self, symbol: str, since: datetime) -> list[VenueClose]:
+        """Derivatives: positions in `symbol` the venue closed since `since` other than by our
+        orders' fills (liquidations, closes by hand), oldest first, as far as it keeps them."""
+        ...
+
+    async def hedge_mode(self) -> bool:
+        """Derivatives: whether the account holds longs and shorts of a symbol apart (hedge,
+        long/short mode). This service trades one net position per symbol."""
         ...
 
     async def close_position(

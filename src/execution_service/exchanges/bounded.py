@@ -24,6 +24,7 @@ from execution_service.exchanges.base import (
     Stops,
     Ticker,
     Valuation,
+    VenueClose,
     VenuePosition,
 )
 from execution_service.exchanges.capabilities import VenueCapabilities
@@ -132,6 +133,14 @@ class BoundedAdapter:
     async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
         async with self._call("fetch_funding"):
             return await self.inner.fetch_funding(symbol, since)
+
+    async def fetch_closes(self, symbol: str, since: datetime) -> list[VenueClose]:
+        async with self._call("fetch_closes"):
+            return await self.inner.fetch_closes(symbol, since)
+
+    async def hedge_mode(self) -> bool:
+        async with self._call("hedge_mode"):
+            return await self.inner.hedge_mode()
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

@@ -62,6 +62,9 @@ class VenueCapabilities:
     # The venue checks margin itself; funds are not pre-checked here (its refusal is recorded).
     margin_checked_by_venue: bool = False
     market_types: frozenset[MarketType] = frozenset({MarketType.spot})
+    # Its perpetual swaps are linear (margined and settled in the quote, USDT): a swap account
+    # is refused where the venue has inverse (coin-margined) ones only.
+    linear_swaps: bool = True
     client_ids: ClientIdFormat = field(default_factory=ClientIdFormat)
     # Create and cancel answer with ids only: the order's state must be fetched after.
     ids_only_answers: bool = False

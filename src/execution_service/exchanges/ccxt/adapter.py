@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt
 
-from execution_service.enums import Direction, OrderStatus, OrderType
+from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeError,
@@ -24,25 +24,30 @@ from execution_service.exchanges.base import (
     Stops,
     TemporaryError,
     Ticker,
+    UnknownSymbol,
     Valuation,
+    VenueClose,
     VenuePosition,
 )
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
-from execution_service.exchanges.ccxt.client import build_client, is_binance
+from execution_service.exchanges.ccxt.client import build_client
+from execution_service.exchanges.ccxt.derivatives import Derivatives
 from execution_service.exchanges.ccxt.errors import translate
+from execution_service.exchanges.ccxt.fees import add_trade_fees, price_fees
 from execution_service.exchanges.ccxt.parsing import (
     booking,
     cost_of,
-    first_fee,
     info_of,
+    of_type,
     to_balances,
     to_market,
     to_order,
     to_ticker,
-    trade_fees,
 )
+from execution_service.exchanges.ccxt.symbols import resolve
+from execution_service.exchanges.ccxt.venues import venue_of
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
 
@@ -96,8 +101,8 @@ class CcxtAdapter:
             enable_rate_limit=enable_rate_limit,
         )
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
-        # Binance takes the client id we gave as `origClientOrderId` on lookups and cancels.
-        self._cid_param = "origClientOrderId" if is_binance(exchange_id) else "clientOrderId"
+        self._venue = venue_of(exchange_id)
+        self._derivatives = Derivatives(self, self._venue, self._read, self._call)
 
     @property
     def capabilities(self) -> VenueCapabilities:
@@ -135,16 +140,19 @@ class CcxtAdapter:
             if reload or not self._markets:
                 raise
             return self._markets  # a routine refresh failed: an hour-old copy still serves
-        mode = self._ex.precisionMode
-        self._markets = {symbol: to_market(m, mode) for symbol, m in raw.items()}
+        mode, kind = self._ex.precisionMode, self.market_type
+        # The connection's market type only (where the venue could not be asked for it alone).
+        self._markets = {s: to_market(m, mode) for s, m in raw.items() if of_type(m, kind)}
         self._markets_loaded_at = time.monotonic()
         return self._markets
 
+    async def _symbol(self, symbol: str) -> str:
+        """The venue's name for `symbol` in this connection's market type (`symbols.resolve`)."""
+        return resolve(symbol, await self.load_markets(), self.market_type, self.exchange_id)
+
     async def market(self, symbol: str) -> Market:
         markets = await self.load_markets()
-        if symbol not in markets:
-            raise InvalidOrder(f"unknown symbol {symbol!r} on {self.exchange_id}")
-        return markets[symbol]
+        return markets[resolve(symbol, markets, self.market_type, self.exchange_id)]
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -160,75 +168,65 @@ class CcxtAdapter:
         return to_balances(await self._read(lambda: self._ex.fetch_balance()))
 
     async def valuation(self, symbol: str) -> Valuation:
-        return Valuation((await self.market(symbol)).quote)
+        """In the quote; where an amount is in contracts, one is `contract_size` of the base."""
+        market = await self.market(symbol)
+        size = market.contract_size
+        return Valuation(market.quote, size or Decimal(1), size)
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """The last price, at most the ticker book's TTL old: for sizing market orders only (the
         monitor's SL/TP decisions read the prices the prices worker stores)."""
-        cached = self._tickers.get(symbol)
+        venue = await self._symbol(symbol)
+        cached = self._tickers.get(venue)
         if cached is not None:
             return cached
-        await self.load_markets()
-        raw = await self._read(lambda: self._ex.fetch_ticker(symbol))
-        ticker = to_ticker(raw, symbol)
+        raw = await self._read(lambda: self._ex.fetch_ticker(venue))
+        ticker = to_ticker(raw, venue)
         if ticker is None:
             raise NoPrice(f"{self.exchange_id} has no price for {symbol}")
-        self._tickers.put({symbol: ticker})
+        self._tickers.put({venue: ticker})
         return ticker
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        if not symbols:
+        """Keyed by the symbols asked for; one the venue has no market for is left out."""
+        names: dict[str, str] = {}
+        for symbol in symbols:
+            try:
+                names[symbol] = await self._symbol(symbol)
+            except (UnknownSymbol, NotSupported):
+                continue
+        if not names:
             return {}
-        await self.load_markets()
-        raw = await self._read(lambda: self._ex.fetch_tickers(symbols))
-        tickers = {s: to_ticker(raw[s], s) for s in symbols if s in raw}
-        found = {s: t for s, t in tickers.items() if t is not None}
+        venues = sorted(set(names.values()))
+        raw = await self._read(lambda: self._ex.fetch_tickers(venues))
+        tickers = {v: to_ticker(raw[v], v) for v in venues if v in raw}
+        found = {v: t for v, t in tickers.items() if t is not None}
         self._tickers.put(found)  # the prices worker's ticks keep the venue's book warm
-        return found
+        return {s: found[v] for s, v in names.items() if v in found}
 
     async def fetch_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
-        await self.load_markets()
-        ref, params = self._order_ref(order_id, client_order_id)
-        raw = await self._read(lambda: self._ex.fetch_order(ref, symbol, params))
+        venue = await self._symbol(symbol)
+        ref, params = self._order_ref(order_id, client_order_id, lookup=True)
+        raw = await self._read(lambda: self._ex.fetch_order(ref, venue, params))
         order = to_order(raw, symbol, client_order_id=client_order_id)
         if order.filled > 0 or order.status == OrderStatus.cancelled:
             self._balances.forget()  # a resting order filled or released its funds
-        if order.filled > 0 and order.fee_currency is None and order.order_id:
-            await self._add_trade_fees(order, symbol)
-        await self._price_fees(order, await self.market(symbol))
+        await self._complete(order, symbol, venue)
         return order
 
-    async def _price_fees(self, order: OrderResult, market: Market) -> None:
-        """A fee paid in a third asset (BNB) is worth its FEE/QUOTE price now, at the fill: the
-        book counts it in the quote currency. Without a price it is booked at 0, and said."""
-        for currency in order.fees:
-            if currency in (market.base, market.quote) or currency in order.fee_prices:
-                continue
-            pair = f"{currency}/{market.quote}"
-            try:
-                order.fee_prices[currency] = (await self.fetch_ticker(pair)).price
-            except ExchangeError as exc:
-                log.warning("a fee in %s has no %s price: %s", currency, pair, exc.message)
-
-    async def _add_trade_fees(self, order: OrderResult, symbol: str) -> None:
-        """An order's status (Binance `GET /api/v3/order`) carries no fills, so no fee: a fill
-        found by reconciliation takes its fee from the order's trades (`GET myTrades`). Without
-        them the fee stays unknown (0) rather than failing the reconciliation."""
-        if not self._ex.has.get("fetchOrderTrades"):
-            return
-        try:
-            trades = await self._read(lambda: self._ex.fetch_order_trades(order.order_id, symbol))
-        except ExchangeError as exc:
-            log.warning("order %s: its trades could not be read: %s", order.order_id, exc.message)
-            return
-        order.fees = trade_fees(trades)
-        order.fee, order.fee_currency = first_fee(order.fees)
+    async def _complete(self, order: OrderResult, symbol: str, venue: str) -> None:
+        """Our symbol on it; the fees the answer lacked (from the order's trades); a third
+        currency's fee priced at the fill."""
+        order.symbol = symbol
+        if order.filled > 0 and order.fee_currency is None and order.order_id:
+            await add_trade_fees(self._ex, self._venue, self._read, order, venue)
+        await price_fees(order, self._markets[venue], self.fetch_ticker)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
-        await self.load_markets()
-        raw = await self._read(lambda: self._ex.fetch_open_orders(symbol))
+        venue = await self._symbol(symbol) if symbol else None
+        raw = await self._read(lambda: self._ex.fetch_open_orders(venue))
         return [to_order(o, symbol or "") for o in raw]
 
     # --- writes (never retried) ---------------------------------------------------------------
@@ -251,22 +249,23 @@ class CcxtAdapter:
             raise InvalidOrder(f"unsupported order {side!r} {type!r}")
         if not amount.is_finite() or amount <= 0:
             raise InvalidOrder(f"order amount must be positive, got {amount}")
-        market = await self.market(symbol)  # loads/refreshes markets; unknown -> InvalidOrder
+        venue = await self._symbol(symbol)  # loads/refreshes markets; unknown -> refused
+        market = self._markets[venue]
         # Round here, as strings, so what reaches the exchange is exactly what we report.
-        qty = self._sync(lambda: self._ex.amount_to_precision(symbol, plain(amount)))
+        qty = self._sync(lambda: self._ex.amount_to_precision(venue, plain(amount)))
         limit_price = None
         if type == OrderType.limit:
             if price is None or not price.is_finite() or price <= 0:
                 raise InvalidOrder("a limit order needs a positive price")
-            limit_price = self._sync(lambda: self._ex.price_to_precision(symbol, plain(price)))
+            limit_price = self._sync(lambda: self._ex.price_to_precision(venue, plain(price)))
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
         # market order into a quoteOrderQty (amount x price) order instead of this quantity.
-        params = {"clientOrderId": client_order_id}
+        params = self._order_params(client_order_id, reduce_only)
         self._balances.hold()
         fill = None  # refused (the copy may have been wrong), unknown or cancelled: drop it
         try:
             raw = await self._call(
-                lambda: self._ex.create_order(symbol, type, side, qty, limit_price, params),
+                lambda: self._ex.create_order(venue, type, side, qty, limit_price, params),
                 unknown_outcome=True,
             )
             order = to_order(
@@ -277,20 +276,69 @@ class CcxtAdapter:
                 client_order_id=client_order_id,
                 amount=to_decimal(qty),
             )
+            if self._capabilities.ids_only_answers or raw.get("status") is None:
+                order = await self._read_back(order, symbol)
             fill = booking(market, order, cost_of(raw, info_of(raw)), self.market_type)
         finally:
             self._balances.release(fill)
-        await self._price_fees(order, market)
+        await self._complete(order, symbol, venue)
         return order
 
+    def _order_params(self, client_order_id: str, reduce_only: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if self.market_type == MarketType.swap:
+            params.update(self._venue.swap_order_params)
+        if reduce_only:
+            params["reduceOnly"] = True
+        return params
+
+    async def _read_back(self, sent: OrderResult, symbol: str) -> OrderResult:
+        """The venue answered with ids only: the order's state is read, never guessed. If that
+        read fails, the order stays `pending` (known to the venue, state unknown) for the order
+        tracker, which looks it up by our client order id."""
+        try:
+            return await self.fetch_order(
+                symbol, order_id=sent.order_id or None, client_order_id=sent.client_order_id
+            )
+        except ExchangeError as exc:
+            log.warning("order %s: sent, its state unread: %s", sent.client_order_id, exc.message)
+            sent.status = OrderStatus.pending
+            return sent
+
+    async def cancel_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderResult:
+        venue = await self._symbol(symbol)
+        ref, params = self._order_ref(order_id, client_order_id)
+        raw = await self._call(lambda: self._ex.cancel_order(ref, venue, params))
+        self._balances.forget()  # the order's locked funds are free again
+        order = to_order(raw, symbol, client_order_id=client_order_id)
+        if not (self._capabilities.ids_only_answers or raw.get("status") is None):
+            return order
+        try:  # ids only: what the order became (cancelled, or filled first) is read back
+            return await self.fetch_order(
+                symbol, order_id=order.order_id or order_id, client_order_id=client_order_id
+            )
+        except ExchangeError as exc:
+            message = f"cancel accepted; the order's state unread: {exc.message}"
+            raise TemporaryError(message) from None
+
+    # --- derivatives (`derivatives.py`) -------------------------------------------------------
+
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
-        return None  # derivatives are not handled yet on ccxt venues
+        await self._derivatives.set_leverage(symbol, leverage)
 
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[VenuePosition]:
-        return []  # derivatives are not handled yet on ccxt venues
+        return await self._derivatives.positions(symbols)
 
     async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
-        return []  # derivatives are not handled yet on ccxt venues
+        return await self._derivatives.funding(symbol, since)
+
+    async def fetch_closes(self, symbol: str, since: datetime) -> list[VenueClose]:
+        return await self._derivatives.closes(symbol, since)
+
+    async def hedge_mode(self) -> bool:
+        return await self._derivatives.hedge_mode()
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
@@ -302,25 +350,17 @@ class CcxtAdapter:
     ) -> OrderResult:
         raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
-    async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
-    ) -> OrderResult:
-        await self.load_markets()
-        ref, params = self._order_ref(order_id, client_order_id)
-        raw = await self._call(lambda: self._ex.cancel_order(ref, symbol, params))
-        self._balances.forget()  # the order's locked funds are free again
-        return to_order(raw, symbol, client_order_id=client_order_id)
-
     async def close(self) -> None:
         await self._ex.close()
 
     def _order_ref(
-        self, order_id: str | None, client_order_id: str | None
-    ) -> tuple[str, dict[str, str]]:
+        self, order_id: str | None, client_order_id: str | None, *, lookup: bool = False
+    ) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = dict(self._venue.lookup_params) if lookup else {}
         if order_id:
-            return str(order_id), {}
+            return str(order_id), params
         if client_order_id:
-            return "", {self._cid_param: client_order_id}
+            return "", {**params, self._venue.lookup_param: client_order_id}
         raise InvalidOrder("order_id or client_order_id is required")
 
     # --- calling ccxt --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What a ccxt venue can do, from ccxt's own `has` flags for it."""
+"""What a ccxt venue can do: ccxt's own `has` flags for it, and its row of `venues.py`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import ccxt.async_support as ccxt
 
 from execution_service.enums import MarketType
 from execution_service.exchanges.capabilities import Stream, VenueCapabilities
+from execution_service.exchanges.ccxt.venues import venue_of
 
 
 @functools.cache
@@ -25,15 +26,23 @@ def _streams(exchange_id: str) -> frozenset[Stream]:
 
 
 def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> VenueCapabilities:
-    """A ccxt venue's capabilities, from ccxt's own `has` flags for it."""
+    """A ccxt venue's capabilities, from ccxt's own `has` flags for it and its row of the venue
+    table (client ids, lookups, ids-only answers, linear swaps)."""
+    venue = venue_of(exchange_id)
     derivatives = market_type != MarketType.spot
     types = {t for t in MarketType if has.get(t.value)}
+    holds_positions = bool(has.get("fetchPositions") and has.get("setLeverage"))
     return VenueCapabilities(
         stop_orders=bool(has.get("createStopMarketOrder") or has.get("createStopLossOrder")),
         take_profit_orders=bool(has.get("createTakeProfitOrder")),
         trailing_stops=bool(has.get("createTrailingPercentOrder")),
         reduce_only=derivatives and bool(has.get("createReduceOnlyOrder")),
+        venue_positions=derivatives and holds_positions,
+        funding=derivatives and bool(has.get("fetchFundingHistory")),
         market_types=frozenset(types),
+        linear_swaps=venue.linear_swaps,
+        client_ids=venue.client_ids,
+        ids_only_answers=venue.ids_only_answers,
         streams=_streams(exchange_id),
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 
-from execution_service.enums import MarketType
 from execution_service.exchanges.ccxt.errors import translate
+from execution_service.exchanges.ccxt.venues import client_options, venue_of
 
 
 def build_client(
@@ -29,11 +30,16 @@ def build_client(
         "secret": credentials.get("api_secret"),
         "enableRateLimit": enable_rate_limit,
         "timeout": timeout_ms,
-        "options": _options(market_type, is_binance(exchange_id)),
+        "options": client_options(venue_of(exchange_id), market_type),
     }
     if credentials.get("passphrase"):
         config["password"] = credentials["passphrase"]
+    if credentials.get("uid"):
+        config["uid"] = credentials["uid"]
     ex = cls(config)
+    # Currencies come from the markets: their own endpoint is one more (signed, on OKX and
+    # Bybit) request per load, for names and precisions the markets already carry.
+    ex.has = {**ex.has, "fetchCurrencies": False}
     try:
         if sandbox:
             ex.set_sandbox_mode(True)
@@ -41,31 +47,13 @@ def build_client(
         raise translate(e, secrets, ex.last_response_headers) from None
     if api_base_url:
         # `hostname` alone is not enough: most exchanges spell out full URLs per API group.
-        ex.urls["api"] = rewrite_urls(ex.urls["api"], api_base_url)
+        original = ex.urls["api"]
+        ex.urls["api"] = rewrite_urls(original, api_base_url)
+        _keep_error_tables(ex, list(_url_pairs(original, ex.urls["api"])))
         if api_base_url.startswith("http://"):
             # The 250 ms sleep on close() lets TLS sessions wind down; plain HTTP has none.
             ex.timeout_on_exit = 0
     return ex
-
-
-def is_binance(exchange_id: str) -> bool:
-    """Binance or one of its ccxt subclasses (binanceusdm, binanceus, ...)."""
-    return issubclass(getattr(ccxt, exchange_id), ccxt.binance)
-
-
-def _options(market_type: str, is_binance: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {"defaultType": market_type}
-    if is_binance:
-        # load_markets() is then exactly one request (exchangeInfo of the one market type):
-        # no currencies/margin-pairs endpoints, which also need keys and extra weight.
-        options["fetchMarkets"] = {
-            "types": ["linear" if market_type == MarketType.swap else "spot"]
-        }
-        options["fetchCurrencies"] = False
-        options["fetchMargins"] = False
-        # Otherwise fetch_open_orders() without a symbol raises a rate-limit "warning".
-        options["warnOnFetchOpenOrdersWithoutSymbol"] = False
-    return options
 
 
 def rewrite_urls(urls: Any, base_url: str) -> Any:
@@ -76,3 +64,29 @@ def rewrite_urls(urls: Any, base_url: str) -> Any:
         parts = urlsplit(urls)
         return base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
     return urls
+
+
+def _url_pairs(original: Any, rewritten: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(original, dict) and isinstance(rewritten, dict):
+        for key, value in original.items():
+            yield from _url_pairs(value, rewritten.get(key))
+    elif isinstance(original, str) and isinstance(rewritten, str) and original != rewritten:
+        yield original, rewritten
+
+
+def _keep_error_tables(ex: Any, pairs: list[tuple[str, str]]) -> None:
+    """Some venues (Binance) pick their table of error codes by the request's host (fapi.* is
+    futures): with the URLs rewritten that host is gone, and a futures refusal such as -2019
+    (margin insufficient) would lose its meaning. The table is picked from the original URL."""
+    pick = getattr(ex, "get_exceptions_by_url", None)
+    if pick is None:
+        return
+    pairs = sorted(pairs, key=lambda pair: len(pair[1]), reverse=True)
+
+    def by_original_url(url: str | None, kind: str) -> Any:
+        for original, rewritten in pairs:
+            if url is not None and url.startswith(rewritten):
+                return pick(original + url[len(rewritten) :], kind)
+        return pick(url, kind)
+
+    ex.get_exceptions_by_url = by_original_url

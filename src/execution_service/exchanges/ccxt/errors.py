@@ -59,6 +59,21 @@ def _retry_after(e: Exception, headers: Mapping[str, Any] | None) -> float | Non
     return retry_after_seconds(value)
 
 
+def _reason(body: dict[str, Any]) -> str | None:
+    """The venue's own code and reason: `{code, msg}` (Binance, OKX), `{retCode, retMsg}`
+    (Bybit), and where one order of a batch failed, the reason nested in `data[0]` (OKX's
+    `sCode`/`sMsg`, under a top-level "All operations failed")."""
+    data = body.get("data")
+    item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    if item.get("sMsg") and str(item.get("sCode", "0")) != "0":
+        return f"{item.get('sCode')} {item['sMsg']}".strip()
+    msg = body.get("msg") or body.get("retMsg") or body.get("message") or body.get("error")
+    code = body.get("code", body.get("retCode"))
+    if not msg:
+        return None
+    return f"{code} {msg}" if code is not None else str(msg)
+
+
 def scrub(e: Exception, secrets: Sequence[str]) -> str:
     """Class name + the exchange's own message; no URLs, bodies or credentials."""
     text = str(e)
@@ -70,9 +85,7 @@ def scrub(e: Exception, secrets: Sequence[str]) -> str:
         except ValueError:
             body = None
         if isinstance(body, dict):
-            msg = body.get("msg") or body.get("message") or body.get("error")
-            code = body.get("code")
-            detail = f"{code} {msg}" if code is not None and msg else msg
+            detail = _reason(body)
     if not detail:
         detail = _URL.sub("<url>", text)
     for secret in secrets:

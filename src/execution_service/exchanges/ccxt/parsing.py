@@ -37,8 +37,25 @@ def to_market(m: dict[str, Any], precision_mode: Any) -> Market:
         price_tick=_step(precision.get("price"), precision_mode),
         min_amount=to_decimal((limits.get("amount") or {}).get("min")),
         min_cost=to_decimal((limits.get("cost") or {}).get("min")),
+        contract_size=contract_size(m),
+        inverse=bool(m.get("inverse")),
         taker_fee=to_decimal(m.get("taker")),
     )
+
+
+def of_type(m: dict[str, Any], market_type: str) -> bool:
+    """A market a connection of `market_type` trades: spot pairs, or perpetual swaps."""
+    return bool(m.get("spot")) if market_type == MarketType.spot else bool(m.get("swap"))
+
+
+def contract_size(m: dict[str, Any]) -> Decimal | None:
+    """What one unit of a derivative's amount is, in the base (OKX BTC-USDT-SWAP: 0.01 BTC);
+    None where an amount is in the base already (spot, and contracts of 1). The venue's own
+    string first (OKX `ctVal`), ccxt's float after."""
+    if not m.get("contract"):
+        return None
+    size = first(to_decimal(info_of(m).get("ctVal")), to_decimal(m.get("contractSize")))
+    return None if size is None or size == 1 else size
 
 
 def _step(precision: Any, precision_mode: Any) -> Decimal | None:
@@ -102,14 +119,22 @@ def to_order(
     amount: Decimal | None = None,
 ) -> OrderResult:
     info = info_of(o)
-    # Exchange strings first (Binance: origQty/executedQty/cummulativeQuoteQty), ccxt after.
-    qty = first(to_decimal(info.get("origQty")), to_decimal(o.get("amount")), amount) or Decimal(0)
-    filled = first(to_decimal(info.get("executedQty")), to_decimal(o.get("filled"))) or Decimal(0)
+    # The venue's own strings first, ccxt's floats after: amounts in the venue's units
+    # (contracts on a contract venue), Binance origQty/executedQty, OKX sz/accFillSz (its spot
+    # sizes are in the base: tgtCcy base_ccy), Bybit qty/cumExecQty (spot: marketUnit baseCoin).
+    qty = first(_raw(info, "origQty", "sz", "qty"), to_decimal(o.get("amount")), amount)
+    qty = qty or Decimal(0)
+    done = _raw(info, "executedQty", "accFillSz", "cumExecQty")
+    filled = first(done, to_decimal(o.get("filled"))) or Decimal(0)
     cost = cost_of(o, info)
-    average = to_decimal(o.get("average"))
-    if filled > 0 and cost is not None and cost > 0:
+    # The venue's average price (Binance futures, Bybit avgPrice, OKX avgPx); else the quote
+    # spent over the amount (Binance spot); else ccxt's.
+    average = _raw(info, "avgPrice", "avgPx")
+    if average is None and filled > 0 and cost is not None and cost > 0:
         average = ratio(cost, filled)
-    price = first(to_decimal(info.get("price")), to_decimal(o.get("price")))
+    if average is None:
+        average = to_decimal(o.get("average"))
+    price = first(_raw(info, "price", "px"), to_decimal(o.get("price")))
     fees = fees_of(o, info)
     fee, fee_currency = first_fee(fees)
     return OrderResult(
@@ -159,10 +184,17 @@ def _status(status: Any, amount: Decimal, filled: Decimal) -> OrderStatus:
 
 def fees_of(o: dict[str, Any], info: dict[str, Any]) -> dict[str, Decimal]:
     """Every fee currency's total: Binance `fills[].commission` strings when present (one fill
-    may pay in BNB and the next in USDT), ccxt's fees otherwise."""
+    may pay in BNB and the next in USDT), OKX `fee` (negative: charged) in `feeCcy`, Bybit
+    `cumFeeDetail`; ccxt's fees otherwise."""
     fills = info.get("fills")
+    detail = info.get("cumFeeDetail")
+    okx_fee = to_decimal(info.get("fee")) if info.get("feeCcy") else None
     if isinstance(fills, list) and fills:
         items = [(f.get("commissionAsset"), to_decimal(f.get("commission"))) for f in fills]
+    elif isinstance(detail, dict) and detail:
+        items = [(currency, to_decimal(cost)) for currency, cost in detail.items()]
+    elif okx_fee is not None:
+        items = [(info["feeCcy"], -okx_fee)]
     else:
         fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
         items = [
@@ -210,12 +242,20 @@ def booking(
 
 
 def cost_of(o: dict[str, Any], info: dict[str, Any]) -> Decimal | None:
-    """The quote spent or received so far: the exchange's string first, ccxt's float after."""
-    return first(
-        to_decimal(info.get("cummulativeQuoteQty")),
-        to_decimal(info.get("cumQuote")),
-        to_decimal(o.get("cost")),
-    )
+    """The quote spent or received so far: the exchange's string first (Binance spot and
+    futures, Bybit), ccxt's float after."""
+    raw = _raw(info, "cummulativeQuoteQty", "cumQuote", "cumExecValue")
+    return first(raw, to_decimal(o.get("cost")))
+
+
+def _raw(info: dict[str, Any], *names: str) -> Decimal | None:
+    """The first of the venue's own fields that holds a positive number ("0" and "" are how
+    venues say "none yet": Binance futures' avgPrice, OKX's avgPx before a fill)."""
+    for name in names:
+        value = to_decimal(info.get(name))
+        if value is not None and value > 0:
+            return value
+    return None
 
 
 def info_of(obj: dict[str, Any]) -> dict[str, Any]:

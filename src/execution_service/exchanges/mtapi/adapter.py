@@ -19,6 +19,7 @@ from execution_service.exchanges.base import (
     Stops,
     Ticker,
     Valuation,
+    VenueClose,
     VenuePosition,
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
@@ -278,6 +279,12 @@ class MtapiAdapter:
 
     async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
         return []  # a broker ticket is the position; no funding or leverage per symbol here
+
+    async def fetch_closes(self, symbol: str, since: datetime) -> list[VenueClose]:
+        return []  # a broker ticket is the position; no funding or leverage per symbol here
+
+    async def hedge_mode(self) -> bool:
+        return False
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

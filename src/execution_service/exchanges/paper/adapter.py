@@ -24,6 +24,7 @@ from execution_service.exchanges.base import (
     Stops,
     Ticker,
     Valuation,
+    VenueClose,
     VenuePosition,
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
@@ -260,6 +261,12 @@ class PaperAdapter:
 
     async def fetch_funding(self, symbol: str, since: datetime) -> list[FundingPayment]:
         return []  # the paper account nets per symbol; no funding
+
+    async def fetch_closes(self, symbol: str, since: datetime) -> list[VenueClose]:
+        return []  # the paper account nets per symbol; no funding
+
+    async def hedge_mode(self) -> bool:
+        return False
 
     async def close_position(
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str

@@ -1,0 +1,126 @@
+"""What differs between ccxt venues beyond ccxt's own `has` flags: one row per venue this service
+has been proven against (each one's loopback fake in `tests/fakes/`), and a cautious default for
+the rest. Everything above `exchanges/` sees only the `VenueCapabilities` built from this.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from execution_service.enums import MarketType
+from execution_service.exchanges.capabilities import ClientIdFormat
+
+
+@dataclass(frozen=True)
+class CcxtVenue:
+    # ccxt's `fetchMarkets` types that load only the connection's market type (None: the venue
+    # has no such option; its markets are loaded whole and filtered here).
+    market_types: Mapping[MarketType, tuple[str, ...]] | None = None
+    client_ids: ClientIdFormat = field(default_factory=ClientIdFormat)
+    # The parameter carrying our client order id when an order is looked up or cancelled, and
+    # what every order lookup needs besides.
+    lookup_param: str = "clientOrderId"
+    lookup_params: Mapping[str, Any] = field(default_factory=dict)
+    # Create and cancel answer with the order's ids only: its state is read back after.
+    ids_only_answers: bool = False
+    # The margin mode set per symbol with its leverage (None: the account's own, left as is),
+    # and what every derivatives order then carries for it.
+    margin_mode: str | None = None
+    margin_mode_with_leverage: bool = False  # OKX: one call sets both
+    swap_order_params: Mapping[str, Any] = field(default_factory=dict)
+    # Error markers that mean "already set" when setting the leverage or margin mode.
+    unchanged: tuple[str, ...] = ()
+    # How the account's position mode is read: ccxt's fetch_position_mode, or from its positions.
+    position_mode_from_positions: bool = False
+    # Funding history amounts: +1 received positive (OKX bills, Binance income); -1 where the
+    # venue reports funding as a fee, paid positive (Bybit executions).
+    funding_sign: int = 1
+    # Where closes made without us are read: the venue's positions history (OKX, Bybit), or its
+    # liquidation orders and trades (Binance).
+    closes_from_history: bool = True
+    # An order's fee comes from its trades, found by `orderId` in the account's trades.
+    fees_from_my_trades: bool = False
+    linear_swaps: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+_BINANCE = CcxtVenue(
+    market_types={MarketType.spot: ("spot",), MarketType.swap: ("linear",)},
+    # newClientOrderId: ^[.A-Z:/a-z0-9_-]{1,36}$
+    client_ids=ClientIdFormat(max_length=36, alphabet=r"[.A-Za-z0-9:/_\-]+"),
+    # Binance takes the client id we gave as `origClientOrderId` on lookups and cancels.
+    lookup_param="origClientOrderId",
+    margin_mode="isolated",
+    unchanged=("-4046",),
+    closes_from_history=False,
+    fees_from_my_trades=True,
+    options={
+        # load_markets() is then exactly one request (exchangeInfo of the one market type): no
+        # currencies/margin-pairs endpoints, which also need keys and extra weight.
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        # Otherwise fetch_open_orders() without a symbol raises a rate-limit "warning".
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    },
+)
+
+VENUES: dict[str, CcxtVenue] = {
+    "okx": CcxtVenue(
+        market_types={MarketType.spot: ("spot",), MarketType.swap: ("swap",)},
+        # clOrdId: letters and digits, at most 32.
+        client_ids=ClientIdFormat(max_length=32, alphabet=r"[A-Za-z0-9]+"),
+        ids_only_answers=True,
+        margin_mode="isolated",
+        margin_mode_with_leverage=True,
+        swap_order_params={"marginMode": "isolated"},
+    ),
+    "bybit": CcxtVenue(
+        market_types={MarketType.spot: ("spot",), MarketType.swap: ("linear",)},
+        # orderLinkId: at most 36 of letters, digits, "-" and "_".
+        client_ids=ClientIdFormat(max_length=36, alphabet=r"[A-Za-z0-9_\-]+"),
+        lookup_param="orderLinkId",
+        # ccxt refuses a unified account's fetch_order unless told it knows that only the
+        # account's last 500 orders can be read back (`order/realtime`).
+        lookup_params={"acknowledged": True},
+        ids_only_answers=True,
+        unchanged=("110043",),  # leverage not modified
+        position_mode_from_positions=True,
+        funding_sign=-1,
+    ),
+    "binance": _BINANCE,
+    "binanceusdm": _BINANCE,
+    "binancecoinm": CcxtVenue(
+        market_types={MarketType.swap: ("inverse",)},
+        client_ids=_BINANCE.client_ids,
+        lookup_param="origClientOrderId",
+        linear_swaps=False,
+        options=_BINANCE.options,
+    ),
+}
+
+DEFAULT = CcxtVenue()
+
+
+@functools.cache
+def venue_of(exchange_id: str) -> CcxtVenue:
+    """The venue's row; a Binance subclass (binanceus, ...) takes Binance's."""
+    if exchange_id in VENUES:
+        return VENUES[exchange_id]
+    cls = getattr(ccxt, exchange_id, None)
+    if isinstance(cls, type) and issubclass(cls, ccxt.binance):
+        return _BINANCE
+    return DEFAULT
+
+
+def client_options(venue: CcxtVenue, market_type: str) -> dict[str, Any]:
+    """ccxt options for a client of `market_type`: its markets only, nothing it does not need."""
+    options: dict[str, Any] = {"defaultType": market_type, **venue.options}
+    types = (venue.market_types or {}).get(MarketType(market_type))
+    if types is not None:
+        options["fetchMarkets"] = {"types": list(types)}
+    return options
