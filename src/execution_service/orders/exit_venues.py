@@ -50,8 +50,9 @@ def size_exit(
     market = venue.market
     if not full and market is not None:
         rest = held_by_position - amount
+        value = rest * (price or 0) * (market.contract_size or 1)  # a contract's worth its size
         too_small = rest < (market.min_amount or 0) or (
-            market.min_cost is not None and price is not None and rest * price < market.min_cost
+            market.min_cost is not None and price is not None and value < market.min_cost
         )
         if too_small:  # the venue would not take what is left: it goes with this exit
             amount, full = held_by_position, True

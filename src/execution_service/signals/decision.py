@@ -190,8 +190,9 @@ def _decide(
     )
     fill = costs.entry_fill(direction, price)
     if preset is not None:
-        order.quantity = _small(order.quantity, fill, market, preset)
-    rules = MarketRules(market.min_amount, market.min_cost)
+        # A unit of quantity is worth its price times what it stands for (a contract's size).
+        order.quantity = _small(order.quantity, fill * value.unit_value, market, preset)
+    rules = MarketRules(market.min_amount, market.min_cost, value.unit_value)
     check_order(limits, state, rules, order.quantity, fill, costs.fee_rate)
 
 

@@ -208,6 +208,9 @@ class AccountState:
 class MarketRules:
     min_amount: Decimal | None = None
     min_cost: Decimal | None = None
+    # What one unit of quantity is worth per unit of price (a contract's size: OKX BTC-USDT-SWAP
+    # counts contracts of 0.01 BTC), so a notional is quantity x price x this.
+    unit_value: Decimal = ONE
 
 
 def check_limits(limits: Limits, account: AccountState) -> None:
@@ -247,7 +250,7 @@ def check_order(
     minimum = market.min_amount or ZERO
     if quantity <= 0 or quantity < minimum:
         raise Rejection("below_minimum", f"quantity {quantity} is below the minimum {minimum}")
-    cost = quantity * price
+    cost = quantity * price * market.unit_value
     if market.min_cost is not None and cost < market.min_cost:
         raise Rejection("below_minimum", f"notional {cost} is below the minimum {market.min_cost}")
     needed = cost / limits.leverage + cost * fee_rate
