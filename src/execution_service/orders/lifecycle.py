@@ -29,6 +29,7 @@ from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeBusy,
     ExchangeError,
+    LeverageNotSet,
     OrderResult,
     Stops,
     TemporaryError,
@@ -194,6 +195,21 @@ def _stops(adapter: ExchangeAdapter, entry: ExecutionLog) -> Stops | None:
     return Stops(Decimal(str(sl)) if sl else None, Decimal(str(tp)) if tp else None)
 
 
+async def set_leverage(adapter: ExchangeAdapter, entry: ExecutionLog) -> ExchangeError | None:
+    """An entry on a venue that takes a leverage per symbol (`venue_positions`) is sent only once
+    the venue holds the one its plan was sized with (and the margin mode this service uses):
+    the adapter sets it before the first order on a symbol and again whenever it changes. If
+    the venue refuses, or its answer is lost, the entry is refused unsent (`leverage_not_set`)."""
+    leverage = (entry.plan or {}).get("leverage")
+    if entry.purpose != Purpose.entry or not leverage or not adapter.capabilities.venue_positions:
+        return None
+    try:
+        await adapter.set_leverage(entry.symbol, Decimal(str(leverage)))
+    except ExchangeError as exc:
+        return LeverageNotSet(f"leverage {leverage} not set: {exc.message}")
+    return None
+
+
 async def submit(
     adapter: ExchangeAdapter,
     entry: ExecutionLog,
@@ -211,8 +227,12 @@ async def submit(
     submitted_at = utcnow()
     answer: OrderResult | ExchangeError
     try:
-        if send_by is not None and submitted_at > send_by:
+        late = send_by is not None and submitted_at > send_by
+        refused = None if late or ticket is not None else await set_leverage(adapter, entry)
+        if late:
             answer = ExchangeBusy("waited too long for its turn to be sent: not sent")
+        elif refused is not None:
+            answer = refused
         elif ticket is not None:
             answer = await adapter.close_position(
                 entry.symbol, ticket, entry.quantity, entry.client_order_id
