@@ -22,7 +22,7 @@ from execution_service.connections.schemas import (
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, owner_aad
 from execution_service.db import utcnow
-from execution_service.enums import Adapter, ConnectionStatus, EventType
+from execution_service.enums import Adapter, ConnectionStatus, EventType, MarketType
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
@@ -74,6 +74,7 @@ async def create_connection(
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
     if not known_exchange(body.adapter, body.exchange):
         raise Unprocessable(f"exchange {body.exchange!r} is not supported", code="unknown_exchange")
+    _check_market_type(body.adapter, body.exchange, body.market_type)
     conn = ExecutionConnection(
         name=body.name,
         type=body.type.value,
@@ -110,6 +111,22 @@ async def create_connection(
         ConnectionRepository(session).add_paper_balances(conn.id, balances)
     await session.commit()
     return conn
+
+
+def _check_market_type(adapter: str, exchange: str | None, market_type: MarketType) -> None:
+    """The venue must offer the connection's market type; a swap account needs linear swaps
+    (an inverse-only venue is refused here, before any key is stored)."""
+    caps = capabilities(adapter, exchange, market_type)
+    if market_type not in caps.market_types:
+        raise Unprocessable(
+            f"{exchange or adapter} has no {market_type} markets", code="market_type_not_supported"
+        )
+    if market_type == MarketType.swap and not caps.linear_swaps:
+        raise Unprocessable(
+            f"{exchange}'s perpetual swaps are inverse (coin-margined): only linear (USDT) swaps "
+            "are traded",
+            code="inverse_not_supported",
+        )
 
 
 async def get_connection(
@@ -151,6 +168,7 @@ async def update_connection(
     if "api_base_url" in changes and changes["api_base_url"] is not None:
         changes["api_base_url"] = str(changes["api_base_url"])
     if "market_type" in changes:
+        _check_market_type(conn.adapter, conn.exchange, changes["market_type"])
         changes["market_type"] = changes["market_type"].value
     for field, value in changes.items():
         setattr(conn, field, value)
@@ -262,9 +280,32 @@ async def activate(
         raise Conflict(
             f"connection {connection_id} failed its check: {result.error}", code="check_failed"
         )
+    await session.commit()
+    await _check_position_mode(session, ctx, conn)
     conn.status, conn.is_active = ConnectionStatus.active, True
     await session.commit()
     return conn
+
+
+async def _check_position_mode(
+    session: AsyncSession, ctx: AppContext, conn: ExecutionConnection
+) -> None:
+    """A derivatives account in hedge (long/short) mode is refused: this service holds one net
+    position per symbol and closes it with reduce-only orders, which a hedge-mode venue would
+    book on a second position instead. The venue is asked with no transaction open."""
+    if not ctx.adapters.capabilities(conn).venue_positions:
+        return
+    try:
+        hedged = await (await ctx.adapters.for_connection(conn)).hedge_mode()
+    except (CredentialsError, ExchangeError) as exc:
+        raise BadGateway(f"the account's position mode could not be read: {exc}") from None
+    if hedged:
+        conn.last_error = "hedge_mode_not_supported: the account holds longs and shorts apart"
+        await session.commit()
+        raise Conflict(
+            "the account is in hedge (long/short) mode: switch it to one-way mode first",
+            code="hedge_mode_not_supported",
+        )
 
 
 async def deactivate(
