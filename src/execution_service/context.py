@@ -16,6 +16,15 @@ from execution_service.settings import Settings
 
 
 @dataclass
+class FailureStreak:
+    """Order lookups on one connection that failed in a row, and the kinds of failure already
+    logged (each once, until a lookup succeeds)."""
+
+    count: int = 0
+    logged: set[str] = field(default_factory=set)
+
+
+@dataclass
 class AppContext:
     settings: Settings
     engine: AsyncEngine
@@ -32,6 +41,8 @@ class AppContext:
     # Per connection: the `last_used_at` this process last committed (`logs.record_outcomes`
     # writes it again only once it is LAST_USED_PRECISION old).
     last_used_written: dict[int, datetime] = field(default_factory=dict)
+    # Per connection: the order tracker's failed lookups in a row (`orders.tracker`).
+    lookup_failures: dict[int, FailureStreak] = field(default_factory=dict)
 
     @property
     def reader(self) -> AsyncEngine:

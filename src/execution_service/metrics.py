@@ -28,6 +28,17 @@ EXCHANGE_ERRORS = Counter(
     "Errors raised by exchange adapters, by error code and adapter operation.",
     ["kind", "operation"],
 )
+ORDER_LOOKUP_FAILURES = Counter(
+    "execution_order_lookup_failures",
+    "Order lookups by the order tracker that failed (the venue could not be asked, or refused), "
+    "by error code.",
+    ["kind"],
+)
+VENUE_CLOSES = Counter(
+    "execution_venue_closes",
+    "Positions the venue closed without an order of ours (liquidation, external), by reason.",
+    ["reason"],
+)
 OPEN_POSITIONS = Gauge(
     "execution_open_positions", "Open positions seen by the last position monitor tick."
 )

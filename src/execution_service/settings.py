@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # this percent (fees taken in the base asset, rounding); the rest is recorded as dust.
     spot_exit_tolerance_percent: float = Field(default=1, ge=0, le=10)
     order_tracker_interval_seconds: float = Field(default=2.0, gt=0)
+    # Order lookups on one connection that fail in a row (not "not found": the venue could not
+    # be asked, or refused) before the connection is moved to `error` with the reason.
+    tracker_max_lookup_failures: int = Field(default=10, ge=1)
+    # Derivatives accounts: how often the venue's positions are reconciled with ours (closes
+    # made without us, liquidation prices) and its funding booked; also once at start-up.
+    venue_sync_interval_seconds: float = Field(default=30, gt=0)
     # A pending order younger than this is left alone (its send may still be in flight); an order
     # the exchange has not heard of this long after submission is rejected.
     pending_grace_seconds: float = Field(default=30, gt=0)

@@ -10,10 +10,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from execution_service.context import AppContext
+from execution_service import metrics
+from execution_service.connections.service import mark_error
+from execution_service.context import AppContext, FailureStreak
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.enums import OrderStatus, Purpose
+from execution_service.enums import ConnectionStatus, OrderStatus, Purpose
 from execution_service.exchanges.base import ExchangeError, OrderNotFound, OrderResult
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import fills
@@ -50,6 +52,33 @@ async def track_orders(ctx: AppContext, now: datetime | None = None) -> TrackRep
     return report
 
 
+async def _lookup_failed(
+    ctx: AppContext, conn: ExecutionConnection, exc: CredentialsError | ExchangeError
+) -> None:
+    """Counted; logged once per kind of failure until a lookup succeeds; after
+    `tracker_max_lookup_failures` in a row the connection is moved to `error` with the reason
+    (its orders are still looked up: once the venue answers again, they are recorded)."""
+    code = exc.code if isinstance(exc, ExchangeError) else "credentials_error"
+    reason = f"{code}: {exc.message if isinstance(exc, ExchangeError) else exc}"
+    metrics.ORDER_LOOKUP_FAILURES.labels(code).inc()
+    streak = ctx.lookup_failures.setdefault(conn.id, FailureStreak())
+    streak.count += 1
+    if code not in streak.logged:
+        streak.logged.add(code)
+        log.warning("connection %s: order lookups fail: %s", conn.id, reason[:300])
+    if streak.count < ctx.settings.tracker_max_lookup_failures:
+        return
+    count = streak.count
+    ctx.lookup_failures.pop(conn.id, None)
+    async with ctx.session_factory() as session:
+        row = await OrderRepository(session).connection(conn.id)
+        if row is None or row.status == ConnectionStatus.error:
+            return
+        mark_error(row, f"order lookups failed {count} times in a row: {reason}"[:1000])
+        await session.commit()
+    log.error("connection %s: moved to error after %d failed order lookups", conn.id, count)
+
+
 async def _track(
     ctx: AppContext,
     entry: ExecutionLog,
@@ -63,11 +92,14 @@ async def _track(
         adapter = await ctx.adapters.for_connection(conn)
         result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
     except OrderNotFound:
+        ctx.lookup_failures.pop(conn.id, None)  # the venue answered
         if entry.status != OrderStatus.pending or entry.created_at > grace:
             return
     except (CredentialsError, ExchangeError) as exc:
-        log.warning("order %s: lookup failed (%s)", entry.client_order_id, type(exc).__name__)
+        await _lookup_failed(ctx, conn, exc)
         return
+    else:
+        ctx.lookup_failures.pop(conn.id, None)
     async with ctx.session_factory() as session:
         # SKIP LOCKED: another worker holding this row is already recording it.
         current = await OrderRepository(session).lock_if_unchanged(entry.id, entry.status)
