@@ -151,6 +151,8 @@ class ExecutionPosition(Owned, Timestamps, Base):
     liquidation_price: Mapped[Decimal | None] = mapped_column(Money)
     # Funding settled on it (received positive, paid negative), already in realized_pnl.
     funding_fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    # The venue's funding settled up to this time is booked (derivatives venues).
+    funding_synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Exit orders the venue refused in a row; past the limit the position is flagged.
     exit_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

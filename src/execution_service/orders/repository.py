@@ -145,6 +145,19 @@ class OrderRepository:
         )
         return {pid for pid in rows if pid is not None}
 
+    async def busy_symbols(self, connection_id: int) -> set[str]:
+        """The symbols of a connection with an order still in flight (pending or resting, entry
+        or exit): the venue's positions there may not match ours yet."""
+        stmt = (
+            select(ExecutionLog.symbol)
+            .where(
+                ExecutionLog.execution_connection_id == connection_id,
+                ExecutionLog.status.in_((OrderStatus.pending, *RESTING)),
+            )
+            .distinct()
+        )
+        return set((await self.session.scalars(stmt)).all())
+
     async def entries_in_flight(
         self, connection_ids: Sequence[int], symbol: str, excluding_signal: int | None = None
     ) -> dict[int, tuple[int, int]]:

@@ -58,7 +58,9 @@ class Decision:
     close: Close | None = None
 
 
-def view_of(p: ExecutionPosition) -> PositionView:
+def view_of(p: ExecutionPosition, venue_liquidates: bool = False) -> PositionView:
+    """`venue_liquidates`: the venue holds the position and liquidates it itself (a real
+    derivatives account); its liquidation price is shown, not acted on here."""
     levels = tuple(
         Level(Decimal(t["price"]), Decimal(t["close_percent"]), bool(t.get("done")))
         for t in p.take_profits or []
@@ -75,7 +77,7 @@ def view_of(p: ExecutionPosition) -> PositionView:
         p.best_price,
         p.break_even_trigger_rr,
         p.break_even_done,
-        p.liquidation_price,
+        None if venue_liquidates else p.liquidation_price,
         p.initial_sl_price,
         p.break_even_offset_percent,
     )

@@ -109,13 +109,29 @@ async def mark_in_sql(
         marks = MarkRepository(session)
         candidates = await marks.mark_in_sql(fresh)
         moves: list[dict[str, Any]] = []
-        for position in await PositionRepository(session).by_ids(list(candidates)):
+        loaded = await PositionRepository(session).by_ids(list(candidates))
+        venue = await _venue_liquidates(ctx, marks, loaded)
+        for position in loaded:
             source, marked_at = candidates[position.id]
             quote = fresh[(source, position.symbol)]
-            _decide(position, quote.since(marked_at), moves, closes)
+            _decide(position, quote.since(marked_at), moves, closes, position.id in venue)
         await marks.move_stops_to_break_even(moves)
         await session.commit()
     return closes
+
+
+async def _venue_liquidates(
+    ctx: AppContext, marks: MarkRepository, positions: list[ExecutionPosition]
+) -> set[int]:
+    """The positions a venue holds and liquidates itself (`venue_positions`)."""
+    ids = sorted({p.execution_connection_id for p in positions})
+    conns = {c.id: c for c in await marks.connections(ids)}
+    return {
+        p.id
+        for p in positions
+        if p.execution_connection_id in conns
+        and ctx.adapters.capabilities(conns[p.execution_connection_id]).venue_positions
+    }
 
 
 def _decide(
@@ -123,8 +139,9 @@ def _decide(
     path: tuple[Move, ...],
     moves: list[dict[str, Any]],
     closes: list[CloseOrder],
+    venue_liquidates: bool = False,
 ) -> Decision:
-    decision = evaluate_path(view_of(position), path)
+    decision = evaluate_path(view_of(position, venue_liquidates), path)
     if decision.break_even_done and not position.break_even_done:
         moves.append({"pid": position.id, "sl": decision.sl})
     if decision.close is not None:
@@ -149,11 +166,13 @@ async def mark_in_python(
     updates: list[dict[str, Any]] = []
     moves: list[dict[str, Any]] = []
     closes: list[CloseOrder] = []
-    for position, _ in rows:
+    for position, conn in rows:
         quote = quotes.get((sources[position.id], position.symbol))
         if not _fresh(ctx, quote, now, report, 1) or quote is None:
             continue
-        decision = _decide(position, quote.since(position.last_price_update_at), moves, closes)
+        path = quote.since(position.last_price_update_at)
+        venue = ctx.adapters.capabilities(conn).venue_positions
+        decision = _decide(position, path, moves, closes, venue)
         marked = book.mark(position, quote.price)
         updates.append(
             {

@@ -18,6 +18,7 @@ from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
 from execution_service.orders.stopout import guard_tick
 from execution_service.orders.tracker import track_orders
+from execution_service.orders.venue_sync import sync_venues
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
@@ -44,6 +45,10 @@ async def _orders(ctx: AppContext) -> None:
     await track_orders(ctx)
 
 
+async def _venues(ctx: AppContext) -> None:
+    await sync_venues(ctx)
+
+
 async def _health(ctx: AppContext) -> None:
     await health_tick(ctx)
 
@@ -66,6 +71,8 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         Loop("position_monitor", s.monitor_interval_seconds, _monitor, ctx.prices_changed),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
+        # Runs at once on start too: positions the venue closed while we were down are closed.
+        Loop("venue_sync", s.venue_sync_interval_seconds, _venues),
         Loop("connection_health", s.health_interval_seconds, _health),
         Loop("analytics", s.analytics_interval_seconds, _analytics),
         Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, ZERO
-from execution_service.enums import PositionStatus
+from execution_service.enums import MarketType, PositionStatus
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 
@@ -118,6 +118,36 @@ class PositionRepository:
             .where(ExecutionPosition.status == PositionStatus.open)
         )
         return [(p, c) for p, c in (await self.session.execute(stmt)).all()]
+
+    async def derivative_accounts(self) -> list[ExecutionConnection]:
+        """Swap connections holding positions (open, or being closed)."""
+        held = (
+            select(ExecutionPosition.execution_connection_id)
+            .where(ExecutionPosition.status.in_(HELD))
+            .distinct()
+        )
+        stmt = select(ExecutionConnection).where(
+            ExecutionConnection.id.in_(held), ExecutionConnection.market_type == MarketType.swap
+        )
+        return list((await self.session.scalars(stmt.order_by(ExecutionConnection.id))).all())
+
+    async def held_on(self, connection_id: int) -> list[ExecutionPosition]:
+        """A connection's positions open or being closed, oldest first."""
+        stmt = select(ExecutionPosition).where(
+            ExecutionPosition.execution_connection_id == connection_id,
+            ExecutionPosition.status.in_(HELD),
+        )
+        return list((await self.session.scalars(stmt.order_by(ExecutionPosition.id))).all())
+
+    async def lock_held(self, position_ids: Sequence[int]) -> list[ExecutionPosition]:
+        """These positions still open or being closed, locked, oldest first."""
+        stmt = (
+            select(ExecutionPosition)
+            .where(ExecutionPosition.id.in_(position_ids), ExecutionPosition.status.in_(HELD))
+            .order_by(ExecutionPosition.id)
+            .with_for_update()
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def open_counts(
         self, connection_ids: Sequence[int], symbol: str
