@@ -78,7 +78,7 @@ class CcxtAdapter:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
         self.exchange_id = exchange_id
-        self.market_type = market_type
+        self.market_type = MarketType(market_type).value  # a plain str, as ccxt reads it
         self._read_retries = read_retries
         self._retry_base_delay = retry_base_delay
         self._markets_ttl = markets_ttl_seconds

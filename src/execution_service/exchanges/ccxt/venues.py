@@ -119,8 +119,10 @@ def venue_of(exchange_id: str) -> CcxtVenue:
 
 def client_options(venue: CcxtVenue, market_type: str) -> dict[str, Any]:
     """ccxt options for a client of `market_type`: its markets only, nothing it does not need."""
-    options: dict[str, Any] = {"defaultType": market_type, **venue.options}
-    types = (venue.market_types or {}).get(MarketType(market_type))
+    kind = MarketType(market_type)
+    # A plain str: ccxt reads its options with checks a str subclass (our enum) fails.
+    options: dict[str, Any] = {"defaultType": kind.value, **venue.options}
+    types = (venue.market_types or {}).get(kind)
     if types is not None:
         options["fetchMarkets"] = {"types": list(types)}
     return options
