@@ -149,6 +149,11 @@ class FakeBybit(VenueServer):
 
     # --- driving it from a test ------------------------------------------------------------
 
+    @property
+    def credentials(self) -> dict[str, str]:
+        """A connection's credentials for this account."""
+        return {"api_key": self.api_key, "api_secret": self.api_secret}
+
     def set_price(self, symbol: str, price: Decimal | str) -> None:
         for book in (self.books.spot, self.books.linear):
             book.set_price(symbol, price)

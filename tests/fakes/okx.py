@@ -134,6 +134,15 @@ class FakeOkx(VenueServer):
 
     # --- driving it from a test ------------------------------------------------------------
 
+    @property
+    def credentials(self) -> dict[str, str]:
+        """A connection's credentials for this account."""
+        return {
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+            "passphrase": self.passphrase,
+        }
+
     def set_price(self, inst_id: str, price: Decimal | str) -> None:
         self.book.set_price(inst_id, price)
 
@@ -313,7 +322,7 @@ class FakeOkx(VenueServer):
                     "instType": "SWAP",
                     "instId": inst_id,
                     "mgnMode": self.book.margin_mode.get(inst_id, "cross"),
-                    "posId": f"30{inst_id.__hash__() % 10**8}",
+                    "posId": f"30{sum(map(ord, inst_id))}",
                     "posSide": "net",
                     "pos": plain(pos.qty),
                     "availPos": plain(abs(pos.qty)),
