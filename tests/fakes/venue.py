@@ -634,7 +634,8 @@ class VenueServer:
         return self
 
     async def stop(self) -> None:
-        self._release.set()
+        self._release.set()  # frees answers held back on purpose
+        self._release = asyncio.Event()
         await self._http.stop()
 
     async def __aenter__(self) -> Any:
