@@ -20,7 +20,17 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from tests.fakes.venue import Book, Call, Instrument, Order, Refusal, VenueServer, now_ms, plain
+from tests.fakes.venue import (
+    Book,
+    Call,
+    Instrument,
+    Order,
+    Refusal,
+    VenueServer,
+    now_ms,
+    plain,
+    serve_alone,
+)
 
 D = Decimal
 
@@ -531,3 +541,7 @@ class FakeBinanceUsdm(VenueServer):
             "goodTillDate": 0,
             "updateTime": o.updated,
         }
+
+
+if __name__ == "__main__":
+    serve_alone("Binance USDⓈ-M", lambda host, port: FakeBinanceUsdm(host=host, port=port))

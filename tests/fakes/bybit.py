@@ -32,6 +32,7 @@ from tests.fakes.venue import (
     VenueServer,
     now_ms,
     plain,
+    serve_alone,
 )
 
 D = Decimal
@@ -566,3 +567,7 @@ class FakeBybit(VenueServer):
         else:
             detail.update(tpslMode="Full", slTriggerBy="", tpTriggerBy="")
         return detail
+
+
+if __name__ == "__main__":
+    serve_alone("Bybit v5", lambda host, port: FakeBybit(host=host, port=port))

@@ -33,6 +33,7 @@ from tests.fakes.venue import (
     VenueServer,
     now_ms,
     plain,
+    serve_alone,
 )
 
 D = Decimal
@@ -506,3 +507,7 @@ class FakeOkx(VenueServer):
             "uTime": str(o.updated),
             "cTime": str(o.created),
         }
+
+
+if __name__ == "__main__":
+    serve_alone("OKX v5", lambda host, port: FakeOkx(host=host, port=port))

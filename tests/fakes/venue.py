@@ -12,9 +12,13 @@ received asset on spot, in the settlement currency on swaps).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
+import json
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -699,3 +703,24 @@ class VenueServer:
 
     def not_found(self) -> Response:
         raise NotImplementedError
+
+
+def serve_alone(name: str, build: Callable[[str, int], Any], argv: list[str] | None = None) -> None:
+    """`python -m tests.fakes.<venue> --port N`: serve one fake until SIGTERM or Ctrl-C; print
+    its base URL and the credentials it accepts (one JSON line)."""
+    parser = argparse.ArgumentParser(description=f"Fake {name}")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        fake = build(args.host, args.port)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        async with fake:
+            print(json.dumps({"base_url": fake.base_url, "credentials": fake.credentials}))
+            sys.stdout.flush()
+            await stop.wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
