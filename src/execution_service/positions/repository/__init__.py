@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, ZERO
-from execution_service.enums import MarketType, PositionStatus
+from execution_service.enums import ConnectionStatus, MarketType, PositionStatus
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 
@@ -120,14 +120,17 @@ class PositionRepository:
         return [(p, c) for p, c in (await self.session.execute(stmt)).all()]
 
     async def derivative_accounts(self) -> list[ExecutionConnection]:
-        """Swap connections holding positions (open, or being closed)."""
+        """Swap connections holding positions (open, or being closed), not in `error` (their
+        credentials or venue fail: they are looked at again once they work)."""
         held = (
             select(ExecutionPosition.execution_connection_id)
             .where(ExecutionPosition.status.in_(HELD))
             .distinct()
         )
         stmt = select(ExecutionConnection).where(
-            ExecutionConnection.id.in_(held), ExecutionConnection.market_type == MarketType.swap
+            ExecutionConnection.id.in_(held),
+            ExecutionConnection.market_type == MarketType.swap,
+            ExecutionConnection.status != ConnectionStatus.error,
         )
         return list((await self.session.scalars(stmt.order_by(ExecutionConnection.id))).all())
 
