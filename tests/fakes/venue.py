@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -603,6 +604,7 @@ class VenueServer:
         self.requests: list[Recorded] = []
         self._hangs: list[_Rule] = []
         self._rejects: list[_Rule] = []
+        self._outages: list[_Rule] = []
 
     @property
     def base_url(self) -> str:
@@ -624,6 +626,11 @@ class VenueServer:
         """The next order creations are refused with the venue's code for `kind`."""
         method, path = self.order_path
         self._rejects.append(_Rule(count, method, path, {"kind": kind, "message": message}))
+
+    def fail_next(self, method: str, path: str, count: int = 1) -> None:
+        """Answer the next `count` requests to method/path 503, as a venue's overloaded
+        gateway does: nothing is done."""
+        self._outages.append(_Rule(count, method, path))
 
     def take_reject(self, method: str, path: str) -> Refusal | None:
         for rule in self._rejects:
@@ -651,14 +658,10 @@ class VenueServer:
     async def _dispatch(self, request: Request) -> Response:
         method, path = request.method, request.url.path
         query, body = request.url.query, (await request.body()).decode()
-        from urllib.parse import parse_qsl
-
         params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
         parsed: Any = None
         if body:
             try:
-                import json
-
                 parsed = json.loads(body)
             except ValueError:
                 params.update(parse_qsl(body, keep_blank_values=True))
@@ -667,7 +670,9 @@ class VenueServer:
         record = Recorded(method, path, params, dict(request.headers))
         self.requests.append(record)
         route = self.routes.get((method, path))
-        if route is None:
+        if any(rule.take(method, path) for rule in self._outages):
+            response: Response = Response("Service Unavailable", status_code=503)
+        elif route is None:
             record.unexpected = True
             response = self.not_found()
         else:

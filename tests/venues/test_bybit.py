@@ -96,3 +96,23 @@ async def test_linear_perpetual_flow(user: Actor, ctx: AppContext, bybit: FakeBy
     await cancel_a_resting_limit(user, conn, "45000")
     await lost_reply_is_found(user, ctx, bybit, conn)
     await bad_credentials_are_refused(user, bybit, "bybit", "swap")
+
+
+async def test_a_short_on_the_perpetual_is_seen_filled_and_closed_at_its_target(
+    user: Actor, ctx: AppContext, bybit: FakeBybit
+) -> None:
+    conn = await connect(user, bybit, "bybit", market_type="swap", leverage="5")
+    execution = await signal(user, conn, direction="sell", sl_price="51000", tp_price="48000")
+    assert execution["status"] == "filled" and execution["quantity"] == "0.02"
+    assert bybit.books.linear.positions["BTCUSDT"].qty == D("-0.02")
+    bybit.set_price("BTCUSDT", "47900")
+    await monitor_tick(ctx)
+    closed = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
+    assert closed["status"] == "closed" and closed["closed_reason"] == "tp"
+    cover = bybit.orders[-1]
+    assert cover.side == "buy" and cover.reduce_only
+    # gross: (50000 - 47900) x 0.02 = 42
+    # fees:  0.55 at the entry, 0.02 x 47900 x 0.00055 = 0.5269 at the exit
+    # net:   42 - 0.55 - 0.5269 = 40.9231
+    assert D(closed["pnl"]) == D(42) - D("0.55") - D("0.5269") == D("40.9231")
+    assert "BTCUSDT" not in bybit.books.linear.positions  # flat: not long

@@ -3,9 +3,12 @@ real ccxt: every figure by hand."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.orders.tracker import track_orders
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.okx import FakeOkx
@@ -119,3 +122,22 @@ async def test_a_refusal_keeps_okx_s_own_reason(user: Actor, okx: FakeOkx) -> No
     assert "51008" in execution["error_message"]
     assert "Insufficient USDT margin" in execution["error_message"]
     assert okx.orders == []
+
+
+async def test_an_unread_ids_only_answer_stays_pending_never_guessed(
+    user: Actor, ctx: AppContext, okx: FakeOkx
+) -> None:
+    """The order is placed (OKX answers its ids) and reading it back fails: it is recorded
+    `pending` with the venue's order id, not `open`, and the tracker records what it became."""
+    conn = await connect(user, okx, "okx", market_type="swap")
+    reads = 1 + ctx.settings.exchange_read_retries
+    okx.fail_next("GET", "/api/v5/trade/order", reads)
+    execution = await signal(user, conn)
+    assert execution["status"] == "pending" and execution["position_id"] is None
+    [order] = okx.orders
+    log = await user.ok("GET", f"/api/v1/logs/{execution['execution_log_id']}")
+    assert log["order_id"] == order.id and log["status"] == "pending"
+    await track_orders(ctx, now=utcnow() + timedelta(seconds=10))
+    log = await user.ok("GET", f"/api/v1/logs/{execution['execution_log_id']}")
+    assert log["status"] == "filled" and log["position_id"] is not None
+    assert len(okx.requests_to(*ORDERS)) == 1
