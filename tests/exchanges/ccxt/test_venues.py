@@ -15,6 +15,7 @@ from execution_service.enums import CloseReason, MarketType
 from execution_service.exchanges.base import Market, VenueClose
 from execution_service.exchanges.ccxt.capabilities import venue_capabilities
 from execution_service.exchanges.ccxt.errors import scrub
+from execution_service.exchanges.ccxt.parsing import to_balances
 from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import client_options, venue_of
 from execution_service.orders.ids import entry_client_order_id, exit_client_order_id
@@ -132,3 +133,19 @@ def test_a_close_without_us_is_figured_from_the_venue_s_records() -> None:
     # The other side's records are not ours; no record at all: external, at our last price.
     none = venue_exit([replace(close("2", "41000"), side="sell")], D(2), "buy", D(0), D(45000))
     assert none.price == D(45000) and none.reason == CloseReason.external and none.pnl is None
+
+
+def test_a_derivatives_balance_is_cash_without_open_pnl() -> None:
+    """OKX's `eq` and Binance futures' `marginBalance` count the open positions' unrealised
+    PnL, which sizing adds itself: the total is the cash balance, from the venue's strings."""
+    okx = {"code": "0", "data": [{"details": [
+        {"ccy": "USDT", "cashBal": "9999.5", "eq": "10019.5", "availBal": "9799.5", "upl": "20"}
+    ]}]}  # fmt: skip
+    usdm = {"assets": [
+        {"asset": "USDT", "walletBalance": "9999.5", "marginBalance": "10019.5",
+         "availableBalance": "9799.5", "updateTime": 1}
+    ]}  # fmt: skip
+    for info in (okx, usdm):
+        [(currency, entry)] = to_balances({"info": info, "USDT": {"total": 10019.5}}).items()
+        assert currency == "USDT"
+        assert (entry.free, entry.used, entry.total) == (D("9799.5"), D(200), D("9999.5"))

@@ -70,16 +70,11 @@ def _step(precision: Any, precision_mode: Any) -> Decimal | None:
 
 
 def to_balances(raw: dict[str, Any]) -> dict[str, BalanceEntry]:
-    info = raw.get("info")
-    out: dict[str, BalanceEntry] = {}
-    rows: list[tuple[Any, Decimal | None, Decimal | None, Decimal | None]]
-    if isinstance(info, dict) and isinstance(info.get("balances"), list):
-        # Binance spot: the exchange's exact strings rather than ccxt's floats.
-        rows = [
-            (b.get("asset"), to_decimal(b.get("free")), to_decimal(b.get("locked")), None)
-            for b in info["balances"]
-        ]
-    else:
+    """Balances from the venue's own strings where we know them, ccxt's floats otherwise. On a
+    derivatives account `total` is the cash (wallet) balance, without the open positions'
+    unrealised PnL: sizing adds that itself (`signals.decision.equity_of`)."""
+    rows = _raw_balances(info_of(raw))
+    if rows is None:
         skip = {"info", "free", "used", "total", "timestamp", "datetime", "debt"}
         rows = [
             (
@@ -91,12 +86,45 @@ def to_balances(raw: dict[str, Any]) -> dict[str, BalanceEntry]:
             for cur, e in raw.items()
             if cur not in skip and isinstance(e, dict)
         ]
+    out: dict[str, BalanceEntry] = {}
     for currency, free, used, total in rows:
-        free, used = free or Decimal(0), used or Decimal(0)
+        free = free or Decimal(0)
+        used = used if used is not None else (total - free if total is not None else Decimal(0))
         total = total if total is not None else free + used
         if currency and (free or used or total):
             out[str(currency)] = BalanceEntry(free=free, used=used, total=total)
     return out
+
+
+Row = tuple[Any, Decimal | None, Decimal | None, Decimal | None]
+
+
+def _raw_balances(info: dict[str, Any]) -> list[Row] | None:
+    """(currency, free, used, total): Binance spot `balances` (free, locked); OKX's trading
+    account `details` (availBal, cashBal: its `eq` counts unrealised PnL); Binance futures
+    `assets` (availableBalance, walletBalance: its `marginBalance` counts unrealised PnL)."""
+    if isinstance(info.get("balances"), list):
+        return [
+            (b.get("asset"), to_decimal(b.get("free")), to_decimal(b.get("locked")), None)
+            for b in info["balances"]
+        ]
+    data = info.get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "details" in data[0]:
+        details = data[0]["details"] or []
+        return [
+            (d.get("ccy"), _raw(d, "availBal"), None, to_decimal(d.get("cashBal"))) for d in details
+        ]
+    if isinstance(info.get("assets"), list):
+        return [
+            (
+                a.get("asset"),
+                to_decimal(a.get("availableBalance")),
+                None,
+                to_decimal(a.get("walletBalance")),
+            )
+            for a in info["assets"]
+        ]
+    return None
 
 
 def to_ticker(t: dict[str, Any], symbol: str) -> Ticker | None:
