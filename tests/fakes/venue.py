@@ -524,12 +524,13 @@ class Book:
         self._record_close(pos, side, penalty, "liquidation", order.id)
         return self.closed[-1]
 
-    def close_by_hand(self, inst_id: str) -> Order:
-        """The account's owner closes the position on the venue's own site."""
+    def close_by_hand(self, inst_id: str, qty: Decimal | str | None = None) -> Order:
+        """The account's owner closes the position (or `qty` of it) on the venue's own site."""
         pos = self.positions[inst_id]
         side = "sell" if pos.qty > 0 else "buy"
+        amount = abs(pos.qty) if qty is None else D(str(qty))
         return self.place(
-            pos.inst, side, "market", abs(pos.qty), None, f"web{self.next_id()}", source="hand"
+            pos.inst, side, "market", amount, None, f"web{self.next_id()}", source="hand"
         )
 
     def pay_funding(self, inst_id: str, rate: Decimal | str) -> Bill:

@@ -105,6 +105,48 @@ async def test_a_liquidation_on_binance_futures(
     assert len(usdm.requests_to("POST", "/fapi/v1/order")) == 1
 
 
+async def test_part_of_a_short_closed_by_hand_is_reduced_here_and_our_close_stays_flat(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    conn = await connect(user, usdm, "binanceusdm", market_type="swap", leverage="5")
+    short = await signal(user, conn, direction="sell", sl_price="60000", tp_price="30000")
+    assert short["status"] == "filled" and short["quantity"] == "0.02"  # fee 0.5
+    usdm.set_price("BTCUSDT", "49000")
+    usdm.book.close_by_hand("BTCUSDT", "0.01")  # half of it, bought back at 49000 by hand
+    await sync_venues(ctx)
+    position = await user.ok("GET", f"/api/v1/positions/{short['position_id']}")
+    assert position["status"] == "open" and position["quantity"] == "0.01"
+    # the venue's trade: realizedPnl (50000 - 49000) x 0.01 = 10, commission
+    # 0.01 x 49000 x 0.0005 = 0.245; realised so far: -0.5 + 10 - 0.245 = 9.255
+    assert position["realized_pnl"] == "9.255"
+    closed = await user.ok("POST", f"/api/v1/positions/{position['id']}/close")
+    assert closed["execution"]["quantity"] == "0.01"  # what is left, reduce-only
+    # the rest bought back at 49000: + 10 - 0.245; net 9.255 + 9.755 = 19.01
+    assert closed["position"]["pnl"] == "19.01"
+    assert "BTCUSDT" not in usdm.book.positions  # flat, not long
+
+
+async def test_our_own_partial_exit_is_not_taken_for_the_venue_s_close(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    conn = await connect(user, usdm, "binanceusdm", market_type="swap")
+    position = await open_long(user, conn)  # 0.02 at 50000, fee 0.5
+    usdm.set_price("BTCUSDT", "50500")
+    half = await user.ok(
+        "POST", f"/api/v1/positions/{position['id']}/close", json={"quantity": "0.01"}
+    )
+    # ours: (50500 - 50000) x 0.01 = 5, fee 0.01 x 50500 x 0.0005 = 0.2525: -0.5 + 5 - 0.2525
+    assert half["position"]["realized_pnl"] == "4.2475"
+    usdm.set_price("BTCUSDT", "51000")
+    usdm.book.close_by_hand("BTCUSDT")  # the rest, 0.01, sold by hand at 51000
+    await sync_venues(ctx)
+    closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
+    assert closed["status"] == "closed" and closed["closed_reason"] == "external"
+    # the venue's trades since the open are ours at 50500 and the hand's at 51000: only the
+    # latter is news. (51000 - 50000) x 0.01 = 10, fee 0.255: 4.2475 + 10 - 0.255 = 13.9925
+    assert closed["close_price"] == "51000" and closed["pnl"] == "13.9925"
+
+
 async def test_funding_is_booked_once_as_the_venue_reports_it(
     user: Actor, ctx: AppContext, okx: FakeOkx, bybit: FakeBybit
 ) -> None:

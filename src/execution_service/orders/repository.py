@@ -145,6 +145,15 @@ class OrderRepository:
         )
         return {pid for pid in rows if pid is not None}
 
+    async def venue_order_ids(self, position_ids: Sequence[int]) -> set[str]:
+        """The venue's ids of the orders that opened or reduced these positions."""
+        if not position_ids:
+            return set()
+        stmt = select(ExecutionLog.order_id).where(
+            ExecutionLog.position_id.in_(position_ids), ExecutionLog.order_id.is_not(None)
+        )
+        return {str(i) for i in (await self.session.scalars(stmt)).all() if i}
+
     async def busy_symbols(self, connection_id: int) -> set[str]:
         """The symbols of a connection with an order still in flight (pending or resting, entry
         or exit): the venue's positions there may not match ours yet."""

@@ -225,7 +225,10 @@ async def _reconcile(
         return []
     symbol = ours[0].symbol
     since = min(p.opened_at for p in ours) - timedelta(seconds=1)
-    closes = await adapter.fetch_closes(symbol, since)
+    async with ctx.session_factory() as session:
+        mine_sent = await OrderRepository(session).venue_order_ids([p.id for p in ours])
+    # Our own orders' fills (a partial exit) are booked already: only the others are news.
+    closes = [c for c in await adapter.fetch_closes(symbol, since) if c.order_id not in mine_sent]
     fallback = ours[-1].current_price or ours[-1].entry_price
     booked_fees = sum((p.fees for p in ours), ZERO)
     found = venue_exit(closes, mine - theirs, side, booked_fees, fallback)
