@@ -448,9 +448,10 @@ def _ownership_errors(
         for name, value in (case.path_parameters or {}).items()
         if value in pools.foreign.get(name, [])
     ]
-    # A 400 or 422 comes from parsing the request, before any row is read. It is the same for
-    # every id, so it tells nothing about the row.
-    if foreign and not admin_only and status not in (400, 404, 422):
+    # A 400 or 422 comes from parsing the request, before any row is read, and a 413 from the
+    # body limit, before even that. It is the same for every id, so it tells nothing about the
+    # row.
+    if foreign and not admin_only and status not in (400, 404, 413, 422):
         errors.append(f"another owner's row {foreign} answered {status}, not 404")
     if 200 <= status < 300:
         for key, value in _walk(_documents(response)):
