@@ -17,13 +17,14 @@ from benchmarks.harness import ROOT
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-ORDER = ["order", "fanout", "monitor", "reads", "stops"]
+ORDER = ["order", "fanout", "monitor", "reads", "stops", "market_data"]
 TITLES = {
     "order": "1. Per-order overhead (one signal, one ccxt connection)",
     "fanout": "2. Fan-out (one signal to many connections)",
     "monitor": "3. Monitor tick",
     "reads": "4. API reads (GET /positions?status=open&limit=50)",
     "stops": "5. Stop reaction",
+    "market_data": "6. Market data at scale (ingest and latest, 10,000 vs 10 million ticks)",
 }
 
 
