@@ -110,7 +110,7 @@ async def test_history_refuses_what_it_cannot_answer(user: Actor, other_user: Ac
     url = f"/api/v1/data-connections/{dc['id']}/market-data"
     for params in (
         {},
-        {"symbol": "EURUSD"},
+        {"symbol": "EUR USD"},
         {"symbol": "EUR/USD", "timeframe": "2x"},
         {"symbol": "EUR/USD", "since": "0"},
         {"symbol": "EUR/USD", "limit": 501},

@@ -14,17 +14,16 @@ from execution_service.market_data.schemas import (
     DataConnectionRead,
     DataConnectionTestResult,
     DataConnectionUpdate,
+    HistoryTimeframe,
     IngestResult,
     LatestPrice,
     MarketDataIngest,
     MarketDataPage,
 )
-from execution_service.schemas import Instant, Page, problems
+from execution_service.schemas import Instant, Page, Symbol, problems
 
 router = APIRouter(prefix="/data-connections", tags=["data-connections"])
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9]+/[A-Za-z0-9]+(:[A-Za-z0-9]+)?$"
-HISTORY_TIMEFRAME = r"^(tick|[1-9][0-9]{0,2}[smhdwM])$"
 _CSV_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 _CSV_DOC: dict[int | str, dict[str, object]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
@@ -117,13 +116,12 @@ async def ingest_market_data(
 )
 async def market_data_history(
     data_connection_id: RowId,
-    symbol: Annotated[str, Query(min_length=3, max_length=64, pattern=SYMBOL_PATTERN)],
+    symbol: Annotated[Symbol, Query()],
     session: SessionDep,
     principal: PrincipalDep,
     page: PageDep,
     timeframe: Annotated[
-        str,
-        Query(pattern=HISTORY_TIMEFRAME, description="tick (the default) or a bar timeframe"),
+        HistoryTimeframe, Query(description="tick (the default) or a bar timeframe")
     ] = TICK,
     since: Annotated[Instant | None, Query(description="inclusive (UTC)")] = None,
     until: Annotated[Instant | None, Query(description="exclusive (UTC)")] = None,

@@ -22,6 +22,7 @@ from execution_service.schemas import (
 
 ExchangeId = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9_]+$")]
 Timeframe = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}[smhdwM]$")]
+HistoryTimeframe = Annotated[str, Field(pattern=r"^(tick|[1-9][0-9]{0,2}[smhdwM])$")]
 MAX_POINTS = 10_000
 
 
