@@ -38,6 +38,7 @@ MODULES = {
     "monitor": "benchmarks.bench_monitor",
     "reads": "benchmarks.bench_reads",
     "stops": "benchmarks.bench_stops",
+    "market_data": "benchmarks.bench_market_data",
 }
 
 

@@ -33,13 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import execution_service
 from execution_service import migrate
 from execution_service.crypto import KeyRing, owner_aad
-from execution_service.db import create_engine
+from execution_service.db import create_engine, create_session_factory
+from execution_service.market_data.store import Point, store
 from execution_service.models import (
     DataConnection,
     ExecutionConnection,
     ExecutionLog,
     ExecutionPosition,
-    MarketData,
     PaperBalance,
     TradingPreset,
 )
@@ -638,21 +638,12 @@ async def insert_connections(
 async def insert_prices(
     engine: AsyncEngine, data_connection_id: int, prices: dict[str, Decimal], at: datetime
 ) -> None:
-    """Stored ticks, as `POST .../market-data` would store them."""
-    first = await _next_id(engine, MarketData)
-    rows = [
-        {
-            "id": first + n,
-            "data_connection_id": data_connection_id,
-            "symbol": symbol,
-            "timeframe": "tick",
-            "timestamp": at,
-            "close": price,
-            "created_at": at,
-        }
-        for n, (symbol, price) in enumerate(prices.items())
-    ]
-    await bulk_insert(engine, MarketData, rows)
+    """Stored ticks, through the service's one write path (as `POST .../market-data` stores
+    them, the latest price per symbol with them)."""
+    async with create_session_factory(engine)() as session:
+        points = [Point.tick(symbol, at, price) for symbol, price in prices.items()]
+        await store(session, data_connection_id, points, at)
+        await session.commit()
 
 
 @dataclass

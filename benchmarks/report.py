@@ -17,13 +17,14 @@ from benchmarks.harness import ROOT
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-ORDER = ["order", "fanout", "monitor", "reads", "stops"]
+ORDER = ["order", "fanout", "monitor", "reads", "stops", "market_data"]
 TITLES = {
     "order": "1. Per-order overhead (one signal, one ccxt connection)",
     "fanout": "2. Fan-out (one signal to many connections)",
     "monitor": "3. Monitor tick",
     "reads": "4. API reads (GET /positions?status=open&limit=50)",
     "stops": "5. Stop reaction",
+    "market_data": "6. Market data at scale (ingest and latest, 10,000 vs 10 million ticks)",
 }
 
 
@@ -141,11 +142,14 @@ def load_results() -> dict[str, dict[str, Any]]:
 
 
 def save_results(results: list[Result], machine: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Merge this run's results into benchmarks/results.json (keyed bench/db)."""
+    """Merge this run's results into benchmarks/results.json (keyed bench/db). Each result keeps
+    the machine it ran on; `_machine`, which the table's first line describes, is replaced
+    only by a run of every benchmark (a partial run on another machine or day is told apart)."""
     stored = load_results()
-    stored.setdefault("_machine", {}).update(machine)
+    if not stored.get("_machine") or {r.bench for r in results} >= set(ORDER):
+        stored["_machine"] = dict(machine)
     for r in results:
-        stored[f"{r.bench}/{r.db}"] = asdict(r)
+        stored[f"{r.bench}/{r.db}"] = {**asdict(r), "machine": machine}
     RESULTS.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     return stored
 
@@ -192,17 +196,57 @@ def _cell(stored: dict[str, dict[str, Any]], bench: str, db: str, name: str) -> 
     return "-", "-"
 
 
+def _elsewhere(stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The results run on another machine than the table's first line describes."""
+    m = stored.get("_machine", {})
+    return {
+        k: v
+        for k, v in stored.items()
+        if not k.startswith("_") and v.get("machine") not in (None, m)
+    }
+
+
+def _partial_runs(stored: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per benchmark run apart from the rest: when, on what, how loaded."""
+    lines = []
+    for bench in ORDER:
+        runs = [v for k, v in _elsewhere(stored).items() if k.startswith(f"{bench}/")]
+        if not runs:
+            continue
+        m, dates = runs[0]["machine"], sorted(v["date"] for v in runs)
+        load = max(max(v.get("load") or [0]) for v in runs)
+        lines.append(
+            f"{TITLES[bench].split(' (')[0]} ran apart, {dates[0][:10]} {dates[0][11:16]}-"
+            f"{dates[-1][11:16]} UTC, on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
+            f"{m.get('memory', '?')}; Python {m.get('python', '?')}, SQLite "
+            f"{m.get('sqlite', '?')}, PostgreSQL {m.get('postgres', '?')}; highest 1-minute "
+            f"load average {load:.1f}; other processes kept "
+            f"{max(v.get('cpu', {}).get('rest', 0) for v in runs):.1f} cores busy at most. Its "
+            "ratios compare figures of that one run."
+        )
+    return lines
+
+
 def render_table(stored: dict[str, dict[str, Any]]) -> str:
     m = stored.get("_machine", {})
-    stamps = sorted(v["date"] for k, v in stored.items() if not k.startswith("_") and v.get("date"))
+    apart = _elsewhere(stored)
+    stamps = sorted(
+        v["date"]
+        for k, v in stored.items()
+        if not k.startswith("_") and k not in apart and v.get("date")
+    )
     dates = [f"{stamps[0][:10]} {stamps[0][11:16]}-{stamps[-1][11:16]} UTC"] if stamps else []
     loads = [
         max(v.get("load") or [0])
         for k, v in stored.items()
-        if not k.startswith("_") and v.get("load")
+        if not k.startswith("_") and k not in apart and v.get("load")
     ]
     quick = any(v.get("quick") for k, v in stored.items() if not k.startswith("_"))
-    rest = [v["cpu"]["rest"] for k, v in stored.items() if not k.startswith("_") and v.get("cpu")]
+    rest = [
+        v["cpu"]["rest"]
+        for k, v in stored.items()
+        if not k.startswith("_") and k not in apart and v.get("cpu")
+    ]
     busy = (
         f" PostgreSQL and every other process on the machine kept {min(rest):.1f} to "
         f"{max(rest):.1f} of its cores busy on average during the benchmarks, beside the "
@@ -218,6 +262,7 @@ def render_table(stored: dict[str, dict[str, Any]]) -> str:
         + (" — **quick sizes, not the full run**" if quick else "")
         + "."
         + busy,
+        *(["", *_partial_runs(stored)] if apart else []),
         "",
         "| benchmark | figure | SQLite | ratio to baseline | PostgreSQL | ratio to baseline "
         "| target (PostgreSQL) |",

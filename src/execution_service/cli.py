@@ -15,6 +15,7 @@ from execution_service.connections.rotation import reencrypt_credentials
 from execution_service.context import AppContext
 from execution_service.crypto import KeyRingError, load_key_ring, write_key_file
 from execution_service.enums import Role
+from execution_service.market_data import service as market_data
 from execution_service.settings import Settings, get_settings
 from execution_service.webhooks import service as webhooks
 
@@ -126,6 +127,16 @@ async def _rotate_keys(settings: Settings, new_key: bool, batch: int = 200) -> i
             failed += len(failures)
             if hooks or failures:
                 print(f"webhook secrets: {hooks} re-encrypted, {len(failures)} failed", flush=True)
+            # And the gateway logins of mtapi data connections.
+            feeds, failures = await market_data.reencrypt_credentials(session, ring, batch)
+            for failure in failures:
+                print(failure, file=sys.stderr)
+            failed += len(failures)
+            if feeds or failures:
+                print(
+                    f"data connection credentials: {feeds} re-encrypted, {len(failures)} failed",
+                    flush=True,
+                )
     finally:
         await ctx.aclose()
     print(f"rotate-keys: {done} re-encrypted under {ring.primary_id}, {failed} failed")

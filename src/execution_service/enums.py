@@ -34,8 +34,9 @@ class ConnectionStatus(StrEnum):
 
 
 class DataSourceType(StrEnum):
-    manual = "manual"
-    ccxt = "ccxt"
+    manual = "manual"  # prices pushed over the API
+    ccxt = "ccxt"  # an exchange's public tickers, fetched by the service
+    mtapi = "mtapi"  # FX/CFD quotes from an mtapi gateway, fetched with the account's login
 
 
 class SizeMode(StrEnum):

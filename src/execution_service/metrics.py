@@ -55,6 +55,19 @@ CONNECTIONS = Gauge(
 CONNECTION_CHECKS = Counter(
     "execution_connection_checks", "Connection health checks, by outcome.", ["outcome"]
 )
+MARKET_DATA_POINTS = Counter(
+    "execution_market_data_points",
+    "Market data points written: pushed over the API, fetched by a feed, or built into bars.",
+    ["source"],
+)
+MARKET_DATA_PRUNED = Counter(
+    "execution_market_data_pruned", "Expired market data rows deleted by the retention loop."
+)
+MARKET_DATA_STALE_FEEDS = Gauge(
+    "execution_market_data_stale_feeds",
+    "Active fetching data connections that have fetched nothing for "
+    "EXEC_MARKET_DATA_STALE_SECONDS, as of the last feed tick or readiness check.",
+)
 HTTP_REQUESTS = Counter(
     "execution_http_requests",
     "HTTP requests by method, route template and status code.",

@@ -106,6 +106,20 @@ class Settings(BaseSettings):
     # analytics worker, a bounded batch per tick; 0 keeps them forever.
     events_retention_days: int = Field(default=30, ge=0)
 
+    # Market data: fetching data connections (ccxt, mtapi) are polled this often for their
+    # symbols and their positions' symbols; one not fetched for `stale` seconds is stale (shown in
+    # its read model and in /health/ready). Ticks are kept `tick_retention_hours` (0: forever),
+    # configured bar timeframes `bar_retention_days` unless the connection says otherwise (0:
+    # forever); the retention loop deletes expired rows every `prune_interval_seconds`, at most
+    # `prune_batch` rows a statement and `prune_max_batches` statements a pass.
+    market_data_poll_seconds: float = Field(default=1.0, gt=0)
+    market_data_stale_seconds: float = Field(default=60, gt=0)
+    market_data_tick_retention_hours: float = Field(default=24, ge=0)
+    market_data_bar_retention_days: float = Field(default=365, ge=0)
+    market_data_prune_interval_seconds: float = Field(default=60, gt=0)
+    market_data_prune_batch: int = Field(default=5000, ge=1)
+    market_data_prune_max_batches: int = Field(default=200, ge=1)
+
     # Paper accounts: the default starting balance when a connection does not give one.
     paper_default_balance: str = "10000"
     paper_default_currency: str = "USDT"

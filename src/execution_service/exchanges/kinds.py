@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from execution_service.enums import Adapter
+from execution_service.enums import Adapter, DataSourceType
 
 
 @dataclass(frozen=True)
@@ -37,4 +37,23 @@ KINDS: dict[Adapter, AdapterKind] = {
         frozenset({"user", "password", "host"}), frozenset({"port"}), needs_base_url=True
     ),
     Adapter.paper: AdapterKind(simulated=True),
+}
+
+
+@dataclass(frozen=True)
+class DataSourceKind:
+    """A data connection's kind: whether the service fetches its prices (else they are pushed
+    over the API), and what it needs to reach its source (credentials, exchange id, base URL)."""
+
+    fetches: bool = False
+    access: AdapterKind = AdapterKind()
+
+
+DATA_KINDS: dict[DataSourceType, DataSourceKind] = {
+    DataSourceType.manual: DataSourceKind(),
+    # A venue's public tickers: an exchange id, no credentials.
+    DataSourceType.ccxt: DataSourceKind(fetches=True, access=AdapterKind(needs_exchange=True)),
+    # Quotes come through a MetaTrader account's gateway session: the login an mtapi execution
+    # connection takes, and the gateway's URL.
+    DataSourceType.mtapi: DataSourceKind(fetches=True, access=KINDS[Adapter.mtapi]),
 }

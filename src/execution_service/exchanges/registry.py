@@ -13,12 +13,12 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
-from execution_service.enums import Adapter, MarketType
+from execution_service.enums import Adapter, DataSourceType, MarketType
 from execution_service.exchanges.base import (
     ExchangeAdapter,
     ExchangeError,
@@ -64,7 +64,16 @@ def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueC
     return venue_capabilities(exchange or "", MarketType(market_type))
 
 
-def decrypt_credentials(keyring: KeyRing, conn: ExecutionConnection) -> dict[str, str]:
+class Encrypted(Protocol):
+    """A row holding credentials: an execution connection, or a data connection's login."""
+
+    user_id: Any
+    admin_id: Any
+    credentials_encrypted: Any
+    credentials_key_id: Any
+
+
+def decrypt_credentials(keyring: KeyRing, conn: Encrypted) -> dict[str, str]:
     if not conn.credentials_encrypted:
         raise CredentialsError("the connection has no credentials")
     return keyring.decrypt(conn.credentials_encrypted, owner_aad(conn.user_id, conn.admin_id))
@@ -176,7 +185,7 @@ class AdapterRegistry:
             self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
 
-    def _credentials(self, conn: ExecutionConnection) -> dict[str, str]:
+    def _credentials(self, conn: Encrypted) -> dict[str, str]:
         try:
             return decrypt_credentials(self._keyring, conn)
         except CredentialsError:
@@ -217,6 +226,38 @@ class AdapterRegistry:
             )
         raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
 
+    async def feed(self, data: DataConnection) -> ExchangeAdapter:
+        """The client a fetching data connection reads prices through: a venue's public
+        tickers (ccxt), or a gateway session under the data connection's own login (mtapi).
+        Raises CredentialsError if that login does not decrypt."""
+        if data.type != DataSourceType.mtapi:
+            return await self.public(data)
+        from execution_service.exchanges.mtapi.adapter import MtapiAdapter
+
+        key = -data.id  # data connections share the cache, on negative ids
+        parts = (data.type, data.api_base_url or "", data.credentials_encrypted or "")
+        fingerprint = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+        async with self._lock:
+            cached = self._clients.get(key)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached.adapter
+            credentials = self._credentials(data)
+            if cached is not None:
+                del self._clients[key]
+                await cached.adapter.close()
+            adapter = self._bound(
+                key,
+                MtapiAdapter(
+                    data.api_base_url or "",
+                    credentials,
+                    timeout_ms=self._settings.exchange_timeout_ms,
+                    read_retries=self._settings.exchange_read_retries,
+                    retry_base_delay=self._settings.exchange_retry_base_delay,
+                ),
+            )
+            self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
+            return adapter
+
     async def public(self, data: DataConnection) -> ExchangeAdapter:
         """A credential-less client for a `ccxt` data connection's public tickers."""
         from execution_service.exchanges.ccxt.adapter import CcxtAdapter
@@ -255,6 +296,10 @@ class AdapterRegistry:
             cached = self._clients.pop(connection_id, None)
         if cached is not None:
             await cached.adapter.close()
+
+    async def evict_feed(self, data_connection_id: int) -> None:
+        """Close a data connection's client (deleted, or its endpoint or login changed)."""
+        await self.evict(-data_connection_id)
 
     async def close_all(self) -> None:
         async with self._lock:

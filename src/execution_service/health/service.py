@@ -1,5 +1,7 @@
 """Readiness: the database answers, and (when this process runs workers) some loop has beaten
-recently."""
+recently. Stale market-data feeds are reported beside, without making the service unready: a
+venue's outage is not this service's, and every replica would drop out of the load balancer
+together over it (alert on `stale`, or on the `execution_market_data_stale_feeds` gauge)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,22 @@ from typing import Any
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
+from execution_service.market_data.feeds import stale_feeds
 from execution_service.models import WorkerHeartbeat
 
 
 async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
-    """Each check by name, each with `ok`. Never raises: a failure is a check that is not ok."""
+    """Each check by name, each with `ok` but `market_data` (reported, never failing). Never
+    raises: a failure is a check that is not ok."""
     checks: dict[str, dict[str, Any]] = {}
     beats: Sequence[WorkerHeartbeat]
+    stale: list[int] | None = None
     try:
         async with ctx.session_factory() as session:
             repo = HeartbeatRepository(session)
             await repo.ping()
             beats = await repo.beats()
+            stale = await stale_feeds(session, ctx.settings.market_data_stale_seconds)
         checks["database"] = {"ok": True}
     except Exception as exc:  # readiness reports any failure; it never raises
         checks["database"] = {"ok": False, "error": type(exc).__name__}
@@ -31,4 +37,6 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
         now = utcnow()
         fresh = [b.name for b in beats if now - b.beat_at <= stale_after]
         checks["workers"] = {"ok": bool(fresh), "fresh": sorted(fresh)}
+    if stale is not None:
+        checks["market_data"] = {"stale": stale}
     return checks

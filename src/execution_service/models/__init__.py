@@ -13,6 +13,7 @@ from execution_service.models.accounts import (
     DataConnection,
     ExecutionConnection,
     MarketData,
+    MarketDataLatest,
     TradingPreset,
 )
 from execution_service.models.base import Base, Owned, Timestamps
@@ -35,6 +36,7 @@ __all__ = [
     "ExecutionLog",
     "ExecutionPosition",
     "MarketData",
+    "MarketDataLatest",
     "Owned",
     "PaperBalance",
     "PaperHolding",

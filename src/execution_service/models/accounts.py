@@ -103,6 +103,22 @@ class DataConnection(Owned, Timestamps, Base):
         Vocabulary(MarketType, 16), default=MarketType.spot
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A gateway login (mtapi), encrypted as an execution connection's credentials are.
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    credentials_key_id: Mapped[str | None] = mapped_column(String(32))
+    api_key_hint: Mapped[str | None] = mapped_column(String(8))
+    # What a fetching connection polls (beside its positions' symbols), and the bar timeframes
+    # built from its ticks: [{"timeframe": "1m", "retention_days": 30}, ...].
+    symbols: Mapped[list[str] | None] = mapped_column(JSON)
+    timeframes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Health: the last check (POST .../test), the last successful fetch, failures in a row.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_tested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When a feed worker may poll it next: a claim moves it past the poll, so several workers
+    # never poll one connection at once; failures move it further (backoff).
+    next_fetch_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class MarketData(Base):
@@ -112,6 +128,8 @@ class MarketData(Base):
     __table_args__ = (
         UniqueConstraint("data_connection_id", "symbol", "timeframe", "timestamp"),
         Index("ix_market_data_latest", "data_connection_id", "symbol", "timestamp"),
+        # The retention loop's deletes: expired ticks (and bars of a timeframe) oldest first.
+        Index("ix_market_data_expiry", "timeframe", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -127,6 +145,22 @@ class MarketData(Base):
     close: Mapped[Decimal] = mapped_column(Money)
     volume: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MarketDataLatest(Base):
+    """The newest point per (data connection, symbol), upserted with every ingest: the latest
+    price is one primary-key lookup however much history `market_data` holds, and it outlives
+    the retention of the ticks it came from. `close` is a tick's price or a bar's close."""
+
+    __tablename__ = "market_data_latest"
+
+    data_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("data_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    close: Mapped[Decimal] = mapped_column(Money)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ExecutionConnection(Owned, Timestamps, Base):

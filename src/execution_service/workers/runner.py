@@ -21,6 +21,7 @@ from execution_service.orders.tracker import track_orders
 from execution_service.orders.venue_sync import sync_venues
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
+from execution_service.workers.market_data import feeds, retention_tick
 from execution_service.workers.monitor import monitor_tick
 from execution_service.workers.webhooks import webhook_tick
 
@@ -65,6 +66,10 @@ async def _guard(ctx: AppContext) -> None:
     await guard_tick(ctx, utcnow())
 
 
+async def _retention(ctx: AppContext) -> None:
+    await retention_tick(ctx)
+
+
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     return [
@@ -77,6 +82,9 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         Loop("analytics", s.analytics_interval_seconds, _analytics),
         Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),
         Loop("drawdown_guard", s.guard_interval_seconds, _guard),
+        # Fetching data connections (ccxt, mtapi) store what they fetch; the monitor reads it.
+        Loop("market_data_feeds", s.market_data_poll_seconds, feeds().tick),
+        Loop("market_data_retention", s.market_data_prune_interval_seconds, _retention),
     ]
 
 

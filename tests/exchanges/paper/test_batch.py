@@ -293,6 +293,11 @@ async def test_latest_prices_are_each_data_connections_latest_price(
         empty["id"]: None,
         None: None,
     }
-    assert {dc: row and row.id for dc, row in batch.items()} == {
-        dc: row and row.id for dc, row in one_by_one.items()
+
+    # The same latest point (the latest-price table's row: its key, price and time).
+    def point(row: Any) -> Any:
+        return row and (row.data_connection_id, row.symbol, row.close, row.timestamp)
+
+    assert {dc: point(row) for dc, row in batch.items()} == {
+        dc: point(row) for dc, row in one_by_one.items()
     }

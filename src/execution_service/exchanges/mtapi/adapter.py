@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -43,6 +44,7 @@ from execution_service.exchanges.mtapi.writes import order_close, order_send
 from execution_service.exchanges.values import plain, to_decimal
 
 COMMENT_MAX = 31  # MetaTrader truncates longer comments, which would break the lookup
+QUOTE_CONCURRENCY = 8  # GetQuote calls in flight at once for one fetch_tickers
 _OPERATIONS: dict[tuple[str, str], str] = {
     (Direction.buy, OrderType.market): "Buy",
     (Direction.sell, OrderType.market): "Sell",
@@ -148,14 +150,20 @@ class MtapiAdapter:
         return Ticker(symbol=symbol, price=quote.bid, timestamp=datetime.now(UTC))
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        """Tickers keyed by the symbols as asked; symbols the broker does not know are left out."""
-        out: dict[str, Ticker] = {}
-        for symbol in symbols:
-            try:
-                out[symbol] = await self.fetch_ticker(symbol)
-            except (InvalidOrder, NoPrice):
-                continue
-        return out
+        """Tickers keyed by the symbols as asked; symbols the broker does not know are left out.
+        The gateway quotes one symbol a call: up to QUOTE_CONCURRENCY calls run at once (a data
+        connection's feed of a few dozen FX symbols takes a few round trips, not one each)."""
+        bound = asyncio.Semaphore(QUOTE_CONCURRENCY)
+
+        async def one(symbol: str) -> Ticker | None:
+            async with bound:
+                try:
+                    return await self.fetch_ticker(symbol)
+                except (InvalidOrder, NoPrice):
+                    return None
+
+        found = await asyncio.gather(*(one(s) for s in symbols))
+        return {s: t for s, t in zip(symbols, found, strict=True) if t is not None}
 
     async def quote_to_account_rate(self, symbol: str) -> Decimal:
         """The rate turning an amount in `symbol`'s quote currency into the account currency

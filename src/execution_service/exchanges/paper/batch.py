@@ -26,7 +26,7 @@ from execution_service.exchanges.paper.booking import (
     reservation,
 )
 from execution_service.exchanges.paper.repository import PaperRepository
-from execution_service.models import MarketData, PaperBalance, PaperHolding, PaperOrder
+from execution_service.models import MarketDataLatest, PaperBalance, PaperHolding, PaperOrder
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class _Books:
 
     session: AsyncSession
     existing: dict[tuple[int, str], PaperOrder]
-    prices: dict[tuple[int | None, str], MarketData | None]
+    prices: dict[tuple[int | None, str], MarketDataLatest | None]
     balances: dict[tuple[int, str], PaperBalance]
     holdings: dict[tuple[int, str], PaperHolding]
     terms: dict[int, Terms]
@@ -77,7 +77,7 @@ async def _read(session: AsyncSession, requests: Sequence[PaperOrderRequest]) ->
     symbols = sorted({r.symbol for r in requests})
     repo = PaperRepository(session)
     existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
-    prices: dict[tuple[int | None, str], MarketData | None] = {}
+    prices: dict[tuple[int | None, str], MarketDataLatest | None] = {}
     for symbol in symbols:
         sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
         for dc_id, row in (await repo.latest_prices(sources, symbol)).items():

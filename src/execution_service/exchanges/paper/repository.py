@@ -12,9 +12,8 @@ from execution_service.enums import MarketType, OrderStatus
 from execution_service.exchanges.base import BalanceEntry, InvalidOrder
 from execution_service.exchanges.paper.booking import Terms
 from execution_service.models import (
-    DataConnection,
     ExecutionConnection,
-    MarketData,
+    MarketDataLatest,
     PaperBalance,
     PaperHolding,
     PaperOrder,
@@ -31,36 +30,29 @@ class PaperRepository:
 
     # --- prices ----------------------------------------------------------------------------------
 
-    async def latest_price(self, data_connection_id: int | None, symbol: str) -> MarketData | None:
+    async def latest_price(
+        self, data_connection_id: int | None, symbol: str
+    ) -> MarketDataLatest | None:
+        """The linked data connection's latest price of `symbol` (the table every ingest moves
+        forward: one primary-key lookup)."""
         if data_connection_id is None:
             return None
-        stmt = (
-            select(MarketData)
-            .where(MarketData.data_connection_id == data_connection_id, MarketData.symbol == symbol)
-            .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
-            .limit(1)
-        )
-        return (await self.session.scalars(stmt)).first()
+        return await self.session.get(MarketDataLatest, (data_connection_id, symbol))
 
     async def latest_prices(
         self, data_connection_ids: Iterable[int | None], symbol: str
-    ) -> dict[int | None, MarketData | None]:
-        """`latest_price` of many data connections in one statement (each its own index lookup)."""
+    ) -> dict[int | None, MarketDataLatest | None]:
+        """`latest_price` of many data connections in one statement."""
         keys = list(data_connection_ids)
         wanted = {dc for dc in keys if dc is not None}
-        found: dict[int | None, MarketData | None] = dict.fromkeys(keys)
+        found: dict[int | None, MarketDataLatest | None] = dict.fromkeys(keys)
         if not wanted:
             return found
-        latest = (
-            select(MarketData.id)
-            .where(MarketData.data_connection_id == DataConnection.id, MarketData.symbol == symbol)
-            .order_by(MarketData.timestamp.desc(), MarketData.id.desc())
-            .limit(1)
-            .correlate(DataConnection)
-            .scalar_subquery()
+        stmt = select(MarketDataLatest).where(
+            MarketDataLatest.data_connection_id.in_(sorted(wanted)),
+            MarketDataLatest.symbol == symbol,
         )
-        ids = select(latest).where(DataConnection.id.in_(sorted(wanted)))
-        for row in await self.session.scalars(select(MarketData).where(MarketData.id.in_(ids))):
+        for row in await self.session.scalars(stmt):
             found[row.data_connection_id] = row
         return found
 
