@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from execution_service.analytics import service as analytics
+from execution_service.analytics.repository import PositionBook
 from execution_service.context import AppContext
-from execution_service.workers.analytics import analytics_tick, quote_of
+from execution_service.models import ExecutionConnection
+from execution_service.workers.analytics import analytics_tick, equity_of, quote_of
 from tests.factories import Actor, PaperSetup, paper_setup
 
 # Five trades of 10 BTC on a 10000 USDT paper account without fees or slippage:
@@ -298,3 +300,22 @@ async def test_after_midnight_the_day_is_refreshed_and_final(user: Actor, ctx: A
 )
 def test_the_balance_is_in_the_most_common_quote(symbols: list[str], quote: str | None) -> None:
     assert quote_of(symbols) == quote
+
+
+@pytest.mark.parametrize(
+    ("adapter", "exchange", "market_type", "equity"),
+    [
+        # Paper keeps what a position cost in its cash: 10000 + the open PnL 10.
+        ("paper", None, "spot", "10010"),
+        # A real spot account paid for its coins: 10000 + 1 BTC held, worth 1 x 1100 at its mark.
+        ("ccxt", "binance", "spot", "11100"),
+        # A swap account posted margin, still in its cash: 10000 + the open PnL 10.
+        ("ccxt", "binance", "swap", "10010"),
+    ],
+)
+def test_the_snapshots_equity_counts_what_the_positions_add(
+    adapter: str, exchange: str | None, market_type: str, equity: str
+) -> None:
+    conn = ExecutionConnection(adapter=adapter, exchange=exchange, market_type=market_type)
+    book = PositionBook(["BTC/USDT"], unrealized=Decimal(10), value=Decimal(1100))
+    assert str(equity_of(conn, Decimal(10000), book)) == equity

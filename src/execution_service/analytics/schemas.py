@@ -6,24 +6,31 @@ from pydantic import Field
 
 from execution_service.schemas import DecimalOut, Model
 
-TRADES = "positions closed in the range (their whole net PnL, fees included)"
-NET = (
-    "PnL realised in the range, fees included, each booking on the time it filled: an entry's "
-    "fee at the open, each partial exit at its fill, the rest at the close"
-)
+
+def _trades(period: str) -> str:
+    return f"positions closed {period}, each one trade with its whole net PnL (fees included)"
+
+
+def _net(period: str) -> str:
+    return (
+        f"PnL realised {period}, fees included, each fill on its own time: an entry's fee at "
+        "the open, each partial exit at its fill, the rest at the close"
+    )
+
+
 DRAWDOWN_PERCENT = "percent of the running equity peak; null when the starting equity is unknown"
 
 
 class DailyRead(Model):
     connection_id: int = Field(validation_alias="execution_connection_id")
     date: date
-    total_trades: int = Field(description=TRADES.replace("the range", "this UTC day"))
+    total_trades: int = Field(description=_trades("this UTC day"))
     winning_trades: int
     losing_trades: int
     win_rate: DecimalOut = Field(description="percent")
     gross_profit: DecimalOut
     gross_loss: DecimalOut = Field(description="a positive magnitude")
-    net_pnl: DecimalOut = Field(description=NET.replace("the range", "this UTC day"))
+    net_pnl: DecimalOut = Field(description=_net("this UTC day"))
     profit_factor: DecimalOut | None = Field(description="null when there were no losses")
     max_drawdown: DecimalOut = Field(description="of the day's realised equity curve")
     max_drawdown_percent: DecimalOut | None = Field(
@@ -53,13 +60,13 @@ class SummaryRead(Model):
         description="the measured equity at the range's start (a day-opening snapshot); null "
         "when unknown"
     )
-    total_trades: int = Field(description=TRADES)
+    total_trades: int = Field(description=_trades("in the range"))
     winning_trades: int
     losing_trades: int
     win_rate: DecimalOut = Field(description="percent")
     gross_profit: DecimalOut
     gross_loss: DecimalOut = Field(description="a positive magnitude")
-    net_pnl: DecimalOut = Field(description=NET)
+    net_pnl: DecimalOut = Field(description=_net("in the range"))
     profit_factor: DecimalOut | None = Field(description="null when there were no losses")
     expectancy: DecimalOut = Field(description="the closed trades' average net PnL")
     average_win: DecimalOut
