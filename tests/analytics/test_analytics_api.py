@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from execution_service.analytics import service as analytics
+from execution_service.analytics.repository import PositionBook
 from execution_service.context import AppContext
-from execution_service.workers.analytics import analytics_tick, quote_of
+from execution_service.models import ExecutionConnection
+from execution_service.workers.analytics import analytics_tick, equity_of, quote_of
 from tests.factories import Actor, PaperSetup, paper_setup
 
 # Five trades of 10 BTC on a 10000 USDT paper account without fees or slippage:
@@ -28,7 +30,8 @@ SERIES = [
 # wins 100, 30; losses 50, 20; win_rate 2/5 = 40 %; gross 130 / 70; net 60
 # profit_factor 130/70 = 1.857142857... -> 1.85714286; expectancy 60/5 = 12
 # average_win 130/2 = 65; average_loss 70/2 = 35; best 100; worst -50
-# balance after the day 10000 + 60 = 10060; starting equity (no earlier row) = 10060 - 60 = 10000
+# balance after the day 10000 + 60 = 10060; starting equity: the day's opening snapshot, the
+# 10000 the first signal was sized against (no earlier row)
 # curve 10000, 10100, 10050, 10080, 10060, 10060 -> drawdown 10100 - 10050 = 50
 # percent 50/10100*100 = 0.495049504950... -> 0.49504950 -> "0.4950495"
 FIGURES = {
@@ -108,6 +111,7 @@ async def test_a_days_trades_give_exact_daily_row_summary_and_curve(
         "connection_id": acct.conn_id,
         "date": day,
         **FIGURES,
+        "opening_equity": "10000",  # the first signal was sized against 10000, before any fill
         "balance": "10060",
         "equity": "10060",  # no open position: equity = balance
         "is_final": False,
@@ -159,11 +163,12 @@ async def test_ranges_by_date_and_datetime(user: Actor, ctx: AppContext) -> None
     # A datetime `until` is exclusive: midnight of the day excludes all of it.
     before = await summary(until=f"{day}T00:00:00Z")
     assert {k: before[k] for k in EMPTY} == EMPTY
-    # From tomorrow: nothing closed, and the starting equity is today's closing balance.
+    # From tomorrow: nothing closed, and the starting equity is the last equity measured before
+    # it: today's snapshot, 10000 + 60 (no position open: equity = balance).
     later = await summary(since=(day + timedelta(days=1)).isoformat())
     assert {k: later[k] for k in EMPTY} == EMPTY and later["starting_equity"] == "10060"
     # Only the last two trades, from the time the fourth closed: -20 and 0 from 10000
-    # (the first in-range row's balance minus its net: 10060 - 60); curve 10000, 9980, 9980
+    # (the opening snapshot of the range's first day); curve 10000, 9980, 9980
     tail = await summary(since=closed[3]["closed_at"])
     assert tail["total_trades"] == 2 and tail["net_pnl"] == "-20"
     assert tail["max_drawdown"] == "20" and tail["max_drawdown_percent"] == "0.2"  # 20/10000*100
@@ -228,6 +233,7 @@ async def test_csv_exports(user: Actor, ctx: AppContext) -> None:
         "connection_id": str(acct.conn_id),
         "date": day_of(closed[0]),
         **{k: str(v) for k, v in FIGURES.items()},
+        "opening_equity": "10000",
         "balance": "10060",
         "equity": "10060",
         "is_final": "false",
@@ -294,3 +300,22 @@ async def test_after_midnight_the_day_is_refreshed_and_final(user: Actor, ctx: A
 )
 def test_the_balance_is_in_the_most_common_quote(symbols: list[str], quote: str | None) -> None:
     assert quote_of(symbols) == quote
+
+
+@pytest.mark.parametrize(
+    ("adapter", "exchange", "market_type", "equity"),
+    [
+        # Paper keeps what a position cost in its cash: 10000 + the open PnL 10.
+        ("paper", None, "spot", "10010"),
+        # A real spot account paid for its coins: 10000 + 1 BTC held, worth 1 x 1100 at its mark.
+        ("ccxt", "binance", "spot", "11100"),
+        # A swap account posted margin, still in its cash: 10000 + the open PnL 10.
+        ("ccxt", "binance", "swap", "10010"),
+    ],
+)
+def test_the_snapshots_equity_counts_what_the_positions_add(
+    adapter: str, exchange: str | None, market_type: str, equity: str
+) -> None:
+    conn = ExecutionConnection(adapter=adapter, exchange=exchange, market_type=market_type)
+    book = PositionBook(["BTC/USDT"], unrealized=Decimal(10), value=Decimal(1100))
+    assert str(equity_of(conn, Decimal(10000), book)) == equity

@@ -53,8 +53,9 @@ CASES = [
         None,
         # 2 trades, both wins: win_rate 100; gross 30 / 0; net 30; no losses -> profit_factor None
         # expectancy 30/2 = 15; average_win 15; average_loss 0 (none); best 20; worst 10
-        # curve (from 0, no starting equity) 0, 10, 30 only rises -> drawdown 0, percent 0
-        row(2, 2, 0, 100, 30, 0, 30, None, 15, 15, 0, 20, 10, 0, 0),
+        # curve (from 0, no starting equity) 0, 10, 30 only rises -> drawdown 0; percent
+        # unknown without a starting equity -> None
+        row(2, 2, 0, 100, 30, 0, 30, None, 15, 15, 0, 20, 10, 0, None),
         id="no-losses",
     ),
     pytest.param(
@@ -79,8 +80,8 @@ CASES = [
         # 2 trades, 1 win, 1 loss; win_rate 1/2*100 = 50; gross 20 / 50; net -30
         # profit_factor 20/50 = 0.4; expectancy -30/2 = -15; averages 20/1 = 20, 50/1 = 50
         # best 20; worst -50; curve from 0: 0, -50, -30 -> drawdown 50; no starting equity ->
-        # percent 0
-        row(2, 1, 1, 50, 20, 50, -30, "0.4", -15, 20, 50, 20, -50, 50, 0),
+        # percent None (unknown, not 0)
+        row(2, 1, 1, 50, 20, 50, -30, "0.4", -15, 20, 50, 20, -50, 50, None),
         id="unknown-starting-equity",
     ),
     pytest.param(

@@ -3,8 +3,9 @@ hand and by the monitor (stop loss, take profit, trailing stop), open positions 
 refused order, and another user's position that must not show.
 
 The service closes positions at the present, so a week of history is made by moving six finished
-trades back one day each (their open and close times) and recomputing the days they left and
-joined with the analytics service, with each account's balance the day before the first trade.
+trades back one day each (their open and close times, and their orders' fills) and recomputing
+the days they left and joined with the analytics service, with each account's balance the day
+before the first trade.
 Every figure the dashboard shows then comes from these rows, through the API.
 """
 
@@ -20,7 +21,9 @@ from sqlalchemy import update
 from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.db import utcnow
-from execution_service.models import ExecutionPosition
+from execution_service.enums import Purpose
+from execution_service.models import ExecutionLog, ExecutionPosition
+from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, PaperSetup
 
@@ -31,7 +34,7 @@ FEES = {"fee_rate": "0.001", "slippage_bps": "2"}
 @dataclass
 class Week:
     btc: PaperSetup  # "BTC trend": 0.2 BTC a trade, SL 2 %, TP 4 %, trailing stop 1.5 %
-    eth: PaperSetup  # "ETH/SOL swing": 2 a trade, stops per signal
+    eth: PaperSetup  # "ETH/SOL swing" (swap): 2 a trade, stops per signal
     history: list[int]  # the trades moved back, oldest first
     open: list[int]  # still open: BTC long (trailing), ETH short (SL and TP), SOL long (none)
     closed_today: int
@@ -39,15 +42,24 @@ class Week:
 
 
 async def account(
-    actor: Actor, name: str, balance: str, prices: dict[str, str], **preset: Any
+    actor: Actor,
+    name: str,
+    balance: str,
+    prices: dict[str, str],
+    market_type: str = "swap",  # the scenario shorts, at the preset's leverage
+    **preset: Any,
 ) -> PaperSetup:
     p = await actor.preset(name=f"{name} preset", position_size_mode="fixed_quantity", **preset)
     dc = await actor.data_connection(name=f"{name} prices")
     for symbol, price in prices.items():
         await actor.push_price(dc["id"], symbol, price)
     paper = {"balance": {"USDT": balance}, **FEES}
-    conn = await actor.paper_connection(  # swap: the scenario shorts, at the preset's leverage
-        name=name, preset_id=p["id"], data_connection_id=dc["id"], paper=paper, market_type="swap"
+    conn = await actor.paper_connection(
+        name=name,
+        preset_id=p["id"],
+        data_connection_id=dc["id"],
+        paper=paper,
+        market_type=market_type,
     )
     return PaperSetup(actor, p, dc, conn)
 
@@ -100,8 +112,9 @@ async def trades(ctx: AppContext, btc: PaperSetup, eth: PaperSetup) -> list[int]
 
 
 async def move_back(ctx: AppContext, week: list[int], balances: dict[int, str]) -> None:
-    """Trade n of `week` (oldest first) closes len(week) - n days ago; each account's balance is
-    recorded on the day before the first, as the analytics worker would have."""
+    """Trade n of `week` (oldest first) closes len(week) - n days ago, its orders filled when it
+    opened and closed; each account's balance is recorded on the day before the first, as the
+    analytics worker would have."""
     today = utcnow().date()
     days: set[tuple[int, date]] = set()
     async with ctx.session_factory() as session:
@@ -116,6 +129,12 @@ async def move_back(ctx: AppContext, week: list[int], balances: dict[int, str]) 
                 .returning(ExecutionPosition.execution_connection_id)
             )
             connection_id = moved.scalar_one()
+            for purpose, at in ((Purpose.entry, opened_at), (Purpose.exit, closed_at)):
+                await session.execute(
+                    update(ExecutionLog)
+                    .where(ExecutionLog.position_id == position_id, ExecutionLog.purpose == purpose)
+                    .values(created_at=at, executed_at=at)
+                )
             days |= {(connection_id, day), (connection_id, today)}
         for connection_id, day in sorted(days):
             await analytics.refresh_day(session, connection_id, day)
@@ -137,8 +156,13 @@ async def build_week(ctx: AppContext, user: Actor, other_user: Actor) -> Week:
         default_tp_percent="4",
         trailing_stop_percent="1.5",
     )
-    eth = await account(
-        user, "ETH/SOL swing", "20000", {ETH: "3400", SOL: "150"}, position_size_value="2"
+    eth = await account(  # a swap account: it goes short too (a spot one cannot)
+        user,
+        "ETH/SOL swing",
+        "20000",
+        {ETH: "3400", SOL: "150"},
+        market_type="swap",
+        position_size_value="2",
     )
     history = await trades(ctx, btc, eth)
     await move_back(ctx, history, {btc.conn_id: "50000", eth.conn_id: "20000"})
@@ -158,4 +182,5 @@ async def build_week(ctx: AppContext, user: Actor, other_user: Actor) -> Week:
     await tick(ctx, btc, BTC, "65800")  # marks every open position; the trailing stop follows
     theirs = await account(other_user, "theirs", "90000", {BTC: "65000"}, position_size_value="1")
     their_position = await opened(theirs, BTC)
+    await analytics_tick(ctx)  # today's balance and equity snapshots
     return Week(btc, eth, history, still_open, today, their_position)

@@ -138,15 +138,26 @@ async def test_every_figure_is_the_apis(
     assert figures["won_lost"] == f"{summary['winning_trades']}/{summary['losing_trades']}"
     assert figures["open_positions"] == "3"
     assert Decimal(figures["unrealized_pnl"]) == sum(Decimal(p["pnl"]) for p in opened)
+    # Balance (cash) and equity (cash plus open PnL): today's snapshots, summed over accounts.
+    today = str(datetime.now(UTC).date())
+    snapshots = await user.ok("GET", "/api/v1/analytics/daily", params={"since": today})
+    rows_today = [r for r in snapshots["items"] if r["balance"] is not None]
+    assert {r["connection_id"] for r in rows_today} == {week.btc.conn_id, week.eth.conn_id}
+    balance = sum(Decimal(r["balance"]) for r in rows_today)
+    equity = sum(Decimal(r["equity"]) for r in rows_today)
+    assert equity - balance == sum(Decimal(p["pnl"]) for p in opened)  # paper: cash + open PnL
+    assert (Decimal(figures["balance"]), Decimal(figures["equity"])) == (balance, equity)
 
     # Daily PnL bars: one per day, the day's net over both accounts in the tooltip.
     daily = await user.ok("GET", "/api/v1/analytics/daily", params={"since": since_30_days()})
+    # A day's net is what every account realised that day (an open position's entry fee too);
+    # a day is shown if it closed a trade or realised anything.
     days: dict[str, list[Any]] = {}
     for row in daily["items"]:
-        if row["total_trades"]:
-            day = days.setdefault(row["date"], [Decimal(0), 0])
-            day[0] += Decimal(row["net_pnl"])
-            day[1] += row["total_trades"]
+        day = days.setdefault(row["date"], [Decimal(0), 0])
+        day[0] += Decimal(row["net_pnl"])
+        day[1] += row["total_trades"]
+    days = {d: v for d, v in days.items() if v[0] or v[1]}
     assert len(days) == 7
     await expect(page.locator("#daily-chart")).to_have_attribute("data-days", "7")
     span = len(days) - 1 + 1.4  # the x axis runs 0.7 of a day either side of the bars
@@ -173,7 +184,7 @@ async def test_every_figure_is_the_apis(
         assert first.startswith(points[0]["timestamp"][:10]), first
         assert first.endswith(f" UTC {name} {cut(points[0]['equity'], 2)}"), first
         assert last.startswith(f"{points[-1]['timestamp'][:19].replace('T', ' ')} UTC"), last
-        assert f"{name} {cut(points[-1]['equity'], 2)} trade {cut(points[-1]['pnl'], 2)}" in last
+        assert f"{name} {cut(points[-1]['equity'], 2)} realised {cut(points[-1]['pnl'], 2)}" in last
     await page.screenshot(path=SCREENSHOTS / "dashboard-equity-tooltip.png")
     await page.mouse.move(0, 0)
 

@@ -1,4 +1,5 @@
-"""SQL of the analytics: daily rows (upserted, dialect-specific) and the closed trades behind them.
+"""SQL of the analytics: daily rows (upserted, dialect-specific), the closed trades and the
+bookings (execution logs' realised PnL) behind them, and the equity snapshots.
 
 Money columns are TEXT on SQLite, so nothing here sums money in SQL: values come back as Decimals
 and the service adds them.
@@ -11,7 +12,7 @@ builders execute nothing: they stay functions, not methods of the session-bound 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,8 +21,14 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert, utcnow
-from execution_service.enums import PositionStatus
-from execution_service.models import ExecutionAnalytics, ExecutionConnection, ExecutionPosition
+from execution_service.decimals import ZERO
+from execution_service.enums import PositionStatus, Purpose
+from execution_service.models import (
+    ExecutionAnalytics,
+    ExecutionConnection,
+    ExecutionLog,
+    ExecutionPosition,
+)
 from execution_service.principal import Principal
 
 EA = ExecutionAnalytics
@@ -51,6 +58,22 @@ class Trade:
     pnl: Decimal
 
 
+@dataclass(slots=True)
+class PositionBook:
+    symbols: list[str] = field(default_factory=list)
+    unrealized: Decimal = ZERO  # the held positions' PnL at their last mark
+    value: Decimal = ZERO  # what they are worth there (quantity x price x contract size)
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """PnL an order's fills realised: an entry's fee (negative), an exit's gross PnL minus fee."""
+
+    connection_id: int
+    executed_at: datetime
+    pnl: Decimal
+
+
 def visible_connections(principal: Principal, connection_id: int | None) -> IdQuery:
     """Ids of the connections the caller may see (one, if connection_id is given)."""
     stmt: IdQuery = principal.scope(select(ExecutionConnection.id), ExecutionConnection)
@@ -71,10 +94,40 @@ class AnalyticsRepository:
         """The first id the statement selects: None when it matches no connection."""
         return await self.session.scalar(connections)
 
-    async def day_balance(self, connection_id: int, day: date) -> Decimal | None:
+    async def opening_equity(self, connection_id: int, day: date) -> Decimal | None:
         # A column, not the ORM row: the Core upserts here would leave a loaded row stale.
-        stmt = select(EA.balance).where(EA.execution_connection_id == connection_id, EA.date == day)
+        stmt = select(EA.opening_equity).where(
+            EA.execution_connection_id == connection_id, EA.date == day
+        )
         return await self.session.scalar(stmt)
+
+    async def opened(self, connection_ids: Sequence[int], day: date) -> set[int]:
+        """Those of the connections whose row for `day` has its opening equity already."""
+        rows = await self.session.scalars(
+            select(EA.execution_connection_id).where(
+                EA.execution_connection_id.in_(connection_ids),
+                EA.date == day,
+                EA.opening_equity.is_not(None),
+            )
+        )
+        return set(rows)
+
+    async def open_day(self, connection_id: int, day: date, equity: Decimal) -> None:
+        """The day's opening equity, unless it has one: a snapshot is never overwritten."""
+        stmt = dialect_insert(self.session, EA).values(
+            execution_connection_id=connection_id,
+            date=day,
+            opening_equity=equity,
+            updated_at=utcnow(),
+        )
+        # No arithmetic: a COALESCE of two stored values, exact on SQLite's text money too.
+        kept = func.coalesce(EA.opening_equity, stmt.excluded.opening_equity)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["execution_connection_id", "date"],
+                set_={"opening_equity": kept, "updated_at": stmt.excluded.updated_at},
+            )
+        )
 
     async def upsert_day(self, connection_id: int, day: date, values: dict[str, Any]) -> None:
         """Insert the (connection, day) row with `values`, or set exactly those columns on the row
@@ -112,20 +165,49 @@ class AnalyticsRepository:
         rows = await self.session.execute(stmt.order_by(p.closed_at, p.id))
         return [Trade(conn_id, at, pnl) for conn_id, at, pnl in rows if at is not None]
 
-    async def balances_before(self, connection_ids: list[int], day: date) -> dict[int, Decimal]:
-        """Per connection, the balance of its latest row dated before `day` that has a balance."""
+    async def bookings(
+        self,
+        connections: IdQuery,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> list[Booking]:
+        """What those connections' orders realised with executed_at in [start, end), in time
+        order: every exit that filled (one that realised nothing counts 0) and every entry whose
+        fee was booked. An entry without a fee realised nothing and is left out."""
+        log = ExecutionLog
+        stmt = select(
+            log.execution_connection_id, log.executed_at, log.purpose, log.realized_pnl
+        ).where(
+            log.execution_connection_id.in_(connections),
+            log.executed_at.is_not(None),
+            or_(log.purpose == Purpose.exit, log.realized_pnl.is_not(None)),
+        )
+        if start is not None:
+            stmt = stmt.where(log.executed_at >= start)
+        if end is not None:
+            stmt = stmt.where(log.executed_at < end)
+        rows = await self.session.execute(stmt.order_by(log.executed_at, log.id))
+        return [
+            Booking(conn_id, at, pnl if pnl is not None else ZERO)
+            for conn_id, at, purpose, pnl in rows
+            if at is not None and (purpose == Purpose.exit or pnl)
+        ]
+
+    async def equities_before(self, connection_ids: list[int], day: date) -> dict[int, Decimal]:
+        """Per connection, the equity last measured before `day`: the latest snapshot of its
+        latest row dated before `day` that has one."""
         latest = (
             select(EA.execution_connection_id, func.max(EA.date).label("day"))
             .where(
                 EA.execution_connection_id.in_(connection_ids),
                 EA.date < day,
-                EA.balance.is_not(None),
+                EA.equity.is_not(None),
             )
             .group_by(EA.execution_connection_id)
             .subquery()
         )
         rows = await self.session.execute(
-            select(EA.execution_connection_id, EA.balance).join(
+            select(EA.execution_connection_id, EA.equity).join(
                 latest,
                 and_(
                     EA.execution_connection_id == latest.c.execution_connection_id,
@@ -133,7 +215,7 @@ class AnalyticsRepository:
                 ),
             )
         )
-        return {conn_id: balance for conn_id, balance in rows if balance is not None}
+        return {conn_id: equity for conn_id, equity in rows if equity is not None}
 
     async def first_rows(
         self, connection_ids: list[int], first: date | None, end: date | None
@@ -194,7 +276,8 @@ class AnalyticsRepository:
     async def active_today(
         self, day: date, start: datetime, end: datetime
     ) -> Sequence[ExecutionConnection]:
-        """Active connections with a row for `day` or a position closed in [start, end)."""
+        """Active connections with a row for `day`, a position closed in [start, end), or a
+        position held (its equity moves: the day's first snapshot is its opening equity)."""
         c, p = ExecutionConnection, ExecutionPosition
         has_row = select(EA.id).where(EA.execution_connection_id == c.id, EA.date == day).exists()
         closed = (
@@ -207,23 +290,33 @@ class AnalyticsRepository:
             )
             .exists()
         )
+        held = (
+            select(p.id)
+            .where(
+                p.execution_connection_id == c.id,
+                p.status.in_((PositionStatus.open, PositionStatus.closing)),
+            )
+            .exists()
+        )
         rows = await self.session.scalars(
-            select(c).where(c.is_active.is_(True), or_(has_row, closed)).order_by(c.id)
+            select(c).where(c.is_active.is_(True), or_(has_row, closed, held)).order_by(c.id)
         )
         return rows.all()
 
-    async def position_book(self, connection_id: int) -> tuple[list[str], list[Decimal]]:
-        """The symbols of every position of a connection (oldest first) and the unrealised PnL of
-        those still held (`open`, or `closing` while the exit order is in flight)."""
+    async def position_book(self, connection_id: int) -> PositionBook:
+        """The symbols of every position of a connection (oldest first), and the unrealised PnL
+        and value at their last mark of those still held (`open`, or `closing` while the exit
+        order is in flight)."""
         p = ExecutionPosition
         rows = await self.session.execute(
-            select(p.symbol, p.status, p.pnl)
+            select(p.symbol, p.status, p.pnl, p.quantity, p.current_price, p.contract_size)
             .where(p.execution_connection_id == connection_id)
             .order_by(p.id)
         )
-        symbols, open_pnls = [], []
-        for symbol, status, pnl in rows:
-            symbols.append(symbol)
+        book = PositionBook()
+        for symbol, status, pnl, quantity, price, unit in rows:
+            book.symbols.append(symbol)
             if status in (PositionStatus.open, PositionStatus.closing):
-                open_pnls.append(pnl)
-        return symbols, open_pnls
+                book.unrealized += pnl
+                book.value += quantity * (price if price is not None else ZERO) * (unit or 1)
+        return book

@@ -1,16 +1,26 @@
 """Analytics: the daily row per (connection, UTC day), and range summaries and equity curves.
 
-Summaries and curves are computed from the closed positions in the range (the source of truth);
-the daily rows only supply the starting equity, which positions cannot know:
+Two sources, each the truth for its part (see `maths`):
+- closed positions (counted on their close) give the trade statistics;
+- the execution logs' `realized_pnl` (each counted at its fill, `executed_at`: an entry's fee on
+  the open's day, each partial exit on its own day, the rest on the close's) give the net PnL,
+  the equity curve and the drawdowns.
 
-- the `balance` of the latest daily row, with a balance, dated before the range's first day;
-- else the first in-range daily row's `balance` minus that day's `net_pnl` (its opening
-  balance), if that row has a balance;
-- else None: the drawdown percent is then 0 and the curve is cumulative PnL from 0.
+Equity is never derived from a later balance: it is measured. A day's `opening_equity` is the
+snapshot taken at its first activity: the equity a signal was sized against, the analytics
+worker's first snapshot (it snapshots every account holding positions, so normally just after
+midnight UTC), or, for a fill before either (an exit, a resting order filling), the equity last
+measured before the day. It is set once and never overwritten later that day.
+
+A range's starting equity, per connection:
+- the opening equity of its row dated the range's first day;
+- else the equity last measured before the range (the latest earlier row's snapshot);
+- else the opening equity of its first row in the range;
+- else None: the drawdown percent is then null and the curve is cumulative PnL from 0.
 
 Rows are per day, so a `since` inside a day starts from that day's opening figure. Without a
-`connection_id`, the starting equity is the sum over the connections that closed trades in the
-range, and None if any of them has none.
+`connection_id`, the starting equity is the sum over the connections with trades or bookings in
+the range, and None if any of them has none.
 
 Range: `since` is inclusive; a datetime `until` is exclusive, a date `until` includes its whole
 day. Naive datetimes are UTC.
@@ -29,6 +39,7 @@ from execution_service.analytics.maths import Summary, equity_curve, summarize
 from execution_service.analytics.repository import (
     STATS,
     AnalyticsRepository,
+    Booking,
     IdQuery,
     Trade,
     one_connection,
@@ -90,24 +101,38 @@ class Range:
 
 
 async def refresh_day(session: AsyncSession, connection_id: int, day: date) -> None:
-    """Recompute a connection's row for one UTC day from its positions closed that day. Does not
-    commit: it runs inside the transaction that closes a position. Leaves balance, equity and
-    is_final alone."""
+    """Recompute a connection's row for one UTC day: its trades (positions closed that day) and
+    what was realised that day, measured from its opening equity. Does not commit: it runs
+    inside the transaction that books a fill. Leaves balance, equity and is_final alone; a day
+    without an opening equity yet gets the equity last measured before it."""
     repo = AnalyticsRepository(session)
     # Insert-or-touch first: that takes the row's lock, so a close committing on another worker
     # makes us wait here and then read its position, rather than both writing partial figures.
     await repo.upsert_day(connection_id, day, {})
-    start = day_start(day)
-    trades = await repo.closed_trades(one_connection(connection_id), start, start + DAY)
-    pnls = [t.pnl for t in trades]
-    opening = (await repo.balances_before([connection_id], day)).get(connection_id)
+    opening = await repo.opening_equity(connection_id, day)
     if opening is None:
-        balance = await repo.day_balance(connection_id, day)
-        if balance is not None:  # the fresh net, not the stored one being replaced
-            opening = normalize(balance - sum(pnls, ZERO))
-    stats = summarize(pnls, opening)
+        opening = (await repo.equities_before([connection_id], day)).get(connection_id)
+        if opening is not None:
+            await repo.open_day(connection_id, day, opening)
+    start = day_start(day)
+    one = one_connection(connection_id)
+    trades = await repo.closed_trades(one, start, start + DAY)
+    bookings = await repo.bookings(one, start, start + DAY)
+    stats = summarize([t.pnl for t in trades], opening, [b.pnl for b in bookings])
     values = {name: getattr(stats, name) for name in STATS}
     await repo.upsert_day(connection_id, day, values)
+
+
+async def open_days(session: AsyncSession, day: date, equities: dict[int, Decimal]) -> None:
+    """The day's first activity on these connections (a signal, with the equity it was sized
+    against, measured before any order was sent): each one's opening equity, unless the day
+    has one already. One read; a write only for the connections without one. Does not commit."""
+    if not equities:
+        return
+    repo = AnalyticsRepository(session)
+    known = await repo.opened(sorted(equities), day)
+    for connection_id in sorted(set(equities) - known):
+        await repo.open_day(connection_id, day, normalize(equities[connection_id]))
 
 
 async def snapshot_balance(
@@ -119,14 +144,18 @@ async def snapshot_balance(
     final: bool,
 ) -> None:
     """Record a day's balance and equity (None keeps what is stored: finalising a past day must
-    not overwrite its closing balance with today's). `final` marks the day final for good. Does
-    not commit."""
+    not overwrite its closing balance with today's). An equity measured on a day without an
+    opening equity is that day's opening. `final` marks the day final for good. Does not
+    commit."""
     values: dict[str, object] = {"is_final": final}
     if balance is not None:
         values["balance"] = balance
     if equity is not None:
         values["equity"] = equity
-    await AnalyticsRepository(session).upsert_day(connection_id, day, values)
+    repo = AnalyticsRepository(session)
+    if equity is not None:
+        await repo.open_day(connection_id, day, equity)
+    await repo.upsert_day(connection_id, day, values)
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -154,12 +183,16 @@ async def daily(
     return await AnalyticsRepository(session).daily_rows(connections, first, end, limit, offset)
 
 
-def _opening(before: Decimal | None, first: ExecutionAnalytics | None) -> Decimal | None:
+def _opening(
+    first: date | None, row: ExecutionAnalytics | None, before: Decimal | None
+) -> Decimal | None:
+    """The module docstring's rule for one connection: `row` is its first row in the range,
+    `before` the equity last measured before the range."""
+    if row is not None and row.opening_equity is not None and (first is None or row.date == first):
+        return row.opening_equity
     if before is not None:
         return before
-    if first is not None and first.balance is not None:
-        return normalize(first.balance - first.net_pnl)
-    return None
+    return row.opening_equity if row is not None else None
 
 
 async def starting_equity(
@@ -170,11 +203,11 @@ async def starting_equity(
         return None
     first, end = period.days()
     repo = AnalyticsRepository(session)
-    before = {} if first is None else await repo.balances_before(connection_ids, first)
+    before = {} if first is None else await repo.equities_before(connection_ids, first)
     firsts = await repo.first_rows(connection_ids, first, end)
     total = ZERO
     for connection_id in connection_ids:
-        opening = _opening(before.get(connection_id), firsts.get(connection_id))
+        opening = _opening(first, firsts.get(connection_id), before.get(connection_id))
         if opening is None:
             return None
         total += opening
@@ -184,6 +217,7 @@ async def starting_equity(
 @dataclass(frozen=True, slots=True)
 class Performance:
     trades: list[Trade]
+    bookings: list[Booking]
     starting_equity: Decimal | None
 
 
@@ -191,9 +225,14 @@ async def performance(
     session: AsyncSession, principal: Principal, connection_id: int | None, period: Range
 ) -> Performance:
     connections = await _connections(session, principal, connection_id)
-    trades = await AnalyticsRepository(session).closed_trades(connections, period.start, period.end)
-    ids = sorted({t.connection_id for t in trades}) if connection_id is None else [connection_id]
-    return Performance(trades, await starting_equity(session, ids, period))
+    repo = AnalyticsRepository(session)
+    trades = await repo.closed_trades(connections, period.start, period.end)
+    bookings = await repo.bookings(connections, period.start, period.end)
+    if connection_id is None:
+        ids = sorted({t.connection_id for t in trades} | {b.connection_id for b in bookings})
+    else:
+        ids = [connection_id]
+    return Performance(trades, bookings, await starting_equity(session, ids, period))
 
 
 async def summary(
@@ -201,7 +240,10 @@ async def summary(
 ) -> tuple[Summary, Decimal | None]:
     """The range's summary, and the starting equity it was measured from."""
     perf = await performance(session, principal, connection_id, period)
-    return summarize([t.pnl for t in perf.trades], perf.starting_equity), perf.starting_equity
+    stats = summarize(
+        [t.pnl for t in perf.trades], perf.starting_equity, [b.pnl for b in perf.bookings]
+    )
+    return stats, perf.starting_equity
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +256,12 @@ class Point:
 async def equity(
     session: AsyncSession, principal: Principal, connection_id: int | None, period: Range
 ) -> tuple[Decimal | None, list[Point]]:
-    """The starting point (at `since`, else the first close, else now) and one point per close."""
+    """The starting point (at `since`, else the first booking, else now) and one point per
+    booking: each exit's fill, and each entry's fee."""
     perf = await performance(session, principal, connection_id, period)
-    curve = equity_curve(perf.starting_equity, [(t.closed_at, t.pnl) for t in perf.trades])
-    opened_at = period.start or (perf.trades[0].closed_at if perf.trades else utcnow())
+    booked = perf.bookings
+    curve = equity_curve(perf.starting_equity, [(b.executed_at, b.pnl) for b in booked])
+    opened_at = period.start or (booked[0].executed_at if booked else utcnow())
     points = [Point(opened_at, perf.starting_equity or ZERO, ZERO)]
-    points += [Point(at, eq, t.pnl) for (at, eq), t in zip(curve, perf.trades, strict=True)]
+    points += [Point(at, eq, b.pnl) for (at, eq), b in zip(curve, booked, strict=True)]
     return perf.starting_equity, points

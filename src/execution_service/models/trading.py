@@ -57,6 +57,8 @@ class ExecutionLog(Owned, Timestamps, Base):
     __table_args__ = (
         Index("ix_execution_logs_conn_status", "execution_connection_id", "status"),
         Index("ix_execution_logs_status", "status"),
+        # What a connection realised in a range (analytics, the daily loss limit).
+        Index("ix_execution_logs_conn_executed", "execution_connection_id", "executed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -176,8 +178,12 @@ class ExecutionAnalytics(Base):
     net_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     profit_factor: Mapped[Decimal | None] = mapped_column(Money)
     max_drawdown: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    max_drawdown_percent: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    balance: Mapped[Decimal | None] = mapped_column(Money)
-    equity: Mapped[Decimal | None] = mapped_column(Money)
+    # None while the day's opening equity is unknown (a percent of nothing means nothing).
+    max_drawdown_percent: Mapped[Decimal | None] = mapped_column(Money)
+    # The equity at the day's first activity (a signal, a fill, the worker's first snapshot,
+    # normally just after midnight UTC): set once, never overwritten later that day.
+    opening_equity: Mapped[Decimal | None] = mapped_column(Money)
+    balance: Mapped[Decimal | None] = mapped_column(Money)  # cash in the quote currency
+    equity: Mapped[Decimal | None] = mapped_column(Money)  # balance + open PnL (latest snapshot)
     is_final: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -77,7 +77,20 @@ class Booked:
     """What applying a fill leaves to the recording transaction."""
 
     opens: dict[str, Any] | None = None  # an entry's first fill: the position to insert
-    closed_day: tuple[int, date] | None = None  # a close: (connection, day) of its analytics row
+    # (connection, day) of the analytics row the fill changes: an exit's (partial too), on the
+    # day it filled; an entry's only when it fills on a later day than it was recorded (a
+    # resting order across midnight: that day's first activity may be this fill).
+    closed_day: tuple[int, date] | None = None
+
+
+def _day(entry: ExecutionLog) -> tuple[int, date]:
+    return entry.execution_connection_id, (entry.executed_at or utcnow()).date()
+
+
+def _entry_day(entry: ExecutionLog) -> tuple[int, date] | None:
+    day = _day(entry)
+    recorded = entry.created_at.date() if entry.created_at is not None else day[1]
+    return day if day[1] > recorded else None
 
 
 def _save(position: ExecutionPosition, changes: book.Changes, entry: ExecutionLog) -> None:
@@ -98,11 +111,11 @@ async def apply_fill(
     positions = PositionRepository(session)
     if entry.purpose == Purpose.entry:
         if entry.position_id is None:
-            return Booked(opens=_opening(entry, fill))
+            return Booked(opens=_opening(entry, fill), closed_day=_entry_day(entry))
         position = await positions.lock(entry.position_id)
         assert position is not None
         _save(position, book.added(position, fill, book.EntryPlan.of(entry.plan)), entry)
-        return Booked()
+        return Booked(closed_day=_entry_day(entry))
     if entry.position_id is None:
         return Booked()
     position = await positions.lock(entry.position_id)
@@ -115,21 +128,18 @@ async def apply_fill(
         broker_pnl=broker_pnl,
         full_close=bool(plan.get("full_close")) and entry.status == OrderStatus.filled,
         reason=entry.close_reason or CloseReason.manual,
-        now=utcnow(),
+        # Closed when the fill happened, the moment its PnL is booked on (never before the open).
+        now=max(entry.executed_at or utcnow(), position.opened_at),
     )
     if reduction.dust is not None:  # the log says what stayed behind, and what it is worth
         value = normalize(reduction.dust * fill.price * book.per_unit(position))
         entry.plan = {**plan, "dust": str(reduction.dust), "dust_value": str(value)}
     _save(position, reduction.changes, entry)
-    if not reduction.closed:
-        return Booked()
-    if reduction.first_close:
+    if reduction.closed and reduction.first_close:
         events.record(
             session, EventType.position_closed, position, events.position_payload(position)
         )
-    return Booked(
-        closed_day=(position.execution_connection_id, (position.closed_at or utcnow()).date())
-    )
+    return Booked(closed_day=_day(entry))
 
 
 def _opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:

@@ -70,7 +70,8 @@ _ANNOUNCED = {
 class Recording:
     """What recording outcomes in one transaction still has to do before it commits: insert the
     positions the fills open (all in one statement), then count and announce those orders (their
-    events name the positions), and refresh the analytics rows of the days closes landed on."""
+    events name the positions), and refresh the analytics rows of the days fills realised PnL on
+    (exits, partial ones too)."""
 
     opened: list[tuple[ExecutionLog, dict[str, Any], str, str]] = field(default_factory=list)
     closed_days: set[tuple[int, date]] = field(default_factory=set)
@@ -132,11 +133,11 @@ async def apply_result(
         fill = fills.position_terms(entry.symbol, delta, price, paid, result.fee_prices)
         entry.fee_in_quote = normalize((entry.fee_in_quote or ZERO) + fill.fee)
         booked = await fills.apply_fill(session, entry, fill, result.realized_pnl)
+        if booked.closed_day is not None:
+            recording.closed_days.add(booked.closed_day)
         if booked.opens is not None:  # counted and announced once the position has its id
             recording.opened.append((entry, booked.opens, before, adapter))
             return
-        if booked.closed_day is not None:
-            recording.closed_days.add(booked.closed_day)
     if entry.purpose == Purpose.exit and result.status in ENDED:
         await fills.release_exit(session, entry, recording.max_refusals)
     count(entry, before, adapter)

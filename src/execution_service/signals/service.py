@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from execution_service import observability
+from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.db import read
@@ -159,6 +160,10 @@ async def _record(
         signal_id, body.symbol, body.direction.value, body.order_type.value, received_at
     )
     orders = [d.entry for d in decided if d.entry is not None]
+    # The day's first activity on an account opens its day at the equity measured for sizing,
+    # before any order of this signal is sent (a refused entry was not necessarily measured).
+    sized = {d.target.conn.id: d.equity for d in decided if d.entry and d.entry.refusal is None}
+    await analytics.open_days(session, received_at.date(), sized)
     logs = entries.new_entries(ctx, shared, orders)
     session.add_all(logs)
     await session.flush()

@@ -1,5 +1,7 @@
-"""Analytics worker: keeps today's row of every active connection that trades (figures, balance,
-equity), and after midnight UTC refreshes earlier days once more and marks them final.
+"""Analytics worker: keeps today's row of every active connection that trades or holds positions
+(figures, balance, equity; the first snapshot of a day without activity yet, normally the
+first tick after midnight UTC, is its opening equity), and after midnight UTC refreshes earlier
+days once more and marks them final.
 
 Every step is idempotent (rows are recomputed from positions and upserted), so several worker
 processes may run it at once without claiming anything: the worst case is the same row written
@@ -15,12 +17,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from execution_service.analytics import service as analytics
-from execution_service.analytics.repository import AnalyticsRepository
+from execution_service.analytics.repository import AnalyticsRepository, PositionBook
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.decimals import normalize
+from execution_service.enums import MarketType
 from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import BalanceEntry
+from execution_service.exchanges.registry import capabilities
 from execution_service.models import ExecutionConnection
 
 log = logging.getLogger(__name__)
@@ -37,17 +41,29 @@ def quote_of(symbols: list[str]) -> str | None:
     return Counter(quotes).most_common(1)[0][0] if quotes else None
 
 
+def equity_of(conn: ExecutionConnection, balance: Decimal, book: PositionBook) -> Decimal:
+    """The account's equity in its quote currency, as sizing counts it: the cash, plus what the
+    positions add. On a real spot account the coins bought are no longer in the quote balance:
+    they add their value at the last mark. Elsewhere (margin, derivatives, paper, a broker) the
+    cash still counts what the positions cost or posted: they add their unrealised PnL."""
+    caps = capabilities(conn.adapter, conn.exchange, conn.market_type)
+    coins = conn.market_type == MarketType.spot and not (
+        caps.simulated or caps.positions_are_tickets
+    )
+    return normalize(balance + (book.value if coins else book.unrealized))
+
+
 async def _snapshot(ctx: AppContext, conn: ExecutionConnection, today: date) -> None:
     # The exchange answers outside any transaction; the positions are read after it, so the
     # open PnL is as recent as the balance.
     adapter = await ctx.adapters.for_connection(conn)
     balances: dict[str, BalanceEntry] = await adapter.fetch_balance()
     async with ctx.session_factory() as session:
-        symbols, open_pnls = await AnalyticsRepository(session).position_book(conn.id)
-        quote = quote_of(symbols)
+        book = await AnalyticsRepository(session).position_book(conn.id)
+        quote = quote_of(book.symbols)
         entry = balances.get(quote) if quote is not None else None
         balance = entry.total if entry is not None else None
-        equity = normalize(balance + sum(open_pnls, Decimal(0))) if balance is not None else None
+        equity = equity_of(conn, balance, book) if balance is not None else None
         await analytics.snapshot_balance(session, conn.id, today, balance, equity, final=False)
         await session.commit()
 
@@ -61,7 +77,7 @@ async def _refresh(ctx: AppContext, connection_id: int, day: date, *, final: boo
 
 
 async def _today(ctx: AppContext, conn: ExecutionConnection, today: date) -> None:
-    # The balance first: the refresh then derives the day's opening equity from it.
+    # The snapshot first: on a day without activity yet, it is the day's opening equity.
     try:
         await _snapshot(ctx, conn, today)
     except Exception:

@@ -112,14 +112,26 @@
       d.trades += r.total_trades; d.won += r.winning_trades; d.lost += r.losing_trades;
       days.set(r.date, d);
     }
-    return [...days.values()].filter((d) => d.trades).sort((a, b) => a.date.localeCompare(b.date));
+    // A day counts if it closed a trade or realised anything (a fee, a partial exit).
+    const traded = [...days.values()].filter((d) => d.trades || /[1-9]/.test(d.net));
+    return { days: traded.sort((a, b) => a.date.localeCompare(b.date)), snapshot: latest(rows) };
+  }
+
+  // Per account, its latest row with a snapshot; balance (cash) and equity (cash plus open
+  // positions) summed over them. Null when no account shown has one.
+  function latest(rows) {
+    const last = new Map();
+    for (const r of rows) if (r.balance !== null && r.equity !== null) last.set(r.connection_id, r);
+    if (!last.size) return { balance: null, equity: null };
+    const chosen = [...last.values()];
+    return { balance: dec.sum(chosen.map((r) => r.balance)), equity: dec.sum(chosen.map((r) => r.equity)) };
   }
 
   async function loadAll() {
     const accounts = await loadFast();
     const r = range(), account = $("account").value;
     const shown = account ? accounts.filter((c) => String(c.id) === account) : accounts;
-    const [summary, days, closed, logs, curves] = await Promise.all([
+    const [summary, daily, closed, logs, curves] = await Promise.all([
       api.get("/api/v1/analytics/summary" + query(r)),
       dailyRows(r),
       api.get("/api/v1/positions" + query({ status: "closed", limit: 50 })),
@@ -127,12 +139,14 @@
       Promise.all(shown.map((c) => api.get("/api/v1/analytics/equity" + qs({ ...r, connection_id: c.id })))),
     ]);
     renderSummary(summary, r, account);
-    charts.daily($("daily-chart"), days);
+    figure("balance", dec.cut(daily.snapshot.balance, 2), daily.snapshot.balance);
+    figure("equity", dec.cut(daily.snapshot.equity, 2), daily.snapshot.equity);
+    charts.daily($("daily-chart"), daily.days);
     charts.equity($("equity-chart"), shown.map((c, i) => ({
       id: c.id, label: names.get(c.id), cumulative: curves[i].starting_equity === null, points: curves[i].points,
     })));
-    $("equity-note").textContent = curves.some((c) => c.starting_equity === null)
-      ? "cumulative PnL where an account has no balance snapshot" : "";
+    $("equity-note").textContent = "start equity + realised PnL (open PnL not counted)" +
+      (curves.some((c) => c.starting_equity === null) ? "; cumulative PnL where an account has no equity snapshot" : "");
     const byClose = [...closed.items].sort((a, b) => (b.closed_at || "").localeCompare(a.closed_at || ""));
     tables.renderClosed(byClose, names);
     tables.renderLogs(logs.items, names);

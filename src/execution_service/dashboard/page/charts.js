@@ -1,6 +1,6 @@
 "use strict";
-// The two charts, drawn by the vendored uPlot: equity over time (one stepped line per account:
-// equity holds between closes) and daily PnL bars. Times are UTC. Values become numbers only to
+// The two charts, drawn by the vendored uPlot: realised equity over time (one stepped line per
+// account: the start equity plus what each fill realised, holding between them) and daily PnL bars. Times are UTC. Values become numbers only to
 // place pixels; legends and tooltips show the API's decimal strings (cut to 2 places).
 (() => {
   const Dash = (window.Dash = window.Dash || {});
@@ -91,7 +91,7 @@
   function equity(host, curves) {
     const drawn = curves.filter((c) => c.points.length);
     host.dataset.series = String(drawn.length);
-    if (!drawn.length) return empty(host, "No closed trades in this range.");
+    if (!drawn.length) return empty(host, "Nothing realised in this range.");
     const all = drawn.flatMap((c) => c.points.map((p) => seconds(p.timestamp)));
     let lo = Math.min(...all), hi = Math.max(...all);
     if (hi - lo < 3600) [lo, hi] = [lo - 1800, hi + 1800];
@@ -105,7 +105,7 @@
       figure.dataset.connectionId = String(c.id);
       figure.dataset.points = String(c.points.length);
       figure.dataset.last = last;
-      const caption = el("figcaption", "", c.label + (c.cumulative ? " · cumulative PnL " : " · equity "));
+      const caption = el("figcaption", "", c.label + (c.cumulative ? " · cumulative PnL " : " · realised equity "));
       caption.append(el("b", "", cut(last, 2)), " ",
         el("span", tone(change), (tone(change) === "up" ? "+" : "") + cut(change, 2) + " in range"));
       figure.appendChild(caption);
@@ -125,7 +125,7 @@
           const pnl = c.points[idx].pnl;
           return [
             [c.label, cut(c.points[idx].equity, 2)],
-            /[1-9]/.test(pnl) ? ["trade", cut(pnl, 2), tone(pnl)] : null,
+            /[1-9]/.test(pnl) ? ["realised", cut(pnl, 2), tone(pnl)] : null,
           ];
         })],
       }, [times, c.points.map((p) => Number(p.equity))], figure);
