@@ -30,40 +30,66 @@ PRESET_MONEY = (
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("trading_presets", schema=None) as batch_op:
-        for column in PRESET_MONEY:
-            batch_op.add_column(sa.Column(column, Money(), nullable=True))
-        for column in ("symbols_allowed", "symbols_denied", "symbol_map"):
-            batch_op.add_column(sa.Column(column, sa.JSON(), nullable=True))
-        batch_op.add_column(
-            sa.Column("reverse", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("small_trades", sa.String(20), nullable=True))
-        batch_op.add_column(sa.Column("stop_out_action", sa.String(20), nullable=True))
-    with op.batch_alter_table("execution_connections", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("close_only", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("peak_equity", Money(), nullable=True))
-        batch_op.add_column(sa.Column("day_equity", Money(), nullable=True))
-        batch_op.add_column(sa.Column("day_equity_on", sa.Date(), nullable=True))
-        batch_op.add_column(sa.Column("stopped_out_at", UtcDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("stop_out_reason", sa.String(200), nullable=True))
+    # Plain ADD COLUMNs, not a batch: on SQLite a batch copies the table and drops the old one,
+    # which its foreign keys refuse once other rows point at it.
+    for column in PRESET_MONEY:
+        op.add_column("trading_presets", sa.Column(column, Money(), nullable=True))
+    for column in ("symbols_allowed", "symbols_denied", "symbol_map"):
+        op.add_column("trading_presets", sa.Column(column, sa.JSON(), nullable=True))
+    op.add_column(
+        "trading_presets",
+        sa.Column("reverse", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("trading_presets", sa.Column("small_trades", sa.String(20), nullable=True))
+    op.add_column("trading_presets", sa.Column("stop_out_action", sa.String(20), nullable=True))
+    op.add_column(
+        "execution_connections",
+        sa.Column("close_only", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("execution_connections", sa.Column("peak_equity", Money(), nullable=True))
+    op.add_column("execution_connections", sa.Column("day_equity", Money(), nullable=True))
+    op.add_column("execution_connections", sa.Column("day_equity_on", sa.Date(), nullable=True))
+    op.add_column(
+        "execution_connections", sa.Column("stopped_out_at", UtcDateTime(), nullable=True)
+    )
+    op.add_column(
+        "execution_connections", sa.Column("stop_out_reason", sa.String(200), nullable=True)
+    )
+
+
+def _drop(table: str, columns: Sequence[str]) -> None:
+    """SQLite drops a plain column in place (a batch would copy and drop the table, which its
+    foreign keys refuse); elsewhere a batch."""
+    if op.get_bind().dialect.name == "sqlite":
+        for column in columns:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        return
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.drop_column(column)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("execution_connections", schema=None) as batch_op:
-        for column in (
+    _drop(
+        "execution_connections",
+        (
             "stop_out_reason",
             "stopped_out_at",
             "day_equity_on",
             "day_equity",
             "peak_equity",
             "close_only",
-        ):
-            batch_op.drop_column(column)
-    with op.batch_alter_table("trading_presets", schema=None) as batch_op:
-        for column in ("stop_out_action", "small_trades", "reverse"):
-            batch_op.drop_column(column)
-        for column in ("symbol_map", "symbols_denied", "symbols_allowed", *PRESET_MONEY):
-            batch_op.drop_column(column)
+        ),
+    )
+    _drop(
+        "trading_presets",
+        (
+            "stop_out_action",
+            "small_trades",
+            "reverse",
+            "symbol_map",
+            "symbols_denied",
+            "symbols_allowed",
+            *PRESET_MONEY,
+        ),
+    )
