@@ -57,8 +57,8 @@ class TokenBucket:
 
     def take(self, key: int) -> float:
         now = time.monotonic()
-        tokens, stamp = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+        tokens, stamp = self._buckets.get(key, (float(self.burst), now))  # not money
+        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)  # not money
         if tokens < 1:
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate

@@ -31,6 +31,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     """A `Retry-After` header in seconds (a wait, not money); None for an HTTP-date or nothing,
     so the caller falls back to its own backoff."""
     try:
-        return float(value) if value is not None else None
+        return float(value) if value is not None else None  # not money
     except ValueError:
         return None

@@ -79,7 +79,7 @@ class Derivatives:
             if self._leverage.get(symbol) == leverage:
                 return
             whole = leverage == leverage.to_integral_value()
-            value: Any = int(leverage) if whole else float(leverage)
+            value: Any = int(leverage) if whole else float(leverage)  # not money
             venue = self._venue
             params: dict[str, Any] = {}
             if venue.margin_mode is not None and venue.margin_mode_with_leverage:
