@@ -18,6 +18,7 @@ from execution_service.enums import ConnectionStatus, EventType, StopOutAction
 from execution_service.events import service as events
 from execution_service.exchanges.base import ExchangeError
 from execution_service.models import ExecutionConnection, TradingPreset
+from execution_service.orders.fills import quote_of
 from execution_service.orders.killswitch import close_out
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import PositionRepository
@@ -65,8 +66,7 @@ async def _equity(ctx: AppContext, conn: ExecutionConnection) -> Decimal | None:
     async with ctx.session_factory() as session:
         positions = await PositionRepository(session).open_of([conn.id])
         exposure = (await PositionRepository(session).exposure([conn.id])).get(conn.id)
-    quotes = [p.symbol.partition("/")[2].split(":", 1)[0] for p in positions]
-    currency = quotes[0] if quotes else ctx.settings.paper_default_currency
+    currency = quote_of(positions[0].symbol) if positions else ctx.settings.paper_default_currency
     cash = balances.get(currency)
     if cash is None:
         return None
