@@ -107,8 +107,9 @@ async def test_one_ticker_request_per_symbol_per_tick(
     )
     for _ in range(5):
         assert (await signal(user, conn, sl_price="40000"))["status"] == "filled"
-    # Earlier tests may have left open positions on other connections to this same fake: each
-    # connection is its own price source, with one request for all its symbols.
+    # Earlier tests may have left open positions on other connections to this same fake (other
+    # venues' fakes are not counted): each connection is its own price source, with one request
+    # for all its symbols.
     async with ctx.session_factory() as session:
         sources = await session.scalar(
             select(func.count(distinct(ExecutionPosition.execution_connection_id)))
@@ -119,6 +120,7 @@ async def test_one_ticker_request_per_symbol_per_tick(
             .where(
                 ExecutionPosition.status == "open",
                 ExecutionConnection.adapter == "ccxt",
+                ExecutionConnection.exchange == "binance",
                 ExecutionConnection.data_connection_id.is_(None),
             )
         )
