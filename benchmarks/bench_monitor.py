@@ -46,6 +46,7 @@ def _settings(db: Database, env: Env) -> Settings:
         env="test",
         database_url=db.url,
         encryption_keys=SecretStr(env.ring.format()),
+        outbound_allow_private=True,  # the venue fakes listen on loopback
         encryption_key_file=str(env.workdir / "unused-keys"),
         workers_enabled=False,
         migrate_on_start=False,

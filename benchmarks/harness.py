@@ -360,6 +360,7 @@ def start_service(
     log_path = workdir / f"{name}-{db.kind}.log"
     settings_env = {
         "EXEC_ENV": "test",
+        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": db.url,
         "EXEC_ENCRYPTION_KEYS": ring.format(),
         "EXEC_ENCRYPTION_KEY_FILE": str(workdir / "unused-keys"),

@@ -180,6 +180,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         exchange_retry_base_delay=0.01,
         # Tests fail authentication on purpose; test_limits tightens this on its own.
         auth_max_failures=10_000,
+        # The venue fakes, the gateway fake and webhook receivers all listen on loopback.
+        outbound_allow_private=True,
     )
 
 

@@ -28,6 +28,7 @@ async def served(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     port = free_port()
     env = {
         **os.environ,
+        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/execution.db",
         "EXEC_ENCRYPTION_KEY_FILE": str(tmp_path / "keys"),
         "EXEC_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,

@@ -12,18 +12,22 @@ def test_the_pending_grace_must_outlast_a_queued_send() -> None:
         Settings(exchange_timeout_ms=10_000, pending_grace_seconds=19)
 
 
-@pytest.mark.parametrize(
-    ("env", "setting", "allowed"),
-    [
-        ("development", None, True),
-        ("test", None, True),
-        ("production", None, False),
-        ("production", True, True),
-        ("development", False, False),
-    ],
-)
-def test_webhooks_reach_private_networks_outside_production_only(
-    env: str, setting: bool | None, allowed: bool
+def test_private_outbound_is_explicit_and_never_in_production() -> None:
+    assert Settings(env="development").outbound.allow_private is False
+    assert Settings(env="test", outbound_allow_private=True).outbound.allow_private is True
+    with pytest.raises(ValidationError, match="EXEC_OUTBOUND_ALLOW_PRIVATE"):
+        Settings(env="production", outbound_allow_private=True)
+
+
+def test_the_old_webhook_setting_name_still_allows_private_outbound(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = Settings(env=env, webhook_allow_private_networks=setting)  # type: ignore[arg-type]
-    assert settings.webhooks_may_reach_private_networks is allowed
+    monkeypatch.setenv("EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
+    assert Settings(env="development").outbound.allow_private is True
+
+
+def test_venue_hosts_only_is_the_production_default() -> None:
+    assert Settings(env="production").outbound.venue_hosts_only is True
+    assert Settings(env="development").outbound.venue_hosts_only is False
+    hosts = Settings(outbound_allowed_hosts=" GW.internal:8443, mt.example ").outbound
+    assert hosts.allowed_hosts == frozenset({"gw.internal:8443", "mt.example"})

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from execution_service.outbound.policy import OutboundPolicy
 
 
 class Settings(BaseSettings):
@@ -97,9 +99,22 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_retry_base_seconds: float = Field(default=10, ge=0)
-    # Webhook URLs may point into private, loopback and link-local networks (SSRF); unset: yes
-    # outside production, no in production.
-    webhook_allow_private_networks: bool | None = None
+    # Where tenant-given URLs (api_base_url, webhooks) may connect: see outbound/policy.py and the
+    # README's "Outbound connections". Loopback, private and reserved addresses only with
+    # EXEC_OUTBOUND_ALLOW_PRIVATE (tests and development; refused in production; the old name
+    # EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS is read too). Operator-listed hosts ("host" or
+    # "host:port", comma-separated) are allowed wherever they resolve. With venue hosts only
+    # (unset: on in production), a ccxt URL must name a host ccxt knows for its exchange.
+    outbound_allow_private: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "outbound_allow_private",
+            "EXEC_OUTBOUND_ALLOW_PRIVATE",
+            "EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        ),
+    )
+    outbound_allowed_hosts: str = ""
+    outbound_venue_hosts_only: bool | None = None
     # How often GET /api/v1/events looks for new events in the outbox table.
     events_poll_seconds: float = Field(default=0.2, gt=0)
     # Events (and their finished webhook deliveries) older than this many days are deleted by the
@@ -140,11 +155,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_private_outbound_in_production(self) -> Settings:
+        if self.env == "production" and self.outbound_allow_private:
+            raise ValueError(
+                "EXEC_OUTBOUND_ALLOW_PRIVATE is for tests and development: in production, list "
+                "trusted private hosts in EXEC_OUTBOUND_ALLOWED_HOSTS instead"
+            )
+        return self
+
     @property
-    def webhooks_may_reach_private_networks(self) -> bool:
-        if self.webhook_allow_private_networks is not None:
-            return self.webhook_allow_private_networks
-        return self.env != "production"
+    def outbound(self) -> OutboundPolicy:
+        hosts = (h.strip().lower() for h in self.outbound_allowed_hosts.split(","))
+        venue_only = self.outbound_venue_hosts_only
+        return OutboundPolicy(
+            allow_private=self.outbound_allow_private,
+            allowed_hosts=frozenset(h for h in hosts if h),
+            venue_hosts_only=self.env == "production" if venue_only is None else venue_only,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,9 +8,14 @@ from typing import Any
 import pytest
 
 from execution_service.exchanges.ccxt.adapter import CcxtAdapter
+from execution_service.outbound.policy import OutboundPolicy
 from tests.fakes.binance import FakeBinance
 
 AdapterFactory = Callable[..., CcxtAdapter]
+
+
+# The fakes listen on loopback, which the default (strict) policy refuses.
+LOOPBACK = OutboundPolicy(allow_private=True)
 
 
 @pytest.fixture
@@ -27,6 +32,7 @@ async def make_adapter(fake_binance: FakeBinance) -> AsyncIterator[AdapterFactor
             "timeout_ms": 3000,
             "enable_rate_limit": False,
             "retry_base_delay": 0.01,
+            "outbound": LOOPBACK,
             **overrides,
         }
         adapter = CcxtAdapter("binance", credentials, **options)

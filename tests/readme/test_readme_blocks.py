@@ -134,6 +134,7 @@ async def test_every_shell_block_runs_as_pasted(tmp_path: Path) -> None:
     blocks = shell_blocks(README)
     port = free_port()
     settings = {
+        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/execution.db",
         "EXEC_ENCRYPTION_KEY_FILE": str(tmp_path / "execution-keys"),
         "EXEC_PORT": str(port),

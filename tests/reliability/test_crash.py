@@ -62,6 +62,7 @@ def service_env(database_url: str, port: int) -> dict[str, str]:
     env.update(
         {
             "EXEC_ENV": "test",
+            "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
             "EXEC_DATABASE_URL": database_url,
             "EXEC_ENCRYPTION_KEYS": new_key_ring().format(),  # one ring for every restart
             "EXEC_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,

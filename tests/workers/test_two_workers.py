@@ -69,6 +69,7 @@ async def test_two_workers_close_each_position_once(
     env = {
         **os.environ,
         "EXEC_ENV": "test",
+        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": settings.database_url,
         "EXEC_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # type: ignore[union-attr]
         "EXEC_MONITOR_INTERVAL_SECONDS": "0.1",

@@ -26,9 +26,10 @@ from execution_service.enums import Adapter, ConnectionStatus, EventType, Market
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
-from execution_service.exchanges.registry import capabilities, known_exchange
+from execution_service.exchanges.registry import capabilities, known_exchange, venue_hosts
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
+from execution_service.outbound.checks import check_base_url
 from execution_service.presets.repository import PresetRepository
 from execution_service.principal import Principal
 
@@ -75,6 +76,8 @@ async def create_connection(
     if not known_exchange(body.adapter, body.exchange):
         raise Unprocessable(f"exchange {body.exchange!r} is not supported", code="unknown_exchange")
     _check_market_type(body.adapter, body.exchange, body.market_type)
+    url = str(body.api_base_url) if body.api_base_url else None
+    await check_base_url(url, ctx.settings.outbound, venue_hosts(body.adapter, body.exchange))
     conn = ExecutionConnection(
         name=body.name,
         type=body.type.value,
@@ -167,6 +170,8 @@ async def update_connection(
             conn.paper_config = {**(conn.paper_config or {}), key: str(value or 0)}
     if "api_base_url" in changes and changes["api_base_url"] is not None:
         changes["api_base_url"] = str(changes["api_base_url"])
+        hosts = venue_hosts(conn.adapter, conn.exchange)
+        await check_base_url(changes["api_base_url"], ctx.settings.outbound, hosts)
     if "market_type" in changes:
         _check_market_type(conn.adapter, conn.exchange, changes["market_type"])
         changes["market_type"] = changes["market_type"].value

@@ -36,6 +36,13 @@ class AuthFailed(ExchangeError):
     code = "auth_failed"
 
 
+class AddressRefused(ExchangeError):
+    """The outbound policy refused the venue's address (private, rebound, or not a venue host):
+    nothing was sent."""
+
+    code = "url_refused"
+
+
 class ExchangeBusy(ExchangeError):
     """The order waited too long for a free slot toward this account and was NOT sent: safe to
     refuse outright (no reconciliation needed)."""

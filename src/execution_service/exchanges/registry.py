@@ -64,6 +64,17 @@ def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueC
     return venue_capabilities(exchange or "", MarketType(market_type))
 
 
+@functools.cache
+def venue_hosts(adapter: str, exchange: str | None) -> frozenset[str] | None:
+    """The hosts a connection of this venue may name in production (ccxt's own URLs for the
+    exchange), or None where the venue has no known list (a MetaTrader gateway)."""
+    if adapter != Adapter.ccxt or not exchange or exchange not in supported_exchanges():
+        return None
+    from execution_service.exchanges.ccxt.client import known_hosts
+
+    return known_hosts(exchange)
+
+
 class Encrypted(Protocol):
     """A row holding credentials: an execution connection, or a data connection's login."""
 
@@ -210,6 +221,7 @@ class AdapterRegistry:
                 timeout_ms=self._settings.exchange_timeout_ms,
                 read_retries=self._settings.exchange_read_retries,
                 retry_base_delay=self._settings.exchange_retry_base_delay,
+                outbound=self._settings.outbound,
                 enable_rate_limit=self._settings.env != "test",
                 balance_ttl=self._settings.balance_cache_seconds,
                 **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
@@ -223,6 +235,7 @@ class AdapterRegistry:
                 timeout_ms=self._settings.exchange_timeout_ms,
                 read_retries=self._settings.exchange_read_retries,
                 retry_base_delay=self._settings.exchange_retry_base_delay,
+                outbound=self._settings.outbound,
             )
         raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
 
@@ -253,6 +266,7 @@ class AdapterRegistry:
                     timeout_ms=self._settings.exchange_timeout_ms,
                     read_retries=self._settings.exchange_read_retries,
                     retry_base_delay=self._settings.exchange_retry_base_delay,
+                    outbound=self._settings.outbound,
                 ),
             )
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
@@ -281,6 +295,7 @@ class AdapterRegistry:
                     market_type=data.market_type,
                     timeout_ms=self._settings.exchange_timeout_ms,
                     enable_rate_limit=self._settings.env != "test",
+                    outbound=self._settings.outbound,
                     **self._venue(data.exchange, data.api_base_url, data.sandbox, data.market_type),
                 ),
             )

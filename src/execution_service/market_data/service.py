@@ -15,10 +15,11 @@ from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
 from execution_service.db import utcnow
+from execution_service.enums import Adapter, DataSourceType
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.exchanges.base import ExchangeError
 from execution_service.exchanges.kinds import DATA_KINDS
-from execution_service.exchanges.registry import known_exchange
+from execution_service.exchanges.registry import known_exchange, venue_hosts
 from execution_service.market_data import bars, feeds
 from execution_service.market_data.bars import TICK
 from execution_service.market_data.repository import (
@@ -38,6 +39,7 @@ from execution_service.market_data.schemas import (
 )
 from execution_service.market_data.store import Point, store
 from execution_service.models import DataConnection, MarketDataLatest
+from execution_service.outbound.checks import check_base_url
 from execution_service.principal import Principal
 from execution_service.settings import Settings
 
@@ -86,6 +88,13 @@ def read(
     return out
 
 
+async def _check_url(row: DataConnection, ctx: AppContext) -> None:
+    """The outbound policy on a fetching connection's URL (a ccxt one stays on its venue)."""
+    adapter = Adapter.ccxt if row.type == DataSourceType.ccxt else Adapter.mtapi
+    hosts = venue_hosts(adapter, row.exchange)
+    await check_base_url(row.api_base_url, ctx.settings.outbound, hosts)
+
+
 async def create_data_connection(
     session: AsyncSession, ctx: AppContext, principal: Principal, body: DataConnectionCreate
 ) -> DataConnection:
@@ -94,6 +103,7 @@ async def create_data_connection(
     fields["api_base_url"] = str(body.api_base_url) if body.api_base_url else None
     row = DataConnection(**fields, user_id=user_id, admin_id=admin_id, consecutive_failures=0)
     _check(row, ctx.settings)
+    await _check_url(row, ctx)
     if body.credentials:
         _encrypt(ctx.keyring, row, {k: v.get_secret_value() for k, v in body.credentials.items()})
     session.add(row)
@@ -141,6 +151,8 @@ async def update_data_connection(
     if DATA_KINDS[row.type].access.needs_base_url and not row.api_base_url:
         raise Unprocessable(f"a {row.type} data connection needs the gateway's api_base_url")
     _check(row, ctx.settings)
+    if "api_base_url" in changes:
+        await _check_url(row, ctx)
     row.next_fetch_at = None  # polled at the next feed tick with what changed
     await session.commit()
     if body.credentials is not None or _ENDPOINT & changes.keys():

@@ -15,8 +15,8 @@ from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, KeyRing, load_key_ring, owner_aad
 from execution_service.errors import NotFound, Unprocessable
 from execution_service.models import Event, Webhook, WebhookDelivery
+from execution_service.outbound.policy import UrlRefused, check_url
 from execution_service.principal import Principal
-from execution_service.webhooks import targets
 from execution_service.webhooks.repository import WebhookRepository
 from execution_service.webhooks.schemas import WebhookCreate
 
@@ -59,13 +59,10 @@ async def create_webhook(
     session: AsyncSession, ctx: AppContext, principal: Principal, body: WebhookCreate
 ) -> tuple[Webhook, str]:
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
-    allow = ctx.settings.webhooks_may_reach_private_networks
-    refused = await targets.check(str(body.url), allow_private=allow)
-    if refused is not None:
-        raise Unprocessable(
-            f"webhook url refused: {refused} (EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS)",
-            code="webhook_target_refused",
-        )
+    try:
+        await check_url(str(body.url), ctx.settings.outbound)
+    except UrlRefused as e:
+        raise Unprocessable(f"webhook url refused: {e.reason}", code=e.code) from None
     types = sorted({t.value for t in body.event_types}) if body.event_types else None
     hook = Webhook(user_id=user_id, admin_id=admin_id, url=str(body.url), event_types=types)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)

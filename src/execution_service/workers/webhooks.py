@@ -24,7 +24,8 @@ from execution_service.db import utcnow
 from execution_service.enums import DeliveryStatus
 from execution_service.events.service import as_json
 from execution_service.models import Webhook, WebhookDelivery
-from execution_service.webhooks import targets
+from execution_service.outbound.http import pinned_client
+from execution_service.outbound.policy import UrlRefused, split
 from execution_service.webhooks.repository import WebhookRepository
 from execution_service.webhooks.service import matches, reveal_secret, sign
 
@@ -64,7 +65,7 @@ async def webhook_tick(ctx: AppContext) -> DeliveryReport:
     bound = asyncio.Semaphore(CONCURRENCY)
     timeout = httpx.Timeout(ctx.settings.webhook_timeout_seconds)
     # No redirects: the signed request goes to the URL the owner registered, nowhere else.
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+    async with pinned_client(ctx.settings.outbound, timeout=timeout) as http:
 
         async def one(claim: _Claim) -> None:
             async with bound:
@@ -119,10 +120,11 @@ async def _send(
     ctx: AppContext, http: httpx.AsyncClient, claim: _Claim
 ) -> tuple[int | None, str | None]:
     """(status code, error): error is None on a 2xx."""
-    allow = ctx.settings.webhooks_may_reach_private_networks
-    refused = await targets.check(claim.hook.url, allow_private=allow)
-    if refused is not None:  # a name that now resolves inside: nothing is sent
-        return None, f"refused: {refused}"
+    try:
+        # Scheme and host rules; the address itself is checked (and pinned) by the transport.
+        split(claim.hook.url)
+    except UrlRefused as e:
+        return None, f"refused: {e.reason}"
     try:
         secret = reveal_secret(ctx, claim.hook)
     except CredentialsError as exc:

@@ -27,6 +27,7 @@ from execution_service.exchanges.base import (
 from execution_service.exchanges.mtapi.adapter import MtapiAdapter
 from execution_service.exchanges.mtapi.parsing import magic_number
 from execution_service.signals.fx import lots_for_risk, pip_value
+from tests.exchanges.conftest import LOOPBACK
 from tests.fakes.mtapi import FakeMtapi
 
 CREDENTIALS = {"user": "7001234", "password": "mt-Passw0rd!", "host": "mt4.test", "port": "443"}
@@ -55,7 +56,7 @@ async def make_adapter(fake: FakeMtapi) -> AsyncIterator[AdapterFactory]:
 
     def make(**overrides: Any) -> MtapiAdapter:
         credentials = overrides.pop("credentials", CREDENTIALS)
-        options = {"timeout_ms": 3000, "retry_base_delay": 0.01, **overrides}
+        options = {"timeout_ms": 3000, "retry_base_delay": 0.01, "outbound": LOOPBACK, **overrides}
         made.append(MtapiAdapter(fake.base_url, credentials, **options))
         return made[-1]
 

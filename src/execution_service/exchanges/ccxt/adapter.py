@@ -50,6 +50,7 @@ from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import venue_of
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
+from execution_service.outbound.policy import STRICT, OutboundPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class CcxtAdapter:
         balance_ttl: float = 0,
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
+        outbound: OutboundPolicy = STRICT,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -99,6 +101,7 @@ class CcxtAdapter:
             market_type=market_type,
             timeout_ms=timeout_ms,
             enable_rate_limit=enable_rate_limit,
+            outbound=outbound,
         )
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt
 
 from execution_service.exchanges.ccxt.errors import translate
+from execution_service.exchanges.ccxt.network import pin
 from execution_service.exchanges.ccxt.venues import client_options, venue_of
+from execution_service.outbound.policy import OutboundPolicy
 
 
 def build_client(
@@ -22,6 +24,7 @@ def build_client(
     market_type: str,
     timeout_ms: int,
     enable_rate_limit: bool,
+    outbound: OutboundPolicy,
 ) -> Any:
     """A ccxt async client for `exchange_id` (known to ccxt); errors name none of `secrets`."""
     cls = getattr(ccxt, exchange_id)
@@ -37,6 +40,7 @@ def build_client(
     if credentials.get("uid"):
         config["uid"] = credentials["uid"]
     ex = cls(config)
+    pin(ex, outbound)  # its session reaches only addresses the policy allows
     # Currencies come from the markets: their own endpoint is one more (signed, on OKX and
     # Bybit) request per load, for names and precisions the markets already carry.
     ex.has = {**ex.has, "fetchCurrencies": False}
@@ -90,3 +94,25 @@ def _keep_error_tables(ex: Any, pairs: list[tuple[str, str]]) -> None:
         return pick(url, kind)
 
     ex.get_exceptions_by_url = by_original_url
+
+
+def known_hosts(exchange_id: str) -> frozenset[str]:
+    """Every host ccxt's own `urls` name for an exchange's API (live, testnet, demo)."""
+    ex = getattr(ccxt, exchange_id)()
+    hosts: set[str] = set()
+    for url in _strings([v for k, v in ex.urls.items() if k in ("api", "test", "demo")]):
+        host = urlsplit(url.replace("{hostname}", str(ex.hostname or ""))).hostname
+        if host:
+            hosts.add(host.lower())
+    return frozenset(hosts)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str) and "://" in value:
+        yield value

@@ -11,6 +11,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from execution_service.exchanges.base import (
+    AddressRefused,
     AuthFailed,
     ExchangeError,
     InsufficientFunds,
@@ -19,6 +20,7 @@ from execution_service.exchanges.base import (
     TemporaryError,
 )
 from execution_service.exchanges.values import retry_after_seconds
+from execution_service.outbound.policy import UrlRefused
 
 _URL = re.compile(r"https?://\S+")
 _AUTH_CODES = re.compile(r'"code"\s*:\s*-(2015|2014|1022)\b')
@@ -29,6 +31,9 @@ def translate(
 ) -> ExchangeError:
     """Our error for a ccxt one; `headers` are those of the answer that failed (for 429/418)."""
     message = scrub(e, secrets)
+    refused = _refusal(e)
+    if refused is not None:
+        return AddressRefused(f"the venue's address is refused: {refused.reason}")
     # Order matters: OrderNotFound subclasses InvalidOrder; PermissionDenied and
     # AccountSuspended subclass AuthenticationError; BadSymbol subclasses BadRequest.
     if isinstance(e, ccxt.OrderNotFound):
@@ -50,6 +55,18 @@ def translate(
         # all live under OperationFailed, which in ccxt is NOT an ExchangeError subclass.
         return TemporaryError(message, retry_after=_retry_after(e, headers))
     return ExchangeError(message)
+
+
+def _refusal(e: BaseException) -> UrlRefused | None:
+    """The outbound policy's refusal behind a ccxt network error, if that is what it was."""
+    seen: BaseException | None = e
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, UrlRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _retry_after(e: Exception, headers: Mapping[str, Any] | None) -> float | None:

@@ -42,6 +42,7 @@ from execution_service.exchanges.mtapi.parsing import (
 from execution_service.exchanges.mtapi.tickets import Tickets
 from execution_service.exchanges.mtapi.writes import order_close, order_send
 from execution_service.exchanges.values import plain, to_decimal
+from execution_service.outbound.policy import STRICT, OutboundPolicy
 
 COMMENT_MAX = 31  # MetaTrader truncates longer comments, which would break the lookup
 QUOTE_CONCURRENCY = 8  # GetQuote calls in flight at once for one fetch_tickers
@@ -83,6 +84,7 @@ class MtapiAdapter:
         markets_ttl_seconds: float = 3600,
         slippage_points: int = 20,
         history_days: int = 30,
+        outbound: OutboundPolicy = STRICT,
     ) -> None:
         self._gateway = Gateway(
             base_url,
@@ -90,6 +92,7 @@ class MtapiAdapter:
             timeout_ms=timeout_ms,
             read_retries=read_retries,
             retry_base_delay=retry_base_delay,
+            outbound=outbound,
         )
         self._tickets = Tickets(self._gateway, history_days=history_days)
         self._markets = Markets(self._gateway, ttl_seconds=markets_ttl_seconds)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from execution_service.exchanges.base import (
+    AddressRefused,
     AuthFailed,
     ExchangeError,
     InsufficientFunds,
@@ -25,6 +26,8 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import retry_after_seconds
+from execution_service.outbound.http import pinned_client
+from execution_service.outbound.policy import OutboundPolicy, UrlRefused
 
 T = TypeVar("T")
 
@@ -61,6 +64,7 @@ class Gateway:
         timeout_ms: int,
         read_retries: int,
         retry_base_delay: float,
+        outbound: OutboundPolicy,
     ) -> None:
         missing = [k for k in ("user", "password", "host") if not credentials.get(k)]
         if missing:
@@ -72,7 +76,10 @@ class Gateway:
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
         self._read_retries = read_retries
         self._retry_base_delay = retry_base_delay
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_ms / 1000)
+        # Only to addresses the outbound policy allows, pinned per request; no redirects.
+        self._client = pinned_client(
+            outbound, base_url=base_url.rstrip("/"), timeout=timeout_ms / 1000
+        )
         self._token: str | None = None
         self._connect_lock = asyncio.Lock()
 
@@ -114,16 +121,22 @@ class Gateway:
 
     async def get(self, path: str, params: dict[str, str]) -> Any:
         """One GET. Messages name the call, never the URL: Connect's carries the password."""
-        failure = None
+        failure = refused = None
         try:
             response = await self._client.get(path, params=params)
         except httpx.TimeoutException:
             failure = f"mtapi {path} timed out"
         except httpx.HTTPError as e:  # refused, reset, protocol errors
+            if isinstance(e.__cause__, UrlRefused):
+                refused = f"mtapi {path}: the gateway's address is refused ({e.__cause__.reason})"
             failure = f"mtapi {path}: {type(e).__name__}"
+        if refused is not None:
+            raise AddressRefused(refused)
         if failure is not None:  # raised out here: no chained httpx error holding the URL
             raise TemporaryError(failure)
         status = response.status_code
+        if 300 <= status < 400:  # never followed: a gateway that redirects is misconfigured
+            raise ExchangeError(f"mtapi {path} answered a redirect (HTTP {status}), not followed")
         try:
             body: Any = json.loads(response.text, parse_float=Decimal)
         except ValueError:
