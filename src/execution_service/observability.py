@@ -3,7 +3,9 @@
 Request ids, connection ids, signal ids and client order ids live in `contextvars`: the request
 middleware and the signal execution set them, and every log record made in that context (in any
 module, including the tasks it starts, which copy the context) gets them from `ContextFilter`.
-`RedactFilter` keeps secrets out of structured extras and API keys out of messages.
+`RedactFilter` keeps secrets out of structured extras, and API keys, URL query strings and
+secret-named values out of messages and tracebacks, whichever library logged them (httpx logs
+every request URL at INFO: a MetaTrader gateway's Connect URL carries the password).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",
 }
 _API_KEY = re.compile(r"\b(exs_[A-Za-z0-9]{8}_)[A-Za-z0-9_-]+")
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]*)\?[^\s#'\"]*")
+_USERINFO = re.compile(r"(https?://)[^/\s@'\"]+@")
+_SECRET_PAIR = re.compile(
+    r"(?i)\b([\w-]*(?:secret|password|passphrase|signature|apikey|api_key|api-key|token)[\w-]*)"
+    r"(=|['\"]?\s*:\s*['\"]?)([^\s&'\",;}]+)"
+)
 
 
 def extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -62,9 +70,28 @@ class RedactFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed logging call: the handler reports it, not us
             return True
-        if "exs_" in message:
-            record.msg, record.args = _API_KEY.sub(r"\1***", message), None
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Tracebacks carry exception texts, and a client library's can hold a signed URL.
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+_REDACT = RedactFilter()
+
+
+def redact_text(text: str) -> str:
+    """API keys lose their secret part; URLs lose their query string and user info (a gateway's
+    login, a session token, a signature); `secret=…`, `"apiKey": "…"` pairs lose their value."""
+    if "exs_" in text:
+        text = _API_KEY.sub(r"\1***", text)
+    if "://" in text:
+        text = _URL_QUERY.sub(r"\1?***", _USERINFO.sub(r"\1***@", text))
+    if "=" in text or ":" in text:
+        text = _SECRET_PAIR.sub(r"\1\2***", text)
+    return text
 
 
 def _clean(value: Any) -> Any:
@@ -119,6 +146,33 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(old)
     root.addHandler(handler(settings.effective_log_format))
     root.setLevel(settings.log_level.upper())
+    quiet_libraries(root.level)
+    redact_every_record()
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+def quiet_libraries(level: int) -> None:
+    """Libraries that log what no filter can clean: httpx every request's full URL at INFO (a
+    webhook URL's path can be its credential, a chat service's hook token), the database drivers
+    and SQLAlchemy every statement's parameters at DEBUG/INFO (stored webhook URLs among them).
+    Our own code logs each delivery and exchange call without the URL."""
+    for name in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
+
+
+def redact_every_record() -> None:
+    """Messages and tracebacks are redacted when a record is made, before any handler (ours, a
+    test's, a library's) sees it. Idempotent."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts", False):
+        return
+
+    def redacted(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _REDACT.filter(record)
+        return record
+
+    redacted.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted)

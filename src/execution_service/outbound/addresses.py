@@ -13,6 +13,11 @@ import socket
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Refused whatever the Python version's `is_global` says of them (it has changed over releases).
+RESERVED = tuple(
+    ipaddress.ip_network(n)
+    for n in ("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4")
+)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
@@ -50,13 +55,13 @@ def embedded(address: IpAddress) -> IpAddress:
 def refusal(address: IpAddress) -> str | None:
     """Why a connection to `address` is refused, or None for a public unicast address."""
     inner = embedded(address)
-    for candidate in {address, inner}:
+    for candidate in (inner, address):
         if candidate.is_loopback:
             return "a loopback address"
         if candidate.is_link_local:
             return "a link-local address"
         if candidate.is_multicast:
             return "a multicast address"
-        if not candidate.is_global:
+        if not candidate.is_global or any(candidate in net for net in RESERVED):
             return "a private or reserved address"
     return None

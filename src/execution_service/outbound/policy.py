@@ -64,8 +64,6 @@ def split(url: str) -> tuple[str, int]:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlRefused("the URL names no host")
-    if parts.username or parts.password:
-        raise UrlRefused("credentials in the URL are not allowed")
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
