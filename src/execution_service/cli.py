@@ -24,6 +24,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from execution_service.app import create_app
+    from execution_service.server import bounded_protocol
 
     load_key_ring(settings)  # refuse to start (production) or create the dev key before serving
     if settings.migrate_on_start and not args.no_migrate:
@@ -40,6 +41,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers propagate to ours: one format for every line
         access_log=False,  # the app writes its own, with the request id and route template
+        http=bounded_protocol(
+            settings.http_header_timeout_seconds, settings.http_body_timeout_seconds
+        ),
+        limit_concurrency=settings.http_max_connections,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only from the
+        # proxies the operator lists.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     # Not uvicorn.run: open event streams watch this server, to end when it starts stopping.
     server = uvicorn.Server(config)

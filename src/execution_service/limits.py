@@ -11,13 +11,15 @@ from collections import deque
 
 
 class FailedAuthLimiter:
-    """After `max_failures` failed authentications within `window` seconds, a client is refused
-    (429) for `window` seconds without its keys being looked at: guessing keys gets slow."""
+    """After `max_failures` failed authentications within `window` seconds, a scope (an address
+    and key prefix, or a key prefix from anywhere) is refused (429) for `window` seconds without
+    its keys being looked at: guessing keys gets slow. A failure may weigh less than 1 (the
+    per-prefix scope counts each at 0.1: ten times the failures before it blocks)."""
 
     def __init__(self, max_failures: int, window: float) -> None:
         self.max_failures = max_failures
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: dict[str, deque[tuple[float, float]]] = {}
         self._blocked_until: dict[str, float] = {}
 
     def retry_after(self, client: str) -> float | None:
@@ -30,13 +32,13 @@ class FailedAuthLimiter:
             return None
         return remaining
 
-    def failed(self, client: str) -> None:
+    def failed(self, client: str, weight: float = 1.0) -> None:  # not money
         now = time.monotonic()
         recent = self._failures.setdefault(client, deque())
-        recent.append(now)
-        while recent and recent[0] < now - self.window:
+        recent.append((now, weight))
+        while recent and recent[0][0] < now - self.window:
             recent.popleft()
-        if len(recent) >= self.max_failures:
+        if sum(w for _, w in recent) >= self.max_failures - 1e-9:
             self._blocked_until[client] = now + self.window
             recent.clear()
         if len(self._failures) > 10_000:  # forget the quiet ones; memory stays bounded

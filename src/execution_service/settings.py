@@ -41,9 +41,20 @@ class Settings(BaseSettings):
 
     # HTTP limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A connection must complete its request headers this long after it opens (or after its
+    # previous answer), and its body this long after the headers; beyond max connections the
+    # server answers 503. Open event streams per API key are capped too (429 beyond).
+    http_header_timeout_seconds: float = Field(default=10, gt=0)
+    http_body_timeout_seconds: float = Field(default=30, gt=0)
+    http_max_connections: int = Field(default=4096, ge=16)
+    sse_streams_per_key: int = Field(default=5, ge=1)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed ("10.0.0.1,10.0.0.2" or
+    # "*"); empty: none, and the client address is the connection's peer.
+    forwarded_allow_ips: str = ""
 
-    # Failed authentications per client address within the window before it is refused (429)
-    # for the window; signals per API key: a steady rate per minute with a burst.
+    # Failed authentications within the window before more are refused (429) for the window,
+    # counted per (client address, key prefix) so other keys from a shared address keep working,
+    # and per key prefix across addresses (x10); signals per API key: a rate per minute + burst.
     auth_max_failures: int = Field(default=20, ge=1)
     auth_failure_window_seconds: float = Field(default=60, gt=0)
     signal_rate_per_minute: float = Field(default=600, gt=0)

@@ -36,8 +36,27 @@ async def test_repeated_failed_authentication_is_slowed(
     blocked = await client.get("/api/v1/me", headers={"Authorization": "Bearer exs_00000000_wrong"})
     assert blocked.status_code == 429 and blocked.json()["code"] == "rate_limited"
     assert int(blocked.headers["Retry-After"]) >= 1
-    # While blocked, no key from this address is even looked at, a valid one included.
-    assert (await user.get("/api/v1/me")).status_code == 429
+    # Blocked is that key prefix from this address: another prefix is still looked at (and
+    # refused with 401), and a valid key from the same address keeps working (issue #15: behind
+    # a shared proxy, one client's bad keys must not lock every tenant out).
+    other = await client.get("/api/v1/me", headers={"Authorization": "Bearer exs_11111111_wrong"})
+    assert other.status_code == 401
+    assert (await user.get("/api/v1/me")).status_code == 200
+
+
+def test_one_key_guessed_from_many_addresses_is_slowed_too() -> None:
+    from execution_service.deps import auth_scopes
+
+    limiter = FailedAuthLimiter(max_failures=3, window=60)
+    for n in range(29):
+        local, anywhere = auth_scopes(f"10.0.0.{n}", "exs_abcdefgh_wrong")
+        limiter.failed(local)
+        limiter.failed(anywhere, weight=0.1)
+        assert limiter.retry_after(anywhere) is None
+    limiter.failed(anywhere, weight=0.1)  # the 30th failure for that prefix, from anywhere
+    assert limiter.retry_after(anywhere) is not None
+    assert limiter.retry_after(auth_scopes("10.0.0.99", "exs_zzzzzzzz_x")[1]) is None
+    assert auth_scopes("10.0.0.1", "not-a-key") == ["10.0.0.1|"]
 
 
 async def test_signals_per_key_are_rate_limited(
