@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,7 +73,17 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "validation_error", "Unprocessable request", detail, errors=errors)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents at this path (Starlette names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), path):
+            methods |= {m.upper() for m in operations if m != "parameters"}
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot even decode (not UTF-8): a malformed body like any
@@ -82,7 +93,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
             422, "validation_error", "Unprocessable request", str(exc.detail), errors=errors
         )
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+    response = problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
+    return response
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

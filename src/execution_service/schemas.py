@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,7 +39,19 @@ PositiveDecimal = Annotated[DecimalIn, Field(gt=0)]
 NonNegativeDecimal = Annotated[DecimalIn, Field(ge=0)]
 Percent = Annotated[DecimalIn, Field(gt=0, le=100)]
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+def printable(value: str) -> str:
+    """Refuse control, format (bidi overrides, zero-width) and line-separator characters: a
+    name is shown in dashboards, logs and terminals, where `\u202e` reverses what follows."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
+            raise ValueError(f"the name holds a control or format character (U+{ord(ch):04X})")
+    if not value.strip():
+        raise ValueError("the name is blank")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(printable)]
 # A unified market symbol (BTC/USDT, BTC/USDT:USDT), or a broker's or leader's own name for one
 # (XAUUSD, GOLD.m, US30#, BTCUSDT), which a follower's `symbol_map` may translate.
 Symbol = Annotated[
@@ -66,8 +80,24 @@ def iso_instant(value: Any) -> Any:
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-# A datetime in a query string: ISO 8601 text only.
-Instant = Annotated[datetime, BeforeValidator(iso_instant)]
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def in_range(value: datetime) -> datetime:
+    """A datetime the service can store and compute with: `9999-12-31T23:59:59-12:00` is valid
+    ISO 8601 but lies past year 9999 in UTC, and converting it raised a 500 (issue #15)."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("the datetime is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("the datetime must lie between 1970-01-01 and 9000-01-01 (UTC)")
+    return value
+
+
+# A datetime in a query string: ISO 8601 text only, within range.
+Instant = Annotated[datetime, BeforeValidator(iso_instant), AfterValidator(in_range)]
 
 T = TypeVar("T")
 
@@ -94,7 +124,7 @@ class PageParams(BaseModel):
     offset: int
 
 
-RefId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+RefId = Annotated[int, Strict(), Field(ge=1, le=2**31 - 1)]
 
 
 # --- errors: RFC 9457 problem details ---------------------------------------------------------

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, TypeAdapter, ValidationError
 from execution_service.analytics import service
 from execution_service.analytics.schemas import DailyRead, EquityPoint, EquityRead, SummaryRead
 from execution_service.deps import PageDep, PrincipalDep, SessionDep
-from execution_service.schemas import Page, iso_instant, problems
+from execution_service.schemas import Page, in_range, iso_instant, problems
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -32,10 +32,10 @@ def _day_or_instant(value: Any) -> Any:
     pydantic reads 2026-01-05T00:00:00Z as a date too, making an exclusive midnight a day."""
     if isinstance(value, str) and not _DAY.match(value):
         try:
-            return _INSTANT.validate_python(iso_instant(value))
+            return in_range(_INSTANT.validate_python(iso_instant(value)))
         except ValidationError:
             raise ValueError("expected a date (YYYY-MM-DD) or an ISO 8601 datetime") from None
-    return value
+    return value  # a date: 9999-12-31 is the end of time, unbounded (the service handles it)
 
 
 DayOrInstant = Annotated[date | datetime | None, BeforeValidator(_day_or_instant)]

@@ -4,7 +4,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, AwareDatetime, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    Field,
+    SecretStr,
+    Strict,
+    model_validator,
+)
 
 from execution_service.enums import DataSourceType, MarketType
 from execution_service.exchanges.kinds import DATA_KINDS
@@ -18,6 +26,7 @@ from execution_service.schemas import (
     OwnerId,
     PositiveDecimal,
     Symbol,
+    in_range,
 )
 
 ExchangeId = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9_]+$")]
@@ -34,7 +43,7 @@ Symbols = Annotated[list[Symbol], Field(max_length=500)]
 
 class TimeframeSetting(Body):
     timeframe: Timeframe
-    retention_days: Annotated[int, Field(ge=1, le=36500)] | None = Field(
+    retention_days: Annotated[int, Strict(), Field(ge=1, le=36500)] | None = Field(
         default=None, description="default: EXEC_MARKET_DATA_BAR_RETENTION_DAYS"
     )
 
@@ -163,16 +172,20 @@ class DataConnectionTestResult(Model):
     error: str | None
 
 
+# An offset is required, and the instant must lie in the range the service stores.
+InstantAware = Annotated[AwareDatetime, AfterValidator(in_range)]
+
+
 class PricePoint(Body):
     symbol: Symbol
     price: PositiveDecimal
-    timestamp: AwareDatetime | None = Field(default=None, description="default: now (UTC)")
+    timestamp: InstantAware | None = Field(default=None, description="default: now (UTC)")
 
 
 class Bar(Body):
     symbol: Symbol
     timeframe: Timeframe
-    timestamp: AwareDatetime
+    timestamp: InstantAware
     open: PositiveDecimal
     high: PositiveDecimal
     low: PositiveDecimal

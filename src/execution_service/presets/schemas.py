@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from execution_service.enums import SizeMode, SmallTrade, StopOutAction
 from execution_service.schemas import (
@@ -20,7 +20,7 @@ from execution_service.schemas import (
     Symbol,
 )
 
-Count = Annotated[int, Field(ge=1, le=100_000)]
+Count = Annotated[int, Strict(), Field(ge=1, le=100_000)]  # `true` is not 1
 Symbols = Annotated[list[Symbol], Field(max_length=500)]
 Leverage = Annotated[PositiveDecimal, Field(ge=1, le=1000)]
 
