@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
+from sqlalchemy import delete
+
+from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.health.repository import HeartbeatRepository
+from execution_service.models import WorkerHeartbeat
+from execution_service.settings import Settings
 
 
 async def test_health_is_ok_without_io(client: httpx.AsyncClient) -> None:
@@ -13,3 +22,35 @@ async def test_ready_checks_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
     assert response.json()["checks"]["database"] == {"ok": True}
+
+
+async def test_ready_fails_while_the_position_monitor_is_stalled(
+    client: httpx.AsyncClient, ctx: AppContext, settings: Settings
+) -> None:
+    """Every other loop fresh, the monitor's last tick 20 s ago (threshold 15 s): 503, and the
+    check says which loop; the next monitor tick makes the service ready again."""
+    now = utcnow()
+    ctx.settings = settings.model_copy(update={"workers_enabled": True})
+    try:
+        async with ctx.session_factory() as session:
+            beats = HeartbeatRepository(session)
+            for name in ("order_tracker", "analytics", "webhook_delivery", "connection_health"):
+                await beats.beat(name, "test", now)
+            await beats.beat("position_monitor", "test", now - timedelta(seconds=20))
+            await session.commit()
+        response = await client.get("/health/ready")
+        assert response.status_code == 503, response.text
+        checks = response.json()["checks"]
+        assert checks["workers"]["ok"] is True  # other loops are fresh...
+        assert checks["position_monitor"]["ok"] is False  # ...but the stops are not watched
+        assert checks["position_monitor"]["age_seconds"] >= 20
+        assert checks["order_tracker"]["ok"] is True
+        async with ctx.session_factory() as session:
+            await HeartbeatRepository(session).beat("position_monitor", "test", utcnow())
+            await session.commit()
+        assert (await client.get("/health/ready")).status_code == 200
+    finally:
+        ctx.settings = settings
+        async with ctx.session_factory() as session:
+            await session.execute(delete(WorkerHeartbeat))
+            await session.commit()

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     workers_enabled: bool = True
     heartbeat_stale_seconds: float = Field(default=30, gt=0)
+    # /health/ready fails when the position monitor (stops, targets, liquidations) or the order
+    # tracker has not completed a tick for this long.
+    monitor_stale_seconds: float = Field(default=15, gt=0)
+    order_tracker_stale_seconds: float = Field(default=60, gt=0)
 
     # HTTP limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -1,5 +1,5 @@
 """Readiness: the database answers, and (when this process runs workers) some loop has beaten
-recently. Stale market-data feeds are reported beside, without making the service unready: a
+recently, and the position monitor and the order tracker each within their own threshold. Stale market-data feeds are reported beside, without making the service unready: a
 venue's outage is not this service's, and every replica would drop out of the load balancer
 together over it (alert on `stale`, or on the `execution_market_data_stale_feeds` gauge)."""
 
@@ -36,7 +36,21 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
         stale_after = timedelta(seconds=ctx.settings.heartbeat_stale_seconds)
         now = utcnow()
         fresh = [b.name for b in beats if now - b.beat_at <= stale_after]
-        checks["workers"] = {"ok": bool(fresh), "fresh": sorted(fresh)}
+        checks["workers"] = {"ok": bool(fresh), "fresh": sorted(set(fresh))}
+        # The loops that protect money have their own, tighter, thresholds: a service whose
+        # monitor (stops, targets, liquidations) or order tracker stalled is not ready, however
+        # fresh its other loops are.
+        for name, limit in (
+            ("position_monitor", ctx.settings.monitor_stale_seconds),
+            ("order_tracker", ctx.settings.order_tracker_stale_seconds),
+        ):
+            newest = max((b.beat_at for b in beats if b.name == name), default=None)
+            age = None if newest is None else (now - newest).total_seconds()
+            checks[name] = {
+                "ok": age is not None and age <= limit,
+                "age_seconds": None if age is None else round(age, 1),
+                "stale_after_seconds": limit,
+            }
     if stale is not None:
         checks["market_data"] = {"stale": stale}
     return checks
