@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execution_service import __version__, observability
 from execution_service.analytics.router import router as analytics_router
+from execution_service.api_keys.revocations import RevocationListener
 from execution_service.api_keys.router import router as api_keys_router
 from execution_service.api_keys.service import ensure_bootstrap_key
 from execution_service.connections.router import router as connections_router
@@ -236,6 +237,9 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
         if key:
             # Printed, not logged: the one place an operator sees this key.
             print(f"Bootstrap admin API key (shown once): {key}", file=sys.stderr, flush=True)
+        revocations = RevocationListener(context.engine)
+        revocations.start()
+        app.state.revocations = revocations
         runner = None
         if settings.workers_enabled:
             from execution_service.workers.runner import WorkerRunner
@@ -246,6 +250,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
             yield
         finally:
             app.state.streams.close()  # event streams still open end at their next poll
+            await revocations.stop()
             if runner is not None:
                 await runner.stop()
             if ctx is None:

@@ -50,17 +50,36 @@ def key_from_string(key: str) -> NewKey:
     return NewKey(prefix=parts[1], key=key, key_hash=hash_key(key))
 
 
-# Valid keys are remembered for a few seconds (by hash, never the key itself): a busy client then
-# costs no key lookup per request. A revocation takes effect at once in the process that revokes
-# and within CACHE_SECONDS in the others.
-CACHE_SECONDS = 5.0
+# Valid keys are remembered for a moment (by hash, never the key itself): a busy client then
+# costs no key lookup per request. A revocation takes effect at once in the process that revokes;
+# the others hear of it by PostgreSQL NOTIFY (`revocations.py`) and forget the key at once. A
+# process that is not listening (SQLite, or its listener connection is down) keeps keys at most
+# UNHEARD_CACHE_SECONDS, so a revocation reaches every process within a second either way.
+LISTENING_CACHE_SECONDS = 5.0
+UNHEARD_CACHE_SECONDS = 1.0
+CACHE_SECONDS = UNHEARD_CACHE_SECONDS
 _cache: dict[str, tuple[Principal, float]] = {}
+# Key ids this process knows are revoked: open event streams check it on every poll.
+_revoked: set[int] = set()
+
+
+def listening(on: bool) -> None:
+    """Whether this process hears revocations as they happen (sets how long keys are kept)."""
+    global CACHE_SECONDS
+    CACHE_SECONDS = LISTENING_CACHE_SECONDS if on else UNHEARD_CACHE_SECONDS
+    if not on:
+        _cache.clear()  # what was cached while listening may have been revoked unheard
 
 
 def forget(key_id: int) -> None:
+    _revoked.add(key_id)
     for digest, (principal, _) in list(_cache.items()):
         if principal.key_id == key_id:
             del _cache[digest]
+
+
+def known_revoked(key_id: int | None) -> bool:
+    return key_id is not None and key_id in _revoked
 
 
 def cached(key: str) -> Principal | None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service.api_keys import revocations
 from execution_service.api_keys.keys import forget, generate_key, key_from_string
 from execution_service.api_keys.repository import ApiKeyRepository
 from execution_service.db import utcnow
@@ -37,6 +38,7 @@ async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
         raise NotFound(f"API key {key_id} not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        await revocations.announce(session, row.id)  # the other processes hear it at commit
         await session.commit()
     forget(row.id)
     return row

@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from execution_service.deps import ContextDep, PrincipalDep
 from execution_service.enums import EventType
+from execution_service.errors import TooManyRequests
 from execution_service.events import stream
 from execution_service.schemas import problems
 
@@ -55,7 +56,9 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/events", response_class=StreamingResponse, responses={**SSE_DOC, **problems(401)})
+@router.get(
+    "/events", response_class=StreamingResponse, responses={**SSE_DOC, **problems(401, 429)}
+)
 async def stream_events(
     request: Request,
     ctx: ContextDep,
@@ -70,6 +73,12 @@ async def stream_events(
     if start is None:
         start = await stream.latest_id(ctx)
     control: stream.StreamControl = request.app.state.streams
+    if control.per_key[principal.key_id] >= ctx.settings.sse_streams_per_key:
+        raise TooManyRequests(
+            f"this key has {ctx.settings.sse_streams_per_key} event streams open "
+            "(EXEC_SSE_STREAMS_PER_KEY)",
+            retry_after=2,
+        )
     return StreamingResponse(
         stream.stream(ctx, principal, control, start),
         media_type="text/event-stream",

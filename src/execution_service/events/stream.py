@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
 import uvicorn
 
+from execution_service.api_keys import keys
+from execution_service.api_keys.repository import ApiKeyRepository
 from execution_service.context import AppContext
 from execution_service.events.repository import EventRepository
 from execution_service.events.service import as_json
@@ -24,6 +27,8 @@ from execution_service.principal import Principal
 
 GAP_GRACE_SECONDS = 5.0
 KEEPALIVE_SECONDS = 15.0
+# How often an open stream checks that its key still stands (revocation ends it within 1 s).
+REVOCATION_CHECK_SECONDS = 0.5
 BATCH = 500
 
 
@@ -34,6 +39,7 @@ class StreamControl:
 
     def __init__(self) -> None:
         self.active = 0
+        self.per_key: Counter[int | None] = Counter()
         self._closed = False
         self._server: uvicorn.Server | None = None
 
@@ -94,13 +100,18 @@ def frame(event: Event) -> str:
 async def stream(
     ctx: AppContext, principal: Principal, control: StreamControl, last_id: int
 ) -> AsyncIterator[str]:
-    """Ends when the server shuts down; a client that goes away cancels it (Starlette)."""
+    """Ends when the server shuts down, when its key is revoked (within a second), or at once
+    when the key already has its cap of streams open; a client that goes away cancels it."""
+    if control.per_key[principal.key_id] >= ctx.settings.sse_streams_per_key:
+        yield ": too many streams for this key\n\n"  # raced past the router's check
+        return
     control.active += 1
+    control.per_key[principal.key_id] += 1
     try:
         # Sent at once, so the client sees the stream open; `retry` is its reconnect delay.
         yield "retry: 2000\n: connected\n\n"
         cursor = Cursor(last_id)
-        quiet_since = time.monotonic()
+        quiet_since = checked_at = time.monotonic()
         while not control.closing:
             events = await poll(ctx, principal, cursor)
             for event in events:
@@ -112,6 +123,24 @@ async def stream(
                 # Proxies drop idle connections, and a write is how a gone client is noticed.
                 yield ": keepalive\n\n"
                 quiet_since = now
+            if now - checked_at >= REVOCATION_CHECK_SECONDS:
+                checked_at = now
+                if await revoked(ctx, principal):
+                    yield "event: revoked\ndata: {}\n\n"
+                    return
             await asyncio.sleep(ctx.settings.events_poll_seconds)
     finally:
         control.active -= 1
+        control.per_key[principal.key_id] -= 1
+
+
+async def revoked(ctx: AppContext, principal: Principal) -> bool:
+    """Known revoked here (revoked in this process, or heard by NOTIFY); a process that is not
+    listening asks the database."""
+    if keys.known_revoked(principal.key_id):
+        return True
+    if keys.CACHE_SECONDS == keys.LISTENING_CACHE_SECONDS or principal.key_id is None:
+        return False
+    async with ctx.session_factory() as session:
+        row = await ApiKeyRepository(session).get(principal.key_id)
+    return row is None or row.revoked_at is not None

@@ -1,5 +1,6 @@
 """Readiness: the database answers, and (when this process runs workers) some loop has beaten
-recently, and the position monitor and the order tracker each within their own threshold. Stale market-data feeds are reported beside, without making the service unready: a
+recently, and the position monitor and the order tracker each within their own threshold.
+Stale market-data feeds are reported beside, without making the service unready: a
 venue's outage is not this service's, and every replica would drop out of the load balancer
 together over it (alert on `stale`, or on the `execution_market_data_stale_feeds` gauge)."""
 
