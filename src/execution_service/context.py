@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -43,6 +44,9 @@ class AppContext:
     last_used_written: dict[int, datetime] = field(default_factory=dict)
     # Per connection: the order tracker's failed lookups in a row (`orders.tracker`).
     lookup_failures: dict[int, FailureStreak] = field(default_factory=dict)
+    # Per price source: its ticker fetch still in flight after a monitor tick stopped waiting
+    # for it (`market_data.prices`): the next tick takes its answer instead of asking again.
+    ticker_fetches: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     @property
     def reader(self) -> AsyncEngine:
@@ -75,6 +79,8 @@ class AppContext:
         )
 
     async def aclose(self) -> None:
+        for task in self.ticker_fetches.values():
+            task.cancel()
         await self.adapters.close_all()
         if self.read_engine is not None and self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -6,6 +6,7 @@ are not acted on)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
+from execution_service.exchanges.base import ExchangeError
 from execution_service.exchanges.kinds import DATA_KINDS
 from execution_service.market_data.repository import (
     DataConnectionRepository,
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Stored prices judged per tick at most (the oldest first): a backlog drains over a few ticks.
 PATH_LIMIT = 10_000
+# How long a monitor tick waits for the connections' own tickers (the rest arrive next tick).
+TICKER_WAIT_SECONDS = 0.25
 
 # symbol -> the oldest mark among the positions it prices (None: only the latest price is wanted)
 Wanted = dict[Source, dict[str, datetime | None]]
@@ -60,28 +63,47 @@ async def fetch_prices(
         for (dc_id, symbol), (price, at) in latest.items():
             path = tuple(paths.get((dc_id, symbol), ()))
             out[((SourceKind.data, dc_id), symbol)] = Quote(price, at, path)
-    for (kind, conn_id), own in wanted.items():
-        if kind != SourceKind.conn:
-            continue
-        try:
-            adapter = await ctx.adapters.for_connection(connections[conn_id])
-        except (CredentialsError, ExchangeError) as exc:
-            log.warning("no price source for connection %s: %s", conn_id, type(exc).__name__)
-            continue
-        await _tickers(out, (SourceKind.conn, conn_id), adapter, own)
+    own_sources: Wanted = {
+        (kind, conn_id): own for (kind, conn_id), own in wanted.items() if kind == SourceKind.conn
+    }
+    out.update(await _own_tickers(ctx, own_sources, connections))
+    return out
+
+
+async def _own_tickers(
+    ctx: AppContext, sources: Wanted, connections: dict[int, ExecutionConnection]
+) -> dict[tuple[Source, str], Quote]:
+    """Every connection's own ticker, asked at once, waited for at most TICKER_WAIT_SECONDS: one
+    account whose client is slow (its rate limiter, a slow venue) no longer holds up the stops
+    of every other account (issue #20). A fetch still running when the wait ends keeps running;
+    the next tick takes its answer (its quotes carry their own time) instead of asking again."""
+    fetches = ctx.ticker_fetches
+    for source, symbols in sources.items():
+        if source not in fetches:
+            conn = connections[source[1]]
+            fetches[source] = asyncio.ensure_future(_tickers(ctx, source, conn, symbols))
+    waiting = [fetches[s] for s in sources]
+    if waiting:
+        await asyncio.wait(waiting, timeout=TICKER_WAIT_SECONDS)
+    out: dict[tuple[Source, str], Quote] = {}
+    for source, task in list(fetches.items()):
+        if task.done():
+            del fetches[source]
+            if not task.cancelled() and task.exception() is None:
+                out.update(task.result())
     return out
 
 
 async def _tickers(
-    out: dict[tuple[Source, str], Quote],
-    source: Source,
-    adapter: ExchangeAdapter,
-    symbols: Iterable[str],
-) -> None:
+    ctx: AppContext, source: Source, conn: ExecutionConnection, symbols: Iterable[str]
+) -> dict[tuple[Source, str], Quote]:
     try:
+        adapter = await ctx.adapters.for_connection(conn)
         tickers = await adapter.fetch_tickers(sorted(symbols))
-    except ExchangeError as exc:
-        log.warning("tickers from %s failed: %s", source, exc.code)
-        return
-    for symbol, ticker in tickers.items():
-        out[(source, symbol)] = Quote(ticker.price, ticker.timestamp or utcnow())
+    except (CredentialsError, ExchangeError) as exc:
+        log.warning("tickers from %s failed: %s", source, getattr(exc, "code", type(exc).__name__))
+        return {}
+    return {
+        (source, symbol): Quote(ticker.price, ticker.timestamp or utcnow())
+        for symbol, ticker in tickers.items()
+    }

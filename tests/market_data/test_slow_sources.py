@@ -1,0 +1,49 @@
+"""One slow price source does not hold up everyone's stops (issue #20): the connections' own
+tickers are asked at once, and a tick waits for them only briefly; a slow answer is taken by a
+later tick instead of being asked for again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from execution_service.context import AppContext
+from execution_service.workers.monitor import monitor_tick
+from tests.factories import Actor, paper_setup
+from tests.fakes.binance import FakeBinance
+from tests.signals.test_ccxt_flow import ccxt_connection, signal
+
+FQ = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}
+
+
+async def test_a_slow_account_does_not_delay_another_accounts_stop(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    slow = await ccxt_connection(
+        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+    )
+    assert (await signal(user, slow, sl_price="40000"))["status"] == "filled"
+    paper = await paper_setup(user, price="100", **FQ)
+    await paper.signal(sl_price="95")
+    fake_binance.set_latency(1500)  # its ticker now takes 1.5 s
+    try:
+        await paper.price("90")
+        started = time.monotonic()
+        await monitor_tick(ctx)
+        assert time.monotonic() - started < 1.25  # not held up by the slow account (1.5 s)
+        mine = await user.ok("GET", "/api/v1/positions", params={"connection_id": paper.conn_id})
+        assert [p["closed_reason"] for p in mine["items"]] == ["sl"]
+        # The slow fetch keeps running; the tick after it answers takes it without asking again.
+        asked = len(fake_binance.requests_to("GET", "/api/v3/ticker/price"))
+        asked += len(fake_binance.requests_to("GET", "/api/v3/ticker/24hr"))
+        fake_binance.set_price("BTC/USDT", "39000")
+        await asyncio.sleep(1.6)
+        await monitor_tick(ctx)
+        again = len(fake_binance.requests_to("GET", "/api/v3/ticker/price"))
+        again += len(fake_binance.requests_to("GET", "/api/v3/ticker/24hr"))
+        assert again == asked  # no second request while the first was in flight
+    finally:
+        fake_binance.set_latency(0)
+    await monitor_tick(ctx)  # a fresh fetch now: the price went through the stop
+    theirs = await user.ok("GET", "/api/v1/positions", params={"connection_id": slow["id"]})
+    assert [p["closed_reason"] for p in theirs["items"]] == ["sl"]
