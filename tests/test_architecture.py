@@ -5,6 +5,7 @@ path's functions stay short. The import rules are import-linter's (`make lint`).
 from __future__ import annotations
 
 import ast
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -94,3 +95,17 @@ def test_files_and_order_path_functions_stay_short() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{name}:{node.lineno} {node.name}: {length} lines")
     assert long == []
+
+
+def test_venue_clients_are_built_only_by_the_registry_under_the_outbound_policy() -> None:
+    """An adapter built anywhere else would skip the outbound policy (issue #15): the registry
+    is the one place the service builds them, and it passes the settings' policy every time."""
+    builders = re.compile(r"\b(CcxtAdapter|MtapiAdapter|Gateway)\(")
+    places = {
+        str(path.relative_to(SRC)): len(builders.findall(path.read_text()))
+        for path in SRC.rglob("*.py")
+        if builders.search(path.read_text())
+    }
+    assert places == {"exchanges/registry.py": 4, "exchanges/mtapi/adapter.py": 1}
+    registry = (SRC / "exchanges" / "registry.py").read_text()
+    assert registry.count("outbound=self._settings.outbound") == 4

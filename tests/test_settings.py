@@ -14,6 +14,8 @@ def test_the_pending_grace_must_outlast_a_queued_send() -> None:
 
 def test_private_outbound_is_explicit_and_never_in_production() -> None:
     assert Settings(env="development").outbound.allow_private is False
+    assert Settings(env="test").outbound.allow_private is True  # unset: the test env only
+    assert Settings(env="test", outbound_allow_private=False).outbound.allow_private is False
     assert Settings(env="test", outbound_allow_private=True).outbound.allow_private is True
     with pytest.raises(ValidationError, match="EXEC_OUTBOUND_ALLOW_PRIVATE"):
         Settings(env="production", outbound_allow_private=True)

@@ -116,12 +116,12 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10, ge=0)
     # Where tenant-given URLs (api_base_url, webhooks) may connect: see outbound/policy.py and the
     # README's "Outbound connections". Loopback, private and reserved addresses only with
-    # EXEC_OUTBOUND_ALLOW_PRIVATE (tests and development; refused in production; the old name
-    # EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS is read too). Operator-listed hosts ("host" or
+    # EXEC_OUTBOUND_ALLOW_PRIVATE (unset: only when EXEC_ENV=test; refused in production; the
+    # old name EXEC_WEBHOOK_ALLOW_PRIVATE_NETWORKS is read too). Operator-listed hosts ("host" or
     # "host:port", comma-separated) are allowed wherever they resolve. With venue hosts only
     # (unset: on in production), a ccxt URL must name a host ccxt knows for its exchange.
-    outbound_allow_private: bool = Field(
-        default=False,
+    outbound_allow_private: bool | None = Field(
+        default=None,
         validation_alias=AliasChoices(
             "outbound_allow_private",
             "EXEC_OUTBOUND_ALLOW_PRIVATE",
@@ -172,7 +172,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_private_outbound_in_production(self) -> Settings:
-        if self.env == "production" and self.outbound_allow_private:
+        if self.env == "production" and self.outbound_allow_private:  # None: not asked for
             raise ValueError(
                 "EXEC_OUTBOUND_ALLOW_PRIVATE is for tests and development: in production, list "
                 "trusted private hosts in EXEC_OUTBOUND_ALLOWED_HOSTS instead"
@@ -183,8 +183,9 @@ class Settings(BaseSettings):
     def outbound(self) -> OutboundPolicy:
         hosts = (h.strip().lower() for h in self.outbound_allowed_hosts.split(","))
         venue_only = self.outbound_venue_hosts_only
+        allow = self.outbound_allow_private
         return OutboundPolicy(
-            allow_private=self.outbound_allow_private,
+            allow_private=self.env == "test" if allow is None else allow,
             allowed_hosts=frozenset(h for h in hosts if h),
             venue_hosts_only=self.env == "production" if venue_only is None else venue_only,
         )

@@ -49,7 +49,9 @@ class OutboundPolicy:
         )
 
 
-STRICT = OutboundPolicy()
+# What an adapter built outside the service applies (a library caller, a test's own client):
+# the service's one construction path, the adapter registry, always passes the settings' policy.
+OPEN = OutboundPolicy(allow_private=True)
 
 
 def split(url: str) -> tuple[str, int]:

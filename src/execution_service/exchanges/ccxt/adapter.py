@@ -50,7 +50,7 @@ from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import venue_of
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
-from execution_service.outbound.policy import STRICT, OutboundPolicy
+from execution_service.outbound.policy import OPEN, OutboundPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class CcxtAdapter:
         balance_ttl: float = 0,
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
-        outbound: OutboundPolicy = STRICT,
+        outbound: OutboundPolicy = OPEN,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")

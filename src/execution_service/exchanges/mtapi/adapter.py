@@ -42,7 +42,7 @@ from execution_service.exchanges.mtapi.parsing import (
 from execution_service.exchanges.mtapi.tickets import Tickets
 from execution_service.exchanges.mtapi.writes import order_close, order_send
 from execution_service.exchanges.values import plain, to_decimal
-from execution_service.outbound.policy import STRICT, OutboundPolicy
+from execution_service.outbound.policy import OPEN, OutboundPolicy
 
 COMMENT_MAX = 31  # MetaTrader truncates longer comments, which would break the lookup
 QUOTE_CONCURRENCY = 8  # GetQuote calls in flight at once for one fetch_tickers
@@ -84,7 +84,7 @@ class MtapiAdapter:
         markets_ttl_seconds: float = 3600,
         slippage_points: int = 20,
         history_days: int = 30,
-        outbound: OutboundPolicy = STRICT,
+        outbound: OutboundPolicy = OPEN,
     ) -> None:
         self._gateway = Gateway(
             base_url,
