@@ -17,17 +17,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/execution-service serve
 
-# The suite runs on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+# The suite runs on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set. There it
+# creates its own databases (named after TEST_DATABASE_URL's, with the run's id), drops them at
+# the end, and holds at most 20 connections (tests/pg.py). Durations are printed per database.
 test: $(STAMP)
 	@echo "==> tests on SQLite"
-	EXEC_TEST_DATABASE=sqlite $(PY) -m pytest -q
+	@start=$$(date +%s); EXEC_TEST_DATABASE=sqlite $(PY) -m pytest -q || exit 1; \
+	echo "$$(( $$(date +%s) - start ))" > .test-duration-sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		echo "==> tests on PostgreSQL ($$TEST_DATABASE_URL)"; \
+		echo "==> tests on PostgreSQL ($$TEST_DATABASE_URL: a fresh database of this run, dropped after)"; \
+		start=$$(date +%s); \
 		EXEC_TEST_DATABASE="$$TEST_DATABASE_URL" $(PY) -m pytest -q || exit 1; \
-		echo "==> the suite passed on: SQLite and PostgreSQL"; \
+		echo "$$(( $$(date +%s) - start ))" > .test-duration-postgresql; \
+		echo "==> the suite passed on: SQLite ($$(cat .test-duration-sqlite) s) and PostgreSQL ($$(cat .test-duration-postgresql) s)"; \
 	else \
-		echo "==> the suite passed on: SQLite only (set TEST_DATABASE_URL to run it on PostgreSQL too)"; \
+		echo "==> the suite passed on: SQLite only ($$(cat .test-duration-sqlite) s; set TEST_DATABASE_URL to run it on PostgreSQL too)"; \
 	fi
+	@rm -f .test-duration-sqlite .test-duration-postgresql
 
 # Style, types, and the architecture: import-linter's contracts (pyproject.toml) hold the layers.
 lint: $(STAMP)

@@ -15,14 +15,13 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from execution_service import migrate
 from execution_service.app import create_app
 from execution_service.context import AppContext
 from execution_service.crypto import KeyRing
 from execution_service.settings import Settings
+from tests import pg
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
 
@@ -121,44 +120,37 @@ def is_postgres() -> bool:
     return _test_database().startswith("postgresql")
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
 async def fresh_database(tmp: Path, name: str) -> str:
-    """A new, empty, migrated database of the kind under test."""
-    target = _test_database()
-    if not target.startswith("postgresql"):
+    """A new, empty, migrated database of the kind under test (PostgreSQL: one of this run's,
+    dropped with it)."""
+    if not pg.target().startswith("postgresql"):
         url = f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
     else:
-        base, _, home = target.rpartition("/")
-        # Named after the suite's own database too: suites run side by side on one server (each
-        # with its own EXEC_TEST_DATABASE) must not drop each other's scratch databases.
-        name = f"{name}_{home}"
-        admin = create_async_engine(target, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        url = f"{base}/{name}"
+        url = await pg.create(pg.name_for(name))
     await asyncio.to_thread(migrate.upgrade, url)
     return url
 
 
 @pytest.fixture(scope="session")
-async def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    target = _test_database()
-    if target.startswith("postgresql"):
-        await _reset_postgres(target)
-        url = target
-    else:
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if not pg.target().startswith("postgresql"):
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    return url
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+        return
+    free = await pg.free_connections()
+    if free < pg.CONNECTIONS:
+        pytest.exit(
+            f"PostgreSQL has {free} free connections; the suite needs {pg.CONNECTIONS} at once "
+            "(raise max_connections, or close other clients)",
+            returncode=3,
+        )
+    url = await pg.create(pg.name_for(""))
+    try:
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        await pg.drop_all()  # this run's databases, the scratch ones too; never another's
 
 
 def new_key_ring() -> KeyRing:
@@ -180,6 +172,11 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         exchange_retry_base_delay=0.01,
         # Tests fail authentication on purpose; test_limits tightens this on its own.
         auth_max_failures=10_000,
+        # At most tests/pg.py CONNECTIONS at once on PostgreSQL, with the service processes some
+        # tests start.
+        db_pool_size=4,
+        db_max_overflow=4,
+        db_read_pool_size=1,
         # The venue fakes, the gateway fake and webhook receivers all listen on loopback.
         outbound_allow_private=True,
     )

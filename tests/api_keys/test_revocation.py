@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from execution_service.settings import Settings
+from tests import pg
 from tests.factories import Actor
 from tests.test_server_limits import served
 
@@ -38,6 +39,7 @@ async def test_another_process_refuses_a_revoked_key_within_a_second(
 ) -> None:
     user = await admin.new_user()
     env = {"EXEC_DATABASE_URL": settings.database_url, "EXEC_MIGRATE_ON_START": "false"}
+    env |= pg.SERVICE_POOLS
     env["EXEC_ENCRYPTION_KEYS"] = settings.encryption_keys.get_secret_value()  # type: ignore[union-attr]
     async with (
         served(tmp_path, **env) as port,

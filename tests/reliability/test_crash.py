@@ -23,10 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from execution_service.models import ExecutionLog, ExecutionPosition
+from tests import pg
 from tests.conftest import (
     BOOTSTRAP_KEY,
     EXAMPLE_API_KEY,
@@ -64,6 +65,7 @@ def service_env(database_url: str, port: int) -> dict[str, str]:
             "EXEC_ENV": "test",
             "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
             "EXEC_DATABASE_URL": database_url,
+            **pg.SERVICE_POOLS,
             "EXEC_ENCRYPTION_KEYS": new_key_ring().format(),  # one ring for every restart
             "EXEC_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
             "EXEC_MIGRATE_ON_START": "false",
@@ -492,9 +494,4 @@ async def test_sigkill_at_random_points_loses_and_doubles_nothing(
 
 
 async def _drop_database(name: str) -> None:
-    admin = create_async_engine(os.environ["EXEC_TEST_DATABASE"], isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
+    await pg.drop(name)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from execution_service.context import AppContext
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.settings import Settings
+from tests import pg
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection
@@ -71,6 +72,7 @@ async def test_two_workers_close_each_position_once(
         "EXEC_ENV": "test",
         "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": settings.database_url,
+        **pg.SERVICE_POOLS,
         "EXEC_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # type: ignore[union-attr]
         "EXEC_MONITOR_INTERVAL_SECONDS": "0.1",
         "EXEC_HEALTH_INTERVAL_SECONDS": "3600",
