@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean lock
 
-$(STAMP): pyproject.toml
+# Installs are reproducible: every dependency is pinned by constraints.txt (`make lock` renews it).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,6 +49,12 @@ lint: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The newest versions pyproject.toml allows, pinned again.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet --upgrade -e '.[dev]'
+	{ echo "# pip freeze of a make install; renew with make lock"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^execution-service'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
