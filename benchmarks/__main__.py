@@ -107,7 +107,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nall benchmarks: {time.monotonic() - started:.0f} s")
+    print(f"\nall benchmarks: {time.monotonic() - started:.0f} s (time limits x{env.pace:.1f})")
+    for r in results:
+        if r.partial:
+            print(f"WARNING: {r.bench} on {r.db}: partial figures ({'; '.join(r.notes)})")
     if args.quick or args.profile:
         print("quick or profiled run: benchmarks/results.json and README.md left as they were")
         return 1 if any(r.error for r in results) else 0

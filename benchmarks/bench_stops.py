@@ -77,7 +77,7 @@ async def _single(user: Api, rounds: int) -> list[float]:
 
         t0 = time.perf_counter()
         await user.push_prices(dc["id"], {symbol: "94"})
-        reactions.append(await _until(closed) - t0)
+        reactions.append(await _until(closed, env.limit(TIMEOUT)) - t0)
     return reactions
 
 
@@ -110,7 +110,7 @@ async def _simultaneous(user: Api, engine: object, count: int, rounds: int) -> l
 
         t0 = time.perf_counter()
         await user.push_prices(dc["id"], {symbol: "94"})
-        times.append(await _until(all_closed, poll=0.02) - t0)
+        times.append(await _until(all_closed, env.limit(TIMEOUT), poll=0.02) - t0)
     return times
 
 

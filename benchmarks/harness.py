@@ -8,6 +8,7 @@ then kill), and every database made here is dropped by its `Database`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import math
 import os
@@ -418,6 +419,16 @@ class Env:
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    @functools.cached_property
+    def pace(self) -> float:
+        """How much slower than idle this machine runs now (≥ 1): the 1-minute load over the
+        cores, measured once at the start. Time limits are multiplied by it, so a loaded machine
+        gets more time instead of a failure; figures are still ratios to a baseline of the run."""
+        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))  # not money
+
+    def limit(self, seconds: float) -> float:
+        return seconds * self.pace
 
 
 class Profiler:

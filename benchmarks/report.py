@@ -60,9 +60,15 @@ class Result:
     cpu: dict[str, float] = field(default_factory=dict)
     quick: bool = False
     error: str | None = None
+    partial: bool = False
 
     def add(self, *figures: Figure) -> None:
         self.figures.extend(figures)
+
+    def warn(self, what: str) -> None:
+        """A partial figure: kept, flagged in the notes, and printed as a warning."""
+        self.partial = True
+        self.notes.append(f"partial: {what}")
 
 
 def fmt(value: float | None, unit: str) -> str:

@@ -51,36 +51,39 @@ async def get_principal(
     address = request.client.host if request.client else "unknown"
     key = bearer.credentials if bearer is not None else header
     # Failures count per (address, key prefix): behind a shared proxy one client's bad keys
-    # do not lock out the others' good ones; and per prefix across addresses, so one key is
-    # not guessed from many.
+    # do not lock out the others' good ones (see auth_scopes).
     principal = cached(key) if key else None
     if principal is not None:  # a key validated moments ago is not throttled by others' errors
         request.state.principal = principal
         return principal
     scopes = auth_scopes(address, key)
     wait = max((w for w in map(limiter.retry_after, scopes) if w is not None), default=None)
-    if wait is not None:
-        raise TooManyRequests("too many failed authentications for this key", retry_after=wait)
     if not key:
+        if wait is not None:
+            raise TooManyRequests("too many failed authentications", retry_after=wait)
         limiter.failed(scopes[0])
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key")
     principal = await lookup_once(ctx, key)
     if principal is None:
-        limiter.failed(scopes[0])
-        if len(scopes) > 1:
-            limiter.failed(scopes[1], weight=0.1)
+        if wait is not None:  # a blocked scope: refused without counting, and never a valid key
+            raise TooManyRequests("too many failed authentications for this key", retry_after=wait)
+        for scope, weight in zip(scopes, (1.0, 0.1, 0.1), strict=False):
+            limiter.failed(scope, weight=weight)
         raise Unauthorized("the API key is not valid")
     request.state.principal = principal
     return principal
 
 
 def auth_scopes(address: str, key: str | None) -> list[str]:
-    """Where a failed authentication counts: (address, prefix), then the prefix alone."""
+    """Where a failed authentication counts: (address, prefix) in full; the prefix from any
+    address and the address with any prefix at a tenth each (guessing one key from many
+    addresses, or many keys from one, is slowed too). A blocked scope refuses invalid keys only:
+    a valid key is always let in."""
     parts = (key or "").split("_", 2)
     prefix = parts[1][:16] if len(parts) == 3 and parts[0] == "exs" else ""
     if not prefix:
-        return [f"{address}|"]
-    return [f"{address}|{prefix}", f"*|{prefix}"]
+        return [f"{address}|", f"{address}|*"]
+    return [f"{address}|{prefix}", f"*|{prefix}", f"{address}|*"]
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

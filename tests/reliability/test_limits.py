@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from execution_service.api_keys import keys as auth_keys
 from execution_service.context import AppContext
 from execution_service.limits import FailedAuthLimiter, TokenBucket
 from tests.factories import Actor, paper_setup
@@ -42,6 +43,15 @@ async def test_repeated_failed_authentication_is_slowed(
     other = await client.get("/api/v1/me", headers={"Authorization": "Bearer exs_11111111_wrong"})
     assert other.status_code == 401
     assert (await user.get("/api/v1/me")).status_code == 200
+    # Even with its own prefix blocked from this address, the valid key itself is let in: a
+    # blocked scope refuses invalid keys only.
+    prefix = user.headers["Authorization"].split("_")[1]
+    for _ in range(3):
+        wrong = {"Authorization": f"Bearer exs_{prefix}_wrong"}
+        assert (await client.get("/api/v1/me", headers=wrong)).status_code in (401, 429)
+    assert (await client.get("/api/v1/me", headers=wrong)).status_code == 429
+    auth_keys._cache.clear()  # noqa: SLF001 - not remembered: looked up again
+    assert (await user.get("/api/v1/me")).status_code == 200
 
 
 def test_one_key_guessed_from_many_addresses_is_slowed_too() -> None:
@@ -49,14 +59,14 @@ def test_one_key_guessed_from_many_addresses_is_slowed_too() -> None:
 
     limiter = FailedAuthLimiter(max_failures=3, window=60)
     for n in range(29):
-        local, anywhere = auth_scopes(f"10.0.0.{n}", "exs_abcdefgh_wrong")
+        local, anywhere, _ = auth_scopes(f"10.0.0.{n}", "exs_abcdefgh_wrong")
         limiter.failed(local)
         limiter.failed(anywhere, weight=0.1)
         assert limiter.retry_after(anywhere) is None
     limiter.failed(anywhere, weight=0.1)  # the 30th failure for that prefix, from anywhere
     assert limiter.retry_after(anywhere) is not None
     assert limiter.retry_after(auth_scopes("10.0.0.99", "exs_zzzzzzzz_x")[1]) is None
-    assert auth_scopes("10.0.0.1", "not-a-key") == ["10.0.0.1|"]
+    assert auth_scopes("10.0.0.1", "not-a-key") == ["10.0.0.1|", "10.0.0.1|*"]
 
 
 async def test_signals_per_key_are_rate_limited(
