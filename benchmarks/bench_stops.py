@@ -44,7 +44,7 @@ async def _until(predicate_call, limit: float = TIMEOUT, poll: float = POLL) -> 
     raise TimeoutError(f"not closed within {limit} s")
 
 
-async def _single(user: Api, rounds: int) -> list[float]:
+async def _single(user: Api, rounds: int, limit: float) -> list[float]:
     preset = await user.preset(default_sl_percent=None, default_tp_percent=None)
     dc = await user.data_connection()
     await user.push_prices(dc["id"], {"R0/USDT": "100"})
@@ -77,11 +77,13 @@ async def _single(user: Api, rounds: int) -> list[float]:
 
         t0 = time.perf_counter()
         await user.push_prices(dc["id"], {symbol: "94"})
-        reactions.append(await _until(closed, env.limit(TIMEOUT)) - t0)
+        reactions.append(await _until(closed, limit) - t0)
     return reactions
 
 
-async def _simultaneous(user: Api, engine: object, count: int, rounds: int) -> list[float]:
+async def _simultaneous(
+    user: Api, engine: object, count: int, rounds: int, limit: float
+) -> list[float]:
     preset = await user.preset(default_sl_percent=None, default_tp_percent=None)
     dc = await user.data_connection()
     await insert_connections(
@@ -110,7 +112,7 @@ async def _simultaneous(user: Api, engine: object, count: int, rounds: int) -> l
 
         t0 = time.perf_counter()
         await user.push_prices(dc["id"], {symbol: "94"})
-        times.append(await _until(all_closed, env.limit(TIMEOUT), poll=0.02) - t0)
+        times.append(await _until(all_closed, limit, poll=0.02) - t0)
     return times
 
 
@@ -129,9 +131,9 @@ async def run(db: Database, env: Env) -> Result:
         apis += [one, many]
         with Profiler(env, service.pid, f"stops-{db.kind}"):
             log(f"stops: {rounds} single rounds")
-            single = await _single(one, rounds)
+            single = await _single(one, rounds, env.limit(TIMEOUT))
             log(f"stops: {big_rounds} rounds of {count} simultaneous stops")
-            together = await _simultaneous(many, engine, count, big_rounds)
+            together = await _simultaneous(many, engine, count, big_rounds, env.limit(TIMEOUT))
         p50, worst = median(single), max(single)
         result.add(
             Figure(

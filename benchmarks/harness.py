@@ -8,8 +8,8 @@ then kill), and every database made here is dropped by its `Database`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 import math
 import os
 import re

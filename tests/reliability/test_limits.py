@@ -50,7 +50,7 @@ async def test_repeated_failed_authentication_is_slowed(
         wrong = {"Authorization": f"Bearer exs_{prefix}_wrong"}
         assert (await client.get("/api/v1/me", headers=wrong)).status_code in (401, 429)
     assert (await client.get("/api/v1/me", headers=wrong)).status_code == 429
-    auth_keys._cache.clear()  # noqa: SLF001 - not remembered: looked up again
+    auth_keys._cache.clear()  # not remembered: looked up again
     assert (await user.get("/api/v1/me")).status_code == 200
 
 
