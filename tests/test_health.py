@@ -45,10 +45,41 @@ async def test_ready_fails_while_the_position_monitor_is_stalled(
         assert checks["position_monitor"]["ok"] is False  # ...but the stops are not watched
         assert checks["position_monitor"]["age_seconds"] >= 20
         assert checks["order_tracker"]["ok"] is True
+        assert response.json()["detail"] == "not ready: position_monitor stale"
         async with ctx.session_factory() as session:
             await HeartbeatRepository(session).beat("position_monitor", "test", utcnow())
             await session.commit()
         assert (await client.get("/health/ready")).status_code == 200
+    finally:
+        ctx.settings = settings
+        async with ctx.session_factory() as session:
+            await session.execute(delete(WorkerHeartbeat))
+            await session.commit()
+
+
+async def test_ready_fails_on_a_stale_order_tracker_by_its_own_threshold(
+    client: httpx.AsyncClient, ctx: AppContext, settings: Settings
+) -> None:
+    """The tracker's threshold is its own: older than the monitor's limit is still ready, older
+    than the tracker's is 503 naming the tracker."""
+    ctx.settings = settings.model_copy(update={"workers_enabled": True})
+    tracker_limit = ctx.settings.order_tracker_stale_seconds
+    monitor_limit = ctx.settings.monitor_stale_seconds
+    assert tracker_limit > monitor_limit + 5
+    try:
+        for age, ready in ((monitor_limit + 5, True), (tracker_limit + 5, False)):
+            async with ctx.session_factory() as session:
+                beats = HeartbeatRepository(session)
+                await beats.beat("position_monitor", "test", utcnow())
+                await beats.beat("order_tracker", "test", utcnow() - timedelta(seconds=age))
+                await session.commit()
+            response = await client.get("/health/ready")
+            checks = response.json()["checks"]
+            assert (response.status_code == 200) is ready, response.text
+            assert checks["order_tracker"]["ok"] is ready
+            assert checks["position_monitor"]["ok"] is True
+            if not ready:
+                assert response.json()["detail"] == "not ready: order_tracker stale"
     finally:
         ctx.settings = settings
         async with ctx.session_factory() as session:

@@ -21,9 +21,16 @@ async def health() -> dict[str, str]:
 @router.get("/health/ready", responses={503: {"description": "not ready"}})
 async def ready(ctx: ContextDep) -> JSONResponse:
     checks = await service.readiness(ctx)
-    ok = all(check.get("ok", True) for check in checks.values())  # market_data has no `ok`
+    failing = [name for name, check in checks.items() if not check.get("ok", True)]
+    if not failing:  # market_data has no `ok`: reported, never failing
+        return JSONResponse({"status": "ok", "checks": checks})
+    # Which check failed, in one line a probe's log or a person reads without parsing `checks`.
+    detail = "not ready: " + ", ".join(
+        f"{name} stale" if name in ("position_monitor", "order_tracker") else f"{name} failing"
+        for name in failing
+    )
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        {"status": "unavailable", "detail": detail, "checks": checks}, status_code=503
     )
 
 
