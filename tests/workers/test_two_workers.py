@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from execution_service.context import AppContext
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.settings import Settings
-from tests import pg
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection
@@ -72,15 +71,14 @@ async def test_two_workers_close_each_position_once(
         "EXEC_ENV": "test",
         "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
         "EXEC_DATABASE_URL": settings.database_url,
-        **pg.SERVICE_POOLS,
         "EXEC_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),  # type: ignore[union-attr]
         "EXEC_MONITOR_INTERVAL_SECONDS": "0.1",
         "EXEC_HEALTH_INTERVAL_SECONDS": "3600",
         "EXEC_ORDER_TRACKER_INTERVAL_SECONDS": "3600",
         "EXEC_LOG_LEVEL": "WARNING",
-        # Two workers beside this process's pools must fit PostgreSQL's 100 connections.
-        "EXEC_DB_POOL_SIZE": "10",
-        "EXEC_DB_MAX_OVERFLOW": "5",
+        # Two workers beside this process's pools stay within the suite's 20 (tests/pg.py).
+        "EXEC_DB_POOL_SIZE": "2",
+        "EXEC_DB_MAX_OVERFLOW": "1",
     }
     # stderr to files, not pipes: a pipe nobody reads fills up (64 KiB of tracebacks under
     # load) and blocks the worker mid-tick, holding its database connections.
