@@ -42,6 +42,7 @@ from execution_service.models import (
     ExecutionLog,
     ExecutionPosition,
     PaperBalance,
+    PaperHolding,
     TradingPreset,
 )
 
@@ -738,7 +739,34 @@ async def insert_open_positions(
         )
     await bulk_insert(engine, ExecutionLog, logs)
     await bulk_insert(engine, ExecutionPosition, positions)
+    await _hold_bought(engine, specs)
     return [p["id"] for p in positions]
+
+
+async def _hold_bought(engine: AsyncEngine, specs: Sequence[PositionSpec]) -> None:
+    """The paper holdings the positions' buys would have left (its spot exits sell what is held,
+    and refuse what is not: insufficient_funds). No margin posted: the quote balance stays as
+    inserted. Rows of other adapters' connections are never read."""
+    held: dict[tuple[int, str], tuple[Decimal, Decimal]] = {}
+    for s in specs:
+        if s.direction == "buy":
+            qty, cost = held.get((s.connection_id, s.symbol), (Decimal(0), Decimal(0)))
+            held[(s.connection_id, s.symbol)] = (qty + s.quantity, cost + s.quantity * s.entry)
+    if not held:
+        return
+    first = await _next_id(engine, PaperHolding)
+    rows = [
+        {
+            "id": first + n,
+            "connection_id": conn,
+            "symbol": symbol,
+            "quantity": qty,
+            "average_price": cost / qty,
+            "margin": Decimal(0),
+        }
+        for n, ((conn, symbol), (qty, cost)) in enumerate(sorted(held.items()))
+    ]
+    await bulk_insert(engine, PaperHolding, rows)
 
 
 async def insert_user_rows(
