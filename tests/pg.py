@@ -49,7 +49,11 @@ def _dsn(database: str = "postgres") -> str:
 
 
 async def free_connections() -> int:
-    conn = await asyncpg.connect(_dsn())
+    """Connections the server can still accept (0 when it cannot even accept this one)."""
+    try:
+        conn = await asyncpg.connect(_dsn())
+    except asyncpg.TooManyConnectionsError:
+        return 0
     try:
         return int(
             await conn.fetchval(
