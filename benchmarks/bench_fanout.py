@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 
 from benchmarks.bench_order import BIG_BALANCES, bare_ccxt
 from benchmarks.harness import (
@@ -50,6 +50,17 @@ async def _latencies(engine: Any, signal_id: int) -> list[float]:
         return [float(v) for (v,) in rows if v is not None]
 
 
+async def _filled(engine: Any, signal_id: int) -> int:
+    """How many connections have a filled order of this signal."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(func.count(distinct(ExecutionLog.execution_connection_id))).where(
+                ExecutionLog.signal_id == signal_id, ExecutionLog.status == "filled"
+            )
+        )
+        return int(rows.scalar_one())
+
+
 async def _fan_out(
     api: Api, engine: Any, count: int, reps: int, env: Env, pid: int, name: str
 ) -> tuple[list[float], list[float]]:
@@ -64,12 +75,11 @@ async def _fan_out(
             walls.append(time.perf_counter() - t0)
             # A buy opens on every connection; the next sell nets it (closes what each holds):
             # every connection has a filled order either way.
-            filled = len(
-                {e["connection_id"] for e in body["executions"] if e["status"] == "filled"}
-            )
+            # The answer embeds only the first executions (the rest are paged): the database
+            # says which connections filled.
+            filled = await _filled(engine, body["id"])
             if filled != count:
-                statuses = {(e["status"], e["error_code"]) for e in body["executions"]}
-                raise RuntimeError(f"{filled}/{count} filled; statuses {statuses}")
+                raise RuntimeError(f"{filled}/{count} filled; statuses {body['by_status']}")
             latencies += await _latencies(engine, body["id"])
     return walls, latencies
 
