@@ -61,6 +61,17 @@ async def _filled(engine: Any, signal_id: int) -> int:
         return int(rows.scalar_one())
 
 
+async def _codes(engine: Any, signal_id: int) -> dict[str, int]:
+    """The signal's executions by (status, error code), for a failure's message."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ExecutionLog.status, ExecutionLog.error_code, func.count())
+            .where(ExecutionLog.signal_id == signal_id)
+            .group_by(ExecutionLog.status, ExecutionLog.error_code)
+        )
+        return {f"{status}/{code}": n for status, code, n in rows}
+
+
 async def _fan_out(
     api: Api, engine: Any, count: int, reps: int, env: Env, pid: int, name: str
 ) -> tuple[list[float], list[float]]:
@@ -79,7 +90,8 @@ async def _fan_out(
             # says which connections filled.
             filled = await _filled(engine, body["id"])
             if filled != count:
-                raise RuntimeError(f"{filled}/{count} filled; statuses {body['by_status']}")
+                codes = await _codes(engine, body["id"])
+                raise RuntimeError(f"{filled}/{count} filled; statuses and codes {codes}")
             latencies += await _latencies(engine, body["id"])
     return walls, latencies
 
