@@ -1,6 +1,7 @@
-"""2. Fan-out: one signal to 1,000 paper connections, and one to 200 ccxt connections on the fake
-exchange. Wall time of the POST, orders per second, and the p99 of the per-connection latency the
-service records on each execution log (signal received -> exchange answer).
+"""2. Fan-out: one signal to 10,000 paper connections, and one to 1,000 ccxt connections on the
+fake exchange (issue #21; before it, 1,000 and 200). Wall time of the POST, orders per second,
+and the p99 of the per-connection latency the service records on each execution log (signal
+received -> exchange answer).
 
 Baselines, measured in the same run:
 - paper: what every order's durability alone costs at the service's concurrency: two bare
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 
 from benchmarks.bench_order import BIG_BALANCES, bare_ccxt
 from benchmarks.harness import (
@@ -50,9 +51,34 @@ async def _latencies(engine: Any, signal_id: int) -> list[float]:
         return [float(v) for (v,) in rows if v is not None]
 
 
+async def _filled(engine: Any, signal_id: int) -> int:
+    """How many connections have a filled order of this signal."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(func.count(distinct(ExecutionLog.execution_connection_id))).where(
+                ExecutionLog.signal_id == signal_id, ExecutionLog.status == "filled"
+            )
+        )
+        return int(rows.scalar_one())
+
+
+async def _codes(engine: Any, signal_id: int) -> dict[str, int]:
+    """The signal's executions by (status, error code), for a failure's message."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ExecutionLog.status, ExecutionLog.error_code, func.count())
+            .where(ExecutionLog.signal_id == signal_id)
+            .group_by(ExecutionLog.status, ExecutionLog.error_code)
+        )
+        return {f"{status}/{code}": n for status, code, n in rows}
+
+
 async def _fan_out(
     api: Api, engine: Any, count: int, reps: int, env: Env, pid: int, name: str
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], tuple[int, str] | None]:
+    """Walls and latencies of `reps` signals, buy and sell in turn, and what fell short: a signal
+    on which not every connection filled ends the repetitions (the next one would net what
+    this one did not open)."""
     walls: list[float] = []
     latencies: list[float] = []
     with Profiler(env, pid, name):
@@ -63,21 +89,44 @@ async def _fan_out(
             body = await api.signal(symbol="BTC/USDT", direction="buy" if rep % 2 == 0 else "sell")
             walls.append(time.perf_counter() - t0)
             # A buy opens on every connection; the next sell nets it (closes what each holds):
-            # every connection has a filled order either way.
-            filled = len(
-                {e["connection_id"] for e in body["executions"] if e["status"] == "filled"}
-            )
-            if filled != count:
-                statuses = {(e["status"], e["error_code"]) for e in body["executions"]}
-                raise RuntimeError(f"{filled}/{count} filled; statuses {statuses}")
+            # every connection has a filled order either way. The answer embeds only the first
+            # executions (the rest are paged): the database says which connections filled.
             latencies += await _latencies(engine, body["id"])
-    return walls, latencies
+            filled = await _filled(engine, body["id"])
+            if filled != count:
+                codes = await _codes(engine, body["id"])
+                return (
+                    walls,
+                    latencies,
+                    (filled, f"signal {rep + 1}: {filled}/{count} filled; {codes}"),
+                )
+    return walls, latencies, None
+
+
+async def _open_up_to(db: Database, width: int) -> list[BareDb]:
+    """`width` bare connections, or as many as a shared server has free (at least one): other
+    engineers' runs may hold most of max_connections. The note says how many were used."""
+    conns: list[BareDb] = []
+    for _ in range(width):
+        try:
+            conns.append(await BareDb.open(db))
+        except Exception as exc:
+            if "too many clients" not in str(exc) or not conns:
+                raise
+            break
+    if len(conns) < width:
+        log(f"baseline: {len(conns)} of {width} connections (the server's others are taken)")
+    WIDTHS.append(len(conns))
+    return conns
+
+
+WIDTHS: list[int] = []  # the baseline's connections, as opened
 
 
 async def _commit_pairs(db: Database, count: int) -> float:
     """Two bare durable commits per connection, CONCURRENCY at a time (one writer on SQLite)."""
     width = CONCURRENCY if db.kind == "postgres" else 1
-    conns = [await BareDb.open(db) for _ in range(width)]
+    conns = await _open_up_to(db, width)
     try:
         await conns[0].commit_one(
             "CREATE TABLE IF NOT EXISTS bench_fanout (id INTEGER PRIMARY KEY, v TEXT)"
@@ -137,9 +186,9 @@ async def _bare_orders(fake_url: str, count: int) -> tuple[float, list[float]]:
 
 async def run(db: Database, env: Env) -> Result:
     result = Result("fanout", db.label)
-    n_paper, n_ccxt, reps = env.size(1000, 100), env.size(200, 20), env.size(3, 2)
-    # Other sizes by hand (issue #21 asks for 10,000 paper and 1,000 ccxt):
-    # BENCH_FANOUT_PAPER=10000 BENCH_FANOUT_CCXT=1000 make bench BENCH_ARGS="--only fanout"
+    n_paper, n_ccxt, reps = env.size(10_000, 100), env.size(1000, 20), env.size(3, 2)
+    # Other sizes by hand, e.g. issue #7's:
+    # BENCH_FANOUT_PAPER=1000 BENCH_FANOUT_CCXT=200 make bench BENCH_ARGS="--only fanout"
     n_paper = int(os.environ.get("BENCH_FANOUT_PAPER", n_paper))
     n_ccxt = int(os.environ.get("BENCH_FANOUT_CCXT", n_ccxt))
     fake = start_fake(env.workdir)
@@ -170,9 +219,12 @@ async def run(db: Database, env: Env) -> Result:
         # Warm-up: the same path on a few connections (statement caches, pools).
         await paper.signal(symbol="BTC/USDT", direction="buy", connection_ids=ids[:20])
         log(f"fan-out: {n_paper} paper connections")
-        walls, lat = await _fan_out(
+        walls, lat, short = await _fan_out(
             paper, engine, n_paper, reps, env, service.pid, f"fanout-paper-{db.kind}"
         )
+        if short is not None:  # paper has no reason to refuse: a fault, not a figure
+            raise RuntimeError(f"paper: {short[1]}")
+        log(f"paper walls {', '.join(f'{w:.2f}' for w in walls)} s")  # kept if the rest fails
         base = await _commit_pairs(db, n_paper)
         wall = median(walls)
         result.add(
@@ -182,8 +234,8 @@ async def run(db: Database, env: Env) -> Result:
                 "s",
                 base,
                 "2 bare commits/conn",
-                "≤ 1 s",
-                wall <= 1.0,
+                "≤ 2 s",
+                wall <= 2.0,
             ),
             Figure(
                 f"{n_paper:,} paper: orders/s",
@@ -196,7 +248,8 @@ async def run(db: Database, env: Env) -> Result:
             Figure(f"{n_paper:,} paper: p99 per-connection latency", pct(lat, 99), "ms"),
         )
         result.notes.append(
-            f"paper: median of {len(walls)} signals, walls {', '.join(f'{w:.2f}' for w in walls)} s"
+            f"paper: median of {len(walls)} signals (buy, netting sell, buy), walls "
+            f"{', '.join(f'{w:.2f}' for w in walls)} s; baseline on {WIDTHS[-1]} connections"
         )
 
         # --- ccxt --------------------------------------------------------------------------
@@ -215,9 +268,15 @@ async def run(db: Database, env: Env) -> Result:
         # Warm-up signal: builds every connection's client and loads its markets once.
         await trader.signal(symbol="BTC/USDT", direction="sell")
         log(f"fan-out: {n_ccxt} ccxt connections")
-        walls, lat = await _fan_out(
+        walls, lat, short = await _fan_out(
             trader, engine, n_ccxt, reps, env, service.pid, f"fanout-ccxt-{db.kind}"
         )
+        # ccxt orders may be refused unsent (`exchange_busy`: past their send deadline on a
+        # loaded machine): counted and shown, not a crash that loses the paper figures.
+        filled = n_ccxt if short is None else short[0]
+        if short is not None:
+            result.notes.append(f"ccxt: {short[1]}")
+        log(f"ccxt walls {', '.join(f'{w:.2f}' for w in walls)} s; short: {short}")
         base, base_lat = await _bare_orders(fake.url, n_ccxt)
         wall = median(walls)
         result.add(
@@ -229,6 +288,13 @@ async def run(db: Database, env: Env) -> Result:
                 n_ccxt / base,
                 "bare orders/s",
                 higher_is_better=True,
+            ),
+            Figure(
+                f"{n_ccxt:,} ccxt: filled (of the worst signal)",
+                filled,
+                "count",
+                target=f"= {n_ccxt:,}",
+                ok=filled == n_ccxt,
             ),
             Figure(
                 f"{n_ccxt} ccxt: p99 per-connection latency",

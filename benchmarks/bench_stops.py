@@ -99,7 +99,8 @@ async def _simultaneous(
         symbol = f"H{r}/USDT"
         await user.push_prices(dc["id"], {symbol: "100"})
         body = await user.signal(symbol=symbol, direction="buy", sl_price="95", tp_price="200")
-        opened = sum(1 for e in body["executions"] if e["position_id"] is not None)
+        # Each filled entry opened a position (the answer embeds only the first executions).
+        opened = body["by_status"].get("filled", 0)
         if opened != count:
             raise RuntimeError(f"{opened}/{count} positions opened")
         await asyncio.sleep(random.uniform(0, INTERVAL))

@@ -51,6 +51,7 @@ from execution_service.enums import Role
 class Statements:
     def __init__(self, ctx: AppContext) -> None:
         self.counts: Counter[str] = Counter()
+        self.texts: Counter[str] = Counter()  # the statements themselves, for the per-row ones
         for engine in {ctx.engine.sync_engine, ctx.reader.sync_engine}:  # API reads: own engine
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "commit", self._commit)
@@ -58,6 +59,7 @@ class Statements:
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         word = statement.lstrip().split(None, 1)[0].upper()
         self.counts[word if word in ("SELECT", "INSERT", "UPDATE", "DELETE") else "other"] += 1
+        self.texts[" ".join(statement.split())[:110]] += 1
 
     def _commit(self, conn: Any) -> None:
         self.counts["COMMIT"] += 1
@@ -65,8 +67,11 @@ class Statements:
     def per(self, n: int) -> str:
         return ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(self.counts.items()))
 
+    def top(self, n: int, k: int = 8) -> str:
+        return "".join(f"  {v / n:8.1f}  {text}\n" for text, v in self.texts.most_common(k))
 
-async def main_async(path: str, kind: str, n: int) -> None:
+
+async def main_async(path: str, kind: str, n: int, sell: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="exec-trace-"))
     env = Env(workdir, True, new_ring())
     db = await create_database(kind, f"trace_{path}", workdir)
@@ -134,6 +139,7 @@ async def main_async(path: str, kind: str, n: int) -> None:
                 )
 
         elif path == "fanout":
+            sides = iter(["buy", "sell"] if sell else ["buy"])
             await insert_connections(
                 engine,
                 count=n,
@@ -144,16 +150,15 @@ async def main_async(path: str, kind: str, n: int) -> None:
             )
 
             async def one(i: int) -> None:
-                r = await client.post(
-                    "/api/v1/signals", json={"symbol": "BTC/USDT", "direction": "buy"}
-                )
+                body = {"symbol": "BTC/USDT", "direction": next(sides)}
+                r = await client.post("/api/v1/signals", json=body)
                 assert r.status_code == 201, r.text
 
             n = 1
         else:
             raise SystemExit(f"unknown path {path}")
         for i in range(3):  # warm-up
-            if path != "fanout":
+            if path != "fanout" or (sell and i == 0):  # a sell nets the buy before it
                 await one(-1 - i)
         statements = Statements(ctx)
         profiler = Profiler(async_mode="enabled", interval=0.0005)
@@ -166,10 +171,12 @@ async def main_async(path: str, kind: str, n: int) -> None:
         profiler.stop()
         out_dir = ROOT / "benchmarks" / "profiles"
         out_dir.mkdir(exist_ok=True)
-        out = out_dir / f"trace-{path}-{kind}.txt"
+        name = f"{path}-sell" if sell else path
+        out = out_dir / f"trace-{name}-{kind}.txt"
         head = (
-            f"trace {path} on {db.label}: {n} request(s), median {statistics.median(walls):.2f} ms "
-            f"(in-process, under the profiler)\nSQL per request: {statements.per(n)}\n\n"
+            f"trace {name} on {db.label}: {n} request(s), median {statistics.median(walls):.2f} ms "
+            f"(in-process, under the profiler)\nSQL per request: {statements.per(n)}\n"
+            f"most frequent statements, per request:\n{statements.top(n)}\n"
         )
         out.write_text(head + profiler.output_text(unicode=False, color=False, show_all=False))
         print(head, end="")
@@ -189,8 +196,9 @@ def main() -> None:
     p.add_argument("path", choices=["reads", "order", "fanout"])
     p.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     p.add_argument("--n", type=int, default=200, help="requests (fanout: connections)")
+    p.add_argument("--sell", action="store_true", help="fanout: trace a sell netting a buy")
     args = p.parse_args()
-    asyncio.run(main_async(args.path, args.db, args.n))
+    asyncio.run(main_async(args.path, args.db, args.n, args.sell))
     sys.exit(0)
 
 

@@ -5,7 +5,7 @@ Money columns are TEXT on SQLite, so nothing here sums money in SQL: values come
 and the service adds them.
 
 Which connections a read covers is a statement the methods embed as `IN (...)` (the caller's
-`visible_connections`, or `one_connection` for a worker), so each read stays one statement. The
+`visible_connections`, or a list of ids for a worker), so each read stays one statement. The
 builders execute nothing: they stay functions, not methods of the session-bound class.
 """
 
@@ -82,10 +82,6 @@ def visible_connections(principal: Principal, connection_id: int | None) -> IdQu
     return stmt
 
 
-def one_connection(connection_id: int) -> IdQuery:
-    return select(ExecutionConnection.id).where(ExecutionConnection.id == connection_id)
-
-
 class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -94,60 +90,79 @@ class AnalyticsRepository:
         """The first id the statement selects: None when it matches no connection."""
         return await self.session.scalar(connections)
 
-    async def opening_equity(self, connection_id: int, day: date) -> Decimal | None:
-        # A column, not the ORM row: the Core upserts here would leave a loaded row stale.
-        stmt = select(EA.opening_equity).where(
-            EA.execution_connection_id == connection_id, EA.date == day
-        )
-        return await self.session.scalar(stmt)
-
-    async def opened(self, connection_ids: Sequence[int], day: date) -> set[int]:
-        """Those of the connections whose row for `day` has its opening equity already."""
-        rows = await self.session.scalars(
-            select(EA.execution_connection_id).where(
+    async def openings(self, connection_ids: Sequence[int], day: date) -> dict[int, Decimal]:
+        """The opening equity of those of the connections whose row for `day` has one."""
+        # Columns, not the ORM rows: the Core upserts here would leave loaded rows stale.
+        rows = await self.session.execute(
+            select(EA.execution_connection_id, EA.opening_equity).where(
                 EA.execution_connection_id.in_(connection_ids),
                 EA.date == day,
                 EA.opening_equity.is_not(None),
             )
         )
-        return set(rows)
+        return {conn_id: equity for conn_id, equity in rows if equity is not None}
 
-    async def open_day(self, connection_id: int, day: date, equity: Decimal) -> None:
-        """The day's opening equity, unless it has one: a snapshot is never overwritten."""
-        stmt = dialect_insert(self.session, EA).values(
-            execution_connection_id=connection_id,
-            date=day,
-            opening_equity=equity,
-            updated_at=utcnow(),
-        )
+    async def open_days(self, day: date, equities: dict[int, Decimal]) -> None:
+        """Each connection's opening equity for `day`, unless its row has one: a snapshot is
+        never overwritten. One statement, executed for every connection (in id order)."""
+        if not equities:
+            return
+        at = utcnow()
+        rows = [
+            {
+                "execution_connection_id": c,
+                "date": day,
+                "opening_equity": equities[c],
+                "updated_at": at,
+            }
+            for c in sorted(equities)
+        ]
+        stmt = dialect_insert(self.session, EA)
         # No arithmetic: a COALESCE of two stored values, exact on SQLite's text money too.
         kept = func.coalesce(EA.opening_equity, stmt.excluded.opening_equity)
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["execution_connection_id", "date"],
                 set_={"opening_equity": kept, "updated_at": stmt.excluded.updated_at},
-            )
+            ),
+            rows,
         )
 
     async def upsert_day(self, connection_id: int, day: date, values: dict[str, Any]) -> None:
-        """Insert the (connection, day) row with `values`, or set exactly those columns on the row
-        already there. `is_final`, when given, only ever goes from false to true."""
-        values = {**values, "updated_at": utcnow()}
-        stmt = dialect_insert(self.session, EA).values(
-            execution_connection_id=connection_id, date=day, **values
-        )
-        changes: dict[str, Any] = {name: stmt.excluded[name] for name in values}
-        if "is_final" in values:
+        await self.upsert_days([(connection_id, day)], [values])
+
+    async def upsert_days(
+        self, days: Sequence[tuple[int, date]], values: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert each (connection, day) row with its `values` (every one the same columns), or
+        set exactly those columns on the row already there. `is_final`, when given, only ever
+        goes from false to true. One statement executed for every row, in the order given (the
+        caller sorts them: rows are locked in that order)."""
+        if not days:
+            return
+        at = utcnow()
+        rows = [
+            {**v, "execution_connection_id": c, "date": d, "updated_at": at}
+            for (c, d), v in zip(days, values, strict=True)
+        ]
+        stmt = dialect_insert(self.session, EA)
+        changes: dict[str, Any] = {
+            name: stmt.excluded[name]
+            for name in rows[0]
+            if name not in ("execution_connection_id", "date")
+        }
+        if "is_final" in changes:
             changes["is_final"] = or_(EA.is_final, stmt.excluded.is_final)
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["execution_connection_id", "date"], set_=changes
-            )
+            ),
+            rows,
         )
 
     async def closed_trades(
         self,
-        connections: IdQuery,
+        connections: IdQuery | Sequence[int],
         start: datetime | None,
         end: datetime | None,
     ) -> list[Trade]:
@@ -167,7 +182,7 @@ class AnalyticsRepository:
 
     async def bookings(
         self,
-        connections: IdQuery,
+        connections: IdQuery | Sequence[int],
         start: datetime | None,
         end: datetime | None,
     ) -> list[Booking]:

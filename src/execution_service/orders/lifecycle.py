@@ -89,9 +89,8 @@ class Recording:
         self.opened = []
         if analytics_days is not None:
             analytics_days |= self.closed_days
-        else:
-            for connection_id, day in sorted(self.closed_days):
-                await analytics.refresh_day(session, connection_id, day)
+        elif self.closed_days:  # a few statements for all of them, not a few per row
+            await analytics.refresh_days(session, self.closed_days)
         self.closed_days = set()
 
 

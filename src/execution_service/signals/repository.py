@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from execution_service.enums import CloseReason, Purpose
 from execution_service.models import (
@@ -39,18 +41,53 @@ class SignalRepository:
         total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
         return rows.all(), total or 0
 
-    async def entry_logs(
-        self, principal: Principal, signal_ids: Sequence[int]
-    ) -> Sequence[ExecutionLog]:
+    def _placed(self, principal: Principal, signal_ids: Sequence[int]) -> Select[Any]:
         """The orders the signals placed: their entries, and the exits netting sent (an exit
         of the position a signal opened, by its SL say, belongs to the position, not here)."""
         placed = or_(
             ExecutionLog.purpose == Purpose.entry, ExecutionLog.close_reason == CloseReason.signal
         )
-        stmt = principal.scope(select(ExecutionLog), ExecutionLog).where(
+        return principal.scope(select(ExecutionLog), ExecutionLog).where(
             ExecutionLog.signal_id.in_(signal_ids), placed
         )
+
+    async def entry_logs(
+        self, principal: Principal, signal_ids: Sequence[int], per_signal: int | None = None
+    ) -> Sequence[ExecutionLog]:
+        """The signals' orders in id order; with `per_signal`, only each one's first so many."""
+        stmt = self._placed(principal, signal_ids)
+        if per_signal is not None:
+            rank = (
+                func.row_number()
+                .over(partition_by=ExecutionLog.signal_id, order_by=ExecutionLog.id)
+                .label("rank")
+            )
+            ranked = stmt.add_columns(rank).subquery()
+            first = aliased(ExecutionLog, ranked)
+            stmt = select(first).where(ranked.c.rank <= per_signal).order_by(first.id)
+            return (await self.session.scalars(stmt)).all()
         return (await self.session.scalars(stmt.order_by(ExecutionLog.id))).all()
+
+    async def entry_page(
+        self, principal: Principal, signal_id: int, limit: int, offset: int
+    ) -> Sequence[ExecutionLog]:
+        stmt = self._placed(principal, [signal_id]).order_by(ExecutionLog.id)
+        return (await self.session.scalars(stmt.limit(limit).offset(offset))).all()
+
+    async def entry_counts(
+        self, principal: Principal, signal_ids: Sequence[int]
+    ) -> dict[int, dict[str, int]]:
+        """Per signal, how many of its orders have each status."""
+        placed = self._placed(principal, signal_ids).subquery()
+        rows = await self.session.execute(
+            select(placed.c.signal_id, placed.c.status, func.count()).group_by(
+                placed.c.signal_id, placed.c.status
+            )
+        )
+        out: dict[int, dict[str, int]] = {}
+        for signal_id, status, n in rows:
+            out.setdefault(signal_id, {})[str(status)] = n
+        return out
 
     async def targets(
         self,

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import APIRouter, Response, status
 
 from execution_service.db import utcnow
@@ -20,21 +18,21 @@ from execution_service.signals.schemas import (
 router = APIRouter(prefix="/signals", tags=["signals"])
 
 
-def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
-    executions = [
-        ExecutionRead(
-            connection_id=e.execution_connection_id,
-            purpose=e.purpose,
-            status=e.status,
-            execution_log_id=e.id,
-            position_id=e.position_id,
-            quantity=e.quantity,
-            price=e.average_price if e.average_price is not None else e.price,
-            error_code=e.error_code,
-            error_message=e.error_message,
-        )
-        for e in entries
-    ]
+def execution_read(e: ExecutionLog) -> ExecutionRead:
+    return ExecutionRead(
+        connection_id=e.execution_connection_id,
+        purpose=e.purpose,
+        status=e.status,
+        execution_log_id=e.id,
+        position_id=e.position_id,
+        quantity=e.quantity,
+        price=e.average_price if e.average_price is not None else e.price,
+        error_code=e.error_code,
+        error_message=e.error_message,
+    )
+
+
+def signal_read(signal: Signal, executions: service.Executions) -> SignalRead:
     return SignalRead(
         id=signal.id,
         external_id=signal.external_id,
@@ -49,7 +47,10 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
         take_profits=take_profits_out(signal.take_profits),
         quantity=signal.quantity,
         created_at=signal.created_at,
-        executions=executions,
+        executions_total=executions.total,
+        by_status=executions.by_status,
+        executions_url=f"/api/v1/signals/{signal.id}/executions",
+        executions=[execution_read(e) for e in executions.shown],
     )
 
 
@@ -61,6 +62,9 @@ def signal_read(signal: Signal, entries: Sequence[ExecutionLog]) -> SignalRead:
         **problems(403, 404, 413),
         200: {"model": SignalRead, "description": "a replay: the stored result, nothing sent"},
     },
+    description="Execute the signal on its target connections. The answer is the signal with "
+    "the counts of its executions (`executions_total`, `by_status`) and the first 100 of them "
+    "inline; a larger fan-out's others are paged at `executions_url`.",
 )
 async def create_signal(
     body: SignalCreate,
@@ -73,26 +77,48 @@ async def create_signal(
     wait = ctx.signal_limiter.take(principal.key_id)
     if wait:
         raise TooManyRequests("too many signals from this API key", retry_after=wait)
-    signal, entries, created = await service.create_signal(
+    signal, executions, created = await service.create_signal(
         session, ctx, principal, body, received_at
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return signal_read(signal, entries)
+    return signal_read(signal, executions)
 
 
-@router.get("", response_model=Page[SignalRead])
+@router.get(
+    "",
+    response_model=Page[SignalRead],
+    description="Signals, newest first; each embeds at most 20 executions (see "
+    "`executions_total`, `executions_url`).",
+)
 async def list_signals(
     session: SessionDep, principal: PrincipalDep, page: PageDep
 ) -> Page[SignalRead]:
-    signals, entries, total = await service.list_signals(
+    signals, executions, total = await service.list_signals(
         session, principal, page.limit, page.offset
     )
-    items = [signal_read(s, entries[s.id]) for s in signals]
+    items = [signal_read(s, executions[s.id]) for s in signals]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{signal_id}", response_model=SignalRead, responses=problems(404))
 async def get_signal(signal_id: RowId, session: SessionDep, principal: PrincipalDep) -> SignalRead:
-    signal, entries = await service.get_signal(session, principal, signal_id)
-    return signal_read(signal, entries)
+    signal, executions = await service.get_signal(session, principal, signal_id)
+    return signal_read(signal, executions)
+
+
+@router.get(
+    "/{signal_id}/executions",
+    response_model=Page[ExecutionRead],
+    responses=problems(404),
+    description="Every execution of the signal, in execution_log_id order, a page at a time: "
+    "a signal's own answer embeds only the first ones (see `executions_total`).",
+)
+async def list_executions(
+    signal_id: RowId, session: SessionDep, principal: PrincipalDep, page: PageDep
+) -> Page[ExecutionRead]:
+    logs, total = await service.list_executions(
+        session, principal, signal_id, page.limit, page.offset
+    )
+    items = [execution_read(e) for e in logs]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

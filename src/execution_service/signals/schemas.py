@@ -125,7 +125,21 @@ class SignalRead(Model):
     take_profits: list[TakeProfitRead] | None
     quantity: DecimalOut | None
     created_at: datetime
-    executions: list[ExecutionRead]
+    executions_total: int = Field(
+        description="how many executions the signal has: one per target connection (filled, "
+        "rejected, skipped, ...), plus the exits netting sent"
+    )
+    by_status: dict[str, int] = Field(
+        description='executions_total by status, e.g. {"filled": 9990, "skipped": 10}'
+    )
+    executions_url: str = Field(
+        description="every execution, paged: GET /api/v1/signals/{id}/executions?limit=&offset="
+    )
+    executions: list[ExecutionRead] = Field(
+        description="the first executions in execution_log_id order: at most 100 in the answer "
+        "to POST /signals and GET /signals/{id}, at most 20 per signal in GET /signals. When "
+        "executions_total is larger, the rest are at executions_url"
+    )
 
 
 def take_profits_out(raw: list[dict[str, Any]] | None) -> list[TakeProfitRead] | None:

@@ -38,7 +38,29 @@ from execution_service.signals.follower import follow, variant_key
 from execution_service.signals.repository import SignalRepository
 from execution_service.signals.schemas import SignalCreate
 
-Replay = tuple[Signal, Sequence[ExecutionLog]]
+# Executions a signal's own answer embeds (POST, GET one); GET /signals embeds fewer per signal.
+# The rest are paged (`list_executions`): a fan-out to 10,000 accounts is not one answer.
+EXECUTIONS_INLINE = 100
+EXECUTIONS_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Executions:
+    """A signal's executions as answers show them: the first ones, and the counts of all."""
+
+    shown: Sequence[ExecutionLog]
+    total: int
+    by_status: dict[str, int]
+
+    @classmethod
+    def of(cls, logs: Sequence[ExecutionLog], bound: int) -> Executions:
+        by_status: dict[str, int] = {}
+        for log in logs:
+            by_status[str(log.status)] = by_status.get(str(log.status), 0) + 1
+        return cls(logs[:bound], len(logs), by_status)
+
+
+Replay = tuple[Signal, Executions]
 
 
 @dataclass
@@ -69,7 +91,7 @@ async def create_signal(
     principal: Principal,
     body: SignalCreate,
     received_at: datetime,
-) -> tuple[Signal, Sequence[ExecutionLog], bool]:
+) -> tuple[Signal, Executions, bool]:
     """Returns the signal, its executions, and whether it was created now (False: a replay)."""
     user_id, admin_id = principal.owner_for_create(body.user_id, body.admin_id)
     owner_key = owner_aad(user_id, admin_id)
@@ -110,7 +132,8 @@ async def create_signal(
         return replay[0], replay[1], False
     observability.signal_id.set(signal.id)
     executions = await _send(ctx, decided, recorded, received_at)
-    return signal, sorted(executions, key=lambda e: e.id), True
+    ordered = sorted(executions, key=lambda e: e.id)
+    return signal, Executions.of(ordered, EXECUTIONS_INLINE), True
 
 
 def _signal(
@@ -215,11 +238,17 @@ async def _replay(
 ) -> Replay | None:
     if body.external_id is None:
         return None
-    repo = SignalRepository(session)
-    existing = await repo.by_external_id(owner_key, body.external_id)
+    existing = await SignalRepository(session).by_external_id(owner_key, body.external_id)
     if existing is None:
         return None
-    return existing, await repo.entry_logs(principal, [existing.id])
+    return existing, await _executions(session, principal, existing.id)
+
+
+async def _executions(session: AsyncSession, principal: Principal, signal_id: int) -> Executions:
+    repo = SignalRepository(session)
+    shown = await repo.entry_logs(principal, [signal_id], per_signal=EXECUTIONS_INLINE)
+    by_status = (await repo.entry_counts(principal, [signal_id])).get(signal_id, {})
+    return Executions(shown, sum(by_status.values()), by_status)
 
 
 async def _load(
@@ -289,20 +318,37 @@ def _owned_by(conn: ExecutionConnection, user_id: int | None, admin_id: int | No
 
 async def get_signal(
     session: AsyncSession, principal: Principal, signal_id: int
-) -> tuple[Signal, Sequence[ExecutionLog]]:
-    repo = SignalRepository(session)
-    signal = await repo.get(principal, signal_id)
+) -> tuple[Signal, Executions]:
+    signal = await SignalRepository(session).get(principal, signal_id)
     if signal is None:
         raise NotFound(f"signal {signal_id} not found")
-    return signal, await repo.entry_logs(principal, [signal.id])
+    return signal, await _executions(session, principal, signal.id)
+
+
+async def list_executions(
+    session: AsyncSession, principal: Principal, signal_id: int, limit: int, offset: int
+) -> tuple[Sequence[ExecutionLog], int]:
+    """A page of a signal's executions, in execution_log_id order, and how many it has."""
+    repo = SignalRepository(session)
+    if await repo.get(principal, signal_id) is None:
+        raise NotFound(f"signal {signal_id} not found")
+    counts = (await repo.entry_counts(principal, [signal_id])).get(signal_id, {})
+    return await repo.entry_page(principal, signal_id, limit, offset), sum(counts.values())
 
 
 async def list_signals(
     session: AsyncSession, principal: Principal, limit: int, offset: int
-) -> tuple[Sequence[Signal], dict[int, list[ExecutionLog]], int]:
+) -> tuple[Sequence[Signal], dict[int, Executions], int]:
+    """A page of signals, each with its first EXECUTIONS_LISTED executions and the counts."""
     repo = SignalRepository(session)
     signals, total = await repo.list(principal, limit, offset)
-    by_signal: dict[int, list[ExecutionLog]] = {s.id: [] for s in signals}
-    for entry in await repo.entry_logs(principal, list(by_signal)):
-        by_signal[entry.signal_id or 0].append(entry)
-    return signals, by_signal, total
+    ids = [s.id for s in signals]
+    shown: dict[int, list[ExecutionLog]] = {i: [] for i in ids}
+    for entry in await repo.entry_logs(principal, ids, per_signal=EXECUTIONS_LISTED):
+        shown[entry.signal_id or 0].append(entry)
+    counts = await repo.entry_counts(principal, ids)
+    return (
+        signals,
+        {i: Executions(shown[i], sum(counts.get(i, {}).values()), counts.get(i, {})) for i in ids},
+        total,
+    )

@@ -7,7 +7,6 @@ position is closed by exactly one of them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date
 
@@ -49,18 +48,13 @@ async def monitor_tick(ctx: AppContext) -> watch.TickReport:
 
 
 async def _refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
-    """Each connection's row for the day, once after a batch of closes, not once per close."""
-    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
-
-    async def one(connection_id: int, day: date) -> None:
-        async with bound:
-            try:
-                async with ctx.session_factory() as session:
-                    await analytics.refresh_day(session, connection_id, day)
-                    await session.commit()
-            except Exception:  # the analytics worker recomputes the row on its next tick
-                log.exception(
-                    "analytics: refreshing connection %s for %s failed", connection_id, day
-                )
-
-    await asyncio.gather(*(one(c, d) for c, d in sorted(days)))
+    """Each connection's row for the day, once after a batch of closes, not once per close: all
+    of them in one transaction of a few set-based statements."""
+    if not days:
+        return
+    try:
+        async with ctx.session_factory() as session:
+            await analytics.refresh_days(session, days)
+            await session.commit()
+    except Exception:  # the analytics worker recomputes the rows on its next tick
+        log.exception("analytics: refreshing %d rows after the closes failed", len(days))
