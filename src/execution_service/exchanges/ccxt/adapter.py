@@ -29,6 +29,7 @@ from execution_service.exchanges.base import (
     VenueClose,
     VenuePosition,
 )
+from execution_service.exchanges.budget import BudgetSpec
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
@@ -76,6 +77,7 @@ class CcxtAdapter:
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = STRICT,
+        budget: BudgetSpec | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -102,6 +104,7 @@ class CcxtAdapter:
             timeout_ms=timeout_ms,
             enable_rate_limit=enable_rate_limit,
             outbound=outbound,
+            budget=budget,
         )
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)
