@@ -291,6 +291,8 @@ class FakeBinance:
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
         # Binance's per-IP weight and per-key order limits (None: not enforced).
         self.limits = limits
+        # More accounts' keys (key -> secret), each its own order count; one shared book.
+        self.more_keys: dict[str, str] = {}
         self.fee_rate = fee_rate
         self._quiet = quiet
         self._http = LoopbackServer()
@@ -616,14 +618,16 @@ class FakeBinance:
         key = request.headers.get("x-mbx-apikey")
         if not key:
             raise BinanceError(-2014, ERROR_MESSAGES[-2014], 401)
-        if not hmac.compare_digest(key, self.api_key):
+        secret = self.api_secret if hmac.compare_digest(key, self.api_key) else None
+        secret = secret or self.more_keys.get(key)
+        if secret is None:
             raise BinanceError(-2015, ERROR_MESSAGES[-2015], 401)
 
         def unsigned(part: str) -> str:
             return "&".join(p for p in part.split("&") if p and not p.startswith("signature="))
 
         payload = unsigned(query) + unsigned(body)
-        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(params.get("signature", ""), expected):
             raise BinanceError(-1022, ERROR_MESSAGES[-1022], 400)
         if "timestamp" not in params:

@@ -14,6 +14,7 @@ import ccxt.async_support as ccxt
 from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
+    ExchangeBusy,
     ExchangeError,
     FundingPayment,
     InvalidOrder,
@@ -381,9 +382,10 @@ class CcxtAdapter:
             return await call()
         except ccxt.BaseError as e:
             raise self._translate(e) from None
+        except ExchangeBusy:  # the request budget refused it before it was sent
+            raise
         except Exception as e:
-            # Not a ccxt error (a parsing bug, an unwrapped transport error): after a write the
-            # order may exist, so the caller must treat it as unknown and reconcile.
+            # Not ccxt's (a parsing bug, a transport error): after a write the order may exist.
             error = TemporaryError if unknown_outcome else ExchangeError
             raise error(f"{type(e).__name__} from ccxt {self.exchange_id}") from None
 

@@ -72,7 +72,12 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
     limits = spec.limits or table.limits
     budget = spec.budgets.get(venue, spec.egress, limits)
     account = hashlib.sha256(str(ex.apiKey or "public").encode()).hexdigest()[:16]
-    original = ex.fetch2
+    original, handle_errors = ex.fetch2, ex.handle_errors
+    status: list[int] = [0]  # the HTTP status of this client's last answer
+
+    def seen(code: Any, *args: Any) -> Any:
+        status[0] = int(code) if str(code).isdigit() else 0
+        return handle_errors(code, *args)
 
     async def fetch2(
         path: Any, api: Any = "public", method: str = "GET", params: Any = None, config: Any = None
@@ -81,26 +86,27 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
         cost = float(ex.calculate_rate_limiter_cost(api, method, path, params, config))
         weight = max(1, math.ceil(cost * table.weight_per_cost - 1e-9))
         await budget.acquire(weight, account=account, order=is_order(method, str(path)))
+        status[0] = 0
         try:
             return await original(path, api, method, params, config)
-        except ccxt.DDoSProtection as e:
-            await _stopped(ex, budget, e)
+        except ccxt.BaseError as e:
+            if status[0] in (418, 429):
+                await _stopped(ex, budget, status[0], e)
             raise
         finally:
             await _read_back(ex, budget, limits)
 
-    ex.fetch2 = fetch2
+    ex.handle_errors, ex.fetch2 = seen, fetch2
     return budget
 
 
-async def _stopped(ex: Any, budget: VenueBudget, e: Exception) -> None:
+async def _stopped(ex: Any, budget: VenueBudget, status: int, e: Exception) -> None:
     """A 429/418: pause the (venue, egress) for everyone, unless it is one account's order count
     (Binance -1015), which is that account's alone."""
     text = str(e)
     if "-1015" in text or "Too many new orders" in text:
         return
     headers = {str(k).lower(): v for k, v in (ex.last_response_headers or {}).items()}
-    status = 418 if (" 418 " in f" {text} " or "banned" in text.lower()) else 429
     await budget.pause(status, retry_after_seconds(headers.get("retry-after")))
 
 
