@@ -310,6 +310,12 @@ class AdapterRegistry:
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
 
+    async def budget_states(self) -> list[dict[str, Any]]:
+        """Each (venue, egress) request budget: used, limit, paused until (unix time, 0: not).
+        Also refreshes the budget gauges (another process may have paused one, via Redis)."""
+        budgets = self.budgets.all() if self.budgets is not None else []
+        return [{"venue": b.venue, "egress": b.egress, **await b.state()} for b in budgets]
+
     def forget_prices(self) -> None:
         """Drop every venue's cached tickers (the next sizing asks the exchange)."""
         self._tickers.clear()
