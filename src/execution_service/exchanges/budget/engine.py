@@ -108,7 +108,8 @@ class VenueBudget:
     def _busy(self, wait: float) -> ExchangeBusy:
         return ExchangeBusy(
             f"the {self.venue} request budget has no room before this request's deadline "
-            f"(next room in {wait:.1f} s): not sent"
+            f"(next room in {wait:.1f} s): not sent",
+            retry_after=max(wait, 1.0),
         )
 
     async def pause(self, status: int, retry_after: float | None) -> None:
