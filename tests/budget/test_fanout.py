@@ -193,3 +193,32 @@ async def test_a_ban_refuses_orders_whose_deadline_comes_first(fake: FakeBinance
         await _close(adapters)
     assert all(isinstance(r, ExchangeBusy) for r in results)
     assert fake.requests_to("POST", "/api/v3/order") == []
+
+
+async def test_every_accounts_tickers_at_once_ask_the_venue_once(fake: FakeBinance) -> None:
+    """The monitor asks each account's own tickers at once: the venue is asked once."""
+    from execution_service.exchanges.cache import TickerBook
+
+    budgets, book, shared = Budgets(MemoryStore()), TickerBook(0), SharedMarkets()
+    spec = BudgetSpec(budgets, limits=_limits(90))
+    adapters = [
+        CcxtAdapter(
+            "binance",
+            {},
+            api_base_url=fake.base_url,
+            timeout_ms=30_000,
+            outbound=LOOPBACK,
+            shared_markets=shared,
+            tickers=book,
+            budget=spec,
+        )
+        for _ in range(50)
+    ]
+    try:
+        await adapters[0].load_markets()
+        before = len(fake.requests)
+        answers = await asyncio.gather(*(a.fetch_tickers(["BTC/USDT"]) for a in adapters))
+    finally:
+        await asyncio.gather(*(a.close() for a in adapters))
+    assert all(a["BTC/USDT"].price == Decimal("50000") for a in answers)
+    assert len(fake.requests) - before == 1

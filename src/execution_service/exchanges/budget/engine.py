@@ -48,7 +48,7 @@ class VenueBudget:
 
     def order_slots(self, account: str) -> list[Slot]:
         return [
-            Slot(f"{self._base}:orders:{account}:{w.seconds}", w.limit, w.seconds)
+            Slot(f"{self._base}:orders:{account}:{w.seconds}", w.limit, w.seconds, units=1)
             for w in self.limits.orders
         ]
 

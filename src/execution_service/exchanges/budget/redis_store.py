@@ -12,13 +12,13 @@ from execution_service.exchanges.budget.store import Slot, grace_of
 
 _TAKE = """
 local now = tonumber(ARGV[1])
-local weight = tonumber(ARGV[2])
 local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if paused > now then return tostring(paused - now) end
 local charge = {}
 for i = 2, #KEYS do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local span = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[3 * i - 4])
+  local span = tonumber(ARGV[3 * i - 3])
+  local weight = tonumber(ARGV[3 * i - 2])
   local index = math.floor(now / span)
   local left = (index + 1) * span - now
   local last = index
@@ -28,11 +28,11 @@ for i = 2, #KEYS do
     if tonumber(redis.call('GET', key) or '0') + weight > limit then
       return tostring(left + 0.001)
     end
-    table.insert(charge, {key, span})
+    table.insert(charge, {key, span, weight})
   end
 end
 for _, c in ipairs(charge) do
-  redis.call('INCRBY', c[1], weight)
+  redis.call('INCRBY', c[1], c[3])
   redis.call('PEXPIRE', c[1], math.ceil(c[2] * 2000) + 1000)
 end
 return '0'
@@ -66,9 +66,9 @@ class RedisStore:
         self._pause = self._redis.register_script(_PAUSE)
 
     async def take(self, pause_key: str, slots: Sequence[Slot], weight: int) -> float:
-        args: list[Any] = [repr(self._clock()), weight]
-        for slot in slots:
-            args += [slot.limit, repr(slot.seconds)]
+        args: list[Any] = [repr(self._clock())]
+        for slot in slots:  # ARGV: now, then (limit, seconds, units) per window (KEYS[2..])
+            args += [slot.limit, repr(slot.seconds), slot.cost(weight)]
         wait = await self._take(keys=[pause_key, *(s.key for s in slots)], args=args)
         return float(wait)
 

@@ -20,6 +20,11 @@ class Slot:
     key: str  # the window's name (without its index)
     limit: int
     seconds: float  # not money
+    units: int | None = None  # what one take counts here (order counts: 1); None: the weight
+
+    def cost(self, weight: int) -> int:
+        """A request heavier than the whole window still goes, alone in a window."""
+        return min(self.units if self.units is not None else weight, self.limit)
 
 
 class Store(Protocol):
@@ -52,17 +57,17 @@ class MemoryStore:
         paused = self._pauses.get(pause_key, 0.0)
         if paused > now:
             return paused - now
-        charge: list[tuple[str, int]] = []
+        charge: list[tuple[str, int, int]] = []
         for slot in slots:
             index = math.floor(now / slot.seconds)
             left = (index + 1) * slot.seconds - now
             indexes = [index, index + 1] if left < grace_of(slot.seconds) else [index]
             for i in indexes:
-                if self._counts.get((slot.key, i), 0) + weight > slot.limit:
+                if self._counts.get((slot.key, i), 0) + slot.cost(weight) > slot.limit:
                     return left + 0.001
-                charge.append((slot.key, i))
-        for key in charge:
-            self._counts[key] = self._counts.get(key, 0) + weight
+                charge.append((slot.key, i, slot.cost(weight)))
+        for key, i, units in charge:
+            self._counts[(key, i)] = self._counts.get((key, i), 0) + units
         for slot in slots:
             self._spans[slot.key] = slot.seconds
         if len(self._counts) > 10_000:

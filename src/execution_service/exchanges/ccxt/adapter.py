@@ -205,7 +205,7 @@ class CcxtAdapter:
         if not names:
             return {}
         venues = sorted(set(names.values()))
-        raw = await self._read(lambda: self._ex.fetch_tickers(venues))
+        raw = await self._tickers.once(venues, self._read, lambda: self._ex.fetch_tickers(venues))
         tickers = {v: to_ticker(raw[v], v) for v in venues if v in raw}
         found = {v: t for v, t in tickers.items() if t is not None}
         self._tickers.put(found)  # the prices worker's ticks keep the venue's book warm
