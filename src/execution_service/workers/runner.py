@@ -26,6 +26,8 @@ from execution_service.workers.monitor import monitor_tick
 from execution_service.workers.webhooks import webhook_tick
 
 log = logging.getLogger(__name__)
+# How long a stopping runner waits for the ticks in flight before it cancels them.
+STOP_GRACE_SECONDS = 10.0
 
 Tick = Callable[[AppContext], Awaitable[None]]
 
@@ -104,7 +106,14 @@ class WorkerRunner:
         log.info("workers started: %s", ", ".join(loop.name for loop in self.loops))
 
     async def stop(self) -> None:
+        """Each loop ends after its current tick; a tick still running after STOP_GRACE_SECONDS
+        (the health checks spread over their interval sleep inside the tick) is cancelled, so a
+        SIGTERM never ends in the SIGKILL that follows a shutdown that hangs."""
         self._stop.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
