@@ -39,7 +39,6 @@ MODULES = {
     "reads": "benchmarks.bench_reads",
     "stops": "benchmarks.bench_stops",
     "market_data": "benchmarks.bench_market_data",
-    "budget": "benchmarks.bench_budget",
 }
 
 
