@@ -23,6 +23,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def until_up(http: httpx.AsyncClient) -> None:
+    """Until the served process answers /health (20 s at most)."""
+    for _ in range(200):
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the service did not start")
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     port = free_port()
@@ -45,14 +56,7 @@ async def served(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10
     ) as http:
         try:
-            for _ in range(200):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the service did not start")
+            await until_up(http)
             yield http
         finally:
             proc.terminate()

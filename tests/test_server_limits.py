@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import BOOTSTRAP_KEY
-from tests.test_serve import free_port
+from tests.test_serve import free_port, until_up
 
 
 @asynccontextmanager
@@ -38,14 +38,7 @@ async def served(tmp_path: Path, **settings: str) -> AsyncIterator[int]:
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(200):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the service did not start")
+            await until_up(http)
         yield port
     finally:
         proc.terminate()
