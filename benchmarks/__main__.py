@@ -39,6 +39,7 @@ MODULES = {
     "reads": "benchmarks.bench_reads",
     "stops": "benchmarks.bench_stops",
     "market_data": "benchmarks.bench_market_data",
+    "budget": "benchmarks.bench_budget",
 }
 
 

@@ -25,6 +25,7 @@ TITLES = {
     "reads": "4. API reads (GET /positions?status=open&limit=50)",
     "stops": "5. Stop reaction",
     "market_data": "6. Market data at scale (ingest and latest, 10,000 vs 10 million ticks)",
+    "budget": "7. Request budget (fan-out to ccxt accounts on one IP, weight enforced)",
 }
 
 

@@ -96,3 +96,15 @@ class BadGateway(AppError):
     status = 502
     code = "exchange_error"
     title = "Exchange error"
+
+
+class ExchangeBusyError(AppError):
+    """The venue's request budget has no room now (issue #19): nothing was sent; try again after
+    `Retry-After`."""
+
+    status = 503
+    code = "exchange_busy"
+    title = "Exchange budget exhausted"
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, round(retry_after)))})

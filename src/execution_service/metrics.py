@@ -84,3 +84,28 @@ HTTP_DURATION = Histogram(
 def render() -> tuple[bytes, str]:
     """The exposition text of the default registry, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# The request budget per (venue, egress) (issue #19): egress is a proxy's host, never its URL.
+BUDGET_USED = Gauge(
+    "execution_budget_used", "Request weight counted in the current window.", ["venue", "egress"]
+)
+BUDGET_LIMIT = Gauge(
+    "execution_budget_limit", "Request weight allowed per window.", ["venue", "egress"]
+)
+BUDGET_PAUSED_UNTIL = Gauge(
+    "execution_budget_paused_until",
+    "Unix time until which the venue told us to stop (0: not paused).",
+    ["venue", "egress"],
+)
+BUDGET_PAUSES = Counter(
+    "execution_budget_pauses",
+    "429/418 answers that paused a budget.",
+    ["venue", "egress", "status"],
+)
+BUDGET_WAIT = Histogram(
+    "execution_budget_wait_seconds",
+    "How long a request waited for its budget (0 when there was room).",
+    ["priority"],
+    buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60),
+)

@@ -162,6 +162,7 @@ _PROBLEMS: dict[int, str] = {
     422: "The request is invalid: see `errors`",
     429: "Too many requests: wait `Retry-After` seconds",
     502: "The exchange or broker behind the connection failed",
+    503: "The venue's request budget has no room now; nothing was sent: wait `Retry-After`",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
@@ -173,7 +174,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "model": ValidationProblem if status == 422 else Problem,
             "description": _PROBLEMS[status],
-            **({"headers": _RETRY_AFTER} if status == 429 else {}),
+            **({"headers": _RETRY_AFTER} if status in (429, 503) else {}),
         }
         for status in statuses
     }

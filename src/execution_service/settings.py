@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     # unknown order forgets them), and a venue's last price at most this old; 0 = every time.
     balance_cache_seconds: float = Field(default=5, ge=0)
     ticker_cache_seconds: float = Field(default=1, ge=0)
+    # One request budget per (venue, egress) shared by every account (issue #19): in this
+    # process's memory, or in Redis when set ("redis://127.0.0.1:6379/0"), shared by every API
+    # replica and worker. `budget_enabled=false` goes back to ccxt's per-client spacing.
+    redis_url: str | None = None
+    budget_enabled: bool = True
+    # Multiplies every venue's published weight limit (an account tier with more weight).
+    budget_limit_scale: float = Field(default=1.0, gt=0)
 
     # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
     monitor_interval_seconds: float = Field(default=1.0, gt=0)

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.binance_limits import BinanceLimits, Refusal, weight_of
 from tests.fakes.server import LoopbackServer
 
 D = Decimal
@@ -285,8 +286,13 @@ class FakeBinance:
         port: int = 0,
         fee_rate: Decimal = D("0.001"),
         quiet: bool = True,
+        limits: BinanceLimits | None = None,
     ) -> None:
         self.api_key, self.api_secret, self.host, self.port = api_key, api_secret, host, port
+        # Binance's per-IP weight and per-key order limits (None: not enforced).
+        self.limits = limits
+        # More accounts' keys (key -> secret), each its own order count; one shared book.
+        self.more_keys: dict[str, str] = {}
         self.fee_rate = fee_rate
         self._quiet = quiet
         self._http = LoopbackServer()
@@ -540,9 +546,17 @@ class FakeBinance:
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000)
             route = self._routes.get((method, path))
-            response = await self._answer(request, route, record, query, body)
+            refused = self._over_limit(request, record) if route is not None else None
+            if refused is not None:
+                response = self._throttled(refused.status, refused.retry_after, refused)
+            else:
+                response = await self._answer(request, route, record, query, body)
         finally:
             self.in_flight -= 1
+        if self.limits is not None and route is not None:
+            ip = request.client.host if request.client else "?"
+            order = (method, path) == ("POST", "/api/v3/order")
+            response.headers.update(self.limits.headers(ip, record.api_key, order))
         record.status = response.status_code
         return response
 
@@ -575,8 +589,23 @@ class FakeBinance:
                     await asyncio.wait_for(self._release.wait(), rule.data["seconds"] or 3600)
         return JSONResponse(result)
 
-    def _throttled(self, status: int, retry_after: float | None) -> Response:
+    def _over_limit(self, request: Request, record: RecordedRequest) -> Refusal | None:
+        if self.limits is None or self.down == "503":
+            return None
+        ip = request.client.host if request.client else "?"
+        weight = weight_of(record.method, record.path, record.params)
+        refused = self.limits.admit(ip, weight)
+        if refused is None and (record.method, record.path) == ("POST", "/api/v3/order"):
+            refused = self.limits.admit_order(record.api_key or "")
+        return refused
+
+    def _throttled(
+        self, status: int, retry_after: float | None, refusal: Refusal | None = None
+    ) -> Response:
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        if refusal is not None:
+            body = {"code": refusal.code, "msg": refusal.msg}
+            return JSONResponse(body, status_code=status, headers=headers)
         if status == 418:
             until = now_ms() + int((retry_after or 60) * 1000)
             msg = f"Way too much request weight used; IP banned until {until}."
@@ -589,14 +618,16 @@ class FakeBinance:
         key = request.headers.get("x-mbx-apikey")
         if not key:
             raise BinanceError(-2014, ERROR_MESSAGES[-2014], 401)
-        if not hmac.compare_digest(key, self.api_key):
+        secret = self.api_secret if hmac.compare_digest(key, self.api_key) else None
+        secret = secret or self.more_keys.get(key)
+        if secret is None:
             raise BinanceError(-2015, ERROR_MESSAGES[-2015], 401)
 
         def unsigned(part: str) -> str:
             return "&".join(p for p in part.split("&") if p and not p.startswith("signature="))
 
         payload = unsigned(query) + unsigned(body)
-        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(params.get("signature", ""), expected):
             raise BinanceError(-1022, ERROR_MESSAGES[-1022], 400)
         if "timestamp" not in params:

@@ -78,7 +78,7 @@ async def test_connection(
 
 
 @router.post(
-    "/{connection_id}/activate", response_model=ConnectionRead, responses=problems(404, 409)
+    "/{connection_id}/activate", response_model=ConnectionRead, responses=problems(404, 409, 503)
 )
 async def activate_connection(
     connection_id: RowId, session: SessionDep, ctx: ContextDep, principal: PrincipalDep

@@ -23,9 +23,16 @@ from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError, owner_aad
 from execution_service.db import utcnow
 from execution_service.enums import Adapter, ConnectionStatus, EventType, MarketType
-from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
+from execution_service.errors import (
+    BadGateway,
+    Conflict,
+    ExchangeBusyError,
+    NotFound,
+    Unprocessable,
+)
 from execution_service.events import service as events
-from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeError
+from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeBusy, ExchangeError
+from execution_service.exchanges.budget import Priority, calling
 from execution_service.exchanges.registry import capabilities, known_exchange, venue_hosts
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
@@ -215,6 +222,8 @@ class CheckResult:
     error: str | None
     balances: dict[str, BalanceEntry] | None = None
     fatal: bool = False
+    # The venue's request budget had no room: nothing was asked, nothing is counted against it.
+    busy_for: float | None = None
 
 
 async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
@@ -228,6 +237,9 @@ async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
         return CheckResult(False, _ms(started), f"credentials: {exc}", fatal=True)
     except AuthFailed as exc:
         return CheckResult(False, _ms(started), f"{exc.code}: {exc.message}", fatal=True)
+    except ExchangeBusy as exc:
+        error = f"{exc.code}: {exc.message}"
+        return CheckResult(False, _ms(started), error, busy_for=exc.retry_after or 1.0)
     except ExchangeError as exc:
         return CheckResult(False, _ms(started), f"{exc.code}: {exc.message}")
     return CheckResult(True, _ms(started), None, balances)
@@ -238,6 +250,8 @@ def _ms(started: float) -> int:
 
 
 def record_check(conn: ExecutionConnection, result: CheckResult) -> None:
+    if result.busy_for is not None:
+        return  # not checked: the venue was never asked
     conn.last_tested_at = utcnow()
     outcome = "ok" if result.ok else "fatal" if result.fatal else "failed"
     metrics.CONNECTION_CHECKS.labels(outcome).inc()
@@ -279,7 +293,15 @@ async def test_connection(
 async def activate(
     session: AsyncSession, ctx: AppContext, principal: Principal, connection_id: int
 ) -> ExecutionConnection:
-    result = await test_connection(session, ctx, principal, connection_id)
+    # Onboarding waits for the venue's request budget (briefly), and past that answers 503 with
+    # Retry-After instead of spending weight the venue would answer with 429/418 (issue #19).
+    with calling(Priority.READ, within=ctx.settings.exchange_timeout_ms / 1000):
+        result = await test_connection(session, ctx, principal, connection_id)
+    if result.busy_for is not None:
+        raise ExchangeBusyError(
+            f"connection {connection_id} was not checked: {result.error}",
+            retry_after=result.busy_for,
+        )
     conn = await get_connection(session, principal, connection_id)
     if not result.ok:
         raise Conflict(

@@ -27,7 +27,11 @@ from execution_service.exchanges.base import (
     VenueClose,
     VenuePosition,
 )
+from execution_service.exchanges.budget import Priority, calling
 from execution_service.exchanges.capabilities import VenueCapabilities
+
+# Operations that protect or close a position: first in line for the venue's request budget.
+_EXITS = frozenset({"close_position", "amend_stops", "cancel_order"})
 
 
 class BoundedAdapter:
@@ -53,12 +57,14 @@ class BoundedAdapter:
 
     @contextlib.asynccontextmanager
     async def _call(self, operation: str, *, bounded: bool = True) -> AsyncIterator[None]:
+        priority = Priority.EXIT if operation in _EXITS else Priority.READ
         try:
-            if bounded:
-                async with self._bound:
+            with calling(priority):
+                if bounded:
+                    async with self._bound:
+                        yield
+                else:
                     yield
-            else:
-                yield
         except ExchangeError as exc:
             metrics.EXCHANGE_ERRORS.labels(exc.code, operation).inc()
             raise
@@ -98,6 +104,24 @@ class BoundedAdapter:
         stops: Stops | None = None,
         *,
         reduce_only: bool = False,
+    ) -> OrderResult:
+        # Its request budget waits no longer than its slot may: both end at the same deadline.
+        priority = Priority.EXIT if reduce_only else Priority.ENTRY
+        with calling(priority, within=self._order_slot_timeout):
+            return await self._create_order(
+                symbol, side, type, amount, price, client_order_id, stops, reduce_only
+            )
+
+    async def _create_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+        stops: Stops | None,
+        reduce_only: bool,
     ) -> OrderResult:
         try:
             async with asyncio.timeout(self._order_slot_timeout):

@@ -98,12 +98,30 @@ class TickerBook:
         self.ttl = ttl
         self._clock = clock
         self._prices: dict[str, tuple[Ticker, float]] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
     def get(self, symbol: str) -> Ticker | None:
         hit = self._prices.get(symbol)
         if hit is not None and self._clock() - hit[1] < self.ttl:
             return hit[0]
         return None
+
+    async def once(
+        self,
+        symbols: list[str],
+        read: Callable[[Callable[[], Awaitable[T]]], Awaitable[T]],
+        call: Callable[[], Awaitable[T]],
+    ) -> T:
+        """`read(call)`, unless a client of the venue is already asking for the same symbols:
+        then its answer. The monitor asks every account's tickers at once; the venue is asked
+        once (public data, the same for every account) and the weight is spent once."""
+        key = tuple(symbols)
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._inflight[key] = asyncio.ensure_future(read(call))
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        result: T = await asyncio.shield(task)
+        return result
 
     def put(self, tickers: dict[str, Ticker]) -> None:
         if self.ttl > 0:

@@ -27,6 +27,7 @@ from execution_service.exchanges.base import (
     Quotes,
 )
 from execution_service.exchanges.bounded import BoundedAdapter
+from execution_service.exchanges.budget import Budgets, BudgetSpec
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.mtapi import adapter as mtapi_adapter
@@ -117,6 +118,12 @@ class AdapterRegistry:
         # same markets and prices, so one load or one ticker serves them all.
         self._tickers: dict[str, TickerBook] = {}
         self._markets: dict[str, SharedMarkets] = {}
+        # One request budget per (venue, egress), shared by every account (issue #19).
+        self.budgets = (
+            Budgets(redis_url=settings.redis_url, scale=settings.budget_limit_scale)
+            if settings.budget_enabled
+            else None
+        )
 
     def _venue(
         self, exchange: str | None, url: str | None, sandbox: bool, market_type: str
@@ -126,7 +133,8 @@ class AdapterRegistry:
         if tickers is None:
             tickers = self._tickers[key] = TickerBook(self._settings.ticker_cache_seconds)
         markets = self._markets.setdefault(key, SharedMarkets())
-        return {"tickers": tickers, "shared_markets": markets}
+        budget = BudgetSpec(self.budgets) if self.budgets is not None else None
+        return {"tickers": tickers, "shared_markets": markets, "budget": budget}
 
     def _bound(self, key: int, adapter: ExchangeAdapter) -> ExchangeAdapter:
         bound = self._bounds.get(key)
@@ -302,6 +310,12 @@ class AdapterRegistry:
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
 
+    async def budget_states(self) -> list[dict[str, Any]]:
+        """Each (venue, egress) request budget: used, limit, paused until (unix time, 0: not).
+        Also refreshes the budget gauges (another process may have paused one, via Redis)."""
+        budgets = self.budgets.all() if self.budgets is not None else []
+        return [{"venue": b.venue, "egress": b.egress, **await b.state()} for b in budgets]
+
     def forget_prices(self) -> None:
         """Drop every venue's cached tickers (the next sizing asks the exchange)."""
         self._tickers.clear()
@@ -321,6 +335,8 @@ class AdapterRegistry:
             clients, self._clients = list(self._clients.values()), {}
         for cached in clients:
             await cached.adapter.close()
+        if self.budgets is not None:
+            await self.budgets.close()
 
 
 def _fingerprint(conn: ExecutionConnection) -> str:

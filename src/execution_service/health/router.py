@@ -3,6 +3,8 @@ metrics (unauthenticated, like the probes: operators keep them on their own netw
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -35,7 +37,9 @@ async def ready(ctx: ContextDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(ctx: ContextDep) -> Response:
     """Prometheus text exposition format: the series are listed in the README."""
+    with contextlib.suppress(Exception):  # the request budgets' gauges, as the store has them
+        await ctx.adapters.budget_states()
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

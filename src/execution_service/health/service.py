@@ -6,6 +6,7 @@ together over it (alert on `stale`, or on the `execution_market_data_stale_feeds
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -54,4 +55,8 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
             }
     if stale is not None:
         checks["market_data"] = {"stale": stale}
+    with contextlib.suppress(Exception):  # reported, never failing: a venue's ban is not ours
+        budgets = await ctx.adapters.budget_states()
+        if budgets:
+            checks["request_budget"] = {"paused": [b for b in budgets if b["paused_until"]]}
     return checks

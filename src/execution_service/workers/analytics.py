@@ -24,6 +24,7 @@ from execution_service.decimals import normalize
 from execution_service.enums import MarketType
 from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import BalanceEntry
+from execution_service.exchanges.budget import Priority, calling
 from execution_service.exchanges.registry import capabilities
 from execution_service.models import ExecutionConnection
 
@@ -57,7 +58,8 @@ async def _snapshot(ctx: AppContext, conn: ExecutionConnection, today: date) -> 
     # The exchange answers outside any transaction; the positions are read after it, so the
     # open PnL is as recent as the balance.
     adapter = await ctx.adapters.for_connection(conn)
-    balances: dict[str, BalanceEntry] = await adapter.fetch_balance()
+    with calling(Priority.BACKGROUND):  # the venues' request budgets: last in line
+        balances: dict[str, BalanceEntry] = await adapter.fetch_balance()
     async with ctx.session_factory() as session:
         book = await AnalyticsRepository(session).position_book(conn.id)
         quote = quote_of(book.symbols)

@@ -1,5 +1,8 @@
 """Connection health: a periodic balance check of every active connection; past
-`max_consecutive_failures` in a row the connection is deactivated, with the reason."""
+`max_consecutive_failures` in a row the connection is deactivated, with the reason.
+
+The checks are the lowest priority of the venues' request budgets (issue #19), and with many
+connections they are spread over most of the interval instead of spent at once."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from execution_service.connections.repository import ConnectionRepository
 from execution_service.connections.service import mark_error, probe, record_check
 from execution_service.context import AppContext
 from execution_service.enums import ConnectionStatus
+from execution_service.exchanges.budget import Priority, calling
 from execution_service.models import ExecutionConnection
+
+SPREAD_OVER = 50  # connections
 
 
 async def health_tick(ctx: AppContext) -> list[int]:
@@ -19,10 +25,16 @@ async def health_tick(ctx: AppContext) -> list[int]:
         conns = await ConnectionRepository(session).active()
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     deactivated: list[int] = []
+    # Few connections: nothing to spread. Many: one every `step` seconds over 80 % of the tick.
+    step = (
+        0.8 * ctx.settings.health_interval_seconds / len(conns) if len(conns) > SPREAD_OVER else 0
+    )
 
-    async def check(conn: ExecutionConnection) -> None:
+    async def check(conn: ExecutionConnection, offset: float) -> None:
+        await asyncio.sleep(offset)
         async with bound:
-            result = await probe(ctx, conn)
+            with calling(Priority.BACKGROUND):
+                result = await probe(ctx, conn)
         async with ctx.session_factory() as session:
             row = await ConnectionRepository(session).by_id(conn.id)
             if row is None:
@@ -37,7 +49,7 @@ async def health_tick(ctx: AppContext) -> list[int]:
                 deactivated.append(row.id)
             await session.commit()
 
-    await asyncio.gather(*(check(c) for c in conns))
+    await asyncio.gather(*(check(c, i * step) for i, c in enumerate(conns)))
     await _count_by_status(ctx)
     return deactivated
 

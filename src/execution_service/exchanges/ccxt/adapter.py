@@ -14,6 +14,7 @@ import ccxt.async_support as ccxt
 from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
+    ExchangeBusy,
     ExchangeError,
     FundingPayment,
     InvalidOrder,
@@ -29,6 +30,7 @@ from execution_service.exchanges.base import (
     VenueClose,
     VenuePosition,
 )
+from execution_service.exchanges.budget import BudgetSpec
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
@@ -76,6 +78,7 @@ class CcxtAdapter:
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = OPEN,
+        budget: BudgetSpec | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -102,6 +105,7 @@ class CcxtAdapter:
             timeout_ms=timeout_ms,
             enable_rate_limit=enable_rate_limit,
             outbound=outbound,
+            budget=budget,
         )
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)
@@ -201,7 +205,7 @@ class CcxtAdapter:
         if not names:
             return {}
         venues = sorted(set(names.values()))
-        raw = await self._read(lambda: self._ex.fetch_tickers(venues))
+        raw = await self._tickers.once(venues, self._read, lambda: self._ex.fetch_tickers(venues))
         tickers = {v: to_ticker(raw[v], v) for v in venues if v in raw}
         found = {v: t for v, t in tickers.items() if t is not None}
         self._tickers.put(found)  # the prices worker's ticks keep the venue's book warm
@@ -378,9 +382,10 @@ class CcxtAdapter:
             return await call()
         except ccxt.BaseError as e:
             raise self._translate(e) from None
+        except ExchangeBusy:  # the request budget refused it before it was sent
+            raise
         except Exception as e:
-            # Not a ccxt error (a parsing bug, an unwrapped transport error): after a write the
-            # order may exist, so the caller must treat it as unknown and reconcile.
+            # Not ccxt's (a parsing bug, a transport error): after a write the order may exist.
             error = TemporaryError if unknown_outcome else ExchangeError
             raise error(f"{type(e).__name__} from ccxt {self.exchange_id}") from None
 

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 
+from execution_service.exchanges.budget import BudgetSpec
+from execution_service.exchanges.ccxt.budgeting import meter, venue_key
 from execution_service.exchanges.ccxt.errors import translate
 from execution_service.exchanges.ccxt.network import pin
 from execution_service.exchanges.ccxt.venues import client_options, venue_of
@@ -25,13 +27,15 @@ def build_client(
     timeout_ms: int,
     enable_rate_limit: bool,
     outbound: OutboundPolicy,
+    budget: BudgetSpec | None = None,
 ) -> Any:
     """A ccxt async client for `exchange_id` (known to ccxt); errors name none of `secrets`."""
     cls = getattr(ccxt, exchange_id)
     config: dict[str, Any] = {
         "apiKey": credentials.get("api_key"),
         "secret": credentials.get("api_secret"),
-        "enableRateLimit": enable_rate_limit,
+        # A budgeted client waits for its (venue, egress) budget instead: never idle time.
+        "enableRateLimit": enable_rate_limit and budget is None,
         "timeout": timeout_ms,
         "options": client_options(venue_of(exchange_id), market_type),
     }
@@ -49,6 +53,8 @@ def build_client(
             ex.set_sandbox_mode(True)
     except ccxt.BaseError as e:
         raise translate(e, secrets, ex.last_response_headers) from None
+    if budget is not None:
+        meter(ex, budget, venue_key(exchange_id, sandbox, api_base_url), exchange_id)
     if api_base_url:
         # `hostname` alone is not enough: most exchanges spell out full URLs per API group.
         original = ex.urls["api"]

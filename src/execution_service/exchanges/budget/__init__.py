@@ -1,0 +1,87 @@
+"""Request budgets per (venue, egress), shared by every account and, with Redis, every process
+(issue #19). See `engine.VenueBudget`; the ccxt translation is in `exchanges/ccxt/budgeting.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from execution_service.exchanges.budget.engine import VenueBudget
+from execution_service.exchanges.budget.model import (
+    Call,
+    Priority,
+    VenueLimits,
+    Window,
+    calling,
+    current_call,
+)
+from execution_service.exchanges.budget.store import MemoryStore, Slot, Store
+
+
+class Budgets:
+    """Every budget of this process, on one store (memory, or Redis when EXEC_REDIS_URL is set)."""
+
+    def __init__(
+        self, store: Store | None = None, redis_url: str | None = None, scale: float = 1.0
+    ) -> None:
+        self.scale = scale  # not money
+        if store is None and redis_url:
+            from execution_service.exchanges.budget.redis_store import RedisStore
+
+            store = RedisStore(redis_url)
+        self.store: Store = store if store is not None else MemoryStore()
+        self._budgets: dict[tuple[str, str], VenueBudget] = {}
+
+    def get(self, venue: str, egress: str | None, limits: VenueLimits) -> VenueBudget:
+        name = egress_name(egress)
+        budget = self._budgets.get((venue, name))
+        if budget is None:
+            if self.scale != 1.0:
+                scaled = max(1, int(limits.weight.limit * self.scale))
+                weight = Window(scaled, limits.weight.seconds)
+                limits = replace(limits, weight=weight)
+            budget = self._budgets[(venue, name)] = VenueBudget(self.store, venue, name, limits)
+        return budget
+
+    def all(self) -> list[VenueBudget]:
+        return list(self._budgets.values())
+
+    async def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """What a client needs to be budgeted: the process's budgets and the egress it goes out by."""
+
+    budgets: Budgets
+    egress: str | None = None
+    # Overrides the venue's published limits (tests; operators on other tiers).
+    limits: VenueLimits | None = None
+
+
+def egress_name(egress: str | None) -> str:
+    """A proxy's host and port, never its credentials: what labels and keys carry."""
+    if not egress:
+        return "direct"
+    parts = urlsplit(egress)
+    return f"{parts.hostname or '?'}:{parts.port}" if parts.port else parts.hostname or "?"
+
+
+__all__ = [
+    "BudgetSpec",
+    "Budgets",
+    "Call",
+    "MemoryStore",
+    "Priority",
+    "Slot",
+    "Store",
+    "VenueBudget",
+    "VenueLimits",
+    "Window",
+    "calling",
+    "current_call",
+    "egress_name",
+]

@@ -1,0 +1,143 @@
+"""One (venue, egress) request budget as this process sees it: the requests of every account on
+it queue here by (priority, arrival); the head asks the store (memory or Redis) for room.
+
+An idle budget adds no wait: with nobody queued and room in every window, `acquire` is one store
+call. When short, exits go before entries, entries before reads, reads before background reads,
+and the oldest first within a priority. A request that cannot go before its send deadline is
+refused unsent (`ExchangeBusy`). A 429/418 pauses the budget for every account in every process
+sharing the store, until the time the venue gave."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+
+from execution_service import metrics
+from execution_service.exchanges.base import ExchangeBusy
+from execution_service.exchanges.budget.model import Priority, VenueLimits, current_call
+from execution_service.exchanges.budget.store import Slot, Store
+
+log = logging.getLogger("execution_service.budget")
+
+# A read or background read with no deadline of its own waits at most this long for the budget.
+READ_WAIT_SECONDS = 30.0  # not money
+BACKGROUND_WAIT_SECONDS = 120.0  # not money
+
+
+class VenueBudget:
+    def __init__(
+        self, store: Store, venue: str, egress: str, limits: VenueLimits, prefix: str = "budget"
+    ) -> None:
+        self.store, self.venue, self.egress, self.limits = store, venue, egress, limits
+        self._base = f"{prefix}:{venue}:{egress}"
+        self.pause_key = f"{self._base}:pause"
+        self._queue: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+        self._changed = asyncio.Event()
+        self.paused_until = 0.0  # what this process last saw (for readiness and metrics)
+        metrics.BUDGET_LIMIT.labels(venue, egress).set(limits.weight.limit)
+
+    def weight_slot(self, priority: Priority) -> Slot:
+        w = self.limits.weight
+        return Slot(f"{self._base}:weight", self.limits.cap(priority), w.seconds)
+
+    def order_slots(self, account: str) -> list[Slot]:
+        return [
+            Slot(f"{self._base}:orders:{account}:{w.seconds}", w.limit, w.seconds, units=1)
+            for w in self.limits.orders
+        ]
+
+    async def acquire(
+        self, weight: int, *, account: str | None = None, order: bool = False
+    ) -> None:
+        call = current_call()
+        priority = call.priority if call else (Priority.ENTRY if order else Priority.READ)
+        deadline = call.deadline if call else None
+        if deadline is None and priority >= Priority.READ:
+            wait = READ_WAIT_SECONDS if priority == Priority.READ else BACKGROUND_WAIT_SECONDS
+            deadline = time.monotonic() + wait
+        slots = [self.weight_slot(priority)]
+        if order and account is not None:
+            slots += self.order_slots(account)
+        started = time.monotonic()
+        if not self._queue and await self.store.take(self.pause_key, slots, weight) == 0:
+            metrics.BUDGET_WAIT.labels(priority.name.lower()).observe(0)
+            return
+        await self._wait_turn(priority, slots, weight, deadline)
+        metrics.BUDGET_WAIT.labels(priority.name.lower()).observe(time.monotonic() - started)
+
+    async def _wait_turn(
+        self, priority: Priority, slots: Sequence[Slot], weight: int, deadline: float | None
+    ) -> None:
+        me = (int(priority), next(self._seq))
+        heapq.heappush(self._queue, me)
+        try:
+            while True:
+                changed = self._changed
+                left = None if deadline is None else deadline - time.monotonic()
+                if self._queue[0] == me:
+                    wait = await self.store.take(self.pause_key, slots, weight)
+                    if wait == 0:
+                        return
+                    if left is not None and wait >= left:
+                        raise self._busy(wait)
+                    await self._sleep(changed, wait)
+                else:
+                    if left is not None and left <= 0:
+                        raise self._busy(0)
+                    await self._sleep(changed, left)
+        finally:
+            self._queue.remove(me)
+            heapq.heapify(self._queue)
+            self._wake()
+
+    @staticmethod
+    async def _sleep(changed: asyncio.Event, seconds: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), seconds)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _busy(self, wait: float) -> ExchangeBusy:
+        return ExchangeBusy(
+            f"the {self.venue} request budget has no room before this request's deadline "
+            f"(next room in {wait:.1f} s): not sent",
+            retry_after=max(wait, 1.0),
+        )
+
+    async def pause(self, status: int, retry_after: float | None) -> None:
+        """The venue said stop (429 with Retry-After, or a 418 ban) until now + retry_after."""
+        seconds = retry_after if retry_after is not None else (120.0 if status == 418 else 60.0)
+        until = time.time() + seconds
+        await self.store.pause(self.pause_key, until)
+        self.paused_until = max(self.paused_until, until)
+        metrics.BUDGET_PAUSES.labels(self.venue, self.egress, str(status)).inc()
+        metrics.BUDGET_PAUSED_UNTIL.labels(self.venue, self.egress).set(self.paused_until)
+        log.warning(
+            "budget_paused",
+            extra={"venue": self.venue, "egress": self.egress, "status": status, "until": until},
+        )
+        self._wake()
+
+    async def report_used(self, used: int) -> None:
+        """The venue's own count of our weight in its current window (a response header)."""
+        await self.store.floor(self.weight_slot(Priority.EXIT), used)
+        metrics.BUDGET_USED.labels(self.venue, self.egress).set(used)
+
+    async def state(self) -> dict[str, float]:
+        used = await self.store.used(self.weight_slot(Priority.EXIT))
+        self.paused_until = await self.store.paused_until(self.pause_key)
+        metrics.BUDGET_USED.labels(self.venue, self.egress).set(used)
+        metrics.BUDGET_PAUSED_UNTIL.labels(self.venue, self.egress).set(self.paused_until)
+        return {
+            "used": used,
+            "limit": self.limits.weight.limit,
+            "paused_until": self.paused_until,
+        }
