@@ -170,8 +170,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         workers_enabled=False,
         exchange_timeout_ms=2000,
         exchange_retry_base_delay=0.01,
-        # The whole session shares one fake Binance (one "IP") and one app: its request budget
-        # is Binance's x100 so no test waits on another's weight; tests/budget/ use real shapes.
+        # The whole session shares one fake Binance (one "IP", and one API key for every test
+        # connection, so one account's order counts) and one app: its request budget is
+        # Binance's x100 so no test waits on another's weight; tests/budget/ use real shapes.
         budget_limit_scale=100,
         # Tests fail authentication on purpose; test_limits tightens this on its own.
         auth_max_failures=10_000,

@@ -57,7 +57,7 @@ def _venue() -> str:
 
 async def test_take_is_all_or_nothing_and_counts(store: Store) -> None:
     name = _venue()
-    a, b = Slot(f"{name}:a", 10, 60), Slot(f"{name}:b", 3, 60)
+    a, b = Slot(f"{name}:a", 10, 60, grace=1.0), Slot(f"{name}:b", 3, 60, grace=1.0)
     assert await store.take(f"{name}:pause", [a, b], 3) == 0
     assert await store.take(f"{name}:pause", [a, b], 1) > 0  # b is full: a is not charged
     assert await store.used(a) in (3, 6)  # (6: taken in a window's last second, counted twice)
@@ -66,6 +66,33 @@ async def test_take_is_all_or_nothing_and_counts(store: Store) -> None:
     await store.pause(f"{name}:pause", time.time() + 5)
     assert 4 < await store.take(f"{name}:pause", [a], 1) <= 5
     assert await store.paused_until(f"{name}:pause") > time.time()
+
+
+@pytest.mark.parametrize(
+    ("taken_at", "grace", "next_window_used"),
+    [
+        (59.7, 0.5, 4),  # within the grace: it may reach the venue in the next window
+        (59.4, 0.5, 0),  # before it: this window only
+        (59.7, 0.0, 0),  # no grace at all
+        (30.0, 1.0, 0),
+    ],
+)
+async def test_a_request_taken_at_a_window_end_counts_in_the_next_one_too(
+    taken_at: float, grace: float, next_window_used: int
+) -> None:
+    now = [taken_at]
+    store = MemoryStore(clock=lambda: now[0])
+    slot = Slot("w", 10, 60, grace=grace)
+    assert await store.take("p", [slot], 4) == 0
+    assert await store.used(slot) == 4
+    now[0] = 60.1
+    assert await store.used(slot) == next_window_used
+
+
+def test_a_window_grace_defaults_to_a_second_or_a_twentieth() -> None:
+    assert Window(6000, 60).grace_seconds == 1.0
+    assert Window(100, 2).grace_seconds == 0.1
+    assert Window(100, 2, grace=0.5).grace_seconds == 0.5
 
 
 async def test_idle_budget_adds_no_wait(store: Store) -> None:

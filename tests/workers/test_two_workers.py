@@ -76,6 +76,9 @@ async def test_two_workers_close_each_position_once(
         "EXEC_HEALTH_INTERVAL_SECONDS": "3600",
         "EXEC_ORDER_TRACKER_INTERVAL_SECONDS": "3600",
         "EXEC_LOG_LEVEL": "WARNING",
+        # Every connection here is the fake's one API key: 200 exits are 200 orders of one
+        # Binance account, past its 100 per 10 s. Scaled as the suite's own app is (conftest).
+        "EXEC_BUDGET_LIMIT_SCALE": str(settings.budget_limit_scale),
         # Two workers beside this process's pools stay within the suite's 20 (tests/pg.py).
         "EXEC_DB_POOL_SIZE": "2",
         "EXEC_DB_MAX_OVERFLOW": "1",

@@ -37,11 +37,16 @@ class Budgets:
         budget = self._budgets.get((venue, name))
         if budget is None:
             if self.scale != 1.0:
-                scaled = max(1, int(limits.weight.limit * self.scale))
-                weight = Window(scaled, limits.weight.seconds)
-                limits = replace(limits, weight=weight)
+                limits = replace(
+                    limits,
+                    weight=self._scaled(limits.weight),
+                    orders=tuple(self._scaled(w) for w in limits.orders),
+                )
             budget = self._budgets[(venue, name)] = VenueBudget(self.store, venue, name, limits)
         return budget
+
+    def _scaled(self, window: Window) -> Window:
+        return replace(window, limit=max(1, int(window.limit * self.scale)))
 
     def all(self) -> list[VenueBudget]:
         return list(self._budgets.values())
@@ -63,9 +68,12 @@ class BudgetSpec:
 
 
 def egress_name(egress: str | None) -> str:
-    """A proxy's host and port, never its credentials: what labels and keys carry."""
+    """An egress group's name, or a proxy's host and port (never its credentials): what
+    labels and keys carry."""
     if not egress:
         return "direct"
+    if "://" not in egress:
+        return egress
     parts = urlsplit(egress)
     return f"{parts.hostname or '?'}:{parts.port}" if parts.port else parts.hostname or "?"
 

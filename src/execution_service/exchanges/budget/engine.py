@@ -44,11 +44,19 @@ class VenueBudget:
 
     def weight_slot(self, priority: Priority) -> Slot:
         w = self.limits.weight
-        return Slot(f"{self._base}:weight", self.limits.cap(priority), w.seconds)
+        return Slot(
+            f"{self._base}:weight", self.limits.cap(priority), w.seconds, None, w.grace_seconds
+        )
 
     def order_slots(self, account: str) -> list[Slot]:
         return [
-            Slot(f"{self._base}:orders:{account}:{w.seconds}", w.limit, w.seconds, units=1)
+            Slot(
+                f"{self._base}:orders:{account}:{w.seconds}",
+                w.limit,
+                w.seconds,
+                units=1,
+                grace=w.grace_seconds,
+            )
             for w in self.limits.orders
         ]
 

@@ -27,6 +27,13 @@ class Window:
 
     limit: int
     seconds: float  # not money
+    # A request taken this close to the window's end counts in the next one too: it may reach
+    # the venue after the venue's window turned. None: 1 s, or 1/20 of a shorter window.
+    grace: float | None = None  # not money
+
+    @property
+    def grace_seconds(self) -> float:  # not money
+        return self.grace if self.grace is not None else min(1.0, self.seconds / 20)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from execution_service.exchanges.budget.store import Slot, grace_of
+from execution_service.exchanges.budget.store import Slot
 
 _TAKE = """
 local now = tonumber(ARGV[1])
@@ -16,13 +16,14 @@ local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if paused > now then return tostring(paused - now) end
 local charge = {}
 for i = 2, #KEYS do
-  local limit = tonumber(ARGV[3 * i - 4])
-  local span = tonumber(ARGV[3 * i - 3])
-  local weight = tonumber(ARGV[3 * i - 2])
+  local limit = tonumber(ARGV[4 * i - 6])
+  local span = tonumber(ARGV[4 * i - 5])
+  local weight = tonumber(ARGV[4 * i - 4])
+  local grace = tonumber(ARGV[4 * i - 3])
   local index = math.floor(now / span)
   local left = (index + 1) * span - now
   local last = index
-  if left < math.min(1.0, span / 20) then last = index + 1 end
+  if left < grace then last = index + 1 end
   for w = index, last do
     local key = KEYS[i] .. ':' .. w
     if tonumber(redis.call('GET', key) or '0') + weight > limit then
@@ -67,8 +68,8 @@ class RedisStore:
 
     async def take(self, pause_key: str, slots: Sequence[Slot], weight: int) -> float:
         args: list[Any] = [repr(self._clock())]
-        for slot in slots:  # ARGV: now, then (limit, seconds, units) per window (KEYS[2..])
-            args += [slot.limit, repr(slot.seconds), slot.cost(weight)]
+        for slot in slots:  # ARGV: now, then (limit, seconds, units, grace) per window
+            args += [slot.limit, repr(slot.seconds), slot.cost(weight), repr(slot.grace)]
         wait = await self._take(keys=[pause_key, *(s.key for s in slots)], args=args)
         return float(wait)
 
@@ -94,4 +95,4 @@ class RedisStore:
         await self._redis.aclose()
 
 
-__all__ = ["RedisStore", "grace_of"]
+__all__ = ["RedisStore"]

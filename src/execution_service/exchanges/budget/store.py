@@ -21,6 +21,7 @@ class Slot:
     limit: int
     seconds: float  # not money
     units: int | None = None  # what one take counts here (order counts: 1); None: the weight
+    grace: float = 0.0  # not money (see `Window.grace`)
 
     def cost(self, weight: int) -> int:
         """A request heavier than the whole window still goes, alone in a window."""
@@ -37,10 +38,6 @@ class Store(Protocol):
     async def floor(self, slot: Slot, used: int) -> None: ...
 
     async def used(self, slot: Slot) -> int: ...
-
-
-def grace_of(seconds: float) -> float:  # not money
-    return min(1.0, seconds / 20)
 
 
 class MemoryStore:
@@ -61,7 +58,7 @@ class MemoryStore:
         for slot in slots:
             index = math.floor(now / slot.seconds)
             left = (index + 1) * slot.seconds - now
-            indexes = [index, index + 1] if left < grace_of(slot.seconds) else [index]
+            indexes = [index, index + 1] if left < slot.grace else [index]
             for i in indexes:
                 if self._counts.get((slot.key, i), 0) + slot.cost(weight) > slot.limit:
                     return left + 0.001
