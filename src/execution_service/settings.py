@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from execution_service.outbound.egress import Egress, parse_egress
 from execution_service.outbound.policy import OutboundPolicy
 
 
@@ -85,7 +86,8 @@ class Settings(BaseSettings):
     # replica and worker. `budget_enabled=false` goes back to ccxt's per-client spacing.
     redis_url: str | None = None
     budget_enabled: bool = True
-    # Multiplies every venue's published weight limit (an account tier with more weight).
+    # Multiplies every venue's published limits, request weight and order counts alike (an
+    # account tier with more of both; the test suite's one shared fake account).
     budget_limit_scale: float = Field(default=1.0, gt=0)
 
     # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
@@ -137,6 +139,10 @@ class Settings(BaseSettings):
     )
     outbound_allowed_hosts: str = ""
     outbound_venue_hosts_only: bool | None = None
+    # Egress groups (issue #19): name -> HTTP proxy URL, as JSON, e.g.
+    # '{"eu-2": "http://10.0.0.7:3128"}'. A ccxt connection may name one; each (venue, egress)
+    # has its own request budget. See outbound/egress.py.
+    egress_proxies: dict[str, SecretStr] = Field(default_factory=dict)
     # How often GET /api/v1/events looks for new events in the outbox table.
     events_poll_seconds: float = Field(default=0.2, gt=0)
     # Events (and their finished webhook deliveries) older than this many days are deleted by the
@@ -185,6 +191,15 @@ class Settings(BaseSettings):
                 "trusted private hosts in EXEC_OUTBOUND_ALLOWED_HOSTS instead"
             )
         return self
+
+    @model_validator(mode="after")
+    def _egress_groups_are_sound(self) -> Settings:
+        self.egress  # noqa: B018 (parsed now: a bad group stops the start, not the first order)
+        return self
+
+    @property
+    def egress(self) -> dict[str, Egress]:
+        return parse_egress({k: v.get_secret_value() for k, v in self.egress_proxies.items()})
 
     @property
     def outbound(self) -> OutboundPolicy:

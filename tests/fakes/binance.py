@@ -251,6 +251,7 @@ class RecordedRequest:
     unexpected: bool = False
     api_key: str | None = None
     at: float = field(default_factory=time.time)
+    client: str = "?"  # the address it came from (Binance counts weight per IP)
 
 
 @dataclass
@@ -538,7 +539,13 @@ class FakeBinance:
         query, body = request.url.query, (await request.body()).decode()
         params = dict(parse_qsl(query, keep_blank_values=True))
         params.update(parse_qsl(body, keep_blank_values=True))
-        record = RecordedRequest(method, path, params, api_key=request.headers.get("x-mbx-apikey"))
+        record = RecordedRequest(
+            method,
+            path,
+            params,
+            api_key=request.headers.get("x-mbx-apikey"),
+            client=request.client.host if request.client else "?",
+        )
         self.requests.append(record)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

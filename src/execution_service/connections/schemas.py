@@ -38,6 +38,16 @@ class PaperSettings(Body):
     )
 
 
+EgressName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$",
+        description="an egress group the operator defined (EXEC_EGRESS_PROXIES), ccxt only: "
+        "its own source IP, and its own request budget per venue",
+    ),
+]
+
+
 def check_credentials(adapter: Adapter, credentials: dict[str, SecretStr] | None) -> None:
     KINDS[adapter].check_credentials(set(credentials or {}))
 
@@ -51,6 +61,7 @@ class ConnectionCreate(Body):
     sandbox: Flag = False
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType = MarketType.spot
+    egress: EgressName | None = None
     preset_id: RefId | None = None
     data_connection_id: RefId | None = None
     paper: PaperSettings | None = None
@@ -97,6 +108,7 @@ class ConnectionUpdate(Body):
     sandbox: Flag | None = None
     api_base_url: AnyHttpUrl | None = None
     market_type: MarketType | None = None
+    egress: EgressName | None = None
     preset_id: RefId | None = None
     data_connection_id: RefId | None = None
     fee_rate: Annotated[NonNegativeDecimal, Field(le=Decimal("0.1"))] | None = None
@@ -126,6 +138,7 @@ class ConnectionRead(Model):
     sandbox: bool
     api_base_url: str | None
     market_type: MarketType
+    egress: str | None = Field(description="the egress group it goes out by (null: direct)")
     preset_id: int | None
     data_connection_id: int | None
     status: ConnectionStatus

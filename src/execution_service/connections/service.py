@@ -33,6 +33,7 @@ from execution_service.errors import (
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeBusy, ExchangeError
 from execution_service.exchanges.budget import Priority, calling
+from execution_service.exchanges.kinds import KINDS
 from execution_service.exchanges.registry import capabilities, known_exchange, venue_hosts
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
@@ -85,6 +86,7 @@ async def create_connection(
     _check_market_type(body.adapter, body.exchange, body.market_type)
     url = str(body.api_base_url) if body.api_base_url else None
     await check_base_url(url, ctx.settings.outbound, venue_hosts(body.adapter, body.exchange))
+    _check_egress(ctx, body.adapter, body.egress)
     conn = ExecutionConnection(
         name=body.name,
         type=body.type.value,
@@ -93,6 +95,7 @@ async def create_connection(
         sandbox=body.sandbox,
         api_base_url=str(body.api_base_url) if body.api_base_url else None,
         market_type=body.market_type.value,
+        egress=body.egress,
         preset_id=body.preset_id,
         data_connection_id=body.data_connection_id,
         status=ConnectionStatus.inactive,
@@ -121,6 +124,19 @@ async def create_connection(
         ConnectionRepository(session).add_paper_balances(conn.id, balances)
     await session.commit()
     return conn
+
+
+def _check_egress(ctx: AppContext, adapter: str, name: str | None) -> None:
+    if name is None:
+        return
+    if not KINDS[Adapter(adapter)].egress:
+        raise Unprocessable(
+            f"{adapter} connections go out directly: no egress group", code="unknown_egress"
+        )
+    if name not in ctx.settings.egress:
+        raise Unprocessable(
+            f"no egress group {name!r} (the operator defines them)", code="unknown_egress"
+        )
 
 
 def _check_market_type(adapter: str, exchange: str | None, market_type: MarketType) -> None:
@@ -179,12 +195,15 @@ async def update_connection(
         changes["api_base_url"] = str(changes["api_base_url"])
         hosts = venue_hosts(conn.adapter, conn.exchange)
         await check_base_url(changes["api_base_url"], ctx.settings.outbound, hosts)
+    if "egress" in changes:
+        _check_egress(ctx, conn.adapter, changes["egress"])
     if "market_type" in changes:
         _check_market_type(conn.adapter, conn.exchange, changes["market_type"])
         changes["market_type"] = changes["market_type"].value
     for field, value in changes.items():
         setattr(conn, field, value)
     reconnect = bool({"api_base_url", "sandbox", "market_type"} & changes.keys())
+    moved = "egress" in changes  # a new client on another route: same account, no new check
     if body.credentials is not None:
         try:
             check_credentials(Adapter(conn.adapter), body.credentials)
@@ -196,7 +215,7 @@ async def update_connection(
         # New credentials or endpoint: the connection must pass a check again before it trades.
         conn.status, conn.is_active = ConnectionStatus.inactive, False
     await session.commit()
-    if reconnect:
+    if reconnect or moved:
         await ctx.adapters.evict(conn.id)
     return conn
 

@@ -16,6 +16,7 @@ class AdapterKind:
     needs_exchange: bool = False  # an exchange id (ccxt's)
     needs_base_url: bool = False  # the gateway's URL (mtapi)
     simulated: bool = False  # no credentials; `paper` settings instead
+    egress: bool = False  # may go out by an operator's egress group (a proxy: ccxt)
 
     def check_credentials(self, given: set[str]) -> None:
         """Raises ValueError naming what is missing or not taken."""
@@ -31,7 +32,10 @@ class AdapterKind:
 
 KINDS: dict[Adapter, AdapterKind] = {
     Adapter.ccxt: AdapterKind(
-        frozenset({"api_key", "api_secret"}), frozenset({"passphrase", "uid"}), needs_exchange=True
+        frozenset({"api_key", "api_secret"}),
+        frozenset({"passphrase", "uid"}),
+        needs_exchange=True,
+        egress=True,
     ),
     Adapter.mtapi: AdapterKind(
         frozenset({"user", "password", "host"}), frozenset({"port"}), needs_base_url=True

@@ -36,6 +36,7 @@ from execution_service.exchanges.paper import batch as paper_batch
 from execution_service.exchanges.paper.adapter import PaperAdapter
 from execution_service.exchanges.paper.quotes import preload
 from execution_service.models import DataConnection, ExecutionConnection
+from execution_service.outbound.egress import Egress
 from execution_service.settings import Settings
 
 CLIENT_LIFETIME_SECONDS = 6 * 3600
@@ -126,14 +127,19 @@ class AdapterRegistry:
         )
 
     def _venue(
-        self, exchange: str | None, url: str | None, sandbox: bool, market_type: str
+        self,
+        exchange: str | None,
+        url: str | None,
+        sandbox: bool,
+        market_type: str,
+        egress: str | None = None,
     ) -> dict[str, Any]:
         key = f"{exchange}|{url}|{sandbox}|{market_type}"
         tickers = self._tickers.get(key)
         if tickers is None:
             tickers = self._tickers[key] = TickerBook(self._settings.ticker_cache_seconds)
         markets = self._markets.setdefault(key, SharedMarkets())
-        budget = BudgetSpec(self.budgets) if self.budgets is not None else None
+        budget = BudgetSpec(self.budgets, egress) if self.budgets is not None else None
         return {"tickers": tickers, "shared_markets": markets, "budget": budget}
 
     def _bound(self, key: int, adapter: ExchangeAdapter) -> ExchangeAdapter:
@@ -232,7 +238,10 @@ class AdapterRegistry:
                 outbound=self._settings.outbound,
                 enable_rate_limit=self._settings.env != "test",
                 balance_ttl=self._settings.balance_cache_seconds,
-                **self._venue(conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type),
+                egress=self._egress(conn.egress),
+                **self._venue(
+                    conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type, conn.egress
+                ),
             )
         if conn.adapter == Adapter.mtapi:
             from execution_service.exchanges.mtapi.adapter import MtapiAdapter
@@ -246,6 +255,14 @@ class AdapterRegistry:
                 outbound=self._settings.outbound,
             )
         raise ExchangeError(f"adapter {conn.adapter!r} is not available in this build")
+
+    def _egress(self, name: str | None) -> Egress | None:
+        if name is None:
+            return None
+        egress = self._settings.egress.get(name)
+        if egress is None:  # the operator removed the group: refuse, never go out directly
+            raise ExchangeError(f"egress group {name!r} is not configured")
+        return egress
 
     async def feed(self, data: DataConnection) -> ExchangeAdapter:
         """The client a fetching data connection reads prices through: a venue's public
@@ -347,5 +364,6 @@ def _fingerprint(conn: ExecutionConnection) -> str:
         conn.api_base_url or "",
         str(conn.sandbox),
         conn.market_type,
+        conn.egress or "",
     )
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()

@@ -176,6 +176,8 @@ class ExecutionConnection(Owned, Timestamps, Base):
     market_type: Mapped[MarketType] = mapped_column(
         Vocabulary(MarketType, 16), default=MarketType.spot
     )
+    # An operator-defined egress group's name (EXEC_EGRESS_PROXIES); None goes out directly.
+    egress: Mapped[str | None] = mapped_column(String(32))
     preset_id: Mapped[int | None] = mapped_column(
         ForeignKey("trading_presets.id", ondelete="RESTRICT"), index=True
     )

@@ -49,9 +49,10 @@ from execution_service.exchanges.ccxt.parsing import (
     to_ticker,
 )
 from execution_service.exchanges.ccxt.symbols import resolve
-from execution_service.exchanges.ccxt.venues import venue_of
+from execution_service.exchanges.ccxt.venues import order_ref, venue_of
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
+from execution_service.outbound.egress import Egress
 from execution_service.outbound.policy import OPEN, OutboundPolicy
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class CcxtAdapter:
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = OPEN,
         budget: BudgetSpec | None = None,
+        egress: Egress | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
             raise ExchangeError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -95,6 +97,7 @@ class CcxtAdapter:
         self._balances: Expiring[dict[str, BalanceEntry]] = Expiring(balance_ttl)
         # Never echo these in error messages (ccxt's text can carry request URLs and bodies).
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
+        self._secrets += [egress.proxy_url] if egress else []
         self._ex: Any = build_client(
             exchange_id,
             credentials,
@@ -106,6 +109,7 @@ class CcxtAdapter:
             enable_rate_limit=enable_rate_limit,
             outbound=outbound,
             budget=budget,
+            egress=egress,
         )
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)
@@ -215,7 +219,7 @@ class CcxtAdapter:
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
         venue = await self._symbol(symbol)
-        ref, params = self._order_ref(order_id, client_order_id, lookup=True)
+        ref, params = order_ref(self._venue, order_id, client_order_id, lookup=True)
         raw = await self._read(lambda: self._ex.fetch_order(ref, venue, params))
         order = to_order(raw, symbol, client_order_id=client_order_id)
         if order.filled > 0 or order.status == OrderStatus.cancelled:
@@ -316,7 +320,7 @@ class CcxtAdapter:
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> OrderResult:
         venue = await self._symbol(symbol)
-        ref, params = self._order_ref(order_id, client_order_id)
+        ref, params = order_ref(self._venue, order_id, client_order_id)
         raw = await self._call(lambda: self._ex.cancel_order(ref, venue, params))
         self._balances.forget()  # the order's locked funds are free again
         order = to_order(raw, symbol, client_order_id=client_order_id)
@@ -359,16 +363,6 @@ class CcxtAdapter:
 
     async def close(self) -> None:
         await self._ex.close()
-
-    def _order_ref(
-        self, order_id: str | None, client_order_id: str | None, *, lookup: bool = False
-    ) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = dict(self._venue.lookup_params) if lookup else {}
-        if order_id:
-            return str(order_id), params
-        if client_order_id:
-            return "", {**params, self._venue.lookup_param: client_order_id}
-        raise InvalidOrder("order_id or client_order_id is required")
 
     # --- calling ccxt --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from execution_service.exchanges.ccxt.budgeting import meter, venue_key
 from execution_service.exchanges.ccxt.errors import translate
 from execution_service.exchanges.ccxt.network import pin
 from execution_service.exchanges.ccxt.venues import client_options, venue_of
+from execution_service.outbound.egress import Egress
 from execution_service.outbound.policy import OutboundPolicy
 
 
@@ -28,6 +29,7 @@ def build_client(
     enable_rate_limit: bool,
     outbound: OutboundPolicy,
     budget: BudgetSpec | None = None,
+    egress: Egress | None = None,
 ) -> Any:
     """A ccxt async client for `exchange_id` (known to ccxt); errors name none of `secrets`."""
     cls = getattr(ccxt, exchange_id)
@@ -44,6 +46,12 @@ def build_client(
     if credentials.get("uid"):
         config["uid"] = credentials["uid"]
     ex = cls(config)
+    if egress is not None:  # out by the operator's proxy, which the policy lets us reach
+        outbound = egress.policy(outbound)
+        if egress.proxy_url.startswith("https://"):
+            ex.httpsProxy = egress.proxy_url
+        else:
+            ex.httpProxy = egress.proxy_url
     pin(ex, outbound)  # its session reaches only addresses the policy allows
     # Currencies come from the markets: their own endpoint is one more (signed, on OKX and
     # Bybit) request per load, for names and precisions the markets already carry.

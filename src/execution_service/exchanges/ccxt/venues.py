@@ -13,6 +13,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from execution_service.enums import MarketType
+from execution_service.exchanges.base import InvalidOrder
 from execution_service.exchanges.capabilities import ClientIdFormat
 
 
@@ -115,6 +116,19 @@ def venue_of(exchange_id: str) -> CcxtVenue:
     if isinstance(cls, type) and issubclass(cls, ccxt.binance):
         return _BINANCE
     return DEFAULT
+
+
+def order_ref(
+    venue: CcxtVenue, order_id: str | None, client_order_id: str | None, *, lookup: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The id ccxt is given and its params: the venue's order id, or our client order id under
+    the venue's parameter name (with its lookup params when reading)."""
+    params: dict[str, Any] = dict(venue.lookup_params) if lookup else {}
+    if order_id:
+        return str(order_id), params
+    if client_order_id:
+        return "", {**params, venue.lookup_param: client_order_id}
+    raise InvalidOrder("order_id or client_order_id is required")
 
 
 def client_options(venue: CcxtVenue, market_type: str) -> dict[str, Any]:
