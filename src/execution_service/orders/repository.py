@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.enums import OrderStatus, Purpose
+from execution_service.enums import OrderStatus, PositionStatus, Purpose
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
@@ -167,28 +167,37 @@ class OrderRepository:
         )
         return set((await self.session.scalars(stmt)).all())
 
-    async def entries_in_flight(
+    async def committed_to(
         self, connection_ids: Sequence[int], symbol: str, excluding_signal: int | None = None
     ) -> dict[int, tuple[int, int]]:
-        """Per connection: entries that may still open a position (pending, or resting without a
-        fill yet), and those in `symbol`; absent means none. A partly filled entry has its
-        position already. `excluding_signal`: the signal being recorded now."""
+        """Per connection: positions held plus entries that may still open one (pending, or
+        resting without a fill yet), as (all, in `symbol`); absent means none. A partly filled
+        entry has its position already. `excluding_signal`: the signal being recorded now.
+
+        One statement, so one snapshot: under READ COMMITTED each statement sees its own, and a
+        fill committed between two of them (its entry leaves "in flight" as its position
+        appears) would be counted by neither, letting one entry past the limit."""
         if not connection_ids:
             return {}
-        stmt = (
-            select(ExecutionLog.execution_connection_id, ExecutionLog.symbol, func.count())
-            .where(
-                ExecutionLog.execution_connection_id.in_(connection_ids),
-                ExecutionLog.purpose == Purpose.entry,
-                ExecutionLog.status.in_((OrderStatus.pending, OrderStatus.open)),
-                ExecutionLog.position_id.is_(None),
-            )
-            .group_by(ExecutionLog.execution_connection_id, ExecutionLog.symbol)
+        held = select(
+            ExecutionPosition.execution_connection_id.label("conn"),
+            ExecutionPosition.symbol.label("sym"),
+        ).where(
+            ExecutionPosition.execution_connection_id.in_(connection_ids),
+            ExecutionPosition.status.in_((PositionStatus.open, PositionStatus.closing)),
+        )
+        flying = select(ExecutionLog.execution_connection_id, ExecutionLog.symbol).where(
+            ExecutionLog.execution_connection_id.in_(connection_ids),
+            ExecutionLog.purpose == Purpose.entry,
+            ExecutionLog.status.in_((OrderStatus.pending, OrderStatus.open)),
+            ExecutionLog.position_id.is_(None),
         )
         if excluding_signal is not None:
-            stmt = stmt.where(
+            flying = flying.where(
                 or_(ExecutionLog.signal_id.is_(None), ExecutionLog.signal_id != excluding_signal)
             )
+        both = union_all(held, flying).subquery()
+        stmt = select(both.c.conn, both.c.sym, func.count()).group_by(both.c.conn, both.c.sym)
         out: dict[int, tuple[int, int]] = {}
         for conn_id, sym, n in await self.session.execute(stmt):
             total, for_symbol = out.get(conn_id, (0, 0))

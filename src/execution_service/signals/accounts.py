@@ -38,8 +38,7 @@ async def load_accounts(
         if t.preset is not None
         and (t.preset.max_positions is not None or t.preset.max_positions_per_symbol is not None)
     ]
-    held = await positions.open_counts(counted, symbol)
-    flying = await OrderRepository(session).entries_in_flight(counted, symbol, excluding_signal)
+    held = await OrderRepository(session).committed_to(counted, symbol, excluding_signal)
     midnight = datetime.combine(received_at.date(), time.min, tzinfo=received_at.tzinfo)
     limited = [
         t.conn.id
@@ -51,14 +50,13 @@ async def load_accounts(
     # What is held the other way (netting), and everything held (equity counts it).
     opposite, exposure = await positions.held_by(every, symbol, direction.opposite)
     accounts: dict[int, Account] = {}
-    for conn_id in set(held) | set(flying) | set(realized) | set(opposite) | set(exposure):
+    for conn_id in set(held) | set(realized) | set(opposite) | set(exposure):
         total, for_symbol = held.get(conn_id, (0, 0))
-        pending, pending_here = flying.get(conn_id, (0, 0))
         others = tuple(Held(pid, quantity) for pid, quantity in opposite.get(conn_id, []))
         open_ = exposure.get(conn_id, Exposure())
         accounts[conn_id] = Account(
-            total + pending,
-            for_symbol + pending_here,
+            total,
+            for_symbol,
             realized.get(conn_id, Decimal(0)),
             others,
             unrealized=open_.unrealized,

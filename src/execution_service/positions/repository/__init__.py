@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, ZERO
@@ -151,28 +151,6 @@ class PositionRepository:
             .with_for_update()
         )
         return list((await self.session.scalars(stmt)).all())
-
-    async def open_counts(
-        self, connection_ids: Sequence[int], symbol: str
-    ) -> dict[int, tuple[int, int]]:
-        """Per connection: (positions held, positions held in `symbol`); absent means none."""
-        if not connection_ids:
-            return {}
-        stmt = (
-            select(
-                ExecutionPosition.execution_connection_id, ExecutionPosition.symbol, func.count()
-            )
-            .where(
-                ExecutionPosition.execution_connection_id.in_(connection_ids),
-                ExecutionPosition.status.in_(HELD),
-            )
-            .group_by(ExecutionPosition.execution_connection_id, ExecutionPosition.symbol)
-        )
-        out: dict[int, tuple[int, int]] = {}
-        for conn_id, sym, n in await self.session.execute(stmt):
-            total, for_symbol = out.get(conn_id, (0, 0))
-            out[conn_id] = (total + n, for_symbol + (n if sym == symbol else 0))
-        return out
 
     async def held_by(
         self, connection_ids: Sequence[int], symbol: str, direction: str
