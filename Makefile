@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench clean lock
+.PHONY: run test install lint bench clean lock test-fanout
 
 # Installs are reproducible: every dependency is pinned by constraints.txt (`make lock` renews it).
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,15 @@ lint: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Issue #19's fan-out at full size: 1,000 ccxt accounts over two API processes and a worker
+# sharing a Redis budget, on PostgreSQL (TEST_DATABASE_URL, default postgres@127.0.0.1) and
+# Redis (127.0.0.1:6379). `make test` runs the same test with 150 accounts.
+FANOUT_ACCOUNTS ?= 1000
+test-fanout: $(STAMP)
+	EXEC_TEST_FANOUT_ACCOUNTS=$(FANOUT_ACCOUNTS) \
+	EXEC_TEST_DATABASE="$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/postgres}" \
+	$(PY) -m pytest -q -s tests/budget/test_fanout_processes.py
 
 # The newest versions pyproject.toml allows, pinned again.
 lock: $(STAMP)

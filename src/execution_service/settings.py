@@ -5,11 +5,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execution_service.outbound.egress import Egress, parse_egress
 from execution_service.outbound.policy import OutboundPolicy
+
+
+class WeightWindow(BaseModel):
+    limit: int = Field(gt=0)
+    seconds: float = Field(gt=0)  # not money
+    grace: float | None = Field(default=None, ge=0)  # not money
 
 
 class Settings(BaseSettings):
@@ -89,6 +95,10 @@ class Settings(BaseSettings):
     # Multiplies every venue's published limits, request weight and order counts alike (an
     # account tier with more of both; the test suite's one shared fake account).
     budget_limit_scale: float = Field(default=1.0, gt=0)
+    # Replaces a venue's published weight window, per ccxt exchange id, as JSON:
+    # '{"binance": {"limit": 6000, "seconds": 60, "grace": 1}}' (grace optional): a venue that
+    # changed its limits, another tier, a test venue.
+    budget_weight_windows: dict[str, WeightWindow] = Field(default_factory=dict)
 
     # Workers: each loop's interval, and how old a price may be before the monitor ignores it.
     monitor_interval_seconds: float = Field(default=1.0, gt=0)

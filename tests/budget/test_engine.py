@@ -89,6 +89,24 @@ async def test_a_request_taken_at_a_window_end_counts_in_the_next_one_too(
     assert await store.used(slot) == next_window_used
 
 
+async def test_a_request_unanswered_at_a_window_turn_counts_in_the_new_window_too() -> None:
+    """Taken in window 0, still in flight when window 1 starts: the venue may count it in
+    window 1, so the budget does too (once), and no longer once it is answered."""
+    now = [1.0]
+    store = MemoryStore(clock=lambda: now[0])
+    budget = Budgets(store).get(_venue(), None, VenueLimits(Window(10, 2, grace=0)))
+    slow = await budget.acquire(4)  # in flight across the turn
+    quick = await budget.acquire(3)
+    budget.landed(quick)
+    now[0] = 2.5
+    await budget.acquire(1)
+    assert await store.used(budget.weight_slot(Priority.EXIT)) == 4 + 1
+    budget.landed(slow)
+    now[0] = 4.5
+    await budget.acquire(1)
+    assert await store.used(budget.weight_slot(Priority.EXIT)) == 1 + 1  # the 1 above still flies
+
+
 def test_a_window_grace_defaults_to_a_second_or_a_twentieth() -> None:
     assert Window(6000, 60).grace_seconds == 1.0
     assert Window(100, 2).grace_seconds == 0.1
@@ -109,12 +127,12 @@ async def test_short_budget_serves_exits_then_entries_then_reads_oldest_first(
 ) -> None:
     budget = Budgets(store).get(_venue(), None, VenueLimits(Window(5, 2), read_share=1.0))
     for _ in range(5):
-        await budget.acquire(1)  # the window is now full
+        budget.landed(await budget.acquire(1))  # the window is now full
     served: list[str] = []
 
     async def one(name: str, priority: Priority) -> None:
         with calling(priority, within=10):
-            await budget.acquire(1)
+            budget.landed(await budget.acquire(1))  # answered at once
         served.append(name)
 
     tasks = []

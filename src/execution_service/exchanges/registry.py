@@ -27,7 +27,7 @@ from execution_service.exchanges.base import (
     Quotes,
 )
 from execution_service.exchanges.bounded import BoundedAdapter
-from execution_service.exchanges.budget import Budgets, BudgetSpec
+from execution_service.exchanges.budget import Budgets, BudgetSpec, Window
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.mtapi import adapter as mtapi_adapter
@@ -139,7 +139,11 @@ class AdapterRegistry:
         if tickers is None:
             tickers = self._tickers[key] = TickerBook(self._settings.ticker_cache_seconds)
         markets = self._markets.setdefault(key, SharedMarkets())
-        budget = BudgetSpec(self.budgets, egress) if self.budgets is not None else None
+        budget = None
+        if self.budgets is not None:
+            window = self._settings.budget_weight_windows.get(exchange or "")
+            weight = Window(window.limit, window.seconds, window.grace) if window else None
+            budget = BudgetSpec(self.budgets, egress, weight=weight)
         return {"tickers": tickers, "shared_markets": markets, "budget": budget}
 
     def _bound(self, key: int, adapter: ExchangeAdapter) -> ExchangeAdapter:

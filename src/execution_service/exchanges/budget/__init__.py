@@ -65,6 +65,8 @@ class BudgetSpec:
     egress: str | None = None
     # Overrides the venue's published limits (tests; operators on other tiers).
     limits: VenueLimits | None = None
+    # Replaces only the published weight window (EXEC_BUDGET_WEIGHT_WINDOWS).
+    weight: Window | None = None
 
 
 def egress_name(egress: str | None) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -38,6 +39,8 @@ class VenueBudget:
         self.pause_key = f"{self._base}:pause"
         self._queue: list[tuple[int, int]] = []
         self._seq = itertools.count()
+        self._tickets = itertools.count()
+        self._flying: dict[int, list[int]] = {}  # ticket -> [weight, last window counted in]
         self._changed = asyncio.Event()
         self.paused_until = 0.0  # what this process last saw (for readiness and metrics)
         metrics.BUDGET_LIMIT.labels(venue, egress).set(limits.weight.limit)
@@ -60,9 +63,8 @@ class VenueBudget:
             for w in self.limits.orders
         ]
 
-    async def acquire(
-        self, weight: int, *, account: str | None = None, order: bool = False
-    ) -> None:
+    async def acquire(self, weight: int, *, account: str | None = None, order: bool = False) -> int:
+        """Wait for room for a request of `weight`; returns its ticket for `landed`."""
         call = current_call()
         priority = call.priority if call else (Priority.ENTRY if order else Priority.READ)
         deadline = call.deadline if call else None
@@ -73,11 +75,44 @@ class VenueBudget:
         if order and account is not None:
             slots += self.order_slots(account)
         started = time.monotonic()
+        await self._carry()
         if not self._queue and await self.store.take(self.pause_key, slots, weight) == 0:
             metrics.BUDGET_WAIT.labels(priority.name.lower()).observe(0)
-            return
+            return self._flew(weight)
         await self._wait_turn(priority, slots, weight, deadline)
         metrics.BUDGET_WAIT.labels(priority.name.lower()).observe(time.monotonic() - started)
+        return self._flew(weight)
+
+    # A request is counted in the window it was taken in, but reaches the venue later: after
+    # signing and connecting, on a loop that may be busy with a thousand others. One still
+    # unanswered when a new window starts may be counted by the venue in that one, so it is
+    # counted there too (once per window it spans), before anything else is taken in it.
+
+    def _index(self) -> int:
+        w = self.limits.weight
+        now = self.store.clock()
+        index = math.floor(now / w.seconds)
+        # Taken within the grace, it was counted in the next window too already.
+        return index + 1 if (index + 1) * w.seconds - now < w.grace_seconds else index
+
+    def _flew(self, weight: int) -> int:
+        ticket = next(self._tickets)
+        self._flying[ticket] = [weight, self._index()]
+        return ticket
+
+    def landed(self, ticket: int) -> None:
+        """The request was answered (or failed): the venue has counted it, wherever it did."""
+        self._flying.pop(ticket, None)
+
+    async def _carry(self) -> None:
+        if not self._flying:
+            return
+        now = math.floor(self.store.clock() / self.limits.weight.seconds)
+        due = [f for f in self._flying.values() if f[1] < now]
+        if due:
+            for f in due:
+                f[1] = now
+            await self.store.charge(self.weight_slot(Priority.EXIT), sum(f[0] for f in due))
 
     async def _wait_turn(
         self, priority: Priority, slots: Sequence[Slot], weight: int, deadline: float | None
@@ -89,6 +124,7 @@ class VenueBudget:
                 changed = self._changed
                 left = None if deadline is None else deadline - time.monotonic()
                 if self._queue[0] == me:
+                    await self._carry()
                     wait = await self.store.take(self.pause_key, slots, weight)
                     if wait == 0:
                         return

@@ -91,6 +91,16 @@ class RedisStore:
         value = await self._redis.get(f"{slot.key}:{int(self._clock() // slot.seconds)}")
         return int(value) if value is not None else 0
 
+    async def charge(self, slot: Slot, units: int) -> None:
+        key = f"{slot.key}:{int(self._clock() // slot.seconds)}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(key, units)
+            pipe.pexpire(key, int(slot.seconds * 2000) + 1000)
+            await pipe.execute()
+
+    def clock(self) -> float:
+        return self._clock()
+
     async def close(self) -> None:
         await self._redis.aclose()
 

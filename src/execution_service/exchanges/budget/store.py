@@ -39,6 +39,12 @@ class Store(Protocol):
 
     async def used(self, slot: Slot) -> int: ...
 
+    async def charge(self, slot: Slot, units: int) -> None:
+        """Count `units` in `slot`'s current window, room or not (what the venue will count)."""
+        ...
+
+    def clock(self) -> float: ...
+
 
 class MemoryStore:
     """One process's budget (no EXEC_REDIS_URL)."""
@@ -90,3 +96,10 @@ class MemoryStore:
 
     async def used(self, slot: Slot) -> int:
         return self._counts.get((slot.key, math.floor(self._clock() / slot.seconds)), 0)
+
+    async def charge(self, slot: Slot, units: int) -> None:
+        key = (slot.key, math.floor(self._clock() / slot.seconds))
+        self._counts[key] = self._counts.get(key, 0) + units
+
+    def clock(self) -> float:
+        return self._clock()

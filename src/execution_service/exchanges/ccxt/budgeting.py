@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,8 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
     """Make every request of `ex` wait for its budget, and read the venue's answer back."""
     table = published(exchange_id, float(ex.rateLimit))
     limits = spec.limits or table.limits
+    if spec.weight is not None:
+        limits = replace(limits, weight=spec.weight)
     budget = spec.budgets.get(venue, spec.egress, limits)
     account = hashlib.sha256(str(ex.apiKey or "public").encode()).hexdigest()[:16]
     original, handle_errors = ex.fetch2, ex.handle_errors
@@ -85,7 +87,7 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
         params, config = params or {}, config or {}
         cost = float(ex.calculate_rate_limiter_cost(api, method, path, params, config))
         weight = max(1, math.ceil(cost * table.weight_per_cost - 1e-9))
-        await budget.acquire(weight, account=account, order=is_order(method, str(path)))
+        ticket = await budget.acquire(weight, account=account, order=is_order(method, str(path)))
         status[0] = 0
         try:
             return await original(path, api, method, params, config)
@@ -94,6 +96,7 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
                 await _stopped(ex, budget, status[0], e)
             raise
         finally:
+            budget.landed(ticket)
             await _read_back(ex, budget, limits)
 
     ex.handle_errors, ex.fetch2 = seen, fetch2
