@@ -19,7 +19,10 @@ class WeightWindow(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXEC_", env_file=".env", extra="ignore")
+    # A bad setting's error names the setting, never its value (keys, proxy passwords).
+    model_config = SettingsConfigDict(
+        env_prefix="EXEC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite+aiosqlite:///./execution.db"
