@@ -41,7 +41,7 @@ class VenueBudget:
         self._seq = itertools.count()
         self._tickets = itertools.count()
         self._flying: dict[int, list[int]] = {}  # ticket -> [weight, last window counted in]
-        self._changed = asyncio.Event()
+        self._turns: dict[tuple[int, int], asyncio.Event] = {}  # each waiter's own wake-up
         self.paused_until = 0.0  # what this process last saw (for readiness and metrics)
         metrics.BUDGET_LIMIT.labels(venue, egress).set(limits.weight.limit)
 
@@ -118,10 +118,11 @@ class VenueBudget:
         self, priority: Priority, slots: Sequence[Slot], weight: int, deadline: float | None
     ) -> None:
         me = (int(priority), next(self._seq))
+        turn = self._turns[me] = asyncio.Event()
         heapq.heappush(self._queue, me)
         try:
             while True:
-                changed = self._changed
+                turn.clear()  # before looking: a wake from here on is not lost
                 left = None if deadline is None else deadline - time.monotonic()
                 if self._queue[0] == me:
                     await self._carry()
@@ -130,24 +131,27 @@ class VenueBudget:
                         return
                     if left is not None and wait >= left:
                         raise self._busy(wait)
-                    await self._sleep(changed, wait)
+                    await self._sleep(turn, wait)
                 else:
                     if left is not None and left <= 0:
                         raise self._busy(0)
-                    await self._sleep(changed, left)
+                    await self._sleep(turn, left)
         finally:
             self._queue.remove(me)
             heapq.heapify(self._queue)
+            del self._turns[me]
             self._wake()
 
     @staticmethod
-    async def _sleep(changed: asyncio.Event, seconds: float | None) -> None:
+    async def _sleep(turn: asyncio.Event, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), seconds)
+            await asyncio.wait_for(turn.wait(), seconds)
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        """Only the head of the queue takes, so only it is woken: waking every waiter on every
+        change made a fan-out to N accounts cost N x N wake-ups."""
+        if self._queue:
+            self._turns[self._queue[0]].set()
 
     def _busy(self, wait: float) -> ExchangeBusy:
         return ExchangeBusy(
