@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -32,7 +33,7 @@ from tests import pg
 from tests.budget.test_engine import REDIS_URL, _redis_up
 from tests.conftest import BOOTSTRAP_KEY, fresh_database, new_key_ring
 from tests.fakes.binance import FakeBinance
-from tests.fakes.binance_limits import BinanceLimits
+from tests.fakes.binance_limits import BinanceLimits, weight_of
 from tests.reliability.procs import REPO, Proc, free_port, start_service
 
 ACCOUNTS = int(os.environ.get("EXEC_TEST_FANOUT_ACCOUNTS", "150"))
@@ -173,9 +174,12 @@ async def _run(client: Client, fake: FakeBinance, engine: Any) -> dict[str, Any]
         )
 
     ids = list(await asyncio.gather(*(create(i) for i in range(ACCOUNTS))))
-    started = time.monotonic()
+    started, first = time.monotonic(), len(fake.requests)
     busy = await asyncio.gather(*(client.activate(i, user) for i in ids))
     onboarding = time.monotonic() - started
+    # The least time the budget allows for that weight: reads may use 80 % of each window.
+    spent = sum(weight_of(r.method, r.path, r.params) for r in fake.requests[first:])
+    floor = (math.ceil(spent / int(BUDGET["binance"]["limit"] * 0.8)) - 1) * WINDOW
     assert fake.limits is not None and fake.limits.refusals == 0, fake.limits.refused
 
     started = time.monotonic()
@@ -235,6 +239,8 @@ async def _run(client: Client, fake: FakeBinance, engine: Any) -> dict[str, Any]
     assert {c for c, s in exits if s == "filled"} == set(sells)
     return {
         "onboarding_s": round(onboarding, 1),
+        "onboarding_weight": spent,
+        "onboarding_floor_s": floor,
         "activation_503s": sum(busy),
         "fan_out_s": round(fan_out, 1),
         "entries": dict(outcomes),
