@@ -26,6 +26,7 @@ from execution_service.context import AppContext
 from execution_service.crypto import load_key_ring
 from execution_service.dashboard.router import router as dashboard_router
 from execution_service.errors import AppError
+from execution_service.events import service as events_service
 from execution_service.events.router import router as events_router
 from execution_service.events.stream import StreamControl
 from execution_service.health.router import router as health_router
@@ -229,6 +230,7 @@ def create_app(settings: Settings | None = None, *, ctx: AppContext | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = ctx or AppContext.create(settings, load_key_ring(settings))
         app.state.ctx = context
+        events_service.announce_venue_pauses(context)
         async with context.session_factory() as session:
             configured = settings.bootstrap_admin_key
             key = await ensure_bootstrap_key(

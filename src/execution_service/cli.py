@@ -15,6 +15,7 @@ from execution_service.connections.rotation import reencrypt_credentials
 from execution_service.context import AppContext
 from execution_service.crypto import KeyRingError, load_key_ring, write_key_file
 from execution_service.enums import Role
+from execution_service.events import service as events
 from execution_service.market_data import service as market_data
 from execution_service.settings import Settings, get_settings
 from execution_service.webhooks import service as webhooks
@@ -61,6 +62,7 @@ async def _worker(settings: Settings) -> int:
     from execution_service.workers.runner import WorkerRunner
 
     ctx = AppContext.create(settings, load_key_ring(settings))
+    events.announce_venue_pauses(ctx)
     if settings.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 

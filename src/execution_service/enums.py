@@ -116,6 +116,9 @@ class EventType(StrEnum):
     # A drawdown stop-out, and a kill switch (close-all), each with its counts.
     connection_stopped_out = "connection.stopped_out"
     connection_closed_out = "connection.closed_out"
+    # A venue answered 429 or 418: its (venue, egress) request budget pauses for every account.
+    # Owned by no one: admin and service keys and platform webhooks hear it.
+    venue_paused = "venue.paused"
 
 
 class SmallTrade(StrEnum):

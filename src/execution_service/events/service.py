@@ -7,13 +7,15 @@ Payloads carry ids and key figures, decimals as strings; never credentials.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_session
 
+from execution_service.context import AppContext
 from execution_service.decimals import to_str
 from execution_service.enums import EventType
 from execution_service.models import Event, ExecutionConnection, ExecutionLog, ExecutionPosition
@@ -123,3 +125,26 @@ def connection_payload(conn: ExecutionConnection) -> dict[str, Any]:
         "last_error": conn.last_error,
         "consecutive_failures": conn.consecutive_failures,
     }
+
+
+@dataclass
+class _Nobody:
+    user_id: int | None = None
+    admin_id: int | None = None
+
+
+def announce_venue_pauses(ctx: AppContext) -> None:
+    """Record each new pause of a venue's request budget in this process as a `venue.paused`
+    event of no owner (admins and platform webhooks hear it)."""
+    budgets = ctx.adapters.budgets
+    if budgets is None:
+        return
+
+    async def paused(pause: dict[str, Any]) -> None:
+        until = datetime.fromtimestamp(pause["until"], tz=UTC)
+        payload = {**pause, "until": _time(until)}
+        async with ctx.session_factory() as session:
+            record(session, EventType.venue_paused, _Nobody(), payload)
+            await session.commit()
+
+    budgets.on_pause = paused

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from execution_service.exchanges.budget.engine import VenueBudget
@@ -31,6 +33,8 @@ class Budgets:
             store = RedisStore(redis_url)
         self.store: Store = store if store is not None else MemoryStore()
         self._budgets: dict[tuple[str, str], VenueBudget] = {}
+        # Given to every budget: told of each new pause (see `VenueBudget.on_pause`).
+        self.on_pause: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def get(self, venue: str, egress: str | None, limits: VenueLimits) -> VenueBudget:
         name = egress_name(egress)
@@ -43,6 +47,7 @@ class Budgets:
                     orders=tuple(self._scaled(w) for w in limits.orders),
                 )
             budget = self._budgets[(venue, name)] = VenueBudget(self.store, venue, name, limits)
+            budget.on_pause = self.on_pause
         return budget
 
     def _scaled(self, window: Window) -> Window:

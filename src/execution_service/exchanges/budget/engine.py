@@ -16,7 +16,8 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from execution_service import metrics
 from execution_service.exchanges.base import ExchangeBusy
@@ -43,6 +44,8 @@ class VenueBudget:
         self._flying: dict[int, list[int]] = {}  # ticket -> [weight, last window counted in]
         self._turns: dict[tuple[int, int], asyncio.Event] = {}  # each waiter's own wake-up
         self.paused_until = 0.0  # what this process last saw (for readiness and metrics)
+        # Told of each new pause (the app and the worker record it as a `venue.paused` event).
+        self.on_pause: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         metrics.BUDGET_LIMIT.labels(venue, egress).set(limits.weight.limit)
 
     def weight_slot(self, priority: Priority) -> Slot:
@@ -164,6 +167,7 @@ class VenueBudget:
         """The venue said stop (429 with Retry-After, or a 418 ban) until now + retry_after."""
         seconds = retry_after if retry_after is not None else (120.0 if status == 418 else 60.0)
         until = time.time() + seconds
+        new = until > self.paused_until + 1  # not another answer of a pause already taken
         await self.store.pause(self.pause_key, until)
         self.paused_until = max(self.paused_until, until)
         metrics.BUDGET_PAUSES.labels(self.venue, self.egress, str(status)).inc()
@@ -173,6 +177,12 @@ class VenueBudget:
             extra={"venue": self.venue, "egress": self.egress, "status": status, "until": until},
         )
         self._wake()
+        if new and self.on_pause is not None:
+            pause = {"venue": self.venue, "egress": self.egress, "status": status, "until": until}
+            try:
+                await self.on_pause(pause)
+            except Exception:  # the pause holds whether or not it could be announced
+                log.exception("budget_pause_not_announced")
 
     async def report_used(self, used: int) -> None:
         """The venue's own count of our weight in its current window (a response header)."""
