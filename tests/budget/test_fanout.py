@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -225,3 +226,39 @@ async def test_every_accounts_tickers_at_once_ask_the_venue_once(fake: FakeBinan
         await asyncio.gather(*(a.close() for a in adapters))
     assert all(a["BTC/USDT"].price == Decimal("50000") for a in answers)
     assert len(fake.requests) - before == 1
+
+
+async def test_an_accounts_order_count_is_read_back_from_the_venue(fake: FakeBinance) -> None:
+    """Another process (or a person) spent 4 of this account's 5 orders per 10 s: after one more
+    order, the venue's X-MBX-ORDER-COUNT-10S says 5, and the next order waits for the window
+    (here: refused unsent, its deadline comes first) instead of being answered 429."""
+    assert fake.limits is not None
+    fake.limits.orders_per_10s = 5
+    budgets = Budgets(MemoryStore())
+    counts = (("x-mbx-order-count-10s", 10.0),)  # as PUBLISHED["binance"] reads them
+    limits = replace(_limits(FAKE_WEIGHT), orders=(Window(5, 10),), order_headers=counts)
+    spec = BudgetSpec(budgets, limits=limits)
+    fake.more_keys["key-0"] = "secret-0"
+    adapter = BoundedAdapter(
+        CcxtAdapter(
+            "binance",
+            {"api_key": "key-0", "api_secret": "secret-0"},
+            api_base_url=fake.base_url,
+            outbound=LOOPBACK,
+            budget=spec,
+        ),
+        asyncio.Semaphore(4),
+        0.5,
+    )
+    try:
+        await adapter.load_markets()
+        if time.time() % 10 > 8:  # not across the venue's 10 s turn
+            await asyncio.sleep(10 - time.time() % 10)
+        for _ in range(4):
+            assert fake.limits.admit_order("key-0") is None  # sent by someone else
+        assert not isinstance(await _order(adapter, 0), ExchangeError)
+        assert isinstance(await _order(adapter, 1), ExchangeBusy)
+    finally:
+        await adapter.close()
+    assert fake.limits.refusals == 0
+    assert len(fake.requests_to("POST", "/api/v3/order")) == 1

@@ -189,6 +189,12 @@ class VenueBudget:
         await self.store.floor(self.weight_slot(Priority.EXIT), used)
         metrics.BUDGET_USED.labels(self.venue, self.egress).set(used)
 
+    async def report_orders(self, account: str, seconds: float, count: int) -> None:
+        """The venue's own count of one account's orders in its window of `seconds`."""
+        for slot in self.order_slots(account):
+            if slot.seconds == seconds:
+                await self.store.floor(slot, count)
+
     async def state(self) -> dict[str, float]:
         used = await self.store.used(self.weight_slot(Priority.EXIT))
         self.paused_until = await self.store.paused_until(self.pause_key)

@@ -45,6 +45,8 @@ class VenueLimits:
     weight: Window
     orders: tuple[Window, ...] = ()
     weight_header: str | None = None  # the venue's running count of our weight, read back
+    # The venue's running counts of one account's orders, read back: header -> window seconds.
+    order_headers: tuple[tuple[str, float], ...] = ()
     read_share: float = 0.8  # not money
     background_share: float = 0.5  # not money
 

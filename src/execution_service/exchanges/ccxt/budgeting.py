@@ -30,14 +30,22 @@ class Published:
 
 
 _BINANCE_ORDERS = (Window(100, 10), Window(200_000, 86_400))
+_SPOT_COUNTS = (("x-mbx-order-count-10s", 10.0), ("x-mbx-order-count-1d", 86_400.0))
+_FUTURES_COUNTS = (("x-mbx-order-count-10s", 10.0), ("x-mbx-order-count-1m", 60.0))
 # Binance: 6,000 request weight per minute per IP (spot), 2,400 (futures); ccxt's spot costs are
 # in units of its 50 ms rateLimit (weight 20 = cost 4), its futures costs are the weights.
 PUBLISHED: dict[str, Published] = {
     "binance": Published(
-        VenueLimits(Window(6000, 60), _BINANCE_ORDERS, "x-mbx-used-weight-1m"), 5.0
+        VenueLimits(Window(6000, 60), _BINANCE_ORDERS, "x-mbx-used-weight-1m", _SPOT_COUNTS),
+        5.0,
     ),
     "binanceusdm": Published(
-        VenueLimits(Window(2400, 60), (Window(300, 10), Window(1200, 60)), "x-mbx-used-weight-1m"),
+        VenueLimits(
+            Window(2400, 60),
+            (Window(300, 10), Window(1200, 60)),
+            "x-mbx-used-weight-1m",
+            _FUTURES_COUNTS,
+        ),
         1.0,
     ),
     "binancecoinm": Published(
@@ -97,7 +105,7 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
             raise
         finally:
             budget.landed(ticket)
-            await _read_back(ex, budget, limits)
+            await _read_back(ex, budget, limits, account)
 
     ex.handle_errors, ex.fetch2 = seen, fetch2
     return budget
@@ -113,11 +121,13 @@ async def _stopped(ex: Any, budget: VenueBudget, status: int, e: Exception) -> N
     await budget.pause(status, retry_after_seconds(headers.get("retry-after")))
 
 
-async def _read_back(ex: Any, budget: VenueBudget, limits: VenueLimits) -> None:
-    if not limits.weight_header:
-        return
+async def _read_back(ex: Any, budget: VenueBudget, limits: VenueLimits, account: str) -> None:
+    """The venue's own counts (weight, and this account's orders) are floors on ours."""
+    counts = dict(limits.order_headers)
     for name, value in (ex.last_response_headers or {}).items():
-        if str(name).lower() == limits.weight_header:
-            with contextlib.suppress(ValueError):
+        header = str(name).lower()
+        with contextlib.suppress(ValueError):
+            if header == limits.weight_header:
                 await budget.report_used(int(value))
-            return
+            elif header in counts:
+                await budget.report_orders(account, counts[header], int(value))
