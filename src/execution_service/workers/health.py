@@ -19,16 +19,15 @@ from execution_service.models import ExecutionConnection
 SPREAD_OVER = 50  # connections
 
 
-async def health_tick(ctx: AppContext) -> list[int]:
-    """Returns the ids of the connections this tick deactivated."""
+async def health_tick(ctx: AppContext, spread_seconds: float = 0.0) -> list[int]:
+    """Returns the ids of the connections this tick deactivated. With more than SPREAD_OVER
+    connections, their checks start one after another over `spread_seconds` (the worker gives
+    80 % of its interval) rather than all at once."""
     async with ctx.session_factory() as session:
         conns = await ConnectionRepository(session).active()
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     deactivated: list[int] = []
-    # Few connections: nothing to spread. Many: one every `step` seconds over 80 % of the tick.
-    step = (
-        0.8 * ctx.settings.health_interval_seconds / len(conns) if len(conns) > SPREAD_OVER else 0
-    )
+    step = spread_seconds / len(conns) if len(conns) > SPREAD_OVER else 0
 
     async def check(conn: ExecutionConnection, offset: float) -> None:
         await asyncio.sleep(offset)

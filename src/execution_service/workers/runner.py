@@ -53,7 +53,7 @@ async def _venues(ctx: AppContext) -> None:
 
 
 async def _health(ctx: AppContext) -> None:
-    await health_tick(ctx)
+    await health_tick(ctx, 0.8 * ctx.settings.health_interval_seconds)
 
 
 async def _analytics(ctx: AppContext) -> None:
