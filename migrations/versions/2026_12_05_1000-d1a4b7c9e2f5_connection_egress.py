@@ -17,11 +17,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both databases: a batch (copy-and-move) on SQLite would drop the table
+# that logs and positions point at, and fail their foreign keys once rows exist.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("execution_connections") as batch:
-        batch.add_column(sa.Column("egress", sa.String(32), nullable=True))
+    op.add_column("execution_connections", sa.Column("egress", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("execution_connections") as batch:
-        batch.drop_column("egress")
+    op.drop_column("execution_connections", "egress")
