@@ -262,3 +262,16 @@ async def test_an_accounts_order_count_is_read_back_from_the_venue(fake: FakeBin
         await adapter.close()
     assert fake.limits.refusals == 0
     assert len(fake.requests_to("POST", "/api/v3/order")) == 1
+
+
+async def test_balances_of_many_accounts_load_the_venues_markets_once(fake: FakeBinance) -> None:
+    """An activation reads the balance first: ccxt would load the markets for each account
+    (Binance: 20 weight each) unless the venue's shared copy is there first."""
+    budgets = Budgets(MemoryStore())
+    adapters = await _accounts(fake, budgets, 10)
+    try:
+        await asyncio.gather(*(a.fetch_balance() for a in adapters))
+    finally:
+        await _close(adapters)
+    assert len(fake.requests_to("GET", "/api/v3/exchangeInfo")) == 1
+    assert len(fake.requests_to("GET", "/api/v3/account")) == 10

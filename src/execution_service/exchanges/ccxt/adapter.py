@@ -176,6 +176,9 @@ class CcxtAdapter:
         self._balances.forget()
 
     async def _fetch_balance(self) -> dict[str, BalanceEntry]:
+        # ccxt loads markets itself before a balance: the venue's shared copy first, else every
+        # account's first balance (its activation) costs another exchangeInfo (Binance: 20).
+        await self.load_markets()
         return to_balances(await self._read(lambda: self._ex.fetch_balance()))
 
     async def valuation(self, symbol: str) -> Valuation:
@@ -237,6 +240,7 @@ class CcxtAdapter:
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         venue = await self._symbol(symbol) if symbol else None
+        await self.load_markets()  # the shared copy (as for balances)
         raw = await self._read(lambda: self._ex.fetch_open_orders(venue))
         return [to_order(o, symbol or "") for o in raw]
 

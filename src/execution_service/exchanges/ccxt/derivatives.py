@@ -105,6 +105,7 @@ class Derivatives:
         """The account's positions (in `symbols`, named as asked), in one request."""
         if not self._account.capabilities.venue_positions:
             return []
+        await self._account.load_markets()  # the venue's shared copy, not ccxt's own load
         ours = {}
         for symbol in symbols or []:
             try:
