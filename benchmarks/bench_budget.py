@@ -16,7 +16,7 @@ from decimal import Decimal
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance_limits import BinanceLimits, weight_of
 
-from benchmarks.harness import Database, Env
+from benchmarks.harness import Database, Env, pct
 from benchmarks.report import Figure, Result
 from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.budget import Budgets, BudgetSpec, MemoryStore, VenueLimits, Window
@@ -87,4 +87,53 @@ async def run(db: Database, env: Env) -> Result:
     result.notes.append(
         f"fake: {fake_limit} weight per {WINDOW:g} s window per IP; budget: {budget_limit}"
     )
+    result.figures.append(await idle_order(env))
     return result
+
+
+async def idle_order(env: Env) -> Figure:
+    """One account's orders one after another with room in the budget, against the same orders
+    with no budget at all (samples alternate): an idle budget must add no wait."""
+    samples = env.size(300, 60)
+    async with FakeBinance() as fake:
+        fake.set_balances({"USDT": "1000000000"})
+        shared = SharedMarkets()
+        spec = BudgetSpec(Budgets(MemoryStore()))  # Binance's published limits
+
+        def adapter(budget: BudgetSpec | None) -> CcxtAdapter:
+            return CcxtAdapter(
+                "binance",
+                {"api_key": fake.api_key, "api_secret": fake.api_secret},
+                api_base_url=fake.base_url,
+                outbound=OutboundPolicy(allow_private=True),
+                shared_markets=shared,
+                budget=budget,
+                enable_rate_limit=False,
+            )
+
+        on, off = adapter(spec), adapter(None)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        try:
+            await on.load_markets()
+            await off.load_markets()
+            for i in range(samples * 2):
+                budgeted = i % 2 == 0
+                client = on if budgeted else off
+                started = time.perf_counter()
+                await client.create_order(
+                    "BTC/USDT", "buy", "market", Decimal("0.001"), None, f"i{i}"
+                )
+                times[budgeted].append(time.perf_counter() - started)
+        finally:
+            await on.close()
+            await off.close()
+    with_budget, without = pct(times[True], 50), pct(times[False], 50)
+    return Figure(
+        "one order, idle budget (p50)",
+        with_budget * 1000,
+        "ms",
+        baseline=without * 1000,
+        baseline_name="no budget",
+        target="within noise (<= 1.1x)",
+        ok=with_budget <= 1.1 * without,
+    )
