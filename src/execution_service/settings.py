@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Sizing reads an account's balances at most this old (our own fills booked in; a refused or
     # unknown order forgets them), and a venue's last price at most this old; 0 = every time.
     balance_cache_seconds: float = Field(default=5, ge=0)
+    # ... and how old a kept balance may be when the venue's request budget has no room for a
+    # fresh read at once (a large fan-out): sizing uses it rather than refusing the order.
+    balance_kept_seconds: float = Field(default=300, ge=0)
     ticker_cache_seconds: float = Field(default=1, ge=0)
     # One request budget per (venue, egress) shared by every account (issue #19): in this
     # process's memory, or in Redis when set ("redis://127.0.0.1:6379/0"), shared by every API

@@ -275,3 +275,34 @@ async def test_balances_of_many_accounts_load_the_venues_markets_once(fake: Fake
         await _close(adapters)
     assert len(fake.requests_to("GET", "/api/v3/exchangeInfo")) == 1
     assert len(fake.requests_to("GET", "/api/v3/account")) == 10
+
+
+async def test_sizing_uses_the_kept_balance_when_the_budget_has_no_room(fake: FakeBinance) -> None:
+    """A large fan-out spends the budget on balance reads (Binance: 20 each). An account whose
+    balance was read minutes ago sizes from that copy when a fresh read cannot go at once,
+    instead of waiting its order's whole deadline in the queue."""
+    budgets = Budgets(MemoryStore())
+    spec = BudgetSpec(budgets, limits=_limits(FAKE_WEIGHT))
+    fake.more_keys["key-0"] = "secret-0"
+    adapter = CcxtAdapter(
+        "binance",
+        {"api_key": "key-0", "api_secret": "secret-0"},
+        api_base_url=fake.base_url,
+        outbound=LOOPBACK,
+        budget=spec,
+        balance_ttl=0.2,
+        balance_kept=300,
+    )
+    try:
+        first = await adapter.fetch_balance()
+        await asyncio.sleep(0.3)  # expired
+        await budgets.all()[0].pause(429, 30)  # the venue said slow down to another account
+        reads = len(fake.requests_to("GET", "/api/v3/account"))
+        started = time.monotonic()
+        with calling(Priority.ENTRY, within=5):
+            kept = await adapter.fetch_balance()
+        assert time.monotonic() - started < 1  # not the order's whole deadline
+        assert kept == first
+        assert len(fake.requests_to("GET", "/api/v3/account")) == reads  # nothing sent
+    finally:
+        await adapter.close()

@@ -205,7 +205,10 @@ async def _run(client: Client, fake: FakeBinance, engine: Any) -> dict[str, Any]
             break
         await asyncio.sleep(1)
     outcomes = Counter(e["error_code"] or e["status"] for e in executions)
-    assert set(outcomes) <= {"filled", "exchange_busy"}, outcomes
+    # Filled; refused unsent (the budget had no room before its deadline); or sent without an
+    # answer and, the venue knowing no such client order id after the grace, closed as never
+    # placed (a loaded machine's timeout). Which ones really reached the venue is checked below.
+    assert set(outcomes) <= {"filled", "exchange_busy", "not_found_after_submit"}, outcomes
     filled = [e for e in executions if e["status"] == "filled"]
     buys = [o.client_order_id for o in fake.orders if o.side == "BUY"]
     async with engine.connect() as conn:

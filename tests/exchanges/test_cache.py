@@ -7,7 +7,13 @@ from decimal import Decimal as D
 
 import pytest
 
-from execution_service.exchanges.base import BalanceEntry, Market, OrderResult, Ticker
+from execution_service.exchanges.base import (
+    BalanceEntry,
+    ExchangeBusy,
+    Market,
+    OrderResult,
+    Ticker,
+)
 from execution_service.exchanges.cache import Expiring, TickerBook, balances_after_fill
 from execution_service.exchanges.ccxt.parsing import booking as _booking
 
@@ -168,6 +174,51 @@ async def test_a_fetch_started_before_our_order_is_not_kept() -> None:
     cache.release(lambda v: v + 10)
     assert cache.peek() is None  # nothing was held: the next read asks
     assert await cache.get(load) == 2
+
+
+@pytest.mark.parametrize(
+    ("age", "kept_for", "budget_short", "expected"),
+    [
+        (3, 300, True, 1),  # still fresh: no read at all
+        (10, 300, False, 2),  # expired, the budget has room: a fresh read
+        (10, 300, True, 1),  # expired, no room at once: the kept copy
+        (299, 300, True, 1),
+        (301, 300, True, "busy"),  # too old to stand in: the refusal stands
+        (10, 0, True, "busy"),  # nothing is kept beyond the ttl
+    ],
+)
+async def test_a_kept_copy_stands_in_when_the_budget_has_no_room(
+    age: float, kept_for: float, budget_short: bool, expected: int | str
+) -> None:
+    clock, load = Clock(), Loader()
+    cache: Expiring[int] = Expiring(5, clock, kept_for=kept_for)
+    assert await cache.get_or_kept(load) == 1
+    clock.now += age
+
+    async def read() -> int:
+        if budget_short:
+            raise ExchangeBusy("the request budget has no room before this request's deadline")
+        return await load()
+
+    if expected == "busy":
+        with pytest.raises(ExchangeBusy):
+            await cache.get_or_kept(read)
+    else:
+        assert await cache.get_or_kept(read) == expected
+
+
+async def test_a_kept_copy_is_not_served_while_our_order_is_in_flight() -> None:
+    clock, load = Clock(), Loader()
+    cache: Expiring[int] = Expiring(5, clock, kept_for=300)
+    await cache.get_or_kept(load)
+    clock.now += 10
+    cache.hold()  # its fill may or may not be in the copy: no copy until it is booked
+
+    async def busy() -> int:
+        raise ExchangeBusy("no room")
+
+    with pytest.raises(ExchangeBusy):
+        await cache.get_or_kept(busy)
 
 
 def test_ticker_book_expires_and_ttl_zero_keeps_nothing() -> None:

@@ -1,10 +1,12 @@
 """Short-lived copies of exchange reads the per-order path would otherwise make every time.
 
-- `Expiring`: one value (an account's balances) kept `ttl` seconds. Concurrent misses share one
-  fetch; a value changed or forgotten while a fetch is in flight is not overwritten by that
-  fetch's answer (it may predate our own order). While our orders are in flight the value is
-  on hold: reads ask the exchange and keep nothing (its answer may or may not include a fill
-  we are about to book), and the held copy comes back with those fills booked.
+- `Expiring`: one value (an account's balances) kept `ttl` seconds, and served up to `kept_for`
+  seconds when the venue's request budget has no room for a fresh read (`get_or_kept`).
+  Concurrent misses share one fetch; a value changed or forgotten while a fetch is in flight
+  is not overwritten by that fetch's answer (it may predate our own order). While our orders
+  are in flight the value is on hold: reads ask the exchange and keep nothing (its answer may
+  or may not include a fill we are about to book), and the held copy comes back with those
+  fills booked.
 - `TickerBook`: last prices per symbol of one venue, shared by every client of that venue.
 - `SharedMarkets`: one venue's loaded markets, so N accounts on it load them once.
 - `balances_after_fill`: what our own fill does to a cached balance (pure).
@@ -20,15 +22,21 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from execution_service.enums import Direction
-from execution_service.exchanges.base import BalanceEntry, Market, Ticker
+from execution_service.exchanges.base import BalanceEntry, ExchangeBusy, Market, Ticker
+from execution_service.exchanges.budget.model import soon
 
 T = TypeVar("T")
 Clock = Callable[[], float]
 
 
+# How long a read that has a kept copy to fall back on may wait for the venue's request budget.
+KEPT_WAIT_SECONDS = 0.05  # not money
+
+
 class Expiring(Generic[T]):
-    def __init__(self, ttl: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, ttl: float, clock: Clock = time.monotonic, kept_for: float = 0) -> None:
         self.ttl = ttl
+        self.kept_for = kept_for  # not money (see `get_or_kept`)
         self._clock = clock
         self._value: T | None = None
         self._at = 0.0
@@ -65,6 +73,20 @@ class Expiring(Generic[T]):
 
             task.add_done_callback(done)
         return await asyncio.shield(self._loading)
+
+    async def get_or_kept(self, load: Callable[[], Awaitable[T]]) -> T:
+        """`get`; but when the copy has expired and the venue's request budget has no room for a
+        fresh read at once, the copy itself if it is at most `kept_for` seconds old (our own
+        fills since booked in). Under a short budget, sizing from a minute-old balance beats
+        refusing the order; the venue still refuses what the account cannot pay."""
+        value, age = self._value, self._clock() - self._at
+        if value is None or age >= self.kept_for or self.ttl <= 0 or self.peek() is not None:
+            return await self.get(load)
+        try:
+            with soon(KEPT_WAIT_SECONDS):
+                return await self.get(load)
+        except ExchangeBusy:
+            return value
 
     def forget(self) -> None:
         # A fetch in flight may have been answered before our order: later callers start anew.

@@ -242,6 +242,7 @@ class AdapterRegistry:
                 outbound=self._settings.outbound,
                 enable_rate_limit=self._settings.env != "test",
                 balance_ttl=self._settings.balance_cache_seconds,
+                balance_kept=self._settings.balance_kept_seconds,
                 egress=self._egress(conn.egress),
                 **self._venue(
                     conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type, conn.egress

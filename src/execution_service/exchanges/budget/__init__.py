@@ -16,6 +16,7 @@ from execution_service.exchanges.budget.model import (
     Window,
     calling,
     current_call,
+    soon,
 )
 from execution_service.exchanges.budget.store import MemoryStore, Slot, Store
 
@@ -99,4 +100,5 @@ __all__ = [
     "calling",
     "current_call",
     "egress_name",
+    "soon",
 ]

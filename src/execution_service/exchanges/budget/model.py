@@ -83,3 +83,18 @@ def calling(priority: Priority, within: float | None = None) -> Iterator[None]:
         yield
     finally:
         _CALL.reset(token)
+
+
+@contextlib.contextmanager
+def soon(seconds: float) -> Iterator[None]:
+    """The enclosed calls must be sent within `seconds` (or by the outer deadline, if sooner),
+    at the outer call's priority: for a read that has a fallback and should not queue."""
+    outer = _CALL.get()
+    deadline = time.monotonic() + seconds
+    if outer is not None and outer.deadline is not None:
+        deadline = min(deadline, outer.deadline)
+    token = _CALL.set(Call(outer.priority if outer else Priority.READ, deadline))
+    try:
+        yield
+    finally:
+        _CALL.reset(token)

@@ -76,6 +76,7 @@ class CcxtAdapter:
         retry_base_delay: float = 0.2,
         enable_rate_limit: bool = True,
         balance_ttl: float = 0,
+        balance_kept: float = 0,
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = OPEN,
@@ -94,7 +95,8 @@ class CcxtAdapter:
         # Other clients of the same venue (exchange, URL, sandbox, market type) share these.
         self._shared = shared_markets
         self._tickers = tickers or TickerBook(0)
-        self._balances: Expiring[dict[str, BalanceEntry]] = Expiring(balance_ttl)
+        self._balances: Expiring[dict[str, BalanceEntry]]
+        self._balances = Expiring(balance_ttl, kept_for=balance_kept)
         # Never echo these in error messages (ccxt's text can carry request URLs and bodies).
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
         self._secrets += [egress.proxy_url] if egress else []
@@ -168,9 +170,9 @@ class CcxtAdapter:
     # --- reads ---------------------------------------------------------------------------------
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]:
-        """The account's balances, at most `balance_ttl` seconds old, with our own fills since
-        then booked in."""
-        return await self._balances.get(self._fetch_balance)
+        """The account's balances, at most `balance_ttl` seconds old (`balance_kept` when the
+        venue's request budget is short), with our own fills since then booked in."""
+        return await self._balances.get_or_kept(self._fetch_balance)
 
     def forget_balance(self) -> None:
         self._balances.forget()
