@@ -70,7 +70,15 @@ async def _codes(engine: Any, signal_id: int) -> dict[str, int]:
             .where(ExecutionLog.signal_id == signal_id)
             .group_by(ExecutionLog.status, ExecutionLog.error_code)
         )
-        return {f"{status}/{code}": n for status, code, n in rows}
+        codes = {f"{status}/{code}": n for status, code, n in rows}
+        sample = await conn.scalar(
+            select(ExecutionLog.error_message)
+            .where(ExecutionLog.signal_id == signal_id, ExecutionLog.error_code.is_not(None))
+            .limit(1)
+        )
+        if sample:
+            codes[f"e.g. {sample[:160]}"] = 0
+        return codes
 
 
 async def _fan_out(
@@ -274,6 +282,12 @@ async def run(db: Database, env: Env) -> Result:
         # ccxt orders may be refused unsent (`exchange_busy`: past their send deadline on a
         # loaded machine): counted and shown, not a crash that loses the paper figures.
         filled = n_ccxt if short is None else short[0]
+        # (The connections share the fake's one API key: to the venue, and so to the request
+        # budget, they are ONE account, whose orders Binance limits to 100 per 10 s.)
+        result.notes.append(
+            f"ccxt: the {n_ccxt} connections share one API key, i.e. one Binance account: the "
+            "budget holds them to its 100 orders per 10 s (per-connection keys: not yet)"
+        )
         if short is not None:
             result.notes.append(f"ccxt: {short[1]}")
         log(f"ccxt walls {', '.join(f'{w:.2f}' for w in walls)} s; short: {short}")
