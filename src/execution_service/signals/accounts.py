@@ -45,10 +45,13 @@ async def load_accounts(
         for t in targets
         if t.preset is not None and t.preset.max_daily_loss_percent is not None
     ]
-    realized = await OrderRepository(session).realized_since(limited, midnight)
     every = [t.conn.id for t in targets]
-    # What is held the other way (netting), and everything held (equity counts it).
+    # What is held the other way (netting), and everything held (equity counts it). Read before
+    # today's realised PnL, on purpose: the daily-loss rule adds the two, and a close committed
+    # between the reads is then counted twice (still open here, realised there), never dropped
+    # from both. For a loss limit, the first errs on the safe side.
     opposite, exposure = await positions.held_by(every, symbol, direction.opposite)
+    realized = await OrderRepository(session).realized_since(limited, midnight)
     accounts: dict[int, Account] = {}
     for conn_id in set(held) | set(realized) | set(opposite) | set(exposure):
         total, for_symbol = held.get(conn_id, (0, 0))
