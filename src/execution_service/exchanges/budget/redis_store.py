@@ -39,15 +39,9 @@ end
 return '0'
 """
 
-_FLOOR = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-"""
-
-_PAUSE = """
+# Raise a key to ARGV[1] (never lower it), expiring in ARGV[2] ms: a window's count floored at
+# the venue's own count, and a pause that only a later pause extends.
+_RAISE = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -63,29 +57,28 @@ class RedisStore:
         self._redis: Any = Redis.from_url(url)
         self._clock = clock
         self._take = self._redis.register_script(_TAKE)
-        self._floor = self._redis.register_script(_FLOOR)
-        self._pause = self._redis.register_script(_PAUSE)
+        self._raise = self._redis.register_script(_RAISE)
 
     async def take(self, pause_key: str, slots: Sequence[Slot], weight: int) -> float:
         args: list[Any] = [repr(self._clock())]
         for slot in slots:  # ARGV: now, then (limit, seconds, units, grace) per window
             args += [slot.limit, repr(slot.seconds), slot.cost(weight), repr(slot.grace)]
         wait = await self._take(keys=[pause_key, *(s.key for s in slots)], args=args)
-        return float(wait)
+        return float(wait)  # not money
 
     async def pause(self, pause_key: str, until: float) -> None:
         ms = max(1, int((until - self._clock()) * 1000))
-        await self._pause(keys=[pause_key], args=[repr(until), ms])
+        await self._raise(keys=[pause_key], args=[repr(until), ms])
 
     async def paused_until(self, pause_key: str) -> float:
         value = await self._redis.get(pause_key)
-        until = float(value) if value is not None else 0.0
+        until = float(value) if value is not None else 0.0  # not money
         return until if until > self._clock() else 0.0
 
     async def floor(self, slot: Slot, used: int) -> None:
         index = int(self._clock() // slot.seconds)
         ms = int(slot.seconds * 2000) + 1000
-        await self._floor(keys=[f"{slot.key}:{index}"], args=[used, ms])
+        await self._raise(keys=[f"{slot.key}:{index}"], args=[used, ms])
 
     async def used(self, slot: Slot) -> int:
         value = await self._redis.get(f"{slot.key}:{int(self._clock() // slot.seconds)}")

@@ -76,7 +76,7 @@ def is_order(method: str, path: str) -> bool:
 
 def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudget:
     """Make every request of `ex` wait for its budget, and read the venue's answer back."""
-    table = published(exchange_id, float(ex.rateLimit))
+    table = published(exchange_id, float(ex.rateLimit))  # not money
     limits = spec.limits or table.limits
     if spec.weight is not None:
         limits = replace(limits, weight=spec.weight)
@@ -93,8 +93,8 @@ def meter(ex: Any, spec: BudgetSpec, venue: str, exchange_id: str) -> VenueBudge
         path: Any, api: Any = "public", method: str = "GET", params: Any = None, config: Any = None
     ) -> Any:
         params, config = params or {}, config or {}
-        cost = float(ex.calculate_rate_limiter_cost(api, method, path, params, config))
-        weight = max(1, math.ceil(cost * table.weight_per_cost - 1e-9))
+        cost = ex.calculate_rate_limiter_cost(api, method, path, params, config)
+        weight = max(1, math.ceil(float(cost) * table.weight_per_cost - 1e-9))  # not money
         ticket = await budget.acquire(weight, account=account, order=is_order(method, str(path)))
         status[0] = 0
         try:
