@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.models import ExecutionLog, ExecutionPosition
-from execution_service.orders import entries as order_entries
+from execution_service.orders import outcomes as order_outcomes
 from execution_service.orders.tracker import track_orders
 from execution_service.workers.health import health_tick
 from execution_service.workers.monitor import monitor_tick
@@ -260,7 +260,7 @@ async def test_a_fan_out_whose_outcomes_cannot_be_recorded_sends_nothing_more(
     async def fails(*_: object, **__: object) -> None:
         raise OperationalError("UPDATE execution_logs …", {}, Deadlock("deadlock detected"))
 
-    monkeypatch.setattr(order_entries, "record_outcomes", fails)
+    monkeypatch.setattr(order_outcomes, "record_outcomes", fails)
     body = {"symbol": "BTC/USDT", "direction": "buy", "connection_ids": [c["id"] for c in conns]}
     response = await user.post("/api/v1/signals", json=body)
     fake_binance.set_latency(0)

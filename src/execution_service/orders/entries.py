@@ -26,8 +26,8 @@ from execution_service.exchanges.base import (
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders.ids import entry_client_order_id
-from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
-from execution_service.orders.outcomes import record_outcomes, send_batch
+from execution_service.orders.lifecycle import reject, send_deadline, submit
+from execution_service.orders.outcomes import OutcomeRecorder, send_batch
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -157,20 +157,19 @@ async def send_entries(
 
 class _Sender:
     """Entries sent each through its own adapter, `signal_concurrency` at a time; their
-    outcomes recorded as they come, all that arrived meanwhile in one transaction."""
+    outcomes recorded as they come (`OutcomeRecorder`)."""
 
     def __init__(self, ctx: AppContext, received_at: datetime, recorded: list[ExecutionLog]):
         self.ctx = ctx
         self.received_at = received_at
-        self.recorded = recorded
-        self.answered: asyncio.Queue[tuple[int, Outcome] | None] = asyncio.Queue()
+        self.recorder = OutcomeRecorder(ctx, recorded)
         self.bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def send_all(self, items: Sequence[tuple[int, ExecutionLog, EntryOrder]]) -> None:
         try:
             await asyncio.gather(*(self.send(*item) for item in items))
         finally:
-            self.answered.put_nowait(None)
+            self.recorder.close()
 
     async def send(self, i: int, entry: ExecutionLog, order: EntryOrder) -> None:
         observability.connection_id.set(order.conn.id)
@@ -180,20 +179,10 @@ class _Sender:
             outcome = await submit(
                 adapter, entry, order.conn.adapter, self.received_at, send_by=send_by
             )
-            self.answered.put_nowait((i, outcome))
+            self.recorder.put(i, outcome)
 
     async def record(self) -> None:
-        done = False
-        while not done:
-            batch = [await self.answered.get()]
-            while not self.answered.empty():
-                batch.append(self.answered.get_nowait())
-            done = batch[-1] is None
-            arrived = [item for item in batch if item is not None]
-            if arrived:
-                logs = await record_outcomes(self.ctx, [o for _, o in arrived])
-                for (i, _), entry in zip(arrived, logs, strict=True):
-                    self.recorded[i] = entry
+        await self.recorder.run()
 
 
 async def _all_or_none(*jobs: Coroutine[Any, Any, None]) -> None:

@@ -25,8 +25,13 @@ from execution_service.models import ExecutionConnection, ExecutionLog, Executio
 from execution_service.orders import fills
 from execution_service.orders.exit_venues import ExitVenue, Venues, look_up, size_exit
 from execution_service.orders.ids import READABLE, exit_client_order_id
-from execution_service.orders.lifecycle import reject
-from execution_service.orders.outcomes import send, send_batch
+from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
+from execution_service.orders.outcomes import (
+    OutcomeRecorder,
+    record_outcomes,
+    send_batch,
+    ticket_of,
+)
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import CHUNK, PositionRepository
@@ -157,8 +162,23 @@ async def send_exit(
     *,
     analytics_days: set[tuple[int, date]] | None = None,
 ) -> ExecutionLog:
-    """Send a claimed exit. Without an adapter (its credentials do not decrypt, its client
-    cannot be built) the exit is refused and the position is open again."""
+    """Send a claimed exit and record its outcome."""
+    sent = await _submit_exit(ctx, exit_log, adapter, conn)
+    if isinstance(sent, ExecutionLog):
+        return sent
+    (recorded,) = await record_outcomes(ctx, [sent], analytics_days=analytics_days)
+    return recorded
+
+
+async def _submit_exit(
+    ctx: AppContext,
+    exit_log: ExecutionLog,
+    adapter: ExchangeAdapter | None,
+    conn: ExecutionConnection | None,
+) -> Outcome | ExecutionLog:
+    """Send a claimed exit: its outcome, to record. Without an adapter (its credentials do not
+    decrypt, its client cannot be built) the exit is refused and the position is open again:
+    the log as recorded."""
     try:
         if conn is None:
             async with ctx.session_factory() as session:
@@ -176,7 +196,9 @@ async def send_exit(
             await fills.release_exit(session, entry, ctx.settings.exit_max_refusals)
             await session.commit()
             return entry
-    return await send(ctx, exit_log, adapter, conn.adapter, analytics_days=analytics_days)
+    ticket = await ticket_of(ctx, exit_log, adapter)
+    send_by = send_deadline(ctx, exit_log)
+    return await submit(adapter, exit_log, conn.adapter, None, ticket, send_by=send_by)
 
 
 async def send_all(
@@ -204,17 +226,25 @@ async def _send(
     batched = [i for i, e in enumerate(exit_logs) if _simulated(ctx, conns, e)]
     if len(batched) < 2:
         batched = []
+    # Real venues' outcomes are recorded as they arrive, those that arrive together in one
+    # transaction: a mass close (a crash through 1,000 accounts' stops, a netting signal) is not
+    # a transaction per exit.
+    recorder = OutcomeRecorder(ctx, out, analytics_days)
 
     async def one(i: int) -> None:
+        conn_id = exit_logs[i].execution_connection_id
         async with bound:
-            conn_id = exit_logs[i].execution_connection_id
-            out[i] = await send_exit(
-                ctx,
-                exit_logs[i],
-                adapters.get(conn_id),
-                conns.get(conn_id),
-                analytics_days=analytics_days,
-            )
+            sent = await _submit_exit(ctx, exit_logs[i], adapters.get(conn_id), conns.get(conn_id))
+        if isinstance(sent, ExecutionLog):
+            out[i] = sent
+        else:
+            recorder.put(i, sent)
+
+    async def singles(indexes: list[int]) -> list[BaseException | None]:
+        try:
+            return await asyncio.gather(*(one(i) for i in indexes), return_exceptions=True)
+        finally:
+            recorder.close()
 
     async def batch() -> None:
         if not batched:
@@ -226,13 +256,17 @@ async def _send(
             out[i] = recorded
 
     chosen = set(batched)
-    singles = [i for i in range(len(exit_logs)) if i not in chosen]
-    results = await asyncio.gather(*(one(i) for i in singles), batch(), return_exceptions=True)
-    # Each failed row stays pending, for the order tracker to reconcile (a failed batch: all).
-    failed = [exit_logs[i] for i, r in zip(singles, results, strict=False) if r is not None]
-    if results[-1] is not None:
+    indexes = [i for i in range(len(exit_logs)) if i not in chosen]
+    sent, recording, batch_result = await asyncio.gather(
+        singles(indexes), recorder.run(), batch(), return_exceptions=True
+    )
+    # Each failed row stays pending, for the order tracker to reconcile by client order id.
+    errors = [r for r in (*(sent if isinstance(sent, list) else [sent]), recording) if r]
+    failed = [exit_logs[i] for i in indexes if out[i] is exit_logs[i]] if errors else []
+    if batch_result is not None:
         failed += [exit_logs[i] for i in batched]
-    _log_failures(failed, len(exit_logs), [r for r in results if isinstance(r, BaseException)])
+        errors.append(batch_result)
+    _log_failures(failed, len(exit_logs), [e for e in errors if isinstance(e, BaseException)])
     return out
 
 

@@ -1,8 +1,10 @@
 """Recording what venues answered, many orders (any connections) in one transaction, and sending
-committed orders end to end: one (`send`), or many on simulated venues at once (`send_batch`)."""
+committed orders: many on simulated venues at once (`send_batch`); those sent one by one have
+their outcomes recorded as they arrive (`OutcomeRecorder`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -27,8 +29,6 @@ from execution_service.orders.lifecycle import (
     Recording,
     apply_result,
     reject,
-    send_deadline,
-    submit,
 )
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import PositionRepository
@@ -140,27 +140,49 @@ def _observe(outcome: Outcome, entry: ExecutionLog) -> None:
     )
 
 
-async def send(
-    ctx: AppContext,
-    entry: ExecutionLog,
-    adapter: ExchangeAdapter,
-    adapter_name: str,
-    *,
-    received_at: datetime | None = None,
-    analytics_days: set[tuple[int, date]] | None = None,
-) -> ExecutionLog:
-    """Send one committed `pending` order and record its outcome; returns the log as recorded.
-    An exit on a venue of broker tickets closes the ticket its position's entry opened."""
-    assert entry.status == OrderStatus.pending
-    ticket = None
-    if entry.purpose == Purpose.exit and adapter.capabilities.positions_are_tickets:
-        async with ctx.session_factory() as session:
-            ticket = await OrderRepository(session).entry_ticket(entry.position_id)
-    outcome = await submit(
-        adapter, entry, adapter_name, received_at, ticket, send_by=send_deadline(ctx, entry)
-    )
-    (recorded,) = await record_outcomes(ctx, [outcome], analytics_days=analytics_days)
-    return recorded
+class OutcomeRecorder:
+    """Outcomes recorded as they arrive from orders sent concurrently: all that arrived while the
+    last transaction ran go in the next one, not one transaction per order. `recorded[i]` is
+    replaced by order i's log as recorded. `run` until `close`; it raises if recording fails."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        recorded: list[ExecutionLog],
+        analytics_days: set[tuple[int, date]] | None = None,
+    ) -> None:
+        self.ctx, self.recorded, self.analytics_days = ctx, recorded, analytics_days
+        self._answered: asyncio.Queue[tuple[int, Outcome] | None] = asyncio.Queue()
+
+    def put(self, i: int, outcome: Outcome) -> None:
+        self._answered.put_nowait((i, outcome))
+
+    def close(self) -> None:
+        """Every order has been sent (or given up): `run` ends once their outcomes are in."""
+        self._answered.put_nowait(None)
+
+    async def run(self) -> None:
+        done = False
+        while not done:
+            batch = [await self._answered.get()]
+            while not self._answered.empty():
+                batch.append(self._answered.get_nowait())
+            done = batch[-1] is None
+            arrived = [item for item in batch if item is not None]
+            if arrived:
+                logs = await record_outcomes(
+                    self.ctx, [o for _, o in arrived], analytics_days=self.analytics_days
+                )
+                for (i, _), entry in zip(arrived, logs, strict=True):
+                    self.recorded[i] = entry
+
+
+async def ticket_of(ctx: AppContext, entry: ExecutionLog, adapter: ExchangeAdapter) -> str | None:
+    """An exit on a venue of broker tickets closes the ticket its position's entry opened."""
+    if entry.purpose != Purpose.exit or not adapter.capabilities.positions_are_tickets:
+        return None
+    async with ctx.session_factory() as session:
+        return await OrderRepository(session).entry_ticket(entry.position_id)
 
 
 async def send_batch(
