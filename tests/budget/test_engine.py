@@ -4,6 +4,7 @@ deadlines refuse unsent, pauses stop everyone; the same in memory and in Redis."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from execution_service.exchanges.budget import (
     VenueLimits,
     Window,
     calling,
+    soon,
 )
 from execution_service.exchanges.budget.store import Slot, Store
 
@@ -178,6 +180,34 @@ async def test_reads_keep_room_for_orders(store: Store) -> None:
     with calling(Priority.READ, within=0.2), pytest.raises(ExchangeBusy):
         await budget.acquire(1)
     await budget.acquire(1, order=True, account="a")  # orders still have the other half
+
+
+@pytest.mark.parametrize(
+    ("outer", "fallback", "room"),
+    [
+        (None, False, 8),  # a read: the read share
+        (None, True, 5),  # a read with a kept copy to fall back on: the background share
+        (Priority.READ, True, 5),
+        (Priority.EXIT, True, 10),  # an exit's own read keeps the exit's priority
+    ],
+)
+async def test_a_read_with_a_fallback_leaves_the_orders_their_room(
+    store: Store, outer: Priority | None, fallback: bool, room: int
+) -> None:
+    """A fan-out sizes every account before its orders go: reads that have a kept copy must not
+    take the room those orders need."""
+    limits = VenueLimits(Window(10, 30), read_share=0.8, background_share=0.5)
+    budget = Budgets(store).get(_venue(), None, limits)
+    taken = 0
+    with contextlib.ExitStack() as stack:
+        if outer is not None:
+            stack.enter_context(calling(outer))
+        stack.enter_context(soon(0.05, fallback=fallback))
+        with contextlib.suppress(ExchangeBusy):
+            for _ in range(11):
+                await budget.acquire(1)
+                taken += 1
+    assert taken == room
 
 
 async def test_two_processes_share_one_redis_budget() -> None:

@@ -221,6 +221,75 @@ async def test_a_kept_copy_is_not_served_while_our_order_is_in_flight() -> None:
         await cache.get_or_kept(busy)
 
 
+async def test_an_expired_copy_held_across_our_order_comes_back_with_the_fill_booked() -> None:
+    """Past its TTL the copy is still the kept fallback: our order books its fill into it rather
+    than dropping it (a fan-out's accounts would each need a fresh read after their order)."""
+    clock, load = Clock(), Loader()
+    cache: Expiring[int] = Expiring(5, clock, kept_for=300)
+    await cache.get_or_kept(load)
+    clock.now += 10
+    cache.hold()
+    cache.release(lambda v: v + 10)
+    assert cache.peek() is None  # not fresh
+
+    async def busy() -> int:
+        raise ExchangeBusy("no room")
+
+    assert await cache.get_or_kept(busy) == 11  # kept, with the fill
+
+
+@pytest.mark.parametrize(
+    ("ours_age", "kept_age", "expected"),
+    [
+        (None, 60, 7),  # nothing of ours: the kept copy
+        (120, 60, 7),  # ours is older: the kept copy replaces it
+        (30, 60, 1),  # ours is newer: kept
+        (None, 400, "busy"),  # older than kept_for: never stands in
+    ],
+)
+async def test_a_copy_read_elsewhere_is_kept_unless_ours_is_newer(
+    ours_age: float | None, kept_age: float, expected: int | str
+) -> None:
+    clock, load = Clock(), Loader()
+    cache: Expiring[int] = Expiring(5, clock, kept_for=300)
+    if ours_age is not None:
+        await cache.get(load)
+        clock.now += ours_age
+    cache.keep(7, kept_age)
+
+    async def busy() -> int:
+        raise ExchangeBusy("no room")
+
+    if expected == "busy":
+        with pytest.raises(ExchangeBusy):
+            await cache.get_or_kept(busy)
+    else:
+        assert await cache.get_or_kept(busy) == expected
+
+
+async def test_a_copy_read_elsewhere_is_not_taken_while_our_order_is_in_flight() -> None:
+    cache: Expiring[int] = Expiring(5, Clock(), kept_for=300)
+    cache.hold()
+    cache.keep(7, 1)
+    cache.release(None)
+    assert cache.peek() is None
+
+
+async def test_every_value_loaded_is_told_and_a_failing_hook_changes_nothing() -> None:
+    told: list[int] = []
+    cache: Expiring[int] = Expiring(5, Clock(), on_load=told.append)
+    assert await cache.get(Loader()) == 1
+    uncached: Expiring[int] = Expiring(0, Clock(), on_load=told.append)
+    assert await uncached.get(Loader()) == 1
+    assert told == [1, 1]
+
+    def broken(_: int) -> None:
+        raise RuntimeError("hook")
+
+    failing: Expiring[int] = Expiring(5, Clock(), on_load=broken)
+    assert await failing.get(Loader()) == 1
+
+
 def test_ticker_book_expires_and_ttl_zero_keeps_nothing() -> None:
     clock = Clock()
     book = TickerBook(1, clock)

@@ -33,8 +33,8 @@ from execution_service.errors import (
 from execution_service.events import service as events
 from execution_service.exchanges.base import AuthFailed, BalanceEntry, ExchangeBusy, ExchangeError
 from execution_service.exchanges.budget import Priority, calling
+from execution_service.exchanges.catalog import capabilities, known_exchange, venue_hosts
 from execution_service.exchanges.kinds import KINDS
-from execution_service.exchanges.registry import capabilities, known_exchange, venue_hosts
 from execution_service.market_data.repository import DataConnectionRepository
 from execution_service.models import ExecutionConnection
 from execution_service.outbound.checks import check_base_url

@@ -6,7 +6,8 @@
   is not overwritten by that fetch's answer (it may predate our own order). While our orders
   are in flight the value is on hold: reads ask the exchange and keep nothing (its answer may
   or may not include a fill we are about to book), and the held copy comes back with those
-  fills booked.
+  fills booked. `keep` takes a copy read elsewhere (`exchanges.kept`); `on_load` hears of
+  every value read.
 - `TickerBook`: last prices per symbol of one venue, shared by every client of that venue.
 - `SharedMarkets`: one venue's loaded markets, so N accounts on it load them once.
 - `balances_after_fill`: what our own fill does to a cached balance (pure).
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from execution_service.exchanges.budget.model import soon
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 
 # How long a read that has a kept copy to fall back on may wait for the venue's request budget.
@@ -34,10 +37,17 @@ KEPT_WAIT_SECONDS = 0.05  # not money
 
 
 class Expiring(Generic[T]):
-    def __init__(self, ttl: float, clock: Clock = time.monotonic, kept_for: float = 0) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        clock: Clock = time.monotonic,
+        kept_for: float = 0,
+        on_load: Callable[[T], None] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.kept_for = kept_for  # not money (see `get_or_kept`)
         self._clock = clock
+        self._on_load = on_load  # told of every value loaded (kept balances: `exchanges.kept`)
         self._value: T | None = None
         self._at = 0.0
         self._generation = 0
@@ -53,7 +63,9 @@ class Expiring(Generic[T]):
 
     async def get(self, load: Callable[[], Awaitable[T]]) -> T:
         if self.ttl <= 0:
-            return await load()
+            loaded = await load()
+            self._loaded(loaded)
+            return loaded
         value = self.peek()
         if value is not None:
             return value
@@ -68,6 +80,7 @@ class Expiring(Generic[T]):
                     self._loading = None
                 if t.cancelled() or t.exception() is not None:
                     return
+                self._loaded(t.result())
                 if generation == self._generation and not self._holds:  # nothing of ours since
                     self._value, self._at = t.result(), started
 
@@ -83,10 +96,26 @@ class Expiring(Generic[T]):
         if value is None or age >= self.kept_for or self.ttl <= 0 or self.peek() is not None:
             return await self.get(load)
         try:
-            with soon(KEPT_WAIT_SECONDS):
+            with soon(KEPT_WAIT_SECONDS, fallback=True):
                 return await self.get(load)
         except ExchangeBusy:
             return value
+
+    def keep(self, value: T, age: float) -> None:
+        """A copy read `age` seconds ago elsewhere (another process, before a restart): ours
+        until a newer one is read. Not while an order of ours is in flight."""
+        if self._holds or self._loading is not None:
+            return
+        at = self._clock() - age
+        if self._value is None or self._at < at:
+            self._value, self._at = value, at
+
+    def _loaded(self, value: T) -> None:
+        if self._on_load is not None:
+            try:
+                self._on_load(value)
+            except Exception:  # the hook's failure is its own; the value is still the answer
+                log.exception("on_load hook failed")
 
     def forget(self) -> None:
         # A fetch in flight may have been answered before our order: later callers start anew.
@@ -98,7 +127,9 @@ class Expiring(Generic[T]):
     def hold(self) -> None:
         """An order of ours is about to be sent."""
         if self._holds == 0:
-            self._held, self._held_at = self.peek(), self._at
+            # Held whatever its age: past the TTL it is still the kept fallback (`get_or_kept`),
+            # and our fill must be booked into it, not drop it.
+            self._held, self._held_at = self._value, self._at
         self._holds += 1
         self._generation += 1
         self._value = None
@@ -120,7 +151,7 @@ class TickerBook:
         self.ttl = ttl
         self._clock = clock
         self._prices: dict[str, tuple[Ticker, float]] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}  # (kind, *symbols)
 
     def get(self, symbol: str) -> Ticker | None:
         hit = self._prices.get(symbol)
@@ -133,11 +164,13 @@ class TickerBook:
         symbols: list[str],
         read: Callable[[Callable[[], Awaitable[T]]], Awaitable[T]],
         call: Callable[[], Awaitable[T]],
+        kind: str = "tickers",
     ) -> T:
-        """`read(call)`, unless a client of the venue is already asking for the same symbols:
-        then its answer. The monitor asks every account's tickers at once; the venue is asked
-        once (public data, the same for every account) and the weight is spent once."""
-        key = tuple(symbols)
+        """`read(call)`, unless a client of the venue is already asking for the same symbols
+        (the same `kind` of call): then its answer. The monitor asks every account's tickers at
+        once; the venue is asked once (public data, the same for every account) and the weight
+        is spent once."""
+        key = (kind, *symbols)
         task = self._inflight.get(key)
         if task is None:
             task = self._inflight[key] = asyncio.ensure_future(read(call))

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execution_service.crypto import CredentialsError, KeyRing, owner_aad
-from execution_service.enums import Adapter, DataSourceType, MarketType
+from execution_service.enums import Adapter, DataSourceType
 from execution_service.exchanges.base import (
+    BalanceEntry,
     ExchangeAdapter,
     ExchangeError,
     OrderRequest,
@@ -30,7 +31,8 @@ from execution_service.exchanges.bounded import BoundedAdapter
 from execution_service.exchanges.budget import Budgets, BudgetSpec, Window
 from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
-from execution_service.exchanges.mtapi import adapter as mtapi_adapter
+from execution_service.exchanges.catalog import capabilities
+from execution_service.exchanges.kept import KeptBalances
 from execution_service.exchanges.paper import adapter as paper
 from execution_service.exchanges.paper import batch as paper_batch
 from execution_service.exchanges.paper.adapter import PaperAdapter
@@ -40,41 +42,6 @@ from execution_service.outbound.egress import Egress
 from execution_service.settings import Settings
 
 CLIENT_LIFETIME_SECONDS = 6 * 3600
-
-
-def supported_exchanges() -> frozenset[str]:
-    import ccxt.async_support as ccxt_async
-
-    return frozenset(ccxt_async.exchanges)
-
-
-def known_exchange(adapter: str, exchange: str | None) -> bool:
-    """Whether a connection's `exchange` names a venue its adapter can reach."""
-    return adapter != Adapter.ccxt or exchange is None or exchange in supported_exchanges()
-
-
-@functools.cache
-def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueCapabilities:
-    """What a connection's venue can do, known from its row alone: no client is built, so a
-    paper connection never gets a real one."""
-    if adapter == Adapter.paper:
-        return paper.CAPABILITIES
-    if adapter == Adapter.mtapi:
-        return mtapi_adapter.CAPABILITIES
-    from execution_service.exchanges.ccxt.capabilities import venue_capabilities
-
-    return venue_capabilities(exchange or "", MarketType(market_type))
-
-
-@functools.cache
-def venue_hosts(adapter: str, exchange: str | None) -> frozenset[str] | None:
-    """The hosts a connection of this venue may name in production (ccxt's own URLs for the
-    exchange), or None where the venue has no known list (a MetaTrader gateway)."""
-    if adapter != Adapter.ccxt or not exchange or exchange not in supported_exchanges():
-        return None
-    from execution_service.exchanges.ccxt.client import known_hosts
-
-    return known_hosts(exchange)
 
 
 class Encrypted(Protocol):
@@ -92,11 +59,15 @@ def decrypt_credentials(keyring: KeyRing, conn: Encrypted) -> dict[str, str]:
     return keyring.decrypt(conn.credentials_encrypted, owner_aad(conn.user_id, conn.admin_id))
 
 
+Keep = Callable[[dict[str, BalanceEntry], float], None]  # (balances, age in seconds)
+
+
 @dataclass
 class _Cached:
     fingerprint: str
     adapter: ExchangeAdapter
     created: float
+    keep: Keep | None = None  # takes a kept balance (ccxt clients)
 
 
 class AdapterRegistry:
@@ -119,6 +90,9 @@ class AdapterRegistry:
         # same markets and prices, so one load or one ticker serves them all.
         self._tickers: dict[str, TickerBook] = {}
         self._markets: dict[str, SharedMarkets] = {}
+        self.kept = KeptBalances(session_factory)
+        self._public: dict[str, ExchangeAdapter] = {}  # per `price_venue`: its public prices
+        self._seeds: dict[int, tuple[dict[str, BalanceEntry], float]] = {}  # for clients to come
         # One request budget per (venue, egress), shared by every account (issue #19).
         self.budgets = (
             Budgets(redis_url=settings.redis_url, scale=settings.budget_limit_scale)
@@ -210,9 +184,26 @@ class AdapterRegistry:
                     return cached.adapter
                 del self._clients[conn.id]
                 await cached.adapter.close()
-            adapter = self._bound(conn.id, self._build(conn))
-            self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic())
+            inner = self._build(conn)
+            keep: Keep | None = getattr(inner, "keep_balance", None)
+            adapter = self._bound(conn.id, inner)
+            self._clients[conn.id] = _Cached(fingerprint, adapter, time.monotonic(), keep)
+            if (seed := self._seeds.pop(conn.id, None)) is not None and keep is not None:
+                keep(seed[0], time.monotonic() - seed[1])
             return adapter
+
+    async def keep_balances(
+        self, session: AsyncSession, conns: Sequence[ExecutionConnection]
+    ) -> None:
+        """These connections' clients get their kept balances (`exchanges.kept`), in one query:
+        a fan-out's sizing falls back on them when the budget is short."""
+        ids = [c.id for c in conns if c.adapter == Adapter.ccxt]
+        for conn_id, (balances, age) in (await self.kept.unspent(session, ids)).items():
+            cached = self._clients.get(conn_id)
+            if cached is not None and cached.keep is not None:
+                cached.keep(balances, age)
+            else:
+                self._seeds[conn_id] = (balances, time.monotonic() - age)
 
     def _credentials(self, conn: Encrypted) -> dict[str, str]:
         try:
@@ -243,6 +234,7 @@ class AdapterRegistry:
                 enable_rate_limit=self._settings.env != "test",
                 balance_ttl=self._settings.balance_cache_seconds,
                 balance_kept=self._settings.balance_kept_seconds,
+                on_balance=functools.partial(self.kept.note, conn.id),
                 egress=self._egress(conn.egress),
                 **self._venue(
                     conn.exchange, conn.api_base_url, conn.sandbox, conn.market_type, conn.egress
@@ -304,8 +296,6 @@ class AdapterRegistry:
 
     async def public(self, data: DataConnection) -> ExchangeAdapter:
         """A credential-less client for a `ccxt` data connection's public tickers."""
-        from execution_service.exchanges.ccxt.adapter import CcxtAdapter
-
         key = -data.id  # data connections share the cache, on negative ids
         fingerprint = f"{data.exchange}|{data.api_base_url}|{data.sandbox}|{data.market_type}"
         async with self._lock:
@@ -315,22 +305,51 @@ class AdapterRegistry:
             if cached is not None:
                 await cached.adapter.close()
             # Bounded like an account's client, which also counts its errors for Prometheus.
-            adapter = self._bound(
-                key,
-                CcxtAdapter(
-                    data.exchange or "",
-                    {},
-                    sandbox=data.sandbox,
-                    api_base_url=data.api_base_url,
-                    market_type=data.market_type,
-                    timeout_ms=self._settings.exchange_timeout_ms,
-                    enable_rate_limit=self._settings.env != "test",
-                    outbound=self._settings.outbound,
-                    **self._venue(data.exchange, data.api_base_url, data.sandbox, data.market_type),
-                ),
-            )
+            adapter = self._bound(key, self._public_client(data))
             self._clients[key] = _Cached(fingerprint, adapter, time.monotonic())
             return adapter
+
+    def price_venue(self, conn: ExecutionConnection) -> str | None:
+        """The venue whose public prices mark a connection's positions when it has no data
+        connection: one request a tick serves every account on it (issue #20), by the egress
+        they go out by. None: the account's prices are its own (a broker's quotes)."""
+        if conn.adapter != Adapter.ccxt:
+            return None
+        venue = f"{conn.exchange}|{conn.api_base_url}|{conn.sandbox}|{conn.market_type}"
+        return f"{venue}|{conn.egress or ''}"
+
+    async def venue_prices(self, conn: ExecutionConnection) -> ExchangeAdapter:
+        """The credential-less client of `price_venue(conn)`, shared by its accounts."""
+        key = self.price_venue(conn) or ""
+        async with self._lock:
+            client = self._public.get(key)
+            if client is None:
+                timeout = self._settings.exchange_timeout_ms / 1000
+                bound = asyncio.Semaphore(self._settings.exchange_concurrency_per_connection)
+                public = self._public_client(conn, conn.egress)
+                client = BoundedAdapter(public, bound, timeout)
+                self._public[key] = client
+            return client
+
+    def _public_client(
+        self, venue: DataConnection | ExecutionConnection, egress: str | None = None
+    ) -> ExchangeAdapter:
+        from execution_service.exchanges.ccxt.adapter import CcxtAdapter
+
+        return CcxtAdapter(
+            venue.exchange or "",
+            {},
+            sandbox=venue.sandbox,
+            api_base_url=venue.api_base_url,
+            market_type=venue.market_type,
+            timeout_ms=self._settings.exchange_timeout_ms,
+            enable_rate_limit=self._settings.env != "test",
+            outbound=self._settings.outbound,
+            egress=self._egress(egress),
+            **self._venue(
+                venue.exchange, venue.api_base_url, venue.sandbox, venue.market_type, egress
+            ),
+        )
 
     async def budget_states(self) -> list[dict[str, Any]]:
         """Each (venue, egress) request budget: used, limit, paused until (unix time, 0: not).
@@ -355,8 +374,10 @@ class AdapterRegistry:
     async def close_all(self) -> None:
         async with self._lock:
             clients, self._clients = list(self._clients.values()), {}
-        for cached in clients:
-            await cached.adapter.close()
+            public, self._public = list(self._public.values()), {}
+        for adapter in [c.adapter for c in clients] + public:
+            await adapter.close()
+        await self.kept.close()
         if self.budgets is not None:
             await self.budgets.close()
 

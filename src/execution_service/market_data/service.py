@@ -18,8 +18,8 @@ from execution_service.db import utcnow
 from execution_service.enums import Adapter, DataSourceType
 from execution_service.errors import Conflict, NotFound, Unprocessable
 from execution_service.exchanges.base import ExchangeError
+from execution_service.exchanges.catalog import known_exchange, venue_hosts
 from execution_service.exchanges.kinds import DATA_KINDS
-from execution_service.exchanges.registry import known_exchange, venue_hosts
 from execution_service.market_data import bars, feeds
 from execution_service.market_data.bars import TICK
 from execution_service.market_data.repository import (

@@ -2,7 +2,8 @@
 with one import; the rest of the code imports tables from here. Money columns are `Money`, closed
 vocabularies `Vocabulary` (read back as their enum).
 
-- `accounts`: API keys, presets, data connections and market data, execution connections;
+- `accounts`: API keys, presets, data connections and market data, execution connections and
+  their kept balances;
 - `paper`: the paper venue's own book;
 - `trading`: signals, execution logs, positions, daily analytics;
 - `outbox`: heartbeats, events, webhooks and deliveries.
@@ -12,6 +13,7 @@ from execution_service.models.accounts import (
     ApiKey,
     DataConnection,
     ExecutionConnection,
+    KeptBalance,
     MarketData,
     MarketDataLatest,
     TradingPreset,
@@ -35,6 +37,7 @@ __all__ = [
     "ExecutionConnection",
     "ExecutionLog",
     "ExecutionPosition",
+    "KeptBalance",
     "MarketData",
     "MarketDataLatest",
     "Owned",

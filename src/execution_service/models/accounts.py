@@ -205,3 +205,19 @@ class ExecutionConnection(Owned, Timestamps, Base):
     day_equity_on: Mapped[date | None] = mapped_column(Date)
     stopped_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     stop_out_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class KeptBalance(Base):
+    """An execution connection's balances as its venue last reported them: what sizing falls back
+    on when the venue's request budget has no room for a fresh read (a fan-out to many accounts
+    on one venue and IP). Shared by every process and kept across restarts; a copy older than
+    the account's last execution is never used (our own fills are not booked into it)."""
+
+    __tablename__ = "kept_balances"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("execution_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    # {currency: [free, used, total]}, each a decimal string
+    balances: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime)

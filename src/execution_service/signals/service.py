@@ -25,7 +25,7 @@ from execution_service.db import read
 from execution_service.enums import CloseReason, OrderStatus
 from execution_service.errors import NotFound
 from execution_service.exchanges.base import Quotes
-from execution_service.exchanges.registry import capabilities
+from execution_service.exchanges.catalog import capabilities
 from execution_service.models import ExecutionConnection, ExecutionLog, Signal
 from execution_service.orders import entries
 from execution_service.orders.exit_venues import ExitVenue
@@ -283,6 +283,8 @@ async def _load(
             for c, preset in rows
         ]
         loaded = Loaded(targets=targets)
+        # Real venues' kept balances, for sizing when a venue's request budget is short.
+        await ctx.adapters.keep_balances(reads, [t.conn for t in targets if not t.caps.simulated])
         _group(loaded, body)
         for group in loaded.groups:
             b = group.body

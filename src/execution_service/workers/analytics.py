@@ -25,7 +25,7 @@ from execution_service.enums import MarketType
 from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import BalanceEntry
 from execution_service.exchanges.budget import Priority, calling
-from execution_service.exchanges.registry import capabilities
+from execution_service.exchanges.catalog import capabilities
 from execution_service.models import ExecutionConnection
 
 log = logging.getLogger(__name__)

@@ -86,14 +86,20 @@ def calling(priority: Priority, within: float | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def soon(seconds: float) -> Iterator[None]:
+def soon(seconds: float, *, fallback: bool = False) -> Iterator[None]:
     """The enclosed calls must be sent within `seconds` (or by the outer deadline, if sooner),
-    at the outer call's priority: for a read that has a fallback and should not queue."""
+    at the outer call's priority: for a read that has a fallback and should not queue.
+    `fallback`: what the read would refresh is kept, so a read on the order path takes no more
+    than the background share of the budget, leaving the rest to the orders it sizes (an exit's
+    own read keeps its priority)."""
     outer = _CALL.get()
     deadline = time.monotonic() + seconds
     if outer is not None and outer.deadline is not None:
         deadline = min(deadline, outer.deadline)
-    token = _CALL.set(Call(outer.priority if outer else Priority.READ, deadline))
+    priority = outer.priority if outer else Priority.READ
+    if fallback and priority >= Priority.READ:
+        priority = Priority.BACKGROUND
+    token = _CALL.set(Call(priority, deadline))
     try:
         yield
     finally:

@@ -49,7 +49,7 @@ from execution_service.exchanges.ccxt.parsing import (
     to_ticker,
 )
 from execution_service.exchanges.ccxt.symbols import resolve
-from execution_service.exchanges.ccxt.venues import order_ref, venue_of
+from execution_service.exchanges.ccxt.venues import order_params, order_ref, venue_of
 from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
 from execution_service.outbound.egress import Egress
@@ -77,6 +77,7 @@ class CcxtAdapter:
         enable_rate_limit: bool = True,
         balance_ttl: float = 0,
         balance_kept: float = 0,
+        on_balance: Callable[[dict[str, BalanceEntry]], None] | None = None,
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = OPEN,
@@ -96,7 +97,7 @@ class CcxtAdapter:
         self._shared = shared_markets
         self._tickers = tickers or TickerBook(0)
         self._balances: Expiring[dict[str, BalanceEntry]]
-        self._balances = Expiring(balance_ttl, kept_for=balance_kept)
+        self._balances = Expiring(balance_ttl, kept_for=balance_kept, on_load=on_balance)
         # Never echo these in error messages (ccxt's text can carry request URLs and bodies).
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
         self._secrets += [egress.proxy_url] if egress else []
@@ -177,6 +178,10 @@ class CcxtAdapter:
     def forget_balance(self) -> None:
         self._balances.forget()
 
+    def keep_balance(self, balances: dict[str, BalanceEntry], age: float) -> None:
+        """A copy read `age` seconds ago, by any process (`exchanges.kept`)."""
+        self._balances.keep(balances, age)
+
     async def _fetch_balance(self) -> dict[str, BalanceEntry]:
         # ccxt loads markets itself before a balance: the venue's shared copy first, else every
         # account's first balance (its activation) costs another exchangeInfo (Binance: 20).
@@ -196,7 +201,10 @@ class CcxtAdapter:
         cached = self._tickers.get(venue)
         if cached is not None:
             return cached
-        raw = await self._read(lambda: self._ex.fetch_ticker(venue))
+        # Concurrent misses (a fan-out sizing 1,000 accounts) share one request.
+        raw = await self._tickers.once(
+            [venue], self._read, lambda: self._ex.fetch_ticker(venue), kind="ticker"
+        )
         ticker = to_ticker(raw, venue)
         if ticker is None:
             raise NoPrice(f"{self.exchange_id} has no price for {symbol}")
@@ -277,7 +285,7 @@ class CcxtAdapter:
             limit_price = self._sync(lambda: self._ex.price_to_precision(venue, plain(price)))
         # A market order is sent without a price on purpose: given one, ccxt turns a Binance
         # market order into a quoteOrderQty (amount x price) order instead of this quantity.
-        params = self._order_params(client_order_id, reduce_only)
+        params = order_params(self._venue, self.market_type, client_order_id, reduce_only)
         self._balances.hold()
         fill = None  # refused (the copy may have been wrong), unknown or cancelled: drop it
         try:
@@ -300,14 +308,6 @@ class CcxtAdapter:
             self._balances.release(fill)
         await self._complete(order, symbol, venue)
         return order
-
-    def _order_params(self, client_order_id: str, reduce_only: bool) -> dict[str, Any]:
-        params: dict[str, Any] = {"clientOrderId": client_order_id}
-        if self.market_type == MarketType.swap:
-            params.update(self._venue.swap_order_params)
-        if reduce_only:
-            params["reduceOnly"] = True
-        return params
 
     async def _read_back(self, sent: OrderResult, symbol: str) -> OrderResult:
         """The venue answered with ids only: the order's state is read, never guessed. If that

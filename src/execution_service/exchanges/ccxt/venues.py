@@ -118,6 +118,18 @@ def venue_of(exchange_id: str) -> CcxtVenue:
     return DEFAULT
 
 
+def order_params(
+    venue: CcxtVenue, market_type: str, client_order_id: str, reduce_only: bool
+) -> dict[str, Any]:
+    """A new order's params: our client order id, the venue's swap params, reduce-only."""
+    params: dict[str, Any] = {"clientOrderId": client_order_id}
+    if market_type == MarketType.swap:
+        params.update(venue.swap_order_params)
+    if reduce_only:
+        params["reduceOnly"] = True
+    return params
+
+
 def order_ref(
     venue: CcxtVenue, order_id: str | None, client_order_id: str | None, *, lookup: bool = False
 ) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,51 @@
+"""Kept balances (issue #21): every balance a venue reports is kept in the database, and a
+fan-out whose venue budget has no room for fresh reads sizes from it, in any process, instead of
+queueing its orders behind 20-weight balance reads. A copy older than one of our executions on
+the account is never used."""
+
+from __future__ import annotations
+
+from execution_service.context import AppContext
+from execution_service.exchanges.budget import VenueBudget, VenueLimits, Window
+from execution_service.exchanges.ccxt.budgeting import venue_key
+from execution_service.exchanges.kept.repository import KeptBalanceRepository
+from tests.factories import Actor
+from tests.fakes.binance import FakeBinance
+from tests.signals.test_ccxt_flow import ccxt_connection, signal
+
+
+def _budget(ctx: AppContext, fake: FakeBinance) -> VenueBudget:
+    budgets = ctx.adapters.budgets
+    assert budgets is not None
+    return budgets.get(venue_key("binance", False, fake.base_url), None, VenueLimits(Window(1, 60)))
+
+
+async def _kept(ctx: AppContext, conn_id: int) -> dict[str, list[str]] | None:
+    async with ctx.session_factory() as session:
+        kept = await KeptBalanceRepository(session).unspent([conn_id])
+    return kept[conn_id][0] if conn_id in kept else None
+
+
+async def test_a_fan_out_short_of_budget_sizes_from_the_kept_balance_in_a_new_process(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    fake_binance.set_price("BTC/USDT", "30000")
+    conn = await ccxt_connection(user, fake_binance)  # activation reads the balance
+    await ctx.adapters.kept.flush()  # (written within a second anyway)
+    assert (await _kept(ctx, conn["id"]) or {})["USDT"] == ["10000", "0", "10000"]
+
+    await ctx.adapters.evict(conn["id"])  # no copy in memory: as in another process
+    budget = _budget(ctx, fake_binance)
+    # Room for orders, none for a read that has a kept copy (the background share).
+    await budget.report_used(int(budget.limits.weight.limit * 0.7))
+    reads = len(fake_binance.requests_to("GET", "/api/v3/account"))
+    execution = await signal(user, conn)
+    assert execution["status"] == "filled" and execution["quantity"] == "0.03333"
+    assert len(fake_binance.requests_to("GET", "/api/v3/account")) == reads  # none sent
+
+    # Our fill changed the account after that copy was read: it is not used again.
+    await ctx.adapters.evict(conn["id"])
+    assert await _kept(ctx, conn["id"]) is None
+    execution = await signal(user, conn, direction="sell")
+    assert execution["status"] == "filled"
+    assert len(fake_binance.requests_to("GET", "/api/v3/account")) == reads + 1  # read fresh
