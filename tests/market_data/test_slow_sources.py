@@ -47,3 +47,38 @@ async def test_a_slow_account_does_not_delay_another_accounts_stop(
     await monitor_tick(ctx)  # a fresh fetch now: the price went through the stop
     theirs = await user.ok("GET", "/api/v1/positions", params={"connection_id": slow["id"]})
     assert [p["closed_reason"] for p in theirs["items"]] == ["sl"]
+
+
+async def test_a_venues_public_prices_are_asked_once_a_tick_for_all_its_accounts(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    """Accounts on one venue with no data connection, each holding other symbols: one ticker
+    request a tick for the union, through a client without credentials, not one per account."""
+    fake_binance.set_price("ETH/USDT", "2000")
+    held = {"BTC/USDT": "0.001", "ETH/USDT": "0.01"}
+    accounts = []
+    for symbol, size in [*held.items(), ("BTC/USDT", "0.001")]:
+        conn = await ccxt_connection(
+            user, fake_binance, position_size_mode="fixed_quantity", position_size_value=size
+        )
+        assert (await signal(user, conn, symbol=symbol))["status"] == "filled"
+        accounts.append(conn)
+
+    def asked() -> list[dict[str, str]]:
+        return [
+            r.params
+            for path in ("/api/v3/ticker/price", "/api/v3/ticker/24hr")
+            for r in fake_binance.requests_to("GET", path)
+        ]
+
+    before = len(asked())
+    fake_binance.set_price("BTC/USDT", "31000")
+    await monitor_tick(ctx)
+    requests = asked()[before:]
+    assert len(requests) == 1
+    assert not any(r.get("signature") for r in requests)  # public: nothing signed
+    for conn in accounts:
+        listed = await user.ok("GET", "/api/v1/positions", params={"connection_id": conn["id"]})
+        (position,) = listed["items"]
+        expected = "31000" if position["symbol"] == "BTC/USDT" else "2000"
+        assert position["current_price"] == expected

@@ -73,37 +73,53 @@ async def fetch_prices(
 async def _own_tickers(
     ctx: AppContext, sources: Wanted, connections: dict[int, ExecutionConnection]
 ) -> dict[tuple[Source, str], Quote]:
-    """Every connection's own ticker, asked at once, waited for at most TICKER_WAIT_SECONDS: one
+    """Connections' own tickers, asked at once and waited for at most TICKER_WAIT_SECONDS: one
     account whose client is slow (its rate limiter, a slow venue) no longer holds up the stops
-    of every other account (issue #20). A fetch still running when the wait ends keeps running;
-    the next tick takes its answer (its quotes carry their own time) instead of asking again."""
-    fetches = ctx.ticker_fetches
-    for source, symbols in sources.items():
-        if source not in fetches:
-            conn = connections[source[1]]
-            fetches[source] = asyncio.ensure_future(_tickers(ctx, source, conn, symbols))
-    waiting = [fetches[s] for s in sources]
+    of every other account (issue #20). A venue's public prices are asked once for every account
+    on it (the union of their symbols, through one credential-less client), not once per
+    account: 1,000 Binance accounts' tickers every second would be 120,000 weight a minute of
+    an IP's 6,000. A fetch still running when the wait ends keeps running; the next tick takes
+    its answer (its quotes carry their own time) instead of asking again."""
+    fetches = ctx.ticker_fetches  # by venue (shared prices), or by source (an account's own)
+    groups: dict[str | Source, list[Source]] = {}
+    symbols: dict[str | Source, set[str]] = {}
+    for source, own in sources.items():
+        key = ctx.adapters.price_venue(connections[source[1]]) or source
+        groups.setdefault(key, []).append(source)
+        symbols.setdefault(key, set()).update(own)
+    for key, members in groups.items():
+        if key not in fetches:
+            conn = connections[members[0][1]]
+            shared = isinstance(key, str)
+            fetches[key] = asyncio.ensure_future(_tickers(ctx, key, conn, symbols[key], shared))
+    waiting = [fetches[k] for k in groups]
     if waiting:
         await asyncio.wait(waiting, timeout=TICKER_WAIT_SECONDS)
     out: dict[tuple[Source, str], Quote] = {}
-    for source, task in list(fetches.items()):
+    for key, task in list(fetches.items()):
         if task.done():
-            del fetches[source]
-            if not task.cancelled() and task.exception() is None:
-                out.update(task.result())
+            del fetches[key]
+            if task.cancelled() or task.exception() is not None:
+                continue
+            prices: dict[str, Quote] = task.result()
+            for source in groups.get(key, []):
+                out.update(((source, s), prices[s]) for s in sources[source] if s in prices)
     return out
 
 
 async def _tickers(
-    ctx: AppContext, source: Source, conn: ExecutionConnection, symbols: Iterable[str]
-) -> dict[tuple[Source, str], Quote]:
+    ctx: AppContext, key: object, conn: ExecutionConnection, symbols: Iterable[str], shared: bool
+) -> dict[str, Quote]:
     try:
-        adapter = await ctx.adapters.for_connection(conn)
+        if shared:
+            adapter = await ctx.adapters.venue_prices(conn)
+        else:
+            adapter = await ctx.adapters.for_connection(conn)
         tickers = await adapter.fetch_tickers(sorted(symbols))
     except (CredentialsError, ExchangeError) as exc:
-        log.warning("tickers from %s failed: %s", source, getattr(exc, "code", type(exc).__name__))
+        log.warning("tickers from %s failed: %s", key, getattr(exc, "code", type(exc).__name__))
         return {}
     return {
-        (source, symbol): Quote(ticker.price, ticker.timestamp or utcnow())
+        symbol: Quote(ticker.price, ticker.timestamp or utcnow())
         for symbol, ticker in tickers.items()
     }
