@@ -41,6 +41,7 @@ from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
     ExecutionPosition,
+    KeptBalance,
     PaperBalance,
     PaperHolding,
     TradingPreset,
@@ -312,8 +313,9 @@ class Proc:
             self.popen.wait(timeout=5)
 
 
-def start_fake(workdir: Path) -> Proc:
-    """The fake Binance in its own process; its first stdout line is its base URL."""
+def start_fake(workdir: Path, *, binance_limits: bool = False) -> Proc:
+    """The fake Binance in its own process; its first stdout line is its base URL.
+    `binance_limits`: it enforces Binance's published per-IP weight and per-key order counts."""
     log_path = workdir / "fake-binance.log"
     popen = subprocess.Popen(  # noqa: S603
         [
@@ -324,6 +326,7 @@ def start_fake(workdir: Path) -> Proc:
             EXCHANGE_KEY,
             "--api-secret",
             EXCHANGE_SECRET,
+            *(["--binance-limits"] if binance_limits else []),
         ],
         cwd=ROOT,
         env=_child_env({}),
@@ -591,17 +594,25 @@ async def insert_connections(
     paper_balance: str = "1000000000",
     api_base_url: str | None = None,
     ring: KeyRing | None = None,
+    keys: Sequence[tuple[str, str]] | None = None,
 ) -> list[int]:
-    """`count` active connections of `user_id`, ready to trade (setup, not measured)."""
+    """`count` active connections of `user_id`, ready to trade (setup, not measured). ccxt ones
+    use the fake's one API key, or each its own of `keys` (key, secret): one account each."""
     first = await _next_id(engine, ExecutionConnection)
     ids = list(range(first, first + count))
     stamp = now()
-    token = None
+    tokens: list[Any] = [None] * count
+    hints: list[str | None] = [None] * count
     if adapter == "ccxt":
         assert ring is not None
-        token = ring.encrypt(
-            {"api_key": EXCHANGE_KEY, "api_secret": EXCHANGE_SECRET}, owner_aad(user_id, None)
-        )
+        pairs = list(keys) if keys is not None else [(EXCHANGE_KEY, EXCHANGE_SECRET)]
+        assert len(pairs) in (1, count)
+        sealed = [
+            ring.encrypt({"api_key": k, "api_secret": s}, owner_aad(user_id, None))
+            for k, s in pairs
+        ]
+        tokens = sealed * count if len(sealed) == 1 else sealed
+        hints = [k[-4:] for k, _ in pairs] * (count if len(pairs) == 1 else 1)
     rows = [
         {
             "id": i,
@@ -620,7 +631,7 @@ async def insert_connections(
             "is_active": True,
             "credentials_encrypted": token.token if token else None,
             "credentials_key_id": token.key_id if token else None,
-            "api_key_hint": EXCHANGE_KEY[-4:] if token else None,
+            "api_key_hint": hint,
             "paper_config": {"fee_rate": "0.001", "slippage_bps": "5"}
             if adapter == "paper"
             else None,
@@ -629,7 +640,7 @@ async def insert_connections(
             "created_at": stamp,
             "updated_at": stamp,
         }
-        for i in ids
+        for i, token, hint in zip(ids, tokens, hints, strict=True)
     ]
     await bulk_insert(engine, ExecutionConnection, rows)
     if adapter == "paper":
@@ -646,6 +657,18 @@ async def insert_connections(
         ]
         await bulk_insert(engine, PaperBalance, balances)
     return ids
+
+
+async def insert_kept_balances(
+    engine: AsyncEngine, ids: Sequence[int], balances: dict[str, str]
+) -> None:
+    """Each account's balances as if the service had read them just now (its health checks and
+    earlier signals do, `exchanges.kept`): what sizing falls back on when the venue's request
+    budget has no room for 1,000 fresh reads."""
+    encoded = {c: [v, "0", v] for c, v in balances.items()}
+    rows = [{"connection_id": i, "balances": encoded, "read_at": now()} for i in ids]
+    async with engine.begin() as conn:
+        await conn.execute(insert(KeptBalance.__table__), rows)
 
 
 async def insert_prices(

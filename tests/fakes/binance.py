@@ -1042,6 +1042,8 @@ class FakeBinance:
             "hang": self.hang_next,
             "latency": self.set_latency,
             "partial_fill": self.partial_fill_next_orders,
+            # More accounts (key -> secret): a fan-out's connections each with its own API key.
+            "keys": lambda **keys: self.more_keys.update({str(k): str(v) for k, v in keys.items()}),
         }
         if action in simple:
             return simple[action](**body)
@@ -1083,6 +1085,9 @@ class FakeBinance:
             "orders": self._snapshot("orders"),
             "down": self.down,
             "unexpected": len(self.unexpected_requests),
+            # Requests refused for Binance's limits, by status (429, 418): none when enforced
+            # limits were kept.
+            "refused": dict(self.limits.refused) if self.limits is not None else {},
         }
 
 
@@ -1092,6 +1097,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default="fake-api-key")
     parser.add_argument("--api-secret", default="fake-api-secret")
+    parser.add_argument(
+        "--binance-limits",
+        action="store_true",
+        help="enforce Binance's published request limits (6,000 weight per minute per IP, "
+        "100 orders per 10 s per key): 429, then 418",
+    )
     args = parser.parse_args(argv)
 
     async def run() -> None:
@@ -1101,6 +1112,7 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
             port=args.port,
             quiet=True,
+            limits=BinanceLimits() if args.binance_limits else None,
         )
         stop = asyncio.Event()
         # SIGTERM ends it cleanly (crash tests use SIGKILL when they want it dirty).
