@@ -27,7 +27,7 @@ from execution_service.exchanges.base import (
     VenueClose,
     VenuePosition,
 )
-from execution_service.exchanges.budget import Priority, calling
+from execution_service.exchanges.budget import Priority, calling, current_call
 from execution_service.exchanges.capabilities import VenueCapabilities
 
 # Operations that protect or close a position: first in line for the venue's request budget.
@@ -57,9 +57,12 @@ class BoundedAdapter:
 
     @contextlib.asynccontextmanager
     async def _call(self, operation: str, *, bounded: bool = True) -> AsyncIterator[None]:
-        priority = Priority.EXIT if operation in _EXITS else Priority.READ
+        # A read is at the read priority unless its caller chose one (a health check's
+        # background, a batch of exits' bounded wait): the caller's context stands.
+        exit_call = operation in _EXITS
+        chosen = contextlib.nullcontext() if current_call() is not None and not exit_call else None
         try:
-            with calling(priority):
+            with chosen or calling(Priority.EXIT if exit_call else Priority.READ):
                 if bounded:
                     async with self._bound:
                         yield
