@@ -5,10 +5,14 @@ the account is never used."""
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
+
 from execution_service.context import AppContext
 from execution_service.exchanges.budget import VenueBudget, VenueLimits, Window
 from execution_service.exchanges.ccxt.budgeting import venue_key
 from execution_service.exchanges.kept.repository import KeptBalanceRepository
+from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection, signal
@@ -49,3 +53,31 @@ async def test_a_fan_out_short_of_budget_sizes_from_the_kept_balance_in_a_new_pr
     execution = await signal(user, conn, direction="sell")
     assert execution["status"] == "filled"
     assert len(fake_binance.requests_to("GET", "/api/v3/account")) == reads + 1  # read fresh
+
+
+async def test_a_stop_on_a_spot_account_goes_without_waiting_for_a_balance_read(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    """The monitor's exits read what a spot account holds only within the budget's background
+    share: when it has no room, the exit sells the position's own quantity at once instead of
+    queueing behind 20-weight reads (a crash through 1,000 accounts' stops)."""
+    fake_binance.set_price("BTC/USDT", "30000")
+    conn = await ccxt_connection(
+        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+    )
+    assert (await signal(user, conn, sl_price="29000"))["status"] == "filled"
+    await ctx.adapters.evict(conn["id"])  # no copy in memory (and ours filled since the kept one)
+    budget = _budget(ctx, fake_binance)
+    await budget.report_used(int(budget.limits.weight.limit * 0.7))
+    reads = len(fake_binance.requests_to("GET", "/api/v3/account"))
+    fake_binance.set_price("BTC/USDT", "28000")
+    started = time.monotonic()
+    await monitor_tick(ctx)
+    assert time.monotonic() - started < 2
+    listed = await user.ok("GET", "/api/v1/positions", params={"connection_id": conn["id"]})
+    (position,) = listed["items"]
+    assert position["status"] == "closed" and position["closed_reason"] == "sl"
+    assert len(fake_binance.requests_to("GET", "/api/v3/account")) == reads
+    sells = [o for o in fake_binance.orders if o.side == "SELL"]
+    # The position's own quantity: 0.001 bought, its fee taken in BTC (0.000999), to the step.
+    assert sells[-1].orig_qty == Decimal("0.00099")

@@ -8,6 +8,7 @@ position by at most `tolerance` (fees in the base asset, rounding), it sells wha
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from execution_service.crypto import CredentialsError
 from execution_service.decimals import HUNDRED, round_down
 from execution_service.enums import MarketType
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, Market
+from execution_service.exchanges.budget import soon
 from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.orders.ids import READABLE
@@ -65,27 +67,41 @@ def size_exit(
     return ExitSize(round_down(amount, step), full)
 
 
+# How long a batch of exits (the monitor's, a kill switch) waits for the venue's request budget
+# to read what a spot account holds. Past it the exit sells the position's own quantity (which
+# already nets a fee taken in the base asset): a crash through 1,000 Binance spot accounts' stops
+# must not spend 20,000 weight, three minutes of the IP's budget, on reads before the exits.
+HELD_WAIT_SECONDS = 0.25  # not money
+
+
 async def look_up(
     ctx: AppContext, positions: list[ExecutionPosition], conns: dict[int, ExecutionConnection]
 ) -> tuple[dict[int, ExchangeAdapter], Venues]:
-    """One adapter per connection and what each (connection, symbol) needs. A connection
-    without an adapter is left out: its exits are still claimed, and refused when sent."""
+    """One adapter per connection and what each (connection, symbol) needs, every connection
+    at once under the fan-out's bound. A connection without an adapter is left out: its exits
+    are still claimed, and refused when sent."""
     adapters: dict[int, ExchangeAdapter] = {}
     venues: Venues = {}
-    for position in positions:
-        key = (position.execution_connection_id, position.symbol)
-        if key in venues:
-            continue
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+    keys = list(dict.fromkeys((p.execution_connection_id, p.symbol) for p in positions))
+
+    async def one(key: tuple[int, str]) -> None:
         conn = conns[key[0]]
         caps = ctx.adapters.capabilities(conn)
-        try:
-            adapter = adapters.get(conn.id) or await ctx.adapters.for_connection(conn)
-            adapters[conn.id] = adapter
-            market = await adapter.market(position.symbol)
-            held = await spot_held(adapter, conn, market)
-        except (CredentialsError, ExchangeError):
-            market, held = None, None  # the exit is still attempted and recorded
+        market, held = None, None  # unknown: the exit is still attempted and recorded
+        async with bound:
+            try:
+                adapter = await ctx.adapters.for_connection(conn)
+                adapters[conn.id] = adapter
+                market = await adapter.market(key[1])
+                # Within the budget's background share, leaving the rest to the exits.
+                with soon(HELD_WAIT_SECONDS, fallback=True):
+                    held = await spot_held(adapter, conn, market)
+            except (CredentialsError, ExchangeError):
+                pass
         venues[key] = ExitVenue(market, held, caps.client_ids)
+
+    await asyncio.gather(*(one(k) for k in keys))
     return adapters, venues
 
 
