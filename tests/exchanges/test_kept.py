@@ -3,10 +3,15 @@ deleted meanwhile is skipped, not an error."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from execution_service.context import AppContext
+from execution_service.exchanges import kept
 from execution_service.exchanges.base import BalanceEntry
 from execution_service.exchanges.kept import KeptBalances, decode, encode
 from execution_service.exchanges.kept.repository import KeptBalanceRepository
@@ -56,3 +61,35 @@ async def test_reads_noted_are_written_together_at_close(user: Actor, ctx: AppCo
         assert (await KeptBalanceRepository(session).unspent([conn["id"]]))[conn["id"]][0] == {
             "USDT": ["7", "0", "7"]
         }
+
+
+async def test_reads_noted_while_a_write_runs_are_written_next(
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await user.paper_connection(), await user.paper_connection()
+    monkeypatch.setattr(kept, "FLUSH_AFTER_SECONDS", 0.01)
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    save = KeptBalanceRepository.save
+
+    async def slow_save(self: KeptBalanceRepository, reads: Any) -> None:
+        if not writing.is_set():  # the first write waits until the second read is noted
+            writing.set()
+            await go_on.wait()
+        await save(self, reads)
+
+    monkeypatch.setattr(KeptBalanceRepository, "save", slow_save)
+    writer = KeptBalances(ctx.session_factory)
+    one = {"USDT": BalanceEntry(Decimal(1), Decimal(0), Decimal(1))}
+    writer.note(first["id"], one)
+    await writing.wait()
+    writer.note(second["id"], one)  # while the first write runs
+    go_on.set()
+    rows: dict[int, Any] = {}
+    for _ in range(100):
+        async with ctx.session_factory() as session:
+            rows = await KeptBalanceRepository(session).unspent([first["id"], second["id"]])
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert set(rows) == {first["id"], second["id"]}
+    await writer.close()

@@ -55,8 +55,11 @@ class KeptBalances:
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(FLUSH_AFTER_SECONDS)
-        await self.flush()
+        # Reads noted while a write runs are written by the next round, not left waiting for
+        # another read to come.
+        while self._due:
+            await asyncio.sleep(FLUSH_AFTER_SECONDS)
+            await self.flush()
 
     async def flush(self) -> None:
         due, self._due = self._due, {}
