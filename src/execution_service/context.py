@@ -47,6 +47,10 @@ class AppContext:
     # Per price source: its ticker fetch still in flight after a monitor tick stopped waiting
     # for it (`market_data.prices`): the next tick takes its answer instead of asking again.
     ticker_fetches: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+    # Per venue whose public prices the monitor reads: when it last answered (monotonic), and
+    # those that have not answered for the monitor's maximum price age (`market_data.prices`).
+    venue_prices_at: dict[str, float] = field(default_factory=dict)
+    stale_price_venues: list[str] = field(default_factory=list)
 
     @property
     def reader(self) -> AsyncEngine:

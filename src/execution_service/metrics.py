@@ -68,6 +68,11 @@ MARKET_DATA_STALE_FEEDS = Gauge(
     "Active fetching data connections that have fetched nothing for "
     "EXEC_MARKET_DATA_STALE_SECONDS, as of the last feed tick or readiness check.",
 )
+STALE_PRICE_VENUES = Gauge(
+    "execution_price_venues_stale",
+    "Venues whose public prices mark positions (accounts without a data connection) and that "
+    "have not answered for EXEC_MONITOR_MAX_PRICE_AGE_SECONDS, as of the last monitor tick.",
+)
 HTTP_REQUESTS = Counter(
     "execution_http_requests",
     "HTTP requests by method, route template and status code.",

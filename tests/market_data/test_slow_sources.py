@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+from prometheus_client import REGISTRY
+
 from execution_service.context import AppContext
+from execution_service.health.service import readiness
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, paper_setup
 from tests.fakes.binance import FakeBinance
@@ -82,3 +86,35 @@ async def test_a_venues_public_prices_are_asked_once_a_tick_for_all_its_accounts
         (position,) = listed["items"]
         expected = "31000" if position["symbol"] == "BTC/USDT" else "2000"
         assert position["current_price"] == expected
+
+
+async def test_a_venue_whose_prices_stop_is_reported_stale_until_it_answers(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await ccxt_connection(
+        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+    )
+    assert (await signal(user, conn, sl_price="20000"))["status"] == "filled"
+    monkeypatch.setattr(ctx.settings, "monitor_max_price_age_seconds", 0.3)
+    monkeypatch.setattr(ctx.settings, "workers_enabled", True)
+    await monitor_tick(ctx)
+    assert ctx.stale_price_venues == []
+    await fake_binance.go_down("503")
+    try:
+        await monitor_tick(ctx)
+        assert ctx.stale_price_venues == []  # not yet: it has the maximum price age to answer
+        await asyncio.sleep(0.4)
+        await monitor_tick(ctx)
+        assert len(ctx.stale_price_venues) == 1
+        assert REGISTRY.get_sample_value("execution_price_venues_stale") == 1
+        checks = await readiness(ctx)
+        assert checks["venue_prices"] == {"stale": ["binance spot"]}  # never its URL
+    finally:
+        await fake_binance.come_up()
+    for _ in range(20):  # a fetch retrying from the outage may answer a tick or two later
+        await monitor_tick(ctx)
+        if not ctx.stale_price_venues:
+            break
+        await asyncio.sleep(0.1)
+    assert ctx.stale_price_venues == []
+    assert REGISTRY.get_sample_value("execution_price_venues_stale") == 0

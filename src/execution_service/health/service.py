@@ -1,8 +1,9 @@
 """Readiness: the database answers, and (when this process runs workers) some loop has beaten
 recently, and the position monitor and the order tracker each within their own threshold.
-Stale market-data feeds are reported beside, without making the service unready: a
-venue's outage is not this service's, and every replica would drop out of the load balancer
-together over it (alert on `stale`, or on the `execution_market_data_stale_feeds` gauge)."""
+Stale market-data feeds (and venues whose public prices stopped answering the monitor) are
+reported beside, without making the service unready: a venue's outage is not this service's,
+and every replica would drop out of the load balancer together over it (alert on `stale`, or
+on the `execution_market_data_stale_feeds` and `execution_price_venues_stale` gauges)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
 from execution_service.market_data.feeds import stale_feeds
+from execution_service.market_data.prices import venue_name
 from execution_service.models import WorkerHeartbeat
 
 
@@ -55,6 +57,8 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
             }
     if stale is not None:
         checks["market_data"] = {"stale": stale}
+    if ctx.settings.workers_enabled:  # this process's monitor: venues whose prices stopped
+        checks["venue_prices"] = {"stale": sorted({venue_name(v) for v in ctx.stale_price_venues})}
     with contextlib.suppress(Exception):  # reported, never failing: a venue's ban is not ours
         budgets = await ctx.adapters.budget_states()
         if budgets:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
@@ -102,9 +104,26 @@ async def _own_tickers(
             if task.cancelled() or task.exception() is not None:
                 continue
             prices: dict[str, Quote] = task.result()
+            if prices and isinstance(key, str):
+                ctx.venue_prices_at[key] = time.monotonic()
             for source in groups.get(key, []):
                 out.update(((source, s), prices[s]) for s in sources[source] if s in prices)
+    _report_stale(ctx, [k for k in groups if isinstance(k, str)])
     return out
+
+
+def _report_stale(ctx: AppContext, venues: list[str]) -> None:
+    """A venue that has not answered for the monitor's maximum price age is reported (a gauge,
+    readiness, a warning once): its accounts' stops are not acted on meanwhile; every other
+    venue's are."""
+    now, limit = time.monotonic(), ctx.settings.monitor_max_price_age_seconds
+    for venue in venues:
+        ctx.venue_prices_at.setdefault(venue, now)  # first wanted: it has `limit` to answer
+    stale = sorted(v for v in venues if now - ctx.venue_prices_at[v] > limit)
+    for venue in set(stale) - set(ctx.stale_price_venues):
+        log.warning("venue prices stale: %s has not answered for %.0f s", venue, limit)
+    ctx.stale_price_venues = stale
+    metrics.STALE_PRICE_VENUES.set(len(stale))
 
 
 async def _tickers(
@@ -123,3 +142,12 @@ async def _tickers(
         symbol: Quote(ticker.price, ticker.timestamp or utcnow())
         for symbol, ticker in tickers.items()
     }
+
+
+def venue_name(key: str) -> str:
+    """A `price_venue` key as readiness shows it: exchange, market type, egress; never the URL
+    (a tenant's row may name one)."""
+    exchange, rest = key.split("|", 1)
+    _url, sandbox, market_type, egress = rest.rsplit("|", 3)
+    name = f"{exchange} {market_type}" + (" sandbox" if sandbox == "True" else "")
+    return f"{name} via {egress}" if egress else name
