@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from execution_service.connections.repository import ConnectionRepository
+from execution_service.connections.service import probe
 from execution_service.context import AppContext
-from execution_service.exchanges.budget import VenueBudget, VenueLimits, Window
+from execution_service.exchanges.budget import Priority, VenueBudget, VenueLimits, Window, calling
 from execution_service.exchanges.ccxt.budgeting import venue_key
 from execution_service.exchanges.kept.repository import KeptBalanceRepository
 from execution_service.workers.monitor import monitor_tick
@@ -81,3 +83,24 @@ async def test_a_stop_on_a_spot_account_goes_without_waiting_for_a_balance_read(
     sells = [o for o in fake_binance.orders if o.side == "SELL"]
     # The position's own quantity: 0.001 bought, its fee taken in BTC (0.000999), to the step.
     assert sells[-1].orig_qty == Decimal("0.00099")
+
+
+async def test_a_health_check_the_budget_has_no_room_for_leaves_the_kept_copy(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    """A health check asks the venue, not a copy; when the budget has no room for it, the
+    account's copy (our fills booked in) stays for sizing rather than being dropped."""
+    fake_binance.set_price("BTC/USDT", "30000")
+    conn = await ccxt_connection(user, fake_binance)
+    assert (await signal(user, conn))["status"] == "filled"  # the copy now has this fill booked
+    budget = _budget(ctx, fake_binance)
+    await budget.report_used(int(budget.limits.weight.limit * 0.7))
+    async with ctx.session_factory() as session:
+        row = await ConnectionRepository(session).by_id(conn["id"])
+    assert row is not None
+    with calling(Priority.BACKGROUND, within=0.2):
+        result = await probe(ctx, row)
+    assert result.busy_for is not None  # not checked, not counted
+    reads = len(fake_binance.requests_to("GET", "/api/v3/account"))
+    assert (await signal(user, conn))["status"] == "filled"
+    assert len(fake_binance.requests_to("GET", "/api/v3/account")) == reads  # sized from it

@@ -290,6 +290,27 @@ async def test_every_value_loaded_is_told_and_a_failing_hook_changes_nothing() -
     assert await failing.get(Loader()) == 1
 
 
+async def test_a_refresh_asks_now_and_a_failed_one_leaves_the_copy_kept() -> None:
+    clock, load = Clock(), Loader()
+    cache: Expiring[int] = Expiring(5, clock, kept_for=300)
+    assert await cache.get(load) == 1
+    assert await cache.refresh(load) == 2  # fresh as it was: asked anyway
+    assert cache.peek() == 2
+    clock.now += 10
+
+    async def busy() -> int:
+        raise ExchangeBusy("no room")
+
+    with pytest.raises(ExchangeBusy):
+        await cache.refresh(busy)
+    assert await cache.get_or_kept(busy) == 2  # still the kept fallback
+
+    cache.hold()  # an order of ours in flight: the answer may predate its fill
+    assert await cache.refresh(load) == 3
+    cache.release(lambda v: v + 10)
+    assert await cache.get_or_kept(busy) == 12  # the held copy, with the fill booked
+
+
 def test_ticker_book_expires_and_ttl_zero_keeps_nothing() -> None:
     clock = Clock()
     book = TickerBook(1, clock)

@@ -250,8 +250,8 @@ async def probe(ctx: AppContext, conn: ExecutionConnection) -> CheckResult:
     started = time.perf_counter()
     try:
         adapter = await ctx.adapters.for_connection(conn)
-        adapter.forget_balance()  # the check is of the account now, not of a copy
-        balances = await adapter.fetch_balance()
+        # The check is of the account now, not of a copy; a busy budget leaves the copy kept.
+        balances = await adapter.read_balance()
     except CredentialsError as exc:
         return CheckResult(False, _ms(started), f"credentials: {exc}", fatal=True)
     except AuthFailed as exc:

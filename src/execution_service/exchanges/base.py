@@ -273,8 +273,9 @@ class ExchangeAdapter(Protocol):
 
     async def fetch_balance(self) -> dict[str, BalanceEntry]: ...
 
-    def forget_balance(self) -> None:
-        """The next `fetch_balance` asks the venue (a copy may be kept for a few seconds)."""
+    async def read_balance(self) -> dict[str, BalanceEntry]:
+        """The balances asked of the venue now (a health check), whatever copy `fetch_balance`
+        keeps; the copy is replaced by the answer, not dropped before it."""
 
     async def valuation(self, symbol: str) -> Valuation: ...
 

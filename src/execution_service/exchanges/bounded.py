@@ -52,8 +52,9 @@ class BoundedAdapter:
     def capabilities(self) -> VenueCapabilities:
         return self.inner.capabilities
 
-    def forget_balance(self) -> None:
-        self.inner.forget_balance()
+    async def read_balance(self) -> dict[str, BalanceEntry]:
+        async with self._call("fetch_balance"):
+            return await self.inner.read_balance()
 
     @contextlib.asynccontextmanager
     async def _call(self, operation: str, *, bounded: bool = True) -> AsyncIterator[None]:

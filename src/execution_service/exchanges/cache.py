@@ -101,6 +101,16 @@ class Expiring(Generic[T]):
         except ExchangeBusy:
             return value
 
+    async def refresh(self, load: Callable[[], Awaitable[T]]) -> T:
+        """A read now, whatever the copy's age (a health check). The copy is replaced by its
+        answer, not dropped before it: if the read fails, the copy stays the kept fallback."""
+        generation, started = self._generation, self._clock()
+        value = await load()
+        self._loaded(value)
+        if generation == self._generation and not self._holds:  # nothing of ours since
+            self._value, self._at = value, started
+        return value
+
     def keep(self, value: T, age: float) -> None:
         """A copy read `age` seconds ago elsewhere (another process, before a restart): ours
         until a newer one is read. Not while an order of ours is in flight."""

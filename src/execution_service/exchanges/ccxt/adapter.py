@@ -175,8 +175,8 @@ class CcxtAdapter:
         venue's request budget is short), with our own fills since then booked in."""
         return await self._balances.get_or_kept(self._fetch_balance)
 
-    def forget_balance(self) -> None:
-        self._balances.forget()
+    async def read_balance(self) -> dict[str, BalanceEntry]:
+        return await self._balances.refresh(self._fetch_balance)
 
     def keep_balance(self, balances: dict[str, BalanceEntry], age: float) -> None:
         """A copy read `age` seconds ago, by any process (`exchanges.kept`)."""

@@ -120,8 +120,8 @@ class MtapiAdapter:
         self._currency = currency
         return {currency: balance}
 
-    def forget_balance(self) -> None:
-        return None  # nothing is kept: every fetch_balance asks the gateway
+    async def read_balance(self) -> dict[str, BalanceEntry]:
+        return await self.fetch_balance()  # nothing is kept: every read asks the gateway
 
     async def valuation(self, symbol: str) -> Valuation:
         """Lots: each a contract of `contract_size` units, its PnL in the symbol's quote

@@ -137,8 +137,8 @@ class PaperAdapter:
             balances = await PaperRepository(session).balances_of([self.connection_id])
         return balances.get(self.connection_id, {})
 
-    def forget_balance(self) -> None:
-        return None  # balances are read from the database every time
+    async def read_balance(self) -> dict[str, BalanceEntry]:
+        return await self.fetch_balance()  # read from the database every time
 
     async def valuation(self, symbol: str) -> Valuation:
         return Valuation(paper_market(symbol).quote)
