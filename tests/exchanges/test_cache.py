@@ -277,17 +277,48 @@ async def test_a_copy_read_elsewhere_is_not_taken_while_our_order_is_in_flight()
 
 async def test_every_value_loaded_is_told_and_a_failing_hook_changes_nothing() -> None:
     told: list[int] = []
-    cache: Expiring[int] = Expiring(5, Clock(), on_load=told.append)
+
+    def tell(value: int, _age: float) -> None:
+        told.append(value)
+
+    cache: Expiring[int] = Expiring(5, Clock(), on_load=tell)
     assert await cache.get(Loader()) == 1
-    uncached: Expiring[int] = Expiring(0, Clock(), on_load=told.append)
+    uncached: Expiring[int] = Expiring(0, Clock(), on_load=tell)
     assert await uncached.get(Loader()) == 1
     assert told == [1, 1]
 
-    def broken(_: int) -> None:
+    def broken(_: int, _age: float) -> None:
         raise RuntimeError("hook")
 
     failing: Expiring[int] = Expiring(5, Clock(), on_load=broken)
     assert await failing.get(Loader()) == 1
+
+
+@pytest.mark.parametrize("ttl", [5, 0])
+async def test_an_answer_across_our_order_is_not_told_and_the_age_counts_from_the_send(
+    ttl: float,
+) -> None:
+    """The hook keeps balances for other processes: an answer that may predate our own fill is
+    not one to keep, and a kept one's age runs from when its read left, not when it came."""
+    clock, load = Clock(), Loader()
+    told: list[tuple[int, float]] = []
+    cache: Expiring[int] = Expiring(ttl, clock, on_load=lambda v, age: told.append((v, age)))
+
+    async def slow() -> int:
+        clock.now += 2  # the venue answers two seconds after the read left
+        return await load()
+
+    await cache.get(slow)
+    assert told == [(1, 2)]
+    clock.now += 10  # expired: the next get reads
+    load.gate.clear()
+    before = asyncio.ensure_future(cache.get(load))
+    await asyncio.sleep(0)
+    cache.hold()  # our order goes while that read is in flight
+    load.gate.set()
+    await before
+    cache.release(None)
+    assert told == [(1, 2)]
 
 
 async def test_a_refresh_asks_now_and_a_failed_one_leaves_the_copy_kept() -> None:

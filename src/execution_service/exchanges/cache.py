@@ -7,7 +7,7 @@
   are in flight the value is on hold: reads ask the exchange and keep nothing (its answer may
   or may not include a fill we are about to book), and the held copy comes back with those
   fills booked. `keep` takes a copy read elsewhere (`exchanges.kept`); `on_load` hears of
-  every value read.
+  every value the cache takes as its copy (never an answer it discards), with the read's age.
 - `TickerBook`: last prices per symbol of one venue, shared by every client of that venue.
 - `SharedMarkets`: one venue's loaded markets, so N accounts on it load them once.
 - `balances_after_fill`: what our own fill does to a cached balance (pure).
@@ -42,12 +42,12 @@ class Expiring(Generic[T]):
         ttl: float,
         clock: Clock = time.monotonic,
         kept_for: float = 0,
-        on_load: Callable[[T], None] | None = None,
+        on_load: Callable[[T, float], None] | None = None,
     ) -> None:
         self.ttl = ttl
         self.kept_for = kept_for  # not money (see `get_or_kept`)
         self._clock = clock
-        self._on_load = on_load  # told of every value loaded (kept balances: `exchanges.kept`)
+        self._on_load = on_load  # (value, seconds since its read left): `exchanges.kept`
         self._value: T | None = None
         self._at = 0.0
         self._generation = 0
@@ -63,8 +63,10 @@ class Expiring(Generic[T]):
 
     async def get(self, load: Callable[[], Awaitable[T]]) -> T:
         if self.ttl <= 0:
+            generation, started = self._generation, self._clock()
             loaded = await load()
-            self._loaded(loaded)
+            if generation == self._generation and not self._holds:  # nothing of ours since
+                self._loaded(loaded, started)
             return loaded
         value = self.peek()
         if value is not None:
@@ -80,9 +82,9 @@ class Expiring(Generic[T]):
                     self._loading = None
                 if t.cancelled() or t.exception() is not None:
                     return
-                self._loaded(t.result())
                 if generation == self._generation and not self._holds:  # nothing of ours since
                     self._value, self._at = t.result(), started
+                    self._loaded(t.result(), started)
 
             task.add_done_callback(done)
         return await asyncio.shield(self._loading)
@@ -106,9 +108,9 @@ class Expiring(Generic[T]):
         answer, not dropped before it: if the read fails, the copy stays the kept fallback."""
         generation, started = self._generation, self._clock()
         value = await load()
-        self._loaded(value)
         if generation == self._generation and not self._holds:  # nothing of ours since
             self._value, self._at = value, started
+            self._loaded(value, started)
         return value
 
     def keep(self, value: T, age: float) -> None:
@@ -120,10 +122,12 @@ class Expiring(Generic[T]):
         if self._value is None or self._at < at:
             self._value, self._at = value, at
 
-    def _loaded(self, value: T) -> None:
+    def _loaded(self, value: T, started: float) -> None:
+        """A value taken as the copy: told with its age (from when its read left, so our orders
+        that executed after that are seen as later than it)."""
         if self._on_load is not None:
             try:
-                self._on_load(value)
+                self._on_load(value, self._clock() - started)
             except Exception:  # the hook's failure is its own; the value is still the answer
                 log.exception("on_load hook failed")
 

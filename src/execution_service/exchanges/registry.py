@@ -198,6 +198,8 @@ class AdapterRegistry:
         """These connections' clients get their kept balances (`exchanges.kept`), in one query:
         a fan-out's sizing falls back on them when the budget is short."""
         ids = [c.id for c in conns if c.adapter == Adapter.ccxt]
+        for conn_id in ids:  # an earlier seed may be spent since: only this answer counts
+            self._seeds.pop(conn_id, None)
         for conn_id, (balances, age) in (await self.kept.unspent(session, ids)).items():
             cached = self._clients.get(conn_id)
             if cached is not None and cached.keep is not None:

@@ -117,6 +117,8 @@ def _report_stale(ctx: AppContext, venues: list[str]) -> None:
     readiness, a warning once): its accounts' stops are not acted on meanwhile; every other
     venue's are."""
     now, limit = time.monotonic(), ctx.settings.monitor_max_price_age_seconds
+    for venue in set(ctx.venue_prices_at) - set(venues):  # wanted again later: time anew
+        del ctx.venue_prices_at[venue]
     for venue in venues:
         ctx.venue_prices_at.setdefault(venue, now)  # first wanted: it has `limit` to answer
     stale = sorted(v for v in venues if now - ctx.venue_prices_at[v] > limit)

@@ -77,7 +77,7 @@ class CcxtAdapter:
         enable_rate_limit: bool = True,
         balance_ttl: float = 0,
         balance_kept: float = 0,
-        on_balance: Callable[[dict[str, BalanceEntry]], None] | None = None,
+        on_balance: Callable[[dict[str, BalanceEntry], float], None] | None = None,
         tickers: TickerBook | None = None,
         shared_markets: SharedMarkets | None = None,
         outbound: OutboundPolicy = OPEN,

@@ -5,8 +5,9 @@ venue's request budget has no room for a fresh read (`Expiring.get_or_kept`): a 
 Binance accounts on one IP cannot read 1,000 balances at weight 20 each within a minute's 6,000,
 and orders must not queue behind them.
 
-A copy is used only if no execution of ours on the account happened after it was read, and at
-most `EXEC_BALANCE_KEPT_SECONDS` old. Any balance read refreshes it: sizing's own, the
+A copy is used only if no order of ours on the account was created, sent or executed after its
+read left, none is still `pending` (its outcome unknown), and it is at most
+`EXEC_BALANCE_KEPT_SECONDS` old. Any balance read refreshes it: sizing's own, the
 connection test, and the worker's health checks (the lowest priority of the budget)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,9 +48,12 @@ class KeptBalances:
         self._due: dict[int, tuple[Encoded, datetime]] = {}
         self._flusher: asyncio.Task[None] | None = None
 
-    def note(self, connection_id: int, balances: dict[str, BalanceEntry]) -> None:
-        """A balance the venue just reported (an adapter's hook: no I/O here)."""
-        self._due[connection_id] = (encode(balances), datetime.now(UTC))
+    def note(self, connection_id: int, balances: dict[str, BalanceEntry], age: float) -> None:
+        """A balance the venue reported, to a read that left `age` seconds ago (an adapter's
+        hook: no I/O here). Stamped with when the read left: an order of ours that executed
+        while it was in flight is later than the copy, which it may not include."""
+        read_at = datetime.now(UTC) - timedelta(seconds=age)
+        self._due[connection_id] = (encode(balances), read_at)
         if self._flusher is None or self._flusher.done():
             with contextlib.suppress(RuntimeError):  # no running loop: written at close
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
@@ -75,8 +79,13 @@ class KeptBalances:
     async def unspent(
         self, session: AsyncSession, connection_ids: list[int]
     ) -> dict[int, tuple[dict[str, BalanceEntry], float]]:
-        """The usable kept copies of these connections: balances and age in seconds."""
-        rows = await KeptBalanceRepository(session).unspent(connection_ids)
+        """The usable kept copies of these connections: balances and age in seconds; none when
+        they cannot be read (a cache: sizing then reads fresh, the signal does not fail)."""
+        try:
+            rows = await KeptBalanceRepository(session).unspent(connection_ids)
+        except Exception:
+            log.warning("kept_balances_not_read", exc_info=True)
+            return {}
         now = datetime.now(UTC)
         return {c: (decode(b), (now - at).total_seconds()) for c, (b, at) in rows.items()}
 

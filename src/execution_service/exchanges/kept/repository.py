@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert
+from execution_service.enums import OrderStatus
 from execution_service.models import ExecutionConnection, ExecutionLog, KeptBalance
 
 Encoded = dict[str, list[str]]  # {currency: [free, used, total]}
@@ -47,19 +48,26 @@ class KeptBalanceRepository:
         )
 
     async def unspent(self, connection_ids: Sequence[int]) -> dict[int, tuple[Encoded, datetime]]:
-        """The kept balances of these connections that no execution of ours has changed since
-        they were read (none executed after `read_at`)."""
+        """The kept balances of these connections that no order of ours may have changed: none
+        created, sent or executed since the read left (`read_at`), and none whose outcome is
+        still unknown (`pending`)."""
         if not connection_ids:
             return {}
-        executed_since = exists().where(
+        read_at = KeptBalance.read_at
+        spent = exists().where(
             and_(
                 ExecutionLog.execution_connection_id == KeptBalance.connection_id,
-                ExecutionLog.executed_at >= KeptBalance.read_at,
+                or_(
+                    ExecutionLog.created_at >= read_at,
+                    ExecutionLog.submitted_at >= read_at,
+                    ExecutionLog.executed_at >= read_at,
+                    ExecutionLog.status == OrderStatus.pending,
+                ),
             )
         )
         rows = await self.session.execute(
-            select(KeptBalance.connection_id, KeptBalance.balances, KeptBalance.read_at).where(
-                KeptBalance.connection_id.in_(list(connection_ids)), ~executed_since
+            select(KeptBalance.connection_id, KeptBalance.balances, read_at).where(
+                KeptBalance.connection_id.in_(list(connection_ids)), ~spent
             )
         )
         return {c: (b, at) for c, b, at in rows}
