@@ -136,6 +136,56 @@ class Order:
 
 
 @dataclass
+class Trigger:
+    """A conditional order resting at the venue, apart from the order book: it holds no margin
+    and, when the last price crosses it, becomes a market order (`order_id`). `qty` None closes
+    the whole position. Kinds: `stop` (a sell fires at or under `trigger`, a buy at or over),
+    `take_profit` (the other way round), `trailing` (fires once the price comes back
+    `callback` percent from its best since `activate` was reached)."""
+
+    id: str
+    client_id: str
+    inst: Instrument
+    side: str  # buy / sell
+    kind: str  # stop, take_profit, trailing
+    qty: Decimal | None
+    trigger: Decimal | None
+    reduce_only: bool = False
+    callback: Decimal | None = None  # percent
+    activate: Decimal | None = None
+    best: Decimal | None = None  # the trailing stop's best price since it activated
+    status: str = "new"  # new, triggered, canceled, expired, rejected
+    order_id: str = ""  # the market order it became
+    order_client_id: str = ""  # that order's client id (default: the trigger's own)
+    created: int = field(default_factory=now_ms)
+    updated: int = field(default_factory=now_ms)
+    fired: int = 0
+
+    @property
+    def close_position(self) -> bool:
+        return self.qty is None
+
+    def crossed(self, price: Decimal) -> bool:
+        """Whether `price` fires it (a trailing stop first follows the price)."""
+        sell = self.side == "sell"
+        if self.kind == "trailing":
+            if self.best is None:
+                if self.activate is not None and (
+                    price < self.activate if sell else price > self.activate
+                ):
+                    return False
+                self.best = price
+            self.best = max(self.best, price) if sell else min(self.best, price)
+            rate = (self.callback or ZERO) / 100
+            self.trigger = self.best * (1 - rate) if sell else self.best * (1 + rate)
+        if self.trigger is None:
+            return False
+        if (self.kind == "take_profit") == sell:
+            return price >= self.trigger
+        return price <= self.trigger
+
+
+@dataclass
 class Position:
     """One-way: one net position per instrument; `qty` is signed (contracts, + long)."""
 
@@ -228,6 +278,8 @@ class Book:
         self.margin_mode: dict[str, str] = {}
         self.hedge_mode = False
         self._ids = itertools.count(1)
+        self.triggers: list[Trigger] = []
+        self.new_order_id: Callable[[], str] = lambda: str(self.next_id())
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -393,7 +445,8 @@ class Book:
         order.status, order.updated = "canceled", now_ms()
 
     def set_price(self, inst_id: str, price: Decimal | str) -> None:
-        """The last price; resting limit orders it crosses fill at their price."""
+        """The last price; resting limit orders it crosses fill at their price, then trigger
+        orders it crosses fire (in the order they were placed) and trade at it."""
         self.prices[inst_id] = D(str(price))
         for order in list(self.orders):
             if order.inst.id != inst_id or not order.is_open or order.price is None:
@@ -403,6 +456,82 @@ class Book:
                 order.side == "sell" and now >= order.price
             ):
                 self.fill(order, order.qty - order.filled, order.price)
+        for trigger in list(self.triggers):
+            live = trigger.inst.id == inst_id and trigger.status == "new"
+            if live and trigger.crossed(self.prices[inst_id]):
+                self._fire(trigger)
+
+    # --- trigger orders ----------------------------------------------------------------------
+
+    def _reduces(self, inst: Instrument, side: str) -> Decimal:
+        """How much of the position an order on `side` can close (0: it would open or grow)."""
+        pos = self.positions.get(inst.id)
+        held = pos.qty if pos else ZERO
+        return abs(held) if (side == "sell" and held > 0) or (side == "buy" and held < 0) else ZERO
+
+    def add_trigger(self, trigger: Trigger) -> Trigger:
+        """Check and rest a trigger order; `Refusal` before anything moves. It holds nothing."""
+        inst = trigger.inst
+        if not inst.swap or trigger.side not in ("buy", "sell"):
+            raise Refusal("param", "trigger orders are for swaps, buy or sell")
+        if trigger.qty is not None:
+            self._check_qty(inst, trigger.qty)
+        for price in (trigger.trigger, trigger.activate):
+            if price is not None and (price <= 0 or price % inst.tick != 0):
+                raise Refusal("tick_size", f"price {price} is not on the tick {inst.tick}")
+        if trigger.kind == "trailing":
+            if trigger.callback is None or trigger.callback <= 0:
+                raise Refusal("param", "a trailing stop needs its callback rate")
+        elif trigger.trigger is None:
+            raise Refusal("param", "a trigger order needs its trigger price")
+        probe = Trigger("", "", inst, trigger.side, trigger.kind, None, trigger.trigger)
+        probe.callback, probe.activate = trigger.callback, trigger.activate
+        if trigger.kind != "trailing" and probe.crossed(self.prices[inst.id]):
+            raise Refusal("would_trigger", "the order would trigger immediately")
+        if trigger.kind == "trailing" and trigger.activate is not None:
+            sell, now = trigger.side == "sell", self.prices[inst.id]
+            if (trigger.activate <= now) if sell else (trigger.activate >= now):
+                raise Refusal("would_trigger", "the activation price is already reached")
+        if trigger.reduce_only or trigger.close_position:
+            closable = self._reduces(inst, trigger.side)
+            if not closable or (trigger.qty is not None and trigger.qty > closable):
+                raise Refusal("reduce_only", "a reduce-only order would open or grow a position")
+        self.triggers.append(trigger)
+        return trigger
+
+    def cancel_trigger(self, trigger: Trigger) -> None:
+        if trigger.status != "new":
+            raise Refusal("not_open", "the trigger order already fired or was cancelled")
+        trigger.status, trigger.updated = "canceled", now_ms()
+
+    def _fire(self, trigger: Trigger) -> None:
+        """The trigger becomes a market order now: a reduce-only one with nothing left to reduce
+        expires; one the book refuses (margin, say) is rejected; nothing trades either way."""
+        trigger.fired = trigger.updated = now_ms()
+        reduce = trigger.reduce_only or trigger.close_position
+        closable = self._reduces(trigger.inst, trigger.side)
+        if reduce and not closable:
+            trigger.status = "expired"
+            return
+        qty = closable if trigger.qty is None else trigger.qty
+        if reduce:
+            qty = min(qty, closable)
+        try:
+            order = self.place(
+                trigger.inst,
+                trigger.side,
+                "market",
+                qty,
+                None,
+                trigger.order_client_id or trigger.client_id,
+                reduce_only=reduce,
+                source="trigger",
+                order_id=self.new_order_id(),
+            )
+        except Refusal:
+            trigger.status = "rejected"
+            return
+        trigger.status, trigger.order_id = "triggered", order.id
 
     def fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
         qty = min(qty, order.qty - order.filled)
