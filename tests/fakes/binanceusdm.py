@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from tests.fakes.binanceusdm_algo import CONDITIONAL, AlgoOrder, AlgoOrderApi
 from tests.fakes.venue import (
     Book,
     Call,
@@ -82,6 +83,13 @@ CODES = {
     "duplicate_client_id": (-4116, "ClientOrderId is duplicated."),
     "hedge": (-4061, "Order's position side does not match user's setting."),
     "not_found": (-2013, "Order does not exist."),
+    "would_trigger": (-2021, "Order would immediately trigger."),
+    "order_type": (-1116, "Invalid orderType."),
+    "algo_only": (
+        -4120,
+        "Order type not supported for this endpoint. Please use the Algo Order API endpoints "
+        "instead.",
+    ),
     "not_open": (-2011, "Unknown order sent."),
     "leverage": (-4028, "Leverage 200 is not valid"),
     "margin_type_unchanged": (-4046, "No need to change margin type."),
@@ -109,7 +117,7 @@ class FakeBinanceUsdm(VenueServer):
         self.book = Book(
             INSTRUMENTS, PRICES, BALANCES, spot_fee=TAKER, swap_fee=TAKER, default_leverage=20
         )
-        self._ids = iter(range(4000000001, 10**12))
+        self.order_ids = iter(range(4000000001, 10**12))
         self.routes = {
             ("GET", "/fapi/v1/exchangeInfo"): (False, self._exchange_info),
             ("GET", "/fapi/v1/ticker/24hr"): (False, self._ticker_24hr),
@@ -127,6 +135,8 @@ class FakeBinanceUsdm(VenueServer):
             ("GET", "/fapi/v1/income"): (True, self._income),
             ("GET", "/fapi/v1/forceOrders"): (True, self._force_orders),
         }
+        self.algo = AlgoOrderApi(self, CLIENT_ID)
+        self.routes.update(self.algo.routes)
 
     # --- driving it from a test ------------------------------------------------------------
 
@@ -141,6 +151,15 @@ class FakeBinanceUsdm(VenueServer):
     @property
     def orders(self) -> list[Order]:
         return [o for o in self.book.orders if o.source == "api"]
+
+    def algo_orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[AlgoOrder]:
+        """The account's algo (conditional) orders, oldest first: only the untriggered ones with
+        `open_only`, only one symbol's with `symbol`."""
+        return [
+            self.algo.view(t)
+            for t in self.book.triggers
+            if (not open_only or t.status == "new") and (symbol is None or t.inst.id == symbol)
+        ]
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -470,6 +489,8 @@ class FakeBinanceUsdm(VenueServer):
             raise refused
         if p.get("positionSide", "BOTH") != "BOTH" and not self.book.hedge_mode:
             raise Refusal("hedge", "one-way mode takes positionSide BOTH")
+        if str(p.get("type", "")) in CONDITIONAL:
+            raise Refusal("algo_only", "conditional orders go to /fapi/v1/algoOrder")
         kind = str(p.get("type", "")).lower()
         if kind == "limit" and not p.get("timeInForce"):
             raise Refusal("param", "timeInForce")
@@ -482,7 +503,7 @@ class FakeBinanceUsdm(VenueServer):
             price,
             cid,
             reduce_only=p.get("reduceOnly") in ("true", True),
-            order_id=str(next(self._ids)),
+            order_id=str(next(self.order_ids)),
         )
         return self._order(order)
 
