@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,14 @@ class AppContext:
     # those that have not answered for the monitor's maximum price age (`market_data.prices`).
     venue_prices_at: dict[str, float] = field(default_factory=dict)
     stale_price_venues: list[str] = field(default_factory=list)
+    # Protection held at the venue (`orders.protection`): its first pass ran (start-up
+    # reconciliation, before ready), and how many positions it could not protect there.
+    protection_checked: bool = False
+    unprotected_positions: int = 0
+    # The pass started right after entries fill (`orders.protection.protect_soon`), and whether
+    # another was asked for while it ran.
+    protection_task: asyncio.Task[None] | None = None
+    protection_again: bool = False
 
     @property
     def reader(self) -> AsyncEngine:
@@ -85,6 +94,10 @@ class AppContext:
     async def aclose(self) -> None:
         for task in self.ticker_fetches.values():
             task.cancel()
+        if self.protection_task is not None:
+            self.protection_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.protection_task
         await self.adapters.close_all()
         if self.read_engine is not None and self.read_engine is not self.engine:
             await self.read_engine.dispose()

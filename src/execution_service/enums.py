@@ -57,6 +57,15 @@ class Direction(StrEnum):
 class OrderType(StrEnum):
     market = "market"
     limit = "limit"
+    # Protective orders resting at the venue (`Purpose.protect`), never a signal's entry: `stop`
+    # (the SL) fires a market order when the price crosses its level (`price`); `target` (the
+    # TP) does the same in the position's favour (an OCO's limit leg rests at its price).
+    stop = "stop"
+    target = "target"
+
+    @property
+    def is_trigger(self) -> bool:
+        return self in (OrderType.stop, OrderType.target)
 
 
 class OrderStatus(StrEnum):
@@ -82,6 +91,17 @@ class OrderStatus(StrEnum):
 class Purpose(StrEnum):
     entry = "entry"
     exit = "exit"
+    # A position's SL or TP held at the venue (`orders.protection`): rests while the position is
+    # open; its fill closes the position like an exit's.
+    protect = "protect"
+
+
+class Protection(StrEnum):
+    """How a venue holds a position's SL and TP (`VenueCapabilities.protection`)."""
+
+    emulated = "emulated"  # nothing rests there: the monitor closes on both
+    trigger_orders = "trigger_orders"  # reduce-only stop-market and take-profit orders, apart
+    oco = "oco"  # one OCO list: the SL leg a stop, the TP leg a limit; one fill expires the other
 
 
 class PositionStatus(StrEnum):

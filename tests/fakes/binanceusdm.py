@@ -28,6 +28,7 @@ from tests.fakes.venue import (
     Order,
     Refusal,
     VenueServer,
+    _Rule,
     now_ms,
     plain,
     serve_alone,
@@ -151,6 +152,12 @@ class FakeBinanceUsdm(VenueServer):
     @property
     def orders(self) -> list[Order]:
         return [o for o in self.book.orders if o.source == "api"]
+
+    def refuse_next_algo_orders(self, count: int, kind: str, message: str) -> None:
+        """The next algo (conditional) order creations are refused with the code for `kind`."""
+        self._rejects.append(
+            _Rule(count, "POST", "/fapi/v1/algoOrder", {"kind": kind, "message": message})
+        )
 
     def algo_orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[AlgoOrder]:
         """The account's algo (conditional) orders, oldest first: only the untriggered ones with

@@ -104,6 +104,9 @@ class AlgoOrderApi:
             raise Refusal("client_id", "clientAlgoId")
         if any(t.client_id == cid and t.status == "new" for t in book.triggers):
             raise Refusal("duplicate_client_id", "duplicate")
+        refused = self.fake.take_reject(call.method, call.path)  # `refuse_next_algo_orders`
+        if refused is not None:
+            raise refused
         if p.get("positionSide", "BOTH") != "BOTH" and not book.hedge_mode:
             raise Refusal("hedge", "one-way mode takes positionSide BOTH")
         kind = KINDS.get(str(p.get("type", "")))

@@ -175,7 +175,8 @@ async def test_insufficient_funds_and_invalid_order(
 async def test_credentials_revoked_while_positions_are_open(
     user: Actor, ctx: AppContext, fake_binance: FakeBinance
 ) -> None:
-    conn = await ccxt_connection(user, fake_binance, **SMALL)
+    # The monitor's own exit (a stop held at the venue would still fire there).
+    conn = await ccxt_connection(user, fake_binance, **SMALL, stops_on_venue=False)
     position_id = (await signal(user, conn, sl_price="45000"))["position_id"]
     real_key = fake_binance.api_key
     fake_binance.api_key = "revoked-" + real_key  # the exchange no longer knows our key

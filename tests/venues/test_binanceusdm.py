@@ -19,7 +19,10 @@ from tests.venues.flow import (
 
 
 async def test_perpetual_flow(user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm) -> None:
-    conn = await connect(user, usdm, "binanceusdm", market_type="swap", leverage="5")
+    # The monitor's SL and its reduce-only exit (venue-held stops: test_protection.py).
+    conn = await connect(
+        user, usdm, "binanceusdm", market_type="swap", leverage="5", stops_on_venue=False
+    )
     assert conn["status"] == "active"
     assert usdm.requests_to("GET", "/fapi/v1/positionSide/dual")  # one-way mode: accepted
     assert len(usdm.requests_to("GET", "/fapi/v1/exchangeInfo")) == 1

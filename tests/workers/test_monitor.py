@@ -158,7 +158,11 @@ async def test_a_refused_exit_is_retried_after_the_cooldown_not_every_tick(
     user: Actor, ctx: AppContext, fake_binance: FakeBinance
 ) -> None:
     conn = await ccxt_connection(
-        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+        user,
+        fake_binance,
+        position_size_mode="fixed_quantity",
+        position_size_value="0.001",
+        stops_on_venue=False,  # the monitor's exits, refused
     )
     execution = await signal(user, conn, sl_price="45000")
     fake_binance.set_price("BTC/USDT", "44000")

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from execution_service.enums import CloseReason, OrderStatus
+from execution_service.enums import CloseReason, OrderStatus, OrderType
 from execution_service.exchanges.capabilities import VenueCapabilities
 
 
@@ -153,6 +153,16 @@ class Stops:
 
     sl: Decimal | None = None
     tp: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ProtectiveLeg:
+    """One protective order of a position (`place_protection`): its SL (`stop`: a stop-market at
+    `price`) or its TP (`target`: a trigger, or an OCO's limit leg, at `price`)."""
+
+    type: OrderType
+    price: Decimal
+    client_order_id: str
 
 
 @dataclass(frozen=True)
@@ -337,12 +347,33 @@ class ExchangeAdapter(Protocol):
         """`amends_stops`: set the venue-held SL and TP of a position (None removes one)."""
         ...
 
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        """`capabilities.protection`: rest a position's SL and/or TP at the venue, each leg
+        reducing only. `trigger_orders`: one leg per call; `oco`: both legs as one list
+        (`list_id`), or a lone SL as a stop order. One result per leg, in order."""
+        ...
+
     async def fetch_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
-    ) -> OrderResult: ...
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
+    ) -> OrderResult:
+        """`trigger`: a protective trigger order (some venues keep them apart). Once it fired,
+        the result is the order it fired: its fills, average price and fees."""
+        ...
 
     async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult: ...
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]: ...

@@ -21,6 +21,7 @@ from execution_service.exchanges.base import (
     FundingPayment,
     Market,
     OrderResult,
+    ProtectiveLeg,
     Stops,
     Ticker,
     Valuation,
@@ -31,7 +32,7 @@ from execution_service.exchanges.budget import Priority, calling, current_call
 from execution_service.exchanges.capabilities import VenueCapabilities
 
 # Operations that protect or close a position: first in line for the venue's request budget.
-_EXITS = frozenset({"close_position", "amend_stops", "cancel_order"})
+_EXITS = frozenset({"close_position", "amend_stops", "cancel_order", "place_protection"})
 
 
 class BoundedAdapter:
@@ -182,20 +183,36 @@ class BoundedAdapter:
         async with self._call("amend_stops"):
             return await self.inner.amend_stops(symbol, position_ref, sl=sl, tp=tp)
 
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        async with self._call("place_protection"):
+            return await self.inner.place_protection(symbol, side, amount, legs, list_id)
+
     async def fetch_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         async with self._call("fetch_order"):
             return await self.inner.fetch_order(
-                symbol, order_id=order_id, client_order_id=client_order_id
+                symbol, order_id=order_id, client_order_id=client_order_id, trigger=trigger
             )
 
     async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         async with self._call("cancel_order"):
             return await self.inner.cancel_order(
-                symbol, order_id=order_id, client_order_id=client_order_id
+                symbol, order_id=order_id, client_order_id=client_order_id, trigger=trigger
             )
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from execution_service.enums import MarketType
+from execution_service.enums import MarketType, Protection
 
 
 class Stream(StrEnum):
@@ -52,6 +52,10 @@ class VenueCapabilities:
     take_profit_orders: bool = False
     trailing_stops: bool = False
     oco: bool = False
+    # How a position's SL and TP are held at the venue once its entry fills (`orders.protection`
+    # places them): separate reduce-only trigger orders, one OCO list, or not at all (emulated
+    # by the monitor). Proven per venue (its fake), not taken from ccxt's `has` alone.
+    protection: Protection = Protection.emulated
     # An order can be flagged so that it only ever reduces a position (derivatives).
     reduce_only: bool = False
     # The venue holds positions of its own (derivatives) that can be read back to reconcile

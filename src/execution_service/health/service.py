@@ -55,6 +55,12 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
                 "age_seconds": None if age is None else round(age, 1),
                 "stale_after_seconds": limit,
             }
+        # Start-up after a crash: every venue-held SL/TP is reconciled (and what is missing
+        # re-placed, or left to the monitor where the venue refuses) before this is ready.
+        checks["protection"] = {
+            "ok": ctx.protection_checked,
+            "unprotected": ctx.unprotected_positions,
+        }
     if stale is not None:
         checks["market_data"] = {"stale": stale}
     if ctx.settings.workers_enabled:  # this process's monitor: venues whose prices stopped

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -72,6 +73,9 @@ class TradingPreset(Owned, Timestamps, Base):
     reverse_on_opposite: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # SL/TP rest at the venue as orders of their own wherever it can hold them (freqtrade's
+    # `stoploss_on_exchange`); false: the monitor alone closes on them.
+    stops_on_venue: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Break-even puts the stop this percent beyond the entry, to cover the fees.
     break_even_offset_percent: Mapped[Decimal | None] = mapped_column(Money)
     # A follower's rules (copy trading): how the signals of a leader are taken on this account.

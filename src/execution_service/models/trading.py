@@ -78,6 +78,7 @@ class ExecutionLog(Owned, Timestamps, Base):
     direction: Mapped[Direction] = mapped_column(Vocabulary(Direction, 8))
     order_type: Mapped[OrderType] = mapped_column(Vocabulary(OrderType, 8))
     quantity: Mapped[Decimal] = mapped_column(Money)
+    # A limit's price; a protective order's level (its trigger, or an OCO limit leg's price).
     price: Mapped[Decimal | None] = mapped_column(Money)
     filled_quantity: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     average_price: Mapped[Decimal | None] = mapped_column(Money)
@@ -127,6 +128,10 @@ class ExecutionPosition(Owned, Timestamps, Base):
     sl_price: Mapped[Decimal | None] = mapped_column(Money)
     tp_price: Mapped[Decimal | None] = mapped_column(Money)
     take_profits: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The SL and TP levels resting at the venue (`orders.protection`); the monitor emulates a
+    # level only where it differs from the one held (None: nothing held).
+    held_sl_price: Mapped[Decimal | None] = mapped_column(Money)
+    held_tp_price: Mapped[Decimal | None] = mapped_column(Money)
     trailing_stop_percent: Mapped[Decimal | None] = mapped_column(Money)
     best_price: Mapped[Decimal | None] = mapped_column(Money)
     break_even_trigger_rr: Mapped[Decimal | None] = mapped_column(Money)

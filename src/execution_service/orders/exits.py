@@ -32,6 +32,7 @@ from execution_service.orders.outcomes import (
     send_batch,
     ticket_of,
 )
+from execution_service.orders.protection_legs import release_for_exit
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import CHUNK, PositionRepository
@@ -196,6 +197,7 @@ async def _submit_exit(
             await fills.release_exit(session, entry, ctx.settings.exit_max_refusals)
             await session.commit()
             return entry
+    await release_for_exit(ctx, adapter, conn, exit_log)
     ticket = await ticket_of(ctx, exit_log, adapter)
     send_by = send_deadline(ctx, exit_log)
     return await submit(adapter, exit_log, conn.adapter, None, ticket, send_by=send_by)

@@ -45,3 +45,15 @@ def exit_client_order_id(
         f"{prefix}-p{position_id}-x{n}",
         f"{_letters_and_digits(prefix)}p{position_id}x{n}",
     )
+
+
+def protect_client_order_id(
+    prefix: str, position_id: int, n: int, fmt: ClientIdFormat = READABLE
+) -> str:
+    """The n-th protective order of a position (its SL and TP legs resting at the venue, and the
+    OCO list holding them: each its own n)."""
+    return _fit(
+        fmt,
+        f"{prefix}-p{position_id}-s{n}",
+        f"{_letters_and_digits(prefix)}p{position_id}s{n}",
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.enums import OrderStatus, PositionStatus, Purpose
+from execution_service.enums import ConnectionStatus, OrderStatus, PositionStatus, Purpose
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
@@ -36,14 +36,15 @@ class OrderRepository:
         limit: int,
         offset: int,
     ) -> tuple[Sequence[ExecutionLog], int]:
-        """Newest first. `filters`: connection_id, status, signal_id, symbol, since, until (each
-        None for no filter)."""
+        """Newest first. `filters`: connection_id, status, signal_id, symbol, purpose, since,
+        until (each None for no filter)."""
         stmt = principal.scope(select(ExecutionLog), ExecutionLog)
         exact = {
             "connection_id": ExecutionLog.execution_connection_id,
             "status": ExecutionLog.status,
             "signal_id": ExecutionLog.signal_id,
             "symbol": ExecutionLog.symbol,
+            "purpose": ExecutionLog.purpose,
         }
         for name, column in exact.items():
             if filters.get(name) is not None:
@@ -112,6 +113,109 @@ class OrderRepository:
         )
         return [(e, c) for e, c in (await self.session.execute(stmt)).all()]
 
+    async def live_protection(self, position_ids: Sequence[int]) -> Sequence[ExecutionLog]:
+        """The protective orders of these positions still pending or resting at the venue."""
+        if not position_ids:
+            return []
+        stmt = select(ExecutionLog).where(
+            ExecutionLog.position_id.in_(position_ids),
+            ExecutionLog.purpose == Purpose.protect,
+            ExecutionLog.status.in_((OrderStatus.pending, *RESTING)),
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def holding_connections(self) -> Sequence[ExecutionConnection]:
+        """Active connections holding open positions with an SL or TP, whose preset lets the
+        venue hold them."""
+        holders = (
+            select(ExecutionPosition.execution_connection_id)
+            .where(
+                ExecutionPosition.status == PositionStatus.open,
+                or_(
+                    ExecutionPosition.sl_price.is_not(None), ExecutionPosition.tp_price.is_not(None)
+                ),
+            )
+            .distinct()
+        )
+        stmt = (
+            select(ExecutionConnection)
+            .outerjoin(TradingPreset, TradingPreset.id == ExecutionConnection.preset_id)
+            .where(
+                ExecutionConnection.id.in_(holders),
+                ExecutionConnection.status == ConnectionStatus.active,
+                # The preset lets the venue hold them (no preset: the default, yes).
+                or_(TradingPreset.id.is_(None), TradingPreset.stops_on_venue.is_(True)),
+            )
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def to_protect(self, connection_ids: Sequence[int]) -> Sequence[ExecutionPosition]:
+        """The open positions of these connections with an SL or TP, not flagged."""
+        if not connection_ids:
+            return []
+        stmt = (
+            select(ExecutionPosition)
+            .where(
+                ExecutionPosition.execution_connection_id.in_(connection_ids),
+                ExecutionPosition.status == PositionStatus.open,
+                ExecutionPosition.flagged_at.is_(None),
+                or_(
+                    ExecutionPosition.sl_price.is_not(None), ExecutionPosition.tp_price.is_not(None)
+                ),
+            )
+            .order_by(ExecutionPosition.id)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def orphaned_protection(self) -> Sequence[tuple[ExecutionLog, ExecutionConnection]]:
+        """Protective orders still resting whose position is no longer open (closed by their
+        sibling's fill, by an exit, by the venue): to cancel."""
+        stmt = (
+            select(ExecutionLog, ExecutionConnection)
+            .join(ExecutionPosition, ExecutionPosition.id == ExecutionLog.position_id)
+            .join(
+                ExecutionConnection, ExecutionConnection.id == ExecutionLog.execution_connection_id
+            )
+            .where(
+                ExecutionLog.purpose == Purpose.protect,
+                ExecutionLog.status.in_(RESTING),
+                ExecutionPosition.status == PositionStatus.closed,
+            )
+            .order_by(ExecutionLog.id)
+        )
+        return [(e, c) for e, c in (await self.session.execute(stmt)).all()]
+
+    async def protect_counts(self, position_ids: Sequence[int]) -> dict[int, int]:
+        """How many protective orders each position has had (their client ids count on)."""
+        if not position_ids:
+            return {}
+        rows = await self.session.execute(
+            select(ExecutionLog.position_id, func.count())
+            .where(
+                ExecutionLog.position_id.in_(position_ids),
+                ExecutionLog.purpose == Purpose.protect,
+            )
+            .group_by(ExecutionLog.position_id)
+        )
+        return {pid: n for pid, n in rows if pid is not None}
+
+    async def refused_protection_since(
+        self, position_ids: Sequence[int], since: datetime
+    ) -> set[int]:
+        """Positions whose protective order the venue refused since `since`: left to the
+        monitor a while, not re-placed every pass."""
+        if not position_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(ExecutionLog.position_id).where(
+                ExecutionLog.position_id.in_(position_ids),
+                ExecutionLog.purpose == Purpose.protect,
+                ExecutionLog.status == OrderStatus.rejected,
+                ExecutionLog.updated_at >= since,
+            )
+        )
+        return {pid for pid in rows if pid is not None}
+
     async def entry_ticket(self, position_id: int | None) -> str | None:
         """The venue's id of the order that opened a position (a broker ticket)."""
         if position_id is None:
@@ -162,6 +266,8 @@ class OrderRepository:
             .where(
                 ExecutionLog.execution_connection_id == connection_id,
                 ExecutionLog.status.in_((OrderStatus.pending, *RESTING)),
+                # A position's SL/TP resting at the venue is not an order in flight.
+                ExecutionLog.purpose != Purpose.protect,
             )
             .distinct()
         )
@@ -213,6 +319,8 @@ class OrderRepository:
             .where(
                 ExecutionLog.execution_connection_id.in_(connection_ids),
                 ExecutionLog.status.in_(RESTING),
+                # Protective orders go with their position's exit (`orders.protection`).
+                ExecutionLog.purpose != Purpose.protect,
             )
             .order_by(ExecutionLog.id)
         )

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from execution_service.deps import ContextDep, PageDep, PrincipalDep, RowId, SessionDep
-from execution_service.enums import OrderStatus
+from execution_service.enums import OrderStatus, Purpose
 from execution_service.orders import killswitch, service
 from execution_service.orders.schemas import (
     CloseAll,
@@ -39,6 +39,10 @@ async def list_logs(
     symbol: Annotated[str | None, Query(max_length=64)] = None,
     since: Instant | None = None,
     until: Instant | None = None,
+    purpose: Annotated[
+        Purpose | None,
+        Query(description="entry, exit, or protect (a position's SL/TP resting at the venue)"),
+    ] = None,
 ) -> Page[ExecutionLogRead]:
     rows, total = await service.list_logs(
         session,
@@ -49,6 +53,7 @@ async def list_logs(
         symbol=symbol,
         since=since,
         until=until,
+        purpose=purpose.value if purpose else None,
         limit=page.limit,
         offset=page.offset,
     )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.decimals import round_down
-from execution_service.enums import CloseReason, OrderStatus, PositionStatus
+from execution_service.enums import CloseReason, OrderStatus, OrderType, PositionStatus
 from execution_service.errors import BadGateway, Conflict, NotFound, Unprocessable
 from execution_service.exchanges.base import (
     ExchangeAdapter,
@@ -22,6 +22,7 @@ from execution_service.exchanges.base import (
     OrderResult,
 )
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.orders import protection_amend
 from execution_service.orders.exit_venues import ExitVenue, spot_held
 from execution_service.orders.exits import ExitRequest, claim, send_exit
 from execution_service.orders.lifecycle import Recording, apply_result
@@ -42,6 +43,7 @@ async def list_logs(
     until: datetime | None,
     limit: int,
     offset: int,
+    purpose: str | None = None,
 ) -> tuple[Sequence[ExecutionLog], int]:
     filters = dict(
         connection_id=connection_id,
@@ -50,6 +52,7 @@ async def list_logs(
         symbol=symbol,
         since=since,
         until=until,
+        purpose=purpose,
     )
     return await OrderRepository(session).list(
         principal, filters=filters, limit=limit, offset=offset
@@ -176,11 +179,31 @@ async def amend_position(
     position_id: int,
     changes: dict[str, Any],
 ) -> ExecutionPosition:
-    """New SL, TP or trailing stop. Where the venue holds the stops (`amends_stops`), they are
-    amended there first: if it refuses, nothing changes here either."""
+    """New SL, TP or trailing stop. Where the venue holds the stops (a broker's with the position,
+    `amends_stops`; orders of their own, `protection`), they are amended there first: if it
+    refuses, nothing changes here either."""
     position = await _open_position(session, principal, position_id)
-    positions.amend_stops(position, changes)
+    positions.check_stops(position, changes)
     conn = await OrderRepository(session).connection(position.execution_connection_id)
+    moves = protection_amend.held_changes(position, changes)
+    held: dict[OrderType, Decimal | None] = {}
+    if moves and conn is not None:
+        session.expunge(position)  # kept as read: the venue's work needs them, not the session
+        session.expunge(conn)
+        await session.rollback()  # no transaction of ours is held while the venue answers
+        try:
+            adapter = await ctx.adapters.for_connection(conn)
+            held = await protection_amend.replace_legs(ctx, adapter, conn, position, moves)
+        except (CredentialsError, protection_amend.VenueRefused) as exc:
+            raise BadGateway(
+                f"the venue did not take the new level: {exc}", code="venue_refused"
+            ) from None
+        position = await _open_position(session, principal, position_id)
+    positions.amend_stops(position, changes)
+    if OrderType.stop in held:
+        position.held_sl_price = held[OrderType.stop]
+    if OrderType.target in held:
+        position.held_tp_price = held[OrderType.target]
     stops_changed = bool({"sl_price", "tp_price"} & changes.keys())
     if stops_changed and conn is not None and ctx.adapters.capabilities(conn).amends_stops:
         ticket = await OrderRepository(session).entry_ticket(position.id)

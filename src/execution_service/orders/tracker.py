@@ -90,7 +90,11 @@ async def _track(
     result: OrderResult | None = None
     try:
         adapter = await ctx.adapters.for_connection(conn)
-        result = await adapter.fetch_order(entry.symbol, client_order_id=entry.client_order_id)
+        result = await adapter.fetch_order(
+            entry.symbol,
+            client_order_id=entry.client_order_id,
+            trigger=entry.purpose == Purpose.protect,
+        )
     except OrderNotFound:
         ctx.lookup_failures.pop(conn.id, None)  # the venue answered
         if entry.status != OrderStatus.pending or entry.created_at > grace:

@@ -37,7 +37,7 @@ from execution_service.exchanges.base import (
     VenuePosition,
 )
 from execution_service.models import ExecutionConnection, ExecutionPosition
-from execution_service.orders import fills
+from execution_service.orders import fills, protection_legs
 from execution_service.orders.exits import new_exit_log
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.orders.repository import OrderRepository
@@ -223,6 +223,8 @@ async def _reconcile(
     theirs = venue.amount if venue is not None and venue.side == side else ZERO
     if theirs >= mine:
         return []
+    if await protection_legs.settle_legs(ctx, adapter, conn, [p.id for p in ours]):
+        return []  # a protective order of ours filled: booked as its own close; looked at anew
     symbol = ours[0].symbol
     since = min(p.opened_at for p in ours) - timedelta(seconds=1)
     async with ctx.session_factory() as session:

@@ -40,6 +40,10 @@ class PositionView:
     liquidation: Decimal | None = None
     initial_sl: Decimal | None = None  # the risk break-even is measured from
     break_even_offset: Decimal | None = None  # percent past the entry break-even moves to
+    # The SL / TP rests at the venue at exactly this level (`orders.protection`): the venue
+    # closes on it, the monitor does not (a moved level is emulated until the venue holds it).
+    held_sl: bool = False
+    held_tp: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ def view_of(p: ExecutionPosition, venue_liquidates: bool = False) -> PositionVie
         None if venue_liquidates else p.liquidation_price,
         p.initial_sl_price,
         p.break_even_offset_percent,
+        p.held_sl_price is not None and p.held_sl_price == p.sl_price,
+        p.held_tp_price is not None and p.held_tp_price == p.tp_price,
     )
 
 
@@ -103,9 +109,9 @@ def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
     if p.liquidation is not None and _hit(d, price, p.liquidation):
         # The venue's liquidation comes before any stop of ours that the price went through.
         return Close(CloseReason.liquidation, p.quantity, True)
-    if p.sl is not None and _hit(d, price, p.sl):
+    if p.sl is not None and not p.held_sl and _hit(d, price, p.sl):
         return Close(CloseReason.sl, p.quantity, True)
-    if p.tp is not None and _reached(d, price, p.tp):
+    if p.tp is not None and not p.held_tp and _reached(d, price, p.tp):
         return Close(CloseReason.tp, p.quantity, True)
     if p.trailing_percent is not None and _hit(
         d, price, trailing_level(d, best, p.trailing_percent)

@@ -35,6 +35,14 @@ class PositionRead(Model):
     current_price: DecimalOut | None
     sl_price: DecimalOut | None
     tp_price: DecimalOut | None
+    held_sl_price: DecimalOut | None = Field(
+        description="the SL level resting at the venue as an order of its own (null: none "
+        "there; the monitor closes on `sl_price` wherever it differs)"
+    )
+    held_tp_price: DecimalOut | None = Field(
+        description="the TP level resting at the venue (null: none there; the monitor "
+        "closes on `tp_price` wherever it differs)"
+    )
     take_profits: list[TakeProfitRead] | None
     trailing_stop_percent: DecimalOut | None
     best_price: DecimalOut | None = Field(
@@ -117,6 +125,8 @@ MONEY_FIELDS = frozenset(
         "current_price",
         "sl_price",
         "tp_price",
+        "held_sl_price",
+        "held_tp_price",
         "trailing_stop_percent",
         "best_price",
         "break_even_trigger_rr",

@@ -39,10 +39,8 @@ async def get_position(
     return position
 
 
-def amend_stops(position: ExecutionPosition, changes: dict[str, Any]) -> None:
-    """New SL, TP or trailing stop on an open position, each on the right side of the current
-    price; `invalid_stops` otherwise. The caller (`orders.service`) amends venue-held stops and
-    commits."""
+def check_stops(position: ExecutionPosition, changes: dict[str, Any]) -> None:
+    """New SL and TP each on the right side of the current price; `invalid_stops` otherwise."""
     reference = position.current_price or position.entry_price
     direction = sign(position.direction)
     sl, tp = changes.get("sl_price"), changes.get("tp_price")
@@ -56,6 +54,13 @@ def amend_stops(position: ExecutionPosition, changes: dict[str, Any]) -> None:
             f"tp_price {tp} is on the wrong side of the current price {reference}",
             code="invalid_stops",
         )
+
+
+def amend_stops(position: ExecutionPosition, changes: dict[str, Any]) -> None:
+    """New SL, TP or trailing stop on an open position (`check_stops` first). The caller
+    (`orders.service`) amends venue-held stops and commits."""
+    check_stops(position, changes)
+    reference = position.current_price or position.entry_price
     for field, value in changes.items():
         setattr(position, field, value)
     if "trailing_stop_percent" in changes:

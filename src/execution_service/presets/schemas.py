@@ -81,6 +81,9 @@ class PresetCreate(PresetFields):
     # An opposite signal closes what is held; then, on swap and margin accounts, opens the
     # other way with the rest if this is true.
     reverse_on_opposite: Flag = False
+    # SL and TP rest at the venue as orders of their own where it can hold them (they protect
+    # the position while this service is down); false: only the monitor closes on them.
+    stops_on_venue: Flag = True
     # Follower: take the leader's signals the other way (SL and TP swapped).
     reverse: Flag = False
     user_id: OwnerId | None = None
@@ -113,6 +116,7 @@ class PresetUpdate(PresetFields):
     position_size_value: PositiveDecimal | None = None
     leverage: Leverage | None = None
     reverse_on_opposite: Flag | None = None
+    stops_on_venue: Flag | None = None
     reverse: Flag | None = None
 
     model_config = {
@@ -138,6 +142,7 @@ class PresetRead(Model):
     break_even_offset_percent: DecimalOut | None
     leverage: DecimalOut
     reverse_on_opposite: bool
+    stops_on_venue: bool
     multiplier: DecimalOut | None
     symbols_allowed: list[str] | None
     symbols_denied: list[str] | None

@@ -48,6 +48,7 @@ async def update_preset(
         "position_size_value",
         "leverage",
         "reverse_on_opposite",
+        "stops_on_venue",
         "reverse",
     ):
         if required in changes and changes[required] is None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -30,7 +30,8 @@ class SignalCreate(Body):
     external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     symbol: Symbol
     direction: Direction
-    order_type: OrderType = OrderType.market
+    # A signal enters with a market or a limit order; stops are its SL/TP, not its order type.
+    order_type: Literal[OrderType.market, OrderType.limit] = OrderType.market
     entry_price: PositiveDecimal | None = None
     sl_price: PositiveDecimal | None = None
     tp_price: PositiveDecimal | None = None

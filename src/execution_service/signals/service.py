@@ -22,12 +22,12 @@ from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.crypto import owner_aad
 from execution_service.db import read
-from execution_service.enums import CloseReason, OrderStatus
+from execution_service.enums import CloseReason, OrderStatus, Protection
 from execution_service.errors import NotFound
 from execution_service.exchanges.base import Quotes
 from execution_service.exchanges.catalog import capabilities
 from execution_service.models import ExecutionConnection, ExecutionLog, Signal
-from execution_service.orders import entries
+from execution_service.orders import entries, protection
 from execution_service.orders.exit_venues import ExitVenue
 from execution_service.orders.exits import ExitRequest, claim_in, send_all
 from execution_service.principal import Principal
@@ -132,8 +132,18 @@ async def create_signal(
         return replay[0], replay[1], False
     observability.signal_id.set(signal.id)
     executions = await _send(ctx, decided, recorded, received_at)
+    if _protected_here(decided) and any(e.filled_quantity > 0 for e in executions):
+        protection.protect_soon(ctx)  # their SL/TP rest at the venue right after the fill
     ordered = sorted(executions, key=lambda e: e.id)
     return signal, Executions.of(ordered, EXECUTIONS_INLINE), True
+
+
+def _protected_here(decided: Sequence[Decided]) -> bool:
+    """Some target's venue holds SL/TP as orders of their own."""
+    return any(
+        d.adapter is not None and d.adapter.capabilities.protection != Protection.emulated
+        for d in decided
+    )
 
 
 def _signal(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
+from execution_service.orders.protection import protect_positions
 from execution_service.orders.stopout import guard_tick
 from execution_service.orders.tracker import track_orders
 from execution_service.orders.venue_sync import sync_venues
@@ -46,6 +47,9 @@ async def _monitor(ctx: AppContext) -> None:
 
 async def _orders(ctx: AppContext) -> None:
     await track_orders(ctx)
+    # After the orders are known (a leg that filled while we were down closed its position):
+    # cancel what outlived its position, and rest at the venue what a position lacks.
+    await protect_positions(ctx)
 
 
 async def _venues(ctx: AppContext) -> None:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import ccxt.async_support as ccxt
 
 from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
-    ExchangeBusy,
     ExchangeError,
     FundingPayment,
     InvalidOrder,
@@ -22,6 +21,7 @@ from execution_service.exchanges.base import (
     NoPrice,
     NotSupported,
     OrderResult,
+    ProtectiveLeg,
     Stops,
     TemporaryError,
     Ticker,
@@ -33,10 +33,10 @@ from execution_service.exchanges.base import (
 from execution_service.exchanges.budget import BudgetSpec
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.exchanges.ccxt.calling import CcxtCalls
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
 from execution_service.exchanges.ccxt.client import build_client
 from execution_service.exchanges.ccxt.derivatives import Derivatives
-from execution_service.exchanges.ccxt.errors import translate
 from execution_service.exchanges.ccxt.fees import add_trade_fees, price_fees
 from execution_service.exchanges.ccxt.parsing import (
     booking,
@@ -48,18 +48,17 @@ from execution_service.exchanges.ccxt.parsing import (
     to_order,
     to_ticker,
 )
+from execution_service.exchanges.ccxt.protection import Protective
 from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import order_params, order_ref, venue_of
-from execution_service.exchanges.retry import retry_read
 from execution_service.exchanges.values import plain, to_decimal
 from execution_service.outbound.egress import Egress
 from execution_service.outbound.policy import OPEN, OutboundPolicy
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class CcxtAdapter:
+class CcxtAdapter(CcxtCalls):
     """One ccxt client for one account. Create it once per connection and `close()` it."""
 
     def __init__(
@@ -117,10 +116,15 @@ class CcxtAdapter:
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)
         self._derivatives = Derivatives(self, self._venue, self._read, self._call)
+        self._protective = Protective(self, self._venue, self._call)
 
     @property
     def capabilities(self) -> VenueCapabilities:
         return self._capabilities
+
+    @property
+    def client(self) -> Any:
+        return self._ex
 
     # --- markets -------------------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class CcxtAdapter:
         self._markets_loaded_at = time.monotonic()
         return self._markets
 
-    async def _symbol(self, symbol: str) -> str:
+    async def venue_symbol(self, symbol: str) -> str:
         """The venue's name for `symbol` in this connection's market type (`symbols.resolve`)."""
         return resolve(symbol, await self.load_markets(), self.market_type, self.exchange_id)
 
@@ -197,7 +201,7 @@ class CcxtAdapter:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """The last price, at most the ticker book's TTL old: for sizing market orders only (the
         monitor's SL/TP decisions read the prices the prices worker stores)."""
-        venue = await self._symbol(symbol)
+        venue = await self.venue_symbol(symbol)
         cached = self._tickers.get(venue)
         if cached is not None:
             return cached
@@ -216,7 +220,7 @@ class CcxtAdapter:
         names: dict[str, str] = {}
         for symbol in symbols:
             try:
-                names[symbol] = await self._symbol(symbol)
+                names[symbol] = await self.venue_symbol(symbol)
             except (UnknownSymbol, NotSupported):
                 continue
         if not names:
@@ -229,12 +233,22 @@ class CcxtAdapter:
         return {s: found[v] for s, v in names.items() if v in found}
 
     async def fetch_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
-        venue = await self._symbol(symbol)
+        venue = await self.venue_symbol(symbol)
         ref, params = order_ref(self._venue, order_id, client_order_id, lookup=True)
+        params.update(self._protective.lookup_params(trigger))
         raw = await self._read(lambda: self._ex.fetch_order(ref, venue, params))
+        fired = self._protective.fired_order_id(raw) if trigger else None
+        if fired is not None:  # a trigger order that fired: the order it placed says the rest
+            raw = await self._read(lambda: self._ex.fetch_order(fired, venue, {}))
         order = to_order(raw, symbol, client_order_id=client_order_id)
+        order.client_order_id = client_order_id or order.client_order_id
         if order.filled > 0 or order.status == OrderStatus.cancelled:
             self._balances.forget()  # a resting order filled or released its funds
         await self._complete(order, symbol, venue)
@@ -249,7 +263,7 @@ class CcxtAdapter:
         await price_fees(order, self._markets[venue], self.fetch_ticker)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
-        venue = await self._symbol(symbol) if symbol else None
+        venue = await self.venue_symbol(symbol) if symbol else None
         await self.load_markets()  # the shared copy (as for balances)
         raw = await self._read(lambda: self._ex.fetch_open_orders(venue))
         return [to_order(o, symbol or "") for o in raw]
@@ -274,7 +288,7 @@ class CcxtAdapter:
             raise InvalidOrder(f"unsupported order {side!r} {type!r}")
         if not amount.is_finite() or amount <= 0:
             raise InvalidOrder(f"order amount must be positive, got {amount}")
-        venue = await self._symbol(symbol)  # loads/refreshes markets; unknown -> refused
+        venue = await self.venue_symbol(symbol)  # loads/refreshes markets; unknown -> refused
         market = self._markets[venue]
         # Round here, as strings, so what reaches the exchange is exactly what we report.
         qty = self._sync(lambda: self._ex.amount_to_precision(venue, plain(amount)))
@@ -322,11 +336,22 @@ class CcxtAdapter:
             sent.status = OrderStatus.pending
             return sent
 
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        return await self._protective.place(symbol, side, amount, legs, list_id)
+
     async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
-        venue = await self._symbol(symbol)
+        venue = await self.venue_symbol(symbol)
         ref, params = order_ref(self._venue, order_id, client_order_id)
+        params.update(self._protective.lookup_params(trigger))
         raw = await self._call(lambda: self._ex.cancel_order(ref, venue, params))
         self._balances.forget()  # the order's locked funds are free again
         order = to_order(raw, symbol, client_order_id=client_order_id)
@@ -334,7 +359,10 @@ class CcxtAdapter:
             return order
         try:  # ids only: what the order became (cancelled, or filled first) is read back
             return await self.fetch_order(
-                symbol, order_id=order.order_id or order_id, client_order_id=client_order_id
+                symbol,
+                order_id=order.order_id or order_id,
+                client_order_id=client_order_id,
+                trigger=trigger,
             )
         except ExchangeError as exc:
             message = f"cancel accepted; the order's state unread: {exc.message}"
@@ -369,32 +397,3 @@ class CcxtAdapter:
 
     async def close(self) -> None:
         await self._ex.close()
-
-    # --- calling ccxt --------------------------------------------------------------------------
-
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await retry_read(
-            lambda: self._call(call), retries=self._read_retries, base_delay=self._retry_base_delay
-        )
-
-    async def _call(self, call: Callable[[], Awaitable[T]], *, unknown_outcome: bool = False) -> T:
-        try:
-            return await call()
-        except ccxt.BaseError as e:
-            raise self._translate(e) from None
-        except ExchangeBusy:  # the request budget refused it before it was sent
-            raise
-        except Exception as e:
-            # Not ccxt's (a parsing bug, a transport error): after a write the order may exist.
-            error = TemporaryError if unknown_outcome else ExchangeError
-            raise error(f"{type(e).__name__} from ccxt {self.exchange_id}") from None
-
-    def _sync(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except ccxt.BaseError as e:
-            raise self._translate(e) from None
-
-    def _translate(self, e: Exception) -> ExchangeError:
-        # ccxt keeps the headers of the last answer; on a 429/418 that is the one that failed.
-        return translate(e, self._secrets, self._ex.last_response_headers)

@@ -7,7 +7,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from execution_service.enums import MarketType
+from execution_service.enums import MarketType, Protection
 from execution_service.exchanges.capabilities import Stream, VenueCapabilities
 from execution_service.exchanges.ccxt.venues import venue_of
 
@@ -41,6 +41,7 @@ def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> 
         funding=derivatives and bool(has.get("fetchFundingHistory")),
         market_types=frozenset(types),
         linear_swaps=venue.linear_swaps,
+        protection=venue.protection.get(MarketType(market_type), Protection.emulated),
         client_ids=venue.client_ids,
         ids_only_answers=venue.ids_only_answers,
         streams=_streams(exchange_id),

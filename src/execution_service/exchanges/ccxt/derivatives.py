@@ -49,11 +49,11 @@ class Account(Protocol):
 
     async def load_markets(self, reload: bool = False) -> dict[str, Any]: ...
 
-    async def _symbol(self, symbol: str) -> str: ...
+    async def venue_symbol(self, symbol: str) -> str: ...
 
 
 class Derivatives:
-    """The derivatives side of one ccxt client, for our symbols (`account._symbol` names them
+    """The derivatives side of one ccxt client, for our symbols (`account.venue_symbol` names them
     as the venue does). `read` calls ccxt with read retries and error translation; `write`
     without retries (leverage and margin mode are idempotent, but a refusal must not be retried
     into a different answer). On a spot account each is a no-op."""
@@ -72,7 +72,7 @@ class Derivatives:
         the leverage. "Already so" answers count as done."""
         if not self._account.capabilities.venue_positions:
             return
-        symbol = await self._account._symbol(ours)
+        symbol = await self._account.venue_symbol(ours)
         if self._leverage.get(symbol) == leverage:
             return
         async with self._lock:
@@ -109,7 +109,7 @@ class Derivatives:
         ours = {}
         for symbol in symbols or []:
             try:
-                ours[await self._account._symbol(symbol)] = symbol
+                ours[await self._account.venue_symbol(symbol)] = symbol
             except ExchangeError:
                 continue
         held = await self._held()
@@ -154,7 +154,7 @@ class Derivatives:
     async def funding(self, ours: str, since: datetime) -> list[FundingPayment]:
         if not self._account.capabilities.funding:
             return []
-        symbol = await self._account._symbol(ours)
+        symbol = await self._account.venue_symbol(ours)
         raw = await self._read(lambda: self._ex.fetch_funding_history(symbol, _ms(since)))
         sign = Decimal(self._venue.funding_sign)
         out = []
@@ -172,7 +172,7 @@ class Derivatives:
     async def closes(self, ours: str, since: datetime) -> list[VenueClose]:
         if not self._account.capabilities.venue_positions:
             return []
-        symbol = await self._account._symbol(ours)
+        symbol = await self._account.venue_symbol(ours)
         if self._venue.closes_from_history:
             raw = await self._read(lambda: self._ex.fetch_positions_history([symbol], _ms(since)))
             found = [_history_close(info_of(p), ours) for p in raw]

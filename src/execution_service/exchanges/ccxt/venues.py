@@ -12,7 +12,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from execution_service.enums import MarketType
+from execution_service.enums import MarketType, Protection
 from execution_service.exchanges.base import InvalidOrder
 from execution_service.exchanges.capabilities import ClientIdFormat
 
@@ -48,6 +48,14 @@ class CcxtVenue:
     fees_from_my_trades: bool = False
     linear_swaps: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    # How positions' SL/TP rest at the venue, per market type (proven against its fake; absent:
+    # emulated by the monitor). Trigger orders kept apart are looked up and cancelled with
+    # `trigger_params`; once fired, `fired_order_key` (in the answer's info) names the order
+    # placed. `oco_method`: ccxt's implicit-API method that places an OCO list.
+    protection: Mapping[MarketType, Protection] = field(default_factory=dict)
+    trigger_params: Mapping[str, Any] = field(default_factory=dict)
+    fired_order_key: str | None = None
+    oco_method: str = ""
 
 
 _BINANCE = CcxtVenue(
@@ -60,6 +68,11 @@ _BINANCE = CcxtVenue(
     unchanged=("-4046",),
     closes_from_history=False,
     fees_from_my_trades=True,
+    # USDⓈ-M: reduce-only STOP_MARKET / TAKE_PROFIT_MARKET algo orders; spot: orderList/oco.
+    protection={MarketType.swap: Protection.trigger_orders, MarketType.spot: Protection.oco},
+    trigger_params={"trigger": True},
+    fired_order_key="actualOrderId",
+    oco_method="private_post_orderlist_oco",
     options={
         # load_markets() is then exactly one request (exchangeInfo of the one market type): no
         # currencies/margin-pairs endpoints, which also need keys and extra weight.

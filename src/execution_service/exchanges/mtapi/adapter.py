@@ -15,8 +15,10 @@ from execution_service.exchanges.base import (
     InvalidOrder,
     Market,
     NoPrice,
+    NotSupported,
     OrderNotFound,
     OrderResult,
+    ProtectiveLeg,
     Stops,
     Ticker,
     Valuation,
@@ -188,7 +190,12 @@ class MtapiAdapter:
     # --- orders: reads ---------------------------------------------------------------------------
 
     async def fetch_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         """By ticket, or by our client order id (the ticket whose magic it derives). A market
         ticket reports `filled` whether it is still open or closed since (its close is in
@@ -262,6 +269,11 @@ class MtapiAdapter:
             self._gateway, self._tickets, market.symbol, client_order_id, params
         )
         return self._order(ticket, symbol, is_open=is_open, client_order_id=client_order_id)
+
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        raise NotSupported("mtapi: SL/TP travel with the position (amend_stops)")
 
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
@@ -339,7 +351,12 @@ class MtapiAdapter:
         return result
 
     async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         """Delete a pending order (OrderClose on a pending ticket). A position is not an order
         to cancel: InvalidOrder, use `close_position`."""

@@ -21,6 +21,7 @@ from execution_service.exchanges.base import (
     NotSupported,
     OrderNotFound,
     OrderResult,
+    ProtectiveLeg,
     Stops,
     Ticker,
     Valuation,
@@ -215,7 +216,12 @@ class PaperAdapter:
         return None
 
     async def fetch_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         async with self._sessions() as session, session.begin():
             repo = PaperRepository(session)
@@ -235,7 +241,12 @@ class PaperAdapter:
             return order_result(order)
 
     async def cancel_order(
-        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        trigger: bool = False,
     ) -> OrderResult:
         async with self._sessions() as session, session.begin():
             repo = PaperRepository(session)
@@ -272,6 +283,11 @@ class PaperAdapter:
         self, symbol: str, position_ref: str, amount: Decimal, client_order_id: str
     ) -> OrderResult:
         raise NotSupported("paper: positions are closed by opposite orders")
+
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        raise NotSupported("paper: protective orders are not held at the venue")
 
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None

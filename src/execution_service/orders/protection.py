@@ -1,0 +1,320 @@
+"""Protection held at the venue: a position's SL and TP rest there as orders of their own
+(`Purpose.protect`), wherever the venue can hold them (`VenueCapabilities.protection`), so a
+position stays protected while this service is down or between two monitor ticks.
+
+One pass (`protect_positions`, after each order-tracker pass, and first thing on start-up before
+the service reports ready) keeps the venue's book in step with ours:
+- a protective order whose position is no longer open is cancelled (its sibling filled, an exit
+  closed the position, the venue closed it);
+- an open position with an SL/TP and no resting order for it gets one: the leg's `pending` row is
+  committed first, then sent; a refused leg is left to the monitor for `PROTECTION_RETRY`;
+- each position records the levels the venue holds (`held_sl_price`, `held_tp_price`): the
+  monitor emulates only what is not held there (a trailing stop, a ladder, a moved level).
+
+A leg's fill is recorded by the order tracker like any order's (by client order id): it closes
+the position (`closed_reason` sl / tp, the venue's price and fees). An exit of ours first cancels
+the position's resting legs (`protection_legs.release_for_exit`): on spot they hold the
+coins it sells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
+from execution_service.db import utcnow
+from execution_service.enums import CloseReason, OrderStatus, OrderType, Protection, Purpose
+from execution_service.exchanges.base import (
+    ExchangeError,
+    OrderResult,
+    ProtectiveLeg,
+    TemporaryError,
+)
+from execution_service.exchanges.capabilities import ClientIdFormat
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.orders.ids import protect_client_order_id
+from execution_service.orders.lifecycle import Recording, apply_result, reject
+from execution_service.orders.protection_legs import cancel_leg, hold_level
+from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.positions.book import exit_direction
+
+log = logging.getLogger(__name__)
+
+# A leg the venue refused is not placed again for this long (the monitor emulates it meanwhile).
+PROTECTION_RETRY = timedelta(seconds=60)
+_REASONS = {OrderType.stop: CloseReason.sl, OrderType.target: CloseReason.tp}
+
+
+@dataclass
+class ProtectReport:
+    placed: int = 0
+    refused: int = 0
+    cancelled: int = 0
+    # Open positions with a level the venue could hold but does not (refused, unreachable).
+    unprotected: int = 0
+
+
+@dataclass
+class _Placement:
+    position: ExecutionPosition
+    conn: ExecutionConnection
+    legs: list[ExecutionLog]
+    list_id: str
+
+
+def holds_protection(ctx: AppContext, conn: ExecutionConnection) -> Protection:
+    return ctx.adapters.capabilities(conn).protection
+
+
+def wanted_legs(position: ExecutionPosition, protection: Protection) -> dict[OrderType, Decimal]:
+    """The levels the venue should hold for a position: its SL, and its single TP (a ladder of
+    partial targets is the monitor's); on an OCO venue a lone TP stays with the monitor too."""
+    legs: dict[OrderType, Decimal] = {}
+    if position.sl_price is not None:
+        legs[OrderType.stop] = position.sl_price
+    lone_tp_on_oco = protection == Protection.oco and OrderType.stop not in legs
+    if position.tp_price is not None and not position.take_profits and not lone_tp_on_oco:
+        legs[OrderType.target] = position.tp_price
+    return legs
+
+
+async def protect_positions(ctx: AppContext, now: datetime | None = None) -> ProtectReport:
+    now = now or utcnow()
+    report = ProtectReport()
+    await _cancel_orphans(ctx, report)
+    placements = await _plan(ctx, now, report)
+    bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
+
+    async def one(placement: _Placement) -> None:
+        async with bound:
+            await _place(ctx, placement, report)
+
+    await asyncio.gather(*(one(p) for p in placements))
+    ctx.protection_checked = True
+    ctx.unprotected_positions = report.unprotected
+    return report
+
+
+def protect_soon(ctx: AppContext) -> None:
+    """Entries just filled on a venue that holds stops: a pass now, in the background (the
+    signal's answer does not wait for it), folded into the one running if there is one. The
+    order tracker's passes remain the safety net."""
+    task = ctx.protection_task
+    if task is not None and not task.done():
+        ctx.protection_again = True
+        return
+    ctx.protection_task = asyncio.create_task(_soon(ctx))
+
+
+async def _soon(ctx: AppContext) -> None:
+    while True:
+        ctx.protection_again = False
+        try:
+            await protect_positions(ctx)
+        except Exception:
+            log.exception("placing protective orders failed: the order tracker's pass retries")
+        if not ctx.protection_again:
+            return
+
+
+async def settled(ctx: AppContext) -> None:
+    """Wait for the background pass, if one runs (tests, shutdown)."""
+    while ctx.protection_task is not None and not ctx.protection_task.done():
+        await asyncio.wait({ctx.protection_task})
+
+
+async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_Placement]:
+    """Record what each position's venue holds, and commit the `pending` rows of what it lacks."""
+    placements: list[_Placement] = []
+    strays: list[tuple[ExecutionLog, ExecutionConnection]] = []
+    async with ctx.session_factory() as session:
+        repo = OrderRepository(session)
+        conns = {
+            c.id: c
+            for c in await repo.holding_connections()
+            if holds_protection(ctx, c) != Protection.emulated
+        }
+        positions = await repo.to_protect(sorted(conns))
+        ids = [p.id for p in positions]
+        live: dict[int, list[ExecutionLog]] = {}
+        for leg in await repo.live_protection(ids):
+            live.setdefault(leg.position_id or 0, []).append(leg)
+        refused = await repo.refused_protection_since(ids, now - PROTECTION_RETRY)
+        counts = await repo.protect_counts(ids)
+        for position in positions:
+            conn = conns[position.execution_connection_id]
+            kind = holds_protection(ctx, conn)
+            legs = live.get(position.id, [])
+            wanted = wanted_legs(position, kind)
+            stray = [leg for leg in legs if leg.status in RESTING and _stray(leg, legs, wanted)]
+            strays += [(leg, conn) for leg in stray]
+            legs = [leg for leg in legs if leg not in stray]
+            _note_held(position, legs)
+            have = {leg.order_type for leg in legs}
+            missing = {t: level for t, level in wanted.items() if t not in have}
+            if not missing:
+                continue
+            if position.id in refused or (kind == Protection.oco and have):
+                report.unprotected += 1  # the monitor emulates it meanwhile
+                continue
+            n = counts.get(position.id, 0)
+            fmt = ctx.adapters.capabilities(conn).client_ids
+            rows = []
+            for order_type, level in missing.items():
+                n += 1
+                rows.append(leg_row(ctx, position, order_type, level, n, fmt))
+            n += 1
+            list_id = protect_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt)
+            session.add_all(rows)
+            placements.append(_Placement(position, conn, rows, list_id))
+        await session.commit()
+    await _cancel_all(ctx, strays, report)
+    return placements
+
+
+def _stray(leg: ExecutionLog, legs: list[ExecutionLog], wanted: dict[OrderType, Decimal]) -> bool:
+    """A resting leg no longer wanted: its level was removed, or another leg of its kind rests
+    at the wanted level (an amend whose old leg's cancel failed, or whose new leg's answer was
+    lost and found later)."""
+    level = wanted.get(leg.order_type)
+    if level is None:
+        return True
+    if leg.price == level:
+        return False
+    return any(o.order_type == leg.order_type and o.price == level for o in legs if o is not leg)
+
+
+def _note_held(position: ExecutionPosition, legs: list[ExecutionLog]) -> None:
+    """The levels resting at the venue now (a leg not yet confirmed is not held)."""
+    held = {leg.order_type: leg.price for leg in legs if leg.status in RESTING}
+    sl, tp = held.get(OrderType.stop), held.get(OrderType.target)
+    if position.held_sl_price != sl:
+        position.held_sl_price = sl
+    if position.held_tp_price != tp:
+        position.held_tp_price = tp
+
+
+def leg_row(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    order_type: OrderType,
+    level: Decimal,
+    n: int,
+    fmt: ClientIdFormat,
+) -> ExecutionLog:
+    return ExecutionLog(
+        user_id=position.user_id,
+        admin_id=position.admin_id,
+        execution_connection_id=position.execution_connection_id,
+        signal_id=position.signal_id,
+        position_id=position.id,
+        purpose=Purpose.protect,
+        client_order_id=protect_client_order_id(
+            ctx.settings.client_order_prefix, position.id, n, fmt
+        ),
+        symbol=position.symbol,
+        direction=exit_direction(position.direction),
+        order_type=order_type,
+        quantity=position.quantity,
+        price=level,
+        status=OrderStatus.pending,
+        close_reason=_REASONS[order_type],
+        received_at=utcnow(),
+        plan={"full_close": True},
+    )
+
+
+async def _place(ctx: AppContext, placement: _Placement, report: ProtectReport) -> None:
+    legs, position = placement.legs, placement.position
+    answers: list[OrderResult | ExchangeError]
+    try:
+        adapter = await ctx.adapters.for_connection(placement.conn)
+        requests = [
+            ProtectiveLeg(leg.order_type, leg.price or Decimal(0), leg.client_order_id)
+            for leg in legs
+        ]
+        side, amount = legs[0].direction, position.quantity
+        if adapter.capabilities.protection == Protection.oco and len(legs) == 2:
+            answers = list(
+                await adapter.place_protection(
+                    position.symbol, side, amount, requests, placement.list_id
+                )
+            )
+        else:
+            answers = []
+            for request in requests:
+                try:
+                    (one,) = await adapter.place_protection(
+                        position.symbol, side, amount, [request], ""
+                    )
+                    answers.append(one)
+                except ExchangeError as exc:
+                    answers.append(exc)
+    except CredentialsError as exc:
+        answers = [ExchangeError(str(exc))] * len(legs)
+    except ExchangeError as exc:
+        answers = [exc] * len(legs)
+    await _record(ctx, placement.conn, legs, answers, report)
+
+
+async def _record(
+    ctx: AppContext,
+    conn: ExecutionConnection,
+    legs: list[ExecutionLog],
+    answers: list[OrderResult | ExchangeError],
+    report: ProtectReport,
+) -> None:
+    async with ctx.session_factory() as session:
+        repo = OrderRepository(session)
+        recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
+        for leg, answer in zip(legs, answers, strict=True):
+            row = await repo.lock(leg.id)
+            if row is None or row.status != OrderStatus.pending:
+                continue
+            if isinstance(answer, TemporaryError):
+                # Unknown outcome: the tracker finds the leg by its client order id.
+                log.warning("protective order %s: %s", row.client_order_id, answer.message)
+                continue
+            if isinstance(answer, ExchangeError):
+                reject(row, answer.code, answer.message, adapter=conn.adapter)
+                report.refused += 1
+                report.unprotected += 1
+                log.warning(
+                    "position %s: the venue refused its %s (%s): the monitor emulates it",
+                    row.position_id,
+                    row.order_type,
+                    answer.message[:200],
+                )
+                continue
+            row.submitted_at = utcnow()
+            await apply_result(session, row, answer, adapter=conn.adapter, recording=recording)
+            await hold_level(session, row)
+            report.placed += 1
+        await recording.finish(session)
+        await session.commit()
+
+
+async def _cancel_orphans(ctx: AppContext, report: ProtectReport) -> None:
+    async with ctx.session_factory() as session:
+        orphans = await OrderRepository(session).orphaned_protection()
+    await _cancel_all(ctx, orphans, report)
+
+
+async def _cancel_all(
+    ctx: AppContext,
+    legs: Sequence[tuple[ExecutionLog, ExecutionConnection]],
+    report: ProtectReport,
+) -> None:
+    for leg, conn in legs:
+        try:
+            adapter = await ctx.adapters.for_connection(conn)
+        except (CredentialsError, ExchangeError):
+            continue
+        if await cancel_leg(ctx, adapter, conn, leg):
+            report.cancelled += 1

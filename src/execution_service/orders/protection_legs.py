@@ -1,0 +1,115 @@
+"""One protective leg at a time (`orders.protection`): cancel it and record what it became,
+look the live ones up when the venue's position changed, and clear them before an exit of ours.
+The position's held levels follow its legs (`hold_level`)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execution_service.context import AppContext
+from execution_service.enums import OrderStatus, OrderType, Protection
+from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, OrderResult
+from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.orders.lifecycle import Recording, apply_result
+from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.positions.repository import PositionRepository
+
+log = logging.getLogger(__name__)
+
+
+async def hold_level(session: AsyncSession, leg: ExecutionLog) -> None:
+    """The position's held level follows its leg: set while the leg rests, cleared after."""
+    if leg.position_id is None:
+        return
+    position = await PositionRepository(session).lock(leg.position_id)
+    if position is None:
+        return
+    column = "held_sl_price" if leg.order_type == OrderType.stop else "held_tp_price"
+    if leg.status in RESTING:
+        setattr(position, column, leg.price)
+    elif getattr(position, column) == leg.price:
+        setattr(position, column, None)
+
+
+async def cancel_leg(
+    ctx: AppContext,
+    adapter: ExchangeAdapter,
+    conn: ExecutionConnection,
+    leg: ExecutionLog,
+    *,
+    hold: bool = True,
+) -> bool:
+    """Cancel one resting leg and record what it became (cancelled, or filled first). An OCO's
+    second leg is already gone with the first: its state is read instead. `hold`: clear the
+    position's held level too (False: the caller, holding the position, sets it)."""
+    result: OrderResult | None = None
+    try:
+        result = await adapter.cancel_order(
+            leg.symbol, client_order_id=leg.client_order_id, trigger=True
+        )
+    except ExchangeError:
+        try:
+            result = await adapter.fetch_order(
+                leg.symbol, client_order_id=leg.client_order_id, trigger=True
+            )
+        except ExchangeError as exc:
+            log.warning("protective order %s: not cancelled: %s", leg.client_order_id, exc.message)
+            return False
+    async with ctx.session_factory() as session:
+        row = await OrderRepository(session).lock_if_unchanged(leg.id, leg.status)
+        if row is not None:
+            recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
+            await apply_result(session, row, result, adapter=conn.adapter, recording=recording)
+            if hold:
+                await hold_level(session, row)
+            await recording.finish(session)
+            await session.commit()
+    return result.status in (OrderStatus.cancelled, OrderStatus.filled)
+
+
+async def settle_legs(
+    ctx: AppContext, adapter: ExchangeAdapter, conn: ExecutionConnection, position_ids: list[int]
+) -> bool:
+    """The venue's position shrank or went away: first, whether a leg of ours did it (it fired
+    while we were down, or between two tracker passes). Each live leg is looked up and recorded
+    (a fill closes its position with its reason, price and fees). True if any leg changed."""
+    if adapter.capabilities.protection == Protection.emulated:
+        return False
+    async with ctx.session_factory() as session:
+        legs = await OrderRepository(session).live_protection(position_ids)
+    changed = False
+    for leg in legs:
+        try:
+            result = await adapter.fetch_order(
+                leg.symbol, client_order_id=leg.client_order_id, trigger=True
+            )
+        except ExchangeError:
+            continue  # not known there (yet): the tracker settles a pending leg
+        async with ctx.session_factory() as session:
+            row = await OrderRepository(session).lock_if_unchanged(leg.id, leg.status)
+            if row is None:
+                continue
+            before = (row.status, row.filled_quantity)
+            recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
+            await apply_result(session, row, result, adapter=conn.adapter, recording=recording)
+            await hold_level(session, row)
+            await recording.finish(session)
+            await session.commit()
+            changed = changed or (row.status, row.filled_quantity) != before
+    return changed
+
+
+async def release_for_exit(
+    ctx: AppContext, adapter: ExchangeAdapter, conn: ExecutionConnection, exit_log: ExecutionLog
+) -> None:
+    """Before an exit of ours is sent: the position's resting legs are cancelled (on spot they
+    hold the very coins the exit sells; anywhere, they would outlive the position)."""
+    if adapter.capabilities.protection == Protection.emulated or exit_log.position_id is None:
+        return
+    async with ctx.session_factory() as session:
+        legs = await OrderRepository(session).live_protection([exit_log.position_id])
+    for leg in legs:
+        if leg.status in RESTING:
+            await cancel_leg(ctx, adapter, conn, leg)
