@@ -62,10 +62,12 @@ class OrderType(StrEnum):
     # TP) does the same in the position's favour (an OCO's limit leg rests at its price).
     stop = "stop"
     target = "target"
+    # A trailing stop the venue trails itself: its callback percent is in the log's plan.
+    trailing = "trailing"
 
     @property
     def is_trigger(self) -> bool:
-        return self in (OrderType.stop, OrderType.target)
+        return self in (OrderType.stop, OrderType.target, OrderType.trailing)
 
 
 class OrderStatus(StrEnum):

@@ -148,3 +148,30 @@ async def test_a_preset_can_leave_the_stops_to_the_monitor(
     assert usdm.algo_orders() == []
     position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
     assert position["held_sl_price"] is None and position["held_tp_price"] is None
+
+
+async def test_the_venue_trails_the_trailing_stop(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    conn = await connect(
+        user, usdm, "binanceusdm", market_type="swap", leverage="5", trailing_stop_percent="2"
+    )
+    execution = await signal(user, conn, sl_price="49000")
+    await settled(ctx)
+    legs = {o.order_type: o for o in usdm.algo_orders(open_only=True)}
+    assert set(legs) == {"STOP_MARKET", "TRAILING_STOP_MARKET"}
+    path = f"/api/v1/positions/{execution['position_id']}"
+    position = await user.ok("GET", path)
+    assert position["held_trailing_percent"] == "2" and position["held_sl_price"] == "49000"
+
+    usdm.set_price("BTCUSDT", "52000")  # the venue's high-water mark: 52000, stop at 50960
+    await monitor_tick(ctx)
+    usdm.set_price("BTCUSDT", "50900")  # 2 % under the best: the venue fires its trailing stop
+    await monitor_tick(ctx)  # the monitor leaves it to the venue: no exit of ours
+    assert [o for o in usdm.orders if o.reduce_only] == []
+    await track_orders(ctx)
+    closed = await user.ok("GET", path)
+    assert closed["status"] == "closed" and closed["closed_reason"] == "trailing_stop", closed
+    assert closed["close_price"] == "50900"
+    await protect_positions(ctx)
+    assert usdm.algo_orders(open_only=True) == []  # the SL left behind: cancelled

@@ -45,9 +45,10 @@ async def test_stop_loss_closes(user: Actor, ctx: AppContext) -> None:
     assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "open"
     await tick_at(ctx, acct, "94")
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    # exit at the market price 94: (94 - 100) * 2 = -12
+    # The stop rested in the simulator at 95 and fired as the price went through it (no
+    # slippage set): (95 - 100) * 2 = -10, not the 94 the tick saw
     assert position["status"] == "closed" and position["closed_reason"] == "sl"
-    assert position["pnl"] == "-12" and position["close_price"] == "94"
+    assert position["pnl"] == "-10" and position["close_price"] == "95"
 
 
 async def test_take_profit_closes_a_short(user: Actor, ctx: AppContext) -> None:
@@ -61,7 +62,9 @@ async def test_take_profit_closes_a_short(user: Actor, ctx: AppContext) -> None:
     pid = await open_position(acct, direction="sell", sl_price="110", tp_price="90")
     await tick_at(ctx, acct, "89.5")
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    assert position["closed_reason"] == "tp" and position["pnl"] == "21"  # (100 - 89.5) * 2
+    assert (
+        position["closed_reason"] == "tp" and position["pnl"] == "20"
+    )  # at its level: (100 - 90) * 2
 
 
 async def test_trailing_stop_tracks_the_best_price(user: Actor, ctx: AppContext) -> None:
@@ -120,11 +123,11 @@ async def test_partial_take_profits(user: Actor, ctx: AppContext) -> None:
     )
     await tick_at(ctx, acct, "111")
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    # 5 of 10 closed at 111: +55 realised, 5 left
+    # 5 of 10 closed at the level, 110 (the tick saw 111): +50 realised, 5 left
     assert (
         position["status"] == "open"
         and position["quantity"] == "5"
-        and position["realized_pnl"] == "55"
+        and position["realized_pnl"] == "50"
     )
     assert position["take_profits"][0] == {"price": "110", "close_percent": "50"}
     await tick_at(ctx, acct, "112")  # the first level is done: nothing more happens
@@ -132,7 +135,7 @@ async def test_partial_take_profits(user: Actor, ctx: AppContext) -> None:
     await tick_at(ctx, acct, "120")
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
     assert position["status"] == "closed" and position["closed_reason"] == "tp"
-    assert position["pnl"] == "155"  # 55 + 5 * 20
+    assert position["pnl"] == "150"  # 50 + 5 * 20
     exits = await user.ok(
         "GET", "/api/v1/logs", params={"connection_id": acct.conn_id, "status": "filled"}
     )
@@ -194,11 +197,12 @@ async def test_two_prices_in_one_tick_fire_the_trailing_stop(user: Actor, ctx: A
     await acct.price("104")  # ... and is hit, before any tick saw 110
     await monitor_tick(ctx)
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    # Closed at the paper venue's last price, 104: 1 x (104 - 100) = 4.
+    # Closed at the trailing stop's level, 104.5, where it rested in the simulator (the last
+    # price is 104): 1 x (104.5 - 100) = 4.5.
     assert (position["closed_reason"], position["close_price"], position["pnl"]) == (
         "trailing_stop",
-        "104",
-        "4",
+        "104.5",
+        "4.5",
     )
 
 
@@ -218,11 +222,12 @@ async def test_a_bar_whose_low_crosses_the_stop_closes_the_position(
     )
     await monitor_tick(ctx)
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    # The low (90) hit the SL (95); the exit fills at the latest price, the bar's close, 99.
+    # The low (90) went through the SL (95): the stop fills at its level, as it would have
+    # resting in the simulator (not at the bar's close, 99).
     assert (position["status"], position["closed_reason"], position["close_price"]) == (
         "closed",
         "sl",
-        "99",
+        "95",
     )
 
 

@@ -35,8 +35,8 @@ async def test_closes_in_one_tick_are_all_in_the_days_analytics(
     assert len(report.closes) == 3
     daily = await user.ok("GET", "/api/v1/analytics/daily", params={"connection_id": acct.conn_id})
     [row] = daily["items"]
-    # three stops at 94 on 2 bought at 100: -12 each
-    assert row["total_trades"] == 3 and row["losing_trades"] == 3 and row["net_pnl"] == "-36"
+    # three stops filled at their level, 95 (the price is 94), on 2 bought at 100: -10 each
+    assert row["total_trades"] == 3 and row["losing_trades"] == 3 and row["net_pnl"] == "-30"
 
 
 async def test_a_deferred_close_names_its_day_instead_of_refreshing_it(

@@ -158,7 +158,8 @@ class Stops:
 @dataclass(frozen=True)
 class ProtectiveLeg:
     """One protective order of a position (`place_protection`): its SL (`stop`: a stop-market at
-    `price`) or its TP (`target`: a trigger, or an OCO's limit leg, at `price`)."""
+    `price`), its TP (`target`: a trigger, or an OCO's limit leg, at `price`), or its trailing
+    stop (`trailing`: `price` is the callback percent, trailed by the venue from now)."""
 
     type: OrderType
     price: Decimal
@@ -175,6 +176,9 @@ class OrderRequest:
     amount: Decimal
     price: Decimal | None
     client_order_id: str
+    # A market order fired by a stop or target at this level: a simulated venue fills it at the
+    # level (moved against the taker by its slippage), as an order resting there would have.
+    trigger: Decimal | None = None
 
 
 @dataclass(frozen=True)

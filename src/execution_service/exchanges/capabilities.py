@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 from execution_service.enums import MarketType, Protection
@@ -56,6 +57,9 @@ class VenueCapabilities:
     # places them): separate reduce-only trigger orders, one OCO list, or not at all (emulated
     # by the monitor). Proven per venue (its fake), not taken from ccxt's `has` alone.
     protection: Protection = Protection.emulated
+    # The callback percents (low, high) of a trailing stop the venue trails itself, as one more
+    # reduce-only trigger order (None: the monitor trails, the venue holds the SL only).
+    trailing_percents: tuple[Decimal, Decimal] | None = None
     # An order can be flagged so that it only ever reduces a position (derivatives).
     reduce_only: bool = False
     # The venue holds positions of its own (derivatives) that can be read back to reconcile

@@ -166,6 +166,7 @@ class AdapterRegistry:
                 o.amount,
                 o.price,
                 o.client_order_id,
+                o.trigger,
             )
             for conn, o in orders
         ]

@@ -132,6 +132,8 @@ class ExecutionPosition(Owned, Timestamps, Base):
     # level only where it differs from the one held (None: nothing held).
     held_sl_price: Mapped[Decimal | None] = mapped_column(Money)
     held_tp_price: Mapped[Decimal | None] = mapped_column(Money)
+    # The trailing stop's percent where the venue trails it itself (a trailing order).
+    held_trailing_percent: Mapped[Decimal | None] = mapped_column(Money)
     trailing_stop_percent: Mapped[Decimal | None] = mapped_column(Money)
     best_price: Mapped[Decimal | None] = mapped_column(Money)
     break_even_trigger_rr: Mapped[Decimal | None] = mapped_column(Money)

@@ -36,6 +36,7 @@ from execution_service.orders.protection_legs import release_for_exit
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import CHUNK, PositionRepository
+from execution_service.positions.rules import trailing_level
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,21 @@ def new_exit_log(
         received_at=utcnow(),
         plan={"full_close": full_close},
     )
+
+
+def trigger_level(position: ExecutionPosition, request: ExitRequest) -> Decimal | None:
+    """The level a stop or target close fires at: the SL, the TP (or the ladder's level), the
+    trailing stop's. None for any other close."""
+    if request.reason == CloseReason.sl:
+        return position.sl_price
+    if request.reason == CloseReason.tp:
+        if request.level is not None and position.take_profits:
+            return Decimal(str(position.take_profits[request.level]["price"]))
+        return position.tp_price
+    if request.reason == CloseReason.trailing_stop and position.trailing_stop_percent:
+        best = position.best_price or position.entry_price
+        return trailing_level(position.direction, best, position.trailing_stop_percent)
+    return None
 
 
 async def claim(
@@ -150,6 +166,9 @@ async def claim_in(
             venue.client_ids,
             request.signal_id,
         )
+        level = trigger_level(position, request)
+        if level is not None:  # a simulated venue fills it there, as a resting stop would
+            exit_log.plan = {**(exit_log.plan or {}), "level": str(level)}
         batch.append(exit_log)
     session.add_all(batch)
     return batch
@@ -226,8 +245,8 @@ async def _send(
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
     out = list(exit_logs)
     batched = [i for i, e in enumerate(exit_logs) if _simulated(ctx, conns, e)]
-    if len(batched) < 2:
-        batched = []
+    if len(batched) < 2 and not any("level" in (exit_logs[i].plan or {}) for i in batched):
+        batched = []  # one order alone is quicker sent on its own, unless it fires at a level
     # Real venues' outcomes are recorded as they arrive, those that arrive together in one
     # transaction: a mass close (a crash through 1,000 accounts' stops, a netting signal) is not
     # a transaction per exit.

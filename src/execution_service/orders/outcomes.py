@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from execution_service import metrics, observability
 from execution_service.connections.service import mark_error
@@ -185,6 +186,11 @@ async def ticket_of(ctx: AppContext, entry: ExecutionLog, adapter: ExchangeAdapt
         return await OrderRepository(session).entry_ticket(entry.position_id)
 
 
+def _level(entry: ExecutionLog) -> Decimal | None:
+    level = (entry.plan or {}).get("level")
+    return Decimal(str(level)) if level is not None else None
+
+
 async def send_batch(
     ctx: AppContext,
     orders: Sequence[tuple[ExecutionLog, ExecutionConnection]],
@@ -204,6 +210,7 @@ async def send_batch(
                 entry.quantity,
                 entry.price if entry.order_type == OrderType.limit else None,
                 entry.client_order_id,
+                _level(entry),
             ),
         )
         for entry, conn in orders

@@ -40,7 +40,12 @@ from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders.ids import protect_client_order_id
 from execution_service.orders.lifecycle import Recording, apply_result, reject
-from execution_service.orders.protection_legs import cancel_leg, hold_level
+from execution_service.orders.protection_legs import (
+    HELD_COLUMNS,
+    cancel_leg,
+    hold_level,
+    leg_level,
+)
 from execution_service.orders.repository import RESTING, OrderRepository
 from execution_service.positions.book import exit_direction
 
@@ -48,7 +53,11 @@ log = logging.getLogger(__name__)
 
 # A leg the venue refused is not placed again for this long (the monitor emulates it meanwhile).
 PROTECTION_RETRY = timedelta(seconds=60)
-_REASONS = {OrderType.stop: CloseReason.sl, OrderType.target: CloseReason.tp}
+_REASONS = {
+    OrderType.stop: CloseReason.sl,
+    OrderType.target: CloseReason.tp,
+    OrderType.trailing: CloseReason.trailing_stop,
+}
 
 
 @dataclass
@@ -72,10 +81,16 @@ def holds_protection(ctx: AppContext, conn: ExecutionConnection) -> Protection:
     return ctx.adapters.capabilities(conn).protection
 
 
-def wanted_legs(position: ExecutionPosition, protection: Protection) -> dict[OrderType, Decimal]:
-    """The levels the venue should hold for a position: its SL, and its single TP (a ladder of
-    partial targets is the monitor's); on an OCO venue a lone TP stays with the monitor too."""
+def wanted_legs(
+    position: ExecutionPosition, protection: Protection, trailing: tuple[Decimal, Decimal] | None
+) -> dict[OrderType, Decimal]:
+    """The levels the venue should hold for a position: its SL, its single TP (a ladder of
+    partial targets is the monitor's; on an OCO venue a lone TP stays with the monitor too), and
+    its trailing stop's percent where the venue trails within that range (`trailing`)."""
     legs: dict[OrderType, Decimal] = {}
+    pct = position.trailing_stop_percent
+    if pct is not None and trailing is not None and trailing[0] <= pct <= trailing[1]:
+        legs[OrderType.trailing] = pct
     if position.sl_price is not None:
         legs[OrderType.stop] = position.sl_price
     lone_tp_on_oco = protection == Protection.oco and OrderType.stop not in legs
@@ -151,7 +166,8 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
             conn = conns[position.execution_connection_id]
             kind = holds_protection(ctx, conn)
             legs = live.get(position.id, [])
-            wanted = wanted_legs(position, kind)
+            caps = ctx.adapters.capabilities(conn)
+            wanted = wanted_legs(position, kind, caps.trailing_percents)
             stray = [leg for leg in legs if leg.status in RESTING and _stray(leg, legs, wanted)]
             strays += [(leg, conn) for leg in stray]
             legs = [leg for leg in legs if leg not in stray]
@@ -185,19 +201,19 @@ def _stray(leg: ExecutionLog, legs: list[ExecutionLog], wanted: dict[OrderType, 
     level = wanted.get(leg.order_type)
     if level is None:
         return True
-    if leg.price == level:
+    if leg_level(leg) == level:
         return False
-    return any(o.order_type == leg.order_type and o.price == level for o in legs if o is not leg)
+    return any(
+        o.order_type == leg.order_type and leg_level(o) == level for o in legs if o is not leg
+    )
 
 
 def _note_held(position: ExecutionPosition, legs: list[ExecutionLog]) -> None:
     """The levels resting at the venue now (a leg not yet confirmed is not held)."""
-    held = {leg.order_type: leg.price for leg in legs if leg.status in RESTING}
-    sl, tp = held.get(OrderType.stop), held.get(OrderType.target)
-    if position.held_sl_price != sl:
-        position.held_sl_price = sl
-    if position.held_tp_price != tp:
-        position.held_tp_price = tp
+    held = {leg.order_type: leg_level(leg) for leg in legs if leg.status in RESTING}
+    for kind, column in HELD_COLUMNS.items():
+        if getattr(position, column) != held.get(kind):
+            setattr(position, column, held.get(kind))
 
 
 def leg_row(
@@ -208,6 +224,8 @@ def leg_row(
     n: int,
     fmt: ClientIdFormat,
 ) -> ExecutionLog:
+    """A leg's `pending` row; `level` is a trailing leg's callback percent."""
+    trailing = order_type == OrderType.trailing
     return ExecutionLog(
         user_id=position.user_id,
         admin_id=position.admin_id,
@@ -222,11 +240,11 @@ def leg_row(
         direction=exit_direction(position.direction),
         order_type=order_type,
         quantity=position.quantity,
-        price=level,
+        price=None if trailing else level,
         status=OrderStatus.pending,
         close_reason=_REASONS[order_type],
         received_at=utcnow(),
-        plan={"full_close": True},
+        plan={"full_close": True} | ({"callback_percent": str(level)} if trailing else {}),
     )
 
 
@@ -236,7 +254,7 @@ async def _place(ctx: AppContext, placement: _Placement, report: ProtectReport) 
     try:
         adapter = await ctx.adapters.for_connection(placement.conn)
         requests = [
-            ProtectiveLeg(leg.order_type, leg.price or Decimal(0), leg.client_order_id)
+            ProtectiveLeg(leg.order_type, leg_level(leg) or Decimal(0), leg.client_order_id)
             for leg in legs
         ]
         side, amount = legs[0].direction, position.quantity

@@ -38,6 +38,7 @@ def held_changes(
     for column, held, kind in (
         ("sl_price", position.held_sl_price, OrderType.stop),
         ("tp_price", position.held_tp_price, OrderType.target),
+        ("trailing_stop_percent", position.held_trailing_percent, OrderType.trailing),
     ):
         if column in changes and held is not None and changes[column] != held:
             value = changes[column]

@@ -5,6 +5,7 @@ The position's held levels follow its legs (`hold_level`)."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,22 @@ from execution_service.positions.repository import PositionRepository
 log = logging.getLogger(__name__)
 
 
+# Where a position shows what each kind of leg holds at the venue.
+HELD_COLUMNS = {
+    OrderType.stop: "held_sl_price",
+    OrderType.target: "held_tp_price",
+    OrderType.trailing: "held_trailing_percent",
+}
+
+
+def leg_level(leg: ExecutionLog) -> Decimal | None:
+    """A leg's level: its price; a trailing leg's callback percent."""
+    if leg.order_type == OrderType.trailing:
+        percent = (leg.plan or {}).get("callback_percent")
+        return Decimal(str(percent)) if percent is not None else None
+    return leg.price
+
+
 async def hold_level(session: AsyncSession, leg: ExecutionLog) -> None:
     """The position's held level follows its leg: set while the leg rests, cleared after."""
     if leg.position_id is None:
@@ -26,10 +43,10 @@ async def hold_level(session: AsyncSession, leg: ExecutionLog) -> None:
     position = await PositionRepository(session).lock(leg.position_id)
     if position is None:
         return
-    column = "held_sl_price" if leg.order_type == OrderType.stop else "held_tp_price"
+    column = HELD_COLUMNS[leg.order_type]
     if leg.status in RESTING:
-        setattr(position, column, leg.price)
-    elif getattr(position, column) == leg.price:
+        setattr(position, column, leg_level(leg))
+    elif getattr(position, column) == leg_level(leg):
         setattr(position, column, None)
 
 

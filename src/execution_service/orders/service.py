@@ -204,6 +204,8 @@ async def amend_position(
         position.held_sl_price = held[OrderType.stop]
     if OrderType.target in held:
         position.held_tp_price = held[OrderType.target]
+    if OrderType.trailing in held:
+        position.held_trailing_percent = held[OrderType.trailing]
     stops_changed = bool({"sl_price", "tp_price"} & changes.keys())
     if stops_changed and conn is not None and ctx.adapters.capabilities(conn).amends_stops:
         ticket = await OrderRepository(session).entry_ticket(position.id)

@@ -44,6 +44,7 @@ class PositionView:
     # closes on it, the monitor does not (a moved level is emulated until the venue holds it).
     held_sl: bool = False
     held_tp: bool = False
+    held_trailing: bool = False  # the venue trails it itself
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def view_of(p: ExecutionPosition, venue_liquidates: bool = False) -> PositionVie
         p.break_even_offset_percent,
         p.held_sl_price is not None and p.held_sl_price == p.sl_price,
         p.held_tp_price is not None and p.held_tp_price == p.tp_price,
+        p.held_trailing_percent is not None and p.held_trailing_percent == p.trailing_stop_percent,
     )
 
 
@@ -113,8 +115,10 @@ def _close(p: PositionView, price: Decimal, best: Decimal) -> Close | None:
         return Close(CloseReason.sl, p.quantity, True)
     if p.tp is not None and not p.held_tp and _reached(d, price, p.tp):
         return Close(CloseReason.tp, p.quantity, True)
-    if p.trailing_percent is not None and _hit(
-        d, price, trailing_level(d, best, p.trailing_percent)
+    if (
+        p.trailing_percent is not None
+        and not p.held_trailing
+        and _hit(d, price, trailing_level(d, best, p.trailing_percent))
     ):
         return Close(CloseReason.trailing_stop, p.quantity, True)
     ladder = sum((lv.close_percent for lv in p.levels), Decimal(0))

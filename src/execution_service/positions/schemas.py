@@ -43,6 +43,10 @@ class PositionRead(Model):
         description="the TP level resting at the venue (null: none there; the monitor "
         "closes on `tp_price` wherever it differs)"
     )
+    held_trailing_percent: DecimalOut | None = Field(
+        description="the trailing stop's percent where the venue trails it itself (null: the "
+        "monitor trails it)"
+    )
     take_profits: list[TakeProfitRead] | None
     trailing_stop_percent: DecimalOut | None
     best_price: DecimalOut | None = Field(
@@ -127,6 +131,7 @@ MONEY_FIELDS = frozenset(
         "tp_price",
         "held_sl_price",
         "held_tp_price",
+        "held_trailing_percent",
         "trailing_stop_percent",
         "best_price",
         "break_even_trigger_rr",

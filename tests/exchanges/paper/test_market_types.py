@@ -61,11 +61,12 @@ async def test_a_stop_above_the_liquidation_price_is_the_way_out(
     pid = await open_position(acct, sl_price="9500")
     await tick_at(ctx, acct, "9400")  # through the SL, above the liquidation price
     position = await user.ok("GET", f"/api/v1/positions/{pid}")
-    # (9400 - 10000) x 1 = -600; return on margin = -6 % x 10 = -60 %.
-    assert (position["closed_reason"], position["pnl"]) == ("sl", "-600")
-    assert (position["pnl_percentage"], position["return_on_margin"]) == ("-6", "-60")
+    # The stop fills at its level, 9500 (the tick saw 9400): (9500 - 10000) x 1 = -500;
+    # return on margin = -5 % x 10 = -50 %.
+    assert (position["closed_reason"], position["pnl"]) == ("sl", "-500")
+    assert (position["pnl_percentage"], position["return_on_margin"]) == ("-5", "-50")
     balance = await user.ok("GET", f"/api/v1/connections/{acct.conn_id}/balance")
-    assert balance["USDT"]["total"] == "400"  # 1000 - 600
+    assert balance["USDT"]["total"] == "500"  # 1000 - 500
 
 
 async def test_a_short_is_liquidated_above_its_entry(user: Actor, ctx: AppContext) -> None:

@@ -42,6 +42,7 @@ def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> 
         market_types=frozenset(types),
         linear_swaps=venue.linear_swaps,
         protection=venue.protection.get(MarketType(market_type), Protection.emulated),
+        trailing_percents=venue.trailing_percents.get(MarketType(market_type)),
         client_ids=venue.client_ids,
         ids_only_answers=venue.ids_only_answers,
         streams=_streams(exchange_id),

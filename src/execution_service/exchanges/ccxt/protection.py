@@ -60,12 +60,15 @@ class Protective:
         self, symbol: str, venue_symbol: str, side: str, qty: str, leg: ProtectiveLeg
     ) -> OrderResult:
         ex = self._adapter.client
-        level = ex.price_to_precision(venue_symbol, plain(leg.price))
         derivatives = self._adapter.capabilities.reduce_only
         params = order_params(
             self._venue, self._adapter.market_type, leg.client_order_id, derivatives
         )
-        params["stopLossPrice" if leg.type == OrderType.stop else "takeProfitPrice"] = level
+        if leg.type == OrderType.trailing:
+            params["trailingPercent"] = plain(leg.price)  # Binance: callbackRate, in percent
+        else:
+            level = ex.price_to_precision(venue_symbol, plain(leg.price))
+            params["stopLossPrice" if leg.type == OrderType.stop else "takeProfitPrice"] = level
         raw = await self._call(
             lambda: ex.create_order(venue_symbol, "market", side, qty, None, params),
             unknown_outcome=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -56,6 +57,8 @@ class CcxtVenue:
     trigger_params: Mapping[str, Any] = field(default_factory=dict)
     fired_order_key: str | None = None
     oco_method: str = ""
+    # Trailing stops the venue trails itself (callback percent range), per market type.
+    trailing_percents: Mapping[MarketType, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 _BINANCE = CcxtVenue(
@@ -73,6 +76,8 @@ _BINANCE = CcxtVenue(
     trigger_params={"trigger": True},
     fired_order_key="actualOrderId",
     oco_method="private_post_orderlist_oco",
+    # USDⓈ-M TRAILING_STOP_MARKET: callbackRate 0.1 to 10 (percent).
+    trailing_percents={MarketType.swap: (Decimal("0.1"), Decimal(10))},
     options={
         # load_markets() is then exactly one request (exchangeInfo of the one market type): no
         # currencies/margin-pairs endpoints, which also need keys and extra weight.

@@ -205,12 +205,17 @@ class PaperAdapter:
             session.add(order)
         return order_result(order)
 
-    def fill_price(self, order: PaperOrder, last: Decimal) -> Decimal | None:
+    def fill_price(
+        self, order: PaperOrder, last: Decimal, trigger: Decimal | None = None
+    ) -> Decimal | None:
         """Where a new order fills now: a market order at the last price moved against the
-        taker by the slippage, a marketable limit at the last price; None: it rests."""
+        taker by the slippage, a marketable limit at the last price; None: it rests. A market
+        order fired by a stop or target (`trigger`) fills at its level moved by the slippage:
+        the stop rested in the simulator and fired as the price crossed it."""
         if order.type == OrderType.market:
             slip = self.slippage_bps / BPS
-            return normalize(last * (ONE + slip if order.side == Direction.buy else ONE - slip))
+            base = trigger if trigger is not None else last
+            return normalize(base * (ONE + slip if order.side == Direction.buy else ONE - slip))
         if _crosses(order.side, last, order.price):
             return last
         return None

@@ -38,6 +38,7 @@ class PaperOrderRequest:
     amount: Decimal
     price: Decimal | None
     client_order_id: str
+    trigger: Decimal | None = None  # a stop's or target's level (`OrderRequest.trigger`)
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _place(books: _Books, r: PaperOrderRequest) -> PaperOrder:
         status=OrderStatus.open,
         fee_currency=quote,
     )
-    fill_at = paper.fill_price(order, last.close)
+    fill_at = paper.fill_price(order, last.close, r.trigger)
     if fill_at is not None:
         balance = books.balances.get((paper.connection_id, quote))
         if balance is None:
