@@ -175,3 +175,18 @@ async def test_the_venue_trails_the_trailing_stop(
     assert closed["close_price"] == "50900"
     await protect_positions(ctx)
     assert usdm.algo_orders(open_only=True) == []  # the SL left behind: cancelled
+
+
+async def test_a_leg_cancelled_at_the_venue_is_placed_again(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    _, position = await _open(user, ctx, usdm)
+    [stop] = [t for t in usdm.book.triggers if t.status == "new" and t.kind == "stop"]
+    usdm.book.cancel_trigger(stop)  # by hand, on the venue's website, while we were away
+    await track_orders(ctx)  # the tracker reads it cancelled ...
+    await protect_positions(ctx)  # ... and the pass places a new one
+    stops = [o for o in usdm.algo_orders(open_only=True) if o.order_type == "STOP_MARKET"]
+    assert [o.trigger_price for o in stops] == [D(49000)]
+    assert stops[0].client_algo_id != stop.client_id
+    after = await user.ok("GET", f"/api/v1/positions/{position['id']}")
+    assert after["held_sl_price"] == "49000"
