@@ -40,6 +40,7 @@ MODULES = {
     "stops": "benchmarks.bench_stops",
     "market_data": "benchmarks.bench_market_data",
     "budget": "benchmarks.bench_budget",
+    "protection": "benchmarks.bench_protection",
 }
 
 

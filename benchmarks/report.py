@@ -26,6 +26,7 @@ TITLES = {
     "stops": "5. Stop reaction",
     "market_data": "6. Market data at scale (ingest and latest, 10,000 vs 10 million ticks)",
     "budget": "7. Request budget (fan-out to ccxt accounts on one IP, weight enforced)",
+    "protection": "8. Protection on the venue's wire (fill → closed, price → exit sent)",
 }
 
 
