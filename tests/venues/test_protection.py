@@ -4,6 +4,7 @@ the fill is booked from the venue's order, and the sibling leg is cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from typing import Any
 
@@ -25,6 +26,20 @@ async def _open(
     await settled(ctx)  # the pass the fill started, in the background
     position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
     return conn, position
+
+
+async def _ticks_until(
+    ctx: AppContext, user: Actor, position_id: int, field: str, value: str
+) -> dict[str, Any]:
+    """Monitor ticks until the position shows it: a tick waits only briefly for the venue's
+    prices (a loaded machine's answer is taken by a later tick)."""
+    for _ in range(50):
+        await monitor_tick(ctx)
+        position = await user.ok("GET", f"/api/v1/positions/{position_id}")
+        if position[field] == value:
+            return position  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"position {position_id}: {field} is {position[field]}, not {value}")
 
 
 async def test_sl_and_tp_rest_at_the_venue_and_the_venue_closes(
@@ -104,9 +119,8 @@ async def test_a_refused_leg_is_left_to_the_monitor(
     )["items"]
     assert leg["status"] == "rejected" and leg["order_type"] == "stop"
     usdm.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)  # the monitor emulates the SL
-    closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
-    assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
+    closed = await _ticks_until(ctx, user, position["id"], "status", "closed")
+    assert closed["closed_reason"] == "sl"  # the monitor emulated the SL
 
 
 async def test_a_patch_moves_the_venue_stop_first(
@@ -190,3 +204,52 @@ async def test_a_leg_cancelled_at_the_venue_is_placed_again(
     assert stops[0].client_algo_id != stop.client_id
     after = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert after["held_sl_price"] == "49000"
+
+
+async def test_the_venue_stop_follows_a_trailing_stop_it_cannot_trail(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    # 12 %: beyond the 0.1-10 % Binance trails itself. The monitor trails; the venue's stop
+    # follows the level once it tightens enough.
+    conn = await connect(
+        user, usdm, "binanceusdm", market_type="swap", leverage="5", trailing_stop_percent="12"
+    )
+    execution = await signal(user, conn, sl_price="49000")
+    await settled(ctx)
+    path = f"/api/v1/positions/{execution['position_id']}"
+    [stop] = usdm.algo_orders(open_only=True)
+    assert (stop.order_type, stop.trigger_price) == ("STOP_MARKET", D(49000))  # over 44000
+
+    usdm.set_price("BTCUSDT", "60000")  # the best: 60000, the trailing level 52800
+    await _ticks_until(ctx, user, execution["position_id"], "best_price", "60000")
+    await protect_positions(ctx)  # the new stop at 52800 first ...
+    await protect_positions(ctx)  # ... then the old one cancelled
+    [stop] = usdm.algo_orders(open_only=True)
+    assert (stop.order_type, stop.trigger_price) == ("STOP_MARKET", D(52800))
+    held = await user.ok("GET", path)
+    assert held["held_sl_price"] == "52800" and held["trailing_stop_price"] == "52800"
+
+    usdm.set_price("BTCUSDT", "60050")  # a move under 0.2 %: the venue's stop stays
+    await _ticks_until(ctx, user, execution["position_id"], "best_price", "60050")
+    await protect_positions(ctx)
+    assert [o.trigger_price for o in usdm.algo_orders(open_only=True)] == [D(52800)]
+
+    usdm.set_price("BTCUSDT", "52700")  # through it: the venue closes, as a trailing stop
+    await track_orders(ctx)
+    closed = await user.ok("GET", path)
+    assert closed["status"] == "closed" and closed["closed_reason"] == "trailing_stop"
+    assert closed["close_price"] == "52700"
+
+
+async def test_an_exit_after_the_venue_stop_fired_is_not_sent(
+    user: Actor, ctx: AppContext, usdm: FakeBinanceUsdm
+) -> None:
+    _, position = await _open(user, ctx, usdm)
+    usdm.set_price("BTCUSDT", "48900")  # the venue fires the stop; no tracker pass yet
+    sent = len(usdm.orders)
+    closing = await user.ok("POST", f"/api/v1/positions/{position['id']}/close")
+    assert closing["execution"]["status"] == "rejected"
+    assert closing["execution"]["error_code"] == "closed_at_venue"
+    assert len(usdm.orders) == sent  # nothing of ours went out
+    closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
+    assert closed["status"] == "closed" and closed["closed_reason"] == "sl"

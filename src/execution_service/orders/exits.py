@@ -216,10 +216,26 @@ async def _submit_exit(
             await fills.release_exit(session, entry, ctx.settings.exit_max_refusals)
             await session.commit()
             return entry
-    await release_for_exit(ctx, adapter, conn, exit_log)
+    if await release_for_exit(ctx, adapter, conn, exit_log):
+        return await _closed_at_venue(ctx, exit_log, conn)
     ticket = await ticket_of(ctx, exit_log, adapter)
     send_by = send_deadline(ctx, exit_log)
     return await submit(adapter, exit_log, conn.adapter, None, ticket, send_by=send_by)
+
+
+async def _closed_at_venue(
+    ctx: AppContext, exit_log: ExecutionLog, conn: ExecutionConnection
+) -> ExecutionLog:
+    """A protective leg filled at the venue before this exit went out: the position is closed,
+    the exit is refused unsent."""
+    async with ctx.session_factory() as session:
+        entry = await OrderRepository(session).lock(exit_log.id)
+        assert entry is not None
+        message = "the venue's stop or target closed the position first: not sent"
+        reject(entry, "closed_at_venue", message, adapter=conn.adapter)
+        await fills.release_exit(session, entry, ctx.settings.exit_max_refusals)
+        await session.commit()
+        return entry
 
 
 async def send_all(

@@ -29,7 +29,14 @@ from decimal import Decimal
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.enums import CloseReason, OrderStatus, OrderType, Protection, Purpose
+from execution_service.enums import (
+    CloseReason,
+    Direction,
+    OrderStatus,
+    OrderType,
+    Protection,
+    Purpose,
+)
 from execution_service.exchanges.base import (
     ExchangeError,
     OrderResult,
@@ -48,11 +55,16 @@ from execution_service.orders.protection_legs import (
 )
 from execution_service.orders.repository import RESTING, OrderRepository
 from execution_service.positions.book import exit_direction
+from execution_service.positions.rules import trailing_level
 
 log = logging.getLogger(__name__)
 
 # A leg the venue refused is not placed again for this long (the monitor emulates it meanwhile).
 PROTECTION_RETRY = timedelta(seconds=60)
+# The venue's stop follows a trailing stop (or break-even) the venue cannot trail itself: moved
+# only when the level tightens by this fraction of it, and at most this many legs a position.
+AMEND_STEP = Decimal("0.002")
+MAX_LEGS = 30
 _REASONS = {
     OrderType.stop: CloseReason.sl,
     OrderType.target: CloseReason.tp,
@@ -91,12 +103,42 @@ def wanted_legs(
     pct = position.trailing_stop_percent
     if pct is not None and trailing is not None and trailing[0] <= pct <= trailing[1]:
         legs[OrderType.trailing] = pct
-    if position.sl_price is not None:
-        legs[OrderType.stop] = position.sl_price
+    stop = position.sl_price
+    if pct is not None and OrderType.trailing not in legs:
+        # The venue cannot trail it: its stop follows the level the monitor trails.
+        best = position.best_price or position.entry_price
+        trail = trailing_level(position.direction, best, pct)
+        stop = trail if stop is None else _tighter(position.direction, stop, trail)
+    if stop is not None:
+        legs[OrderType.stop] = stop
     lone_tp_on_oco = protection == Protection.oco and OrderType.stop not in legs
     if position.tp_price is not None and not position.take_profits and not lone_tp_on_oco:
         legs[OrderType.target] = position.tp_price
     return legs
+
+
+def _tighter(direction: str, a: Decimal, b: Decimal) -> Decimal:
+    """The stop nearer the price: the higher for a long, the lower for a short."""
+    return max(a, b) if direction == Direction.buy else min(a, b)
+
+
+def stop_moves(
+    position: ExecutionPosition, legs: list[ExecutionLog], wanted: dict[OrderType, Decimal]
+) -> bool:
+    """Whether the venue's stop should move to the wanted level: it tightened by `AMEND_STEP`
+    (a trailing stop the venue cannot trail, a break-even move). A smaller move keeps the leg
+    where it is (the wanted level becomes its own); a looser level is a PATCH's to make."""
+    want = wanted.get(OrderType.stop)
+    resting = [leg.price for leg in legs if leg.order_type == OrderType.stop and leg.price]
+    if want is None or not resting or want in resting:
+        return False
+    current = resting[0]
+    if _tighter(position.direction, want, current) == want and abs(want - current) >= (
+        current * AMEND_STEP
+    ):
+        return True
+    wanted[OrderType.stop] = current
+    return False
 
 
 async def protect_positions(ctx: AppContext, now: datetime | None = None) -> ProtectReport:
@@ -168,23 +210,30 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
             legs = live.get(position.id, [])
             caps = ctx.adapters.capabilities(conn)
             wanted = wanted_legs(position, kind, caps.trailing_percents)
+            n = counts.get(position.id, 0)
+            moved = kind == Protection.trigger_orders and n < MAX_LEGS
+            moved = moved and stop_moves(position, legs, wanted)
             stray = [leg for leg in legs if leg.status in RESTING and _stray(leg, legs, wanted)]
             strays += [(leg, conn) for leg in stray]
             legs = [leg for leg in legs if leg not in stray]
             _note_held(position, legs)
             have = {leg.order_type for leg in legs}
             missing = {t: level for t, level in wanted.items() if t not in have}
+            if moved:  # the new stop first; the old one is a stray once the new one rests
+                missing[OrderType.stop] = wanted[OrderType.stop]
             if not missing:
                 continue
             if position.id in refused or (kind == Protection.oco and have):
                 report.unprotected += 1  # the monitor emulates it meanwhile
                 continue
-            n = counts.get(position.id, 0)
             fmt = ctx.adapters.capabilities(conn).client_ids
             rows = []
             for order_type, level in missing.items():
                 n += 1
-                rows.append(leg_row(ctx, position, order_type, level, n, fmt))
+                row = leg_row(ctx, position, order_type, level, n, fmt)
+                if order_type == OrderType.stop and level != position.sl_price:
+                    row.close_reason = CloseReason.trailing_stop  # the level it trails to
+                rows.append(row)
             n += 1
             list_id = protect_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt)
             session.add_all(rows)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
-from execution_service.enums import OrderStatus, OrderType, Protection
+from execution_service.enums import OrderStatus, OrderType, PositionStatus, Protection
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, OrderResult
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders.lifecycle import Recording, apply_result
@@ -120,13 +120,19 @@ async def settle_legs(
 
 async def release_for_exit(
     ctx: AppContext, adapter: ExchangeAdapter, conn: ExecutionConnection, exit_log: ExecutionLog
-) -> None:
+) -> bool:
     """Before an exit of ours is sent: the position's resting legs are cancelled (on spot they
-    hold the very coins the exit sells; anywhere, they would outlive the position)."""
+    hold the very coins the exit sells; anywhere, they would outlive the position). True if a
+    leg had filled first and closed the position: the exit must not be sent."""
     if adapter.capabilities.protection == Protection.emulated or exit_log.position_id is None:
-        return
+        return False
     async with ctx.session_factory() as session:
         legs = await OrderRepository(session).live_protection([exit_log.position_id])
-    for leg in legs:
-        if leg.status in RESTING:
-            await cancel_leg(ctx, adapter, conn, leg)
+    resting = [leg for leg in legs if leg.status in RESTING]
+    for leg in resting:
+        await cancel_leg(ctx, adapter, conn, leg)
+    if not resting:
+        return False
+    async with ctx.session_factory() as session:
+        status = await PositionRepository(session).status_of(exit_log.position_id)
+    return status == PositionStatus.closed

@@ -39,6 +39,11 @@ class PositionRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
+    async def status_of(self, position_id: int) -> PositionStatus | None:
+        return await self.session.scalar(
+            select(ExecutionPosition.status).where(ExecutionPosition.id == position_id)
+        )
+
     async def lock(self, position_id: int) -> ExecutionPosition | None:
         """The position, locked for this transaction: read `FOR UPDATE` once per transaction,
         then reused (a fill and the release of its exit order lock the same row in one)."""
