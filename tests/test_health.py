@@ -31,6 +31,7 @@ async def test_ready_fails_while_the_position_monitor_is_stalled(
     check says which loop; the next monitor tick makes the service ready again."""
     now = utcnow()
     ctx.settings = settings.model_copy(update={"workers_enabled": True})
+    ctx.protection_checked = True  # this process's start-up protection pass ran
     try:
         async with ctx.session_factory() as session:
             beats = HeartbeatRepository(session)
@@ -52,6 +53,7 @@ async def test_ready_fails_while_the_position_monitor_is_stalled(
         assert (await client.get("/health/ready")).status_code == 200
     finally:
         ctx.settings = settings
+        ctx.protection_checked = False
         async with ctx.session_factory() as session:
             await session.execute(delete(WorkerHeartbeat))
             await session.commit()
@@ -63,6 +65,7 @@ async def test_ready_fails_on_a_stale_order_tracker_by_its_own_threshold(
     """The tracker's threshold is its own: older than the monitor's limit is still ready, older
     than the tracker's is 503 naming the tracker."""
     ctx.settings = settings.model_copy(update={"workers_enabled": True})
+    ctx.protection_checked = True  # this process's start-up protection pass ran
     tracker_limit = ctx.settings.order_tracker_stale_seconds
     monitor_limit = ctx.settings.monitor_stale_seconds
     assert tracker_limit > monitor_limit + 5
@@ -82,6 +85,34 @@ async def test_ready_fails_on_a_stale_order_tracker_by_its_own_threshold(
                 assert response.json()["detail"] == "not ready: order_tracker stale"
     finally:
         ctx.settings = settings
+        ctx.protection_checked = False
+        async with ctx.session_factory() as session:
+            await session.execute(delete(WorkerHeartbeat))
+            await session.commit()
+
+
+async def test_ready_waits_for_the_start_up_protection_pass(
+    client: httpx.AsyncClient, ctx: AppContext, settings: Settings
+) -> None:
+    """Every loop fresh (a process killed a moment ago left its heartbeats): not ready until this
+    process's first order-tracker pass has reconciled the venue-held stops."""
+    ctx.settings = settings.model_copy(update={"workers_enabled": True})
+    try:
+        async with ctx.session_factory() as session:
+            beats = HeartbeatRepository(session)
+            for name in ("order_tracker", "position_monitor"):
+                await beats.beat(name, "killed", utcnow())
+            await session.commit()
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        assert response.json()["detail"] == "not ready: protection failing"
+        ctx.protection_checked, ctx.unprotected_positions = True, 2
+        response = await client.get("/health/ready")
+        assert response.status_code == 200  # a venue refusing legs is reported, not failing
+        assert response.json()["checks"]["protection"] == {"ok": True, "unprotected": 2}
+    finally:
+        ctx.settings = settings
+        ctx.protection_checked, ctx.unprotected_positions = False, 0
         async with ctx.session_factory() as session:
             await session.execute(delete(WorkerHeartbeat))
             await session.commit()

@@ -63,6 +63,12 @@ MARKET_DATA_POINTS = Counter(
 MARKET_DATA_PRUNED = Counter(
     "execution_market_data_pruned", "Expired market data rows deleted by the retention loop."
 )
+ORDER_STREAMS = Gauge(
+    "execution_order_streams",
+    "Accounts whose venue pushes their order updates, by state: streaming (connected and "
+    "waiting for updates) or retrying (disconnected: the order tracker polls meanwhile).",
+    ["state"],
+)
 MARKET_DATA_STALE_FEEDS = Gauge(
     "execution_market_data_stale_feeds",
     "Active fetching data connections that have fetched nothing for "

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # this percent (fees taken in the base asset, rounding); the rest is recorded as dust.
     spot_exit_tolerance_percent: float = Field(default=1, ge=0, le=10)
     order_tracker_interval_seconds: float = Field(default=2.0, gt=0)
+    # Where the venue pushes an account's order updates (a declared `Stream.orders`), orders
+    # with an update are looked up at once (the tracker's passes stay the safety net).
+    order_streams: bool = True
     # Order lookups on one connection that fail in a row (not "not found": the venue could not
     # be asked, or refused) before the connection is moved to `error` with the reason.
     tracker_max_lookup_failures: int = Field(default=10, ge=1)

@@ -21,6 +21,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from tests.fakes.binanceusdm_algo import CONDITIONAL, AlgoOrder, AlgoOrderApi
+from tests.fakes.binanceusdm_stream import UserDataStream
 from tests.fakes.venue import (
     Book,
     Call,
@@ -138,6 +139,8 @@ class FakeBinanceUsdm(VenueServer):
         }
         self.algo = AlgoOrderApi(self, CLIENT_ID)
         self.routes.update(self.algo.routes)
+        self.stream = UserDataStream(self)
+        self.routes.update(self.stream.routes)
 
     # --- driving it from a test ------------------------------------------------------------
 

@@ -382,4 +382,9 @@ class ExchangeAdapter(Protocol):
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]: ...
 
+    async def watch_order_changes(self) -> list[str]:
+        """`Stream.orders`: waits for the venue to push order updates of this account; the
+        client order ids of the orders that changed (what they became is read by lookup)."""
+        ...
+
     async def close(self) -> None: ...

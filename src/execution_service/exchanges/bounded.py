@@ -189,6 +189,10 @@ class BoundedAdapter:
         async with self._call("place_protection"):
             return await self.inner.place_protection(symbol, side, amount, legs, list_id)
 
+    async def watch_order_changes(self) -> list[str]:
+        # A long-lived wait for pushed updates: no request budget, no call slot held.
+        return await self.inner.watch_order_changes()
+
     async def fetch_order(
         self,
         symbol: str,

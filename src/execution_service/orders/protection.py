@@ -54,6 +54,7 @@ from execution_service.orders.protection_legs import (
     leg_level,
 )
 from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.orders.repository.protection import ProtectionRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.rules import trailing_level
 
@@ -153,7 +154,6 @@ async def protect_positions(ctx: AppContext, now: datetime | None = None) -> Pro
             await _place(ctx, placement, report)
 
     await asyncio.gather(*(one(p) for p in placements))
-    ctx.protection_checked = True
     ctx.unprotected_positions = report.unprotected
     return report
 
@@ -191,19 +191,19 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
     placements: list[_Placement] = []
     strays: list[tuple[ExecutionLog, ExecutionConnection]] = []
     async with ctx.session_factory() as session:
-        repo = OrderRepository(session)
+        protect_repo = ProtectionRepository(session)
         conns = {
             c.id: c
-            for c in await repo.holding_connections()
+            for c in await protect_repo.holding_connections()
             if holds_protection(ctx, c) != Protection.emulated
         }
-        positions = await repo.to_protect(sorted(conns))
+        positions = await protect_repo.to_protect(sorted(conns))
         ids = [p.id for p in positions]
         live: dict[int, list[ExecutionLog]] = {}
-        for leg in await repo.live_protection(ids):
+        for leg in await protect_repo.live_protection(ids):
             live.setdefault(leg.position_id or 0, []).append(leg)
-        refused = await repo.refused_protection_since(ids, now - PROTECTION_RETRY)
-        counts = await repo.protect_counts(ids)
+        refused = await protect_repo.refused_protection_since(ids, now - PROTECTION_RETRY)
+        counts = await protect_repo.protect_counts(ids)
         for position in positions:
             conn = conns[position.execution_connection_id]
             kind = holds_protection(ctx, conn)
@@ -369,7 +369,7 @@ async def _record(
 
 async def _cancel_orphans(ctx: AppContext, report: ProtectReport) -> None:
     async with ctx.session_factory() as session:
-        orphans = await OrderRepository(session).orphaned_protection()
+        orphans = await ProtectionRepository(session).orphaned_protection()
     await _cancel_all(ctx, orphans, report)
 
 

@@ -20,6 +20,7 @@ from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.orders import protection, protection_legs
 from execution_service.orders.lifecycle import Recording, apply_result, reject
 from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.orders.repository.protection import ProtectionRepository
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ async def replace_legs(
     """Move the venue's legs; returns what the venue then holds per leg moved. Raises
     `VenueRefused` if a new leg was refused (the old one still rests: nothing changed)."""
     async with ctx.session_factory() as session:
-        live = await OrderRepository(session).live_protection([position.id])
+        live = await ProtectionRepository(session).live_protection([position.id])
     held: dict[OrderType, Decimal | None] = {}
     if adapter.capabilities.protection == Protection.oco:
         for leg in live:
@@ -86,7 +87,7 @@ async def _place(
     level: Decimal,
 ) -> None:
     async with ctx.session_factory() as session:
-        n = (await OrderRepository(session).protect_counts([position.id])).get(position.id, 0)
+        n = (await ProtectionRepository(session).protect_counts([position.id])).get(position.id, 0)
         fmt = adapter.capabilities.client_ids
         row = protection.leg_row(ctx, position, kind, level, n + 1, fmt)
         session.add(row)

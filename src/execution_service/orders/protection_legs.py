@@ -15,6 +15,7 @@ from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, Ord
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.orders.repository import RESTING, OrderRepository
+from execution_service.orders.repository.protection import ProtectionRepository
 from execution_service.positions.repository import PositionRepository
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def settle_legs(
     if adapter.capabilities.protection == Protection.emulated:
         return False
     async with ctx.session_factory() as session:
-        legs = await OrderRepository(session).live_protection(position_ids)
+        legs = await ProtectionRepository(session).live_protection(position_ids)
     changed = False
     for leg in legs:
         try:
@@ -127,7 +128,7 @@ async def release_for_exit(
     if adapter.capabilities.protection == Protection.emulated or exit_log.position_id is None:
         return False
     async with ctx.session_factory() as session:
-        legs = await OrderRepository(session).live_protection([exit_log.position_id])
+        legs = await ProtectionRepository(session).live_protection([exit_log.position_id])
     resting = [leg for leg in legs if leg.status in RESTING]
     for leg in resting:
         await cancel_leg(ctx, adapter, conn, leg)

@@ -20,6 +20,7 @@ from execution_service.exchanges.base import ExchangeError, OrderNotFound, Order
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import fills
 from execution_service.orders.lifecycle import Recording, apply_result, reject
+from execution_service.orders.protection import protect_soon
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,25 @@ async def track_orders(ctx: AppContext, now: datetime | None = None) -> TrackRep
             await _track(ctx, entry, conn, grace, report)
 
     await asyncio.gather(*(one(e, c) for e, c in rows))
+    return report
+
+
+async def track_now(
+    ctx: AppContext, conn: ExecutionConnection, client_order_ids: list[str]
+) -> TrackReport:
+    """The venue pushed updates of these orders (`Stream.orders`): look them up now, as a pass
+    would. A protective leg that filled closes its position here; the sibling is cancelled by
+    the protection pass started at once."""
+    report = TrackReport()
+    if not client_order_ids:
+        return report
+    grace = utcnow() - timedelta(seconds=ctx.settings.pending_grace_seconds)
+    async with ctx.session_factory() as session:
+        rows = await OrderRepository(session).live_by_client_ids(conn.id, client_order_ids)
+    for entry in rows:
+        await _track(ctx, entry, conn, grace, report)
+    if report.updated and any(e.purpose == Purpose.protect for e in rows):
+        protect_soon(ctx)
     return report
 
 

@@ -40,6 +40,7 @@ from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.orders import fills, protection_legs
 from execution_service.orders.exits import new_exit_log
 from execution_service.orders.lifecycle import Recording, apply_result
+from execution_service.orders.protection import protect_soon
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import PositionRepository
@@ -224,6 +225,7 @@ async def _reconcile(
     if theirs >= mine:
         return []
     if await protection_legs.settle_legs(ctx, adapter, conn, [p.id for p in ours]):
+        protect_soon(ctx)  # the legs its fill left behind are cancelled
         return []  # a protective order of ours filled: booked as its own close; looked at anew
     symbol = ours[0].symbol
     since = min(p.opened_at for p in ours) - timedelta(seconds=1)

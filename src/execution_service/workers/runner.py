@@ -24,9 +24,12 @@ from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.market_data import feeds, retention_tick
 from execution_service.workers.monitor import monitor_tick
+from execution_service.workers.order_streams import OrderStreams
 from execution_service.workers.webhooks import webhook_tick
 
 log = logging.getLogger(__name__)
+# How often the accounts with live orders are checked for an order stream to start or stop.
+ORDER_STREAMS_CHECK_SECONDS = 1.0
 # How long a stopping runner waits for the ticks in flight before it cancels them.
 STOP_GRACE_SECONDS = 10.0
 
@@ -39,6 +42,7 @@ class Loop:
     interval: float
     tick: Tick
     wake: asyncio.Event | None = None  # ticks early when set
+    close: Callable[[], Awaitable[None]] | None = None  # what its ticks started, stopped
 
 
 async def _monitor(ctx: AppContext) -> None:
@@ -50,6 +54,9 @@ async def _orders(ctx: AppContext) -> None:
     # After the orders are known (a leg that filled while we were down closed its position):
     # cancel what outlived its position, and rest at the venue what a position lacks.
     await protect_positions(ctx)
+    # Ready from here (start-up reconciliation done): not from a pass another loop started, nor
+    # from the heartbeats a killed process left behind.
+    ctx.protection_checked = True
 
 
 async def _venues(ctx: AppContext) -> None:
@@ -78,12 +85,15 @@ async def _retention(ctx: AppContext) -> None:
 
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
+    streams = OrderStreams()
     return [
         Loop("position_monitor", s.monitor_interval_seconds, _monitor, ctx.prices_changed),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         # Runs at once on start too: positions the venue closed while we were down are closed.
         Loop("venue_sync", s.venue_sync_interval_seconds, _venues),
+        # Accounts whose venue pushes order updates: one stream each while orders are live.
+        Loop("order_streams", ORDER_STREAMS_CHECK_SECONDS, streams.tick, close=streams.close),
         Loop("connection_health", s.health_interval_seconds, _health),
         Loop("analytics", s.analytics_interval_seconds, _analytics),
         Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),
@@ -120,6 +130,9 @@ class WorkerRunner:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for loop in self.loops:
+            if loop.close is not None:
+                await loop.close()
 
     async def wait(self) -> None:
         await self._stop.wait()

@@ -32,12 +32,13 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.budget import BudgetSpec
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
-from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.exchanges.capabilities import Stream, VenueCapabilities
 from execution_service.exchanges.ccxt.calling import CcxtCalls
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
 from execution_service.exchanges.ccxt.client import build_client
 from execution_service.exchanges.ccxt.derivatives import Derivatives
 from execution_service.exchanges.ccxt.fees import add_trade_fees, price_fees
+from execution_service.exchanges.ccxt.order_stream import OrderStream
 from execution_service.exchanges.ccxt.parsing import (
     booking,
     cost_of,
@@ -100,19 +101,15 @@ class CcxtAdapter(CcxtCalls):
         # Never echo these in error messages (ccxt's text can carry request URLs and bodies).
         self._secrets = [v for v in credentials.values() if v and len(v) >= 4]
         self._secrets += [egress.proxy_url] if egress else []
+        client: dict[str, Any] = dict(sandbox=sandbox, api_base_url=api_base_url, egress=egress)
+        client |= dict(market_type=market_type, timeout_ms=timeout_ms, outbound=outbound)
         self._ex: Any = build_client(
-            exchange_id,
-            credentials,
-            self._secrets,
-            sandbox=sandbox,
-            api_base_url=api_base_url,
-            market_type=market_type,
-            timeout_ms=timeout_ms,
-            enable_rate_limit=enable_rate_limit,
-            outbound=outbound,
-            budget=budget,
-            egress=egress,
-        )
+            exchange_id, credentials, self._secrets, enable_rate_limit=enable_rate_limit,
+            budget=budget, **client
+        )  # fmt: skip
+        # The venue's order updates (`watch_order_changes`): its websocket client, when asked.
+        self._stream_client = dict(credentials=credentials, enable_rate_limit=False, **client)
+        self._stream: OrderStream | None = None
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
         self._venue = venue_of(exchange_id)
         self._derivatives = Derivatives(self, self._venue, self._read, self._call)
@@ -199,8 +196,7 @@ class CcxtAdapter(CcxtCalls):
         return Valuation(market.quote, size or Decimal(1), size)
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
-        """The last price, at most the ticker book's TTL old: for sizing market orders only (the
-        monitor's SL/TP decisions read the prices the prices worker stores)."""
+        """The last price, at most the ticker book's TTL old (sizing market orders)."""
         venue = await self.venue_symbol(symbol)
         cached = self._tickers.get(venue)
         if cached is not None:
@@ -255,8 +251,7 @@ class CcxtAdapter(CcxtCalls):
         return order
 
     async def _complete(self, order: OrderResult, symbol: str, venue: str) -> None:
-        """Our symbol on it; the fees the answer lacked (from the order's trades); a third
-        currency's fee priced at the fill."""
+        """Our symbol on it; missing fees from its trades; a third currency's priced."""
         order.symbol = symbol
         if order.filled > 0 and order.fee_currency is None and order.order_id:
             await add_trade_fees(self._ex, self._venue, self._read, order, venue)
@@ -358,12 +353,8 @@ class CcxtAdapter(CcxtCalls):
         if not (self._capabilities.ids_only_answers or raw.get("status") is None):
             return order
         try:  # ids only: what the order became (cancelled, or filled first) is read back
-            return await self.fetch_order(
-                symbol,
-                order_id=order.order_id or order_id,
-                client_order_id=client_order_id,
-                trigger=trigger,
-            )
+            ids = {"order_id": order.order_id or order_id, "client_order_id": client_order_id}
+            return await self.fetch_order(symbol, **ids, trigger=trigger)
         except ExchangeError as exc:
             message = f"cancel accepted; the order's state unread: {exc.message}"
             raise TemporaryError(message) from None
@@ -395,5 +386,14 @@ class CcxtAdapter(CcxtCalls):
     ) -> OrderResult:
         raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
+    async def watch_order_changes(self) -> list[str]:
+        if Stream.orders not in self._capabilities.streams:
+            raise NotSupported(f"{self.exchange_id}: no order stream proven here")
+        if self._stream is None:
+            self._stream = OrderStream(self.exchange_id, self._secrets, **self._stream_client)
+        return await self._stream.changes()
+
     async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
         await self._ex.close()

@@ -45,7 +45,8 @@ def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> 
         trailing_percents=venue.trailing_percents.get(MarketType(market_type)),
         client_ids=venue.client_ids,
         ids_only_answers=venue.ids_only_answers,
-        streams=_streams(exchange_id),
+        streams=_streams(exchange_id)
+        - (frozenset() if market_type in venue.order_streams else {Stream.orders}),
     )
 
 

@@ -30,9 +30,17 @@ def build_client(
     outbound: OutboundPolicy,
     budget: BudgetSpec | None = None,
     egress: Egress | None = None,
+    streaming: bool = False,
 ) -> Any:
-    """A ccxt async client for `exchange_id` (known to ccxt); errors name none of `secrets`."""
-    cls = getattr(ccxt, exchange_id)
+    """A ccxt async client for `exchange_id` (known to ccxt); errors name none of `secrets`.
+    `streaming`: ccxt.pro's client of it (websockets, over the same pinned session; its
+    websocket URLs follow `api_base_url` like the others)."""
+    if streaming:
+        import ccxt.pro as pro
+
+        cls = getattr(pro, exchange_id)
+    else:
+        cls = getattr(ccxt, exchange_id)
     config: dict[str, Any] = {
         "apiKey": credentials.get("api_key"),
         "secret": credentials.get("api_secret"),

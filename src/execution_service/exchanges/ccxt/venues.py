@@ -57,6 +57,8 @@ class CcxtVenue:
     trigger_params: Mapping[str, Any] = field(default_factory=dict)
     fired_order_key: str | None = None
     oco_method: str = ""
+    # The market types whose order stream (ccxt.pro watch_orders) is proven against the fake.
+    order_streams: frozenset[MarketType] = frozenset()
     # Trailing stops the venue trails itself (callback percent range), per market type.
     trailing_percents: Mapping[MarketType, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
@@ -76,6 +78,8 @@ _BINANCE = CcxtVenue(
     trigger_params={"trigger": True},
     fired_order_key="actualOrderId",
     oco_method="private_post_orderlist_oco",
+    # USDⓈ-M: its user data stream (listen key; ORDER_TRADE_UPDATE, ALGO_UPDATE).
+    order_streams=frozenset({MarketType.swap}),
     # USDⓈ-M TRAILING_STOP_MARKET: callbackRate 0.1 to 10 (percent).
     trailing_percents={MarketType.swap: (Decimal("0.1"), Decimal(10))},
     options={

@@ -275,6 +275,9 @@ class MtapiAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("mtapi: SL/TP travel with the position (amend_stops)")
 
+    async def watch_order_changes(self) -> list[str]:
+        raise NotSupported("mtapi: no order stream")
+
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
     ) -> OrderResult:

@@ -294,6 +294,9 @@ class PaperAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("paper: protective orders are not held at the venue")
 
+    async def watch_order_changes(self) -> list[str]:
+        raise NotSupported("paper: no order stream")
+
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
     ) -> OrderResult:
