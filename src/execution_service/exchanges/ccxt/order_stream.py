@@ -33,6 +33,9 @@ class OrderStream:
     async def changes(self) -> list[str]:
         """The client order ids of the orders the venue says changed since the last call
         (waits up to `WAIT_SECONDS` for one; [] if none)."""
+        changed = self._changed()  # landed while nobody waited: no need to wait for more
+        if changed:
+            return changed
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ex.watch_orders(), WAIT_SECONDS)
