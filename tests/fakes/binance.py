@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,7 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.binance_limits import BinanceLimits, Refusal, weight_of
+from tests.fakes.binance_limits import BinanceLimits, Refusal, orders_in, weight_of
+from tests.fakes.binance_oco import STOP_TYPES, OrderLists, OrderListView
 from tests.fakes.server import LoopbackServer
 
 D = Decimal
@@ -86,7 +87,8 @@ _SYMBOL_TEMPLATE = """{
  "symbol": "%(base)s%(quote)s", "status": "TRADING", "baseAsset": "%(base)s",
  "baseAssetPrecision": 8, "quoteAsset": "%(quote)s", "quotePrecision": 8,
  "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
- "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+ "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+  "TAKE_PROFIT_LIMIT"],
  "icebergAllowed": true, "ocoAllowed": true, "quoteOrderQtyMarketAllowed": true,
  "allowTrailingStop": true, "cancelReplaceAllowed": true, "isSpotTradingAllowed": true,
  "isMarginTradingAllowed": true,
@@ -171,7 +173,7 @@ class FakeOrder:
     client_order_id: str
     symbol: str
     side: str  # BUY / SELL
-    type: str  # MARKET / LIMIT / LIMIT_MAKER
+    type: str  # MARKET / LIMIT / LIMIT_MAKER / STOP_LOSS(_LIMIT) / TAKE_PROFIT(_LIMIT)
     orig_qty: Decimal
     price: Decimal = field(default_factory=Decimal)  # Decimal() is 0
     time_in_force: str | None = None
@@ -182,16 +184,29 @@ class FakeOrder:
     fills: list[dict[str, Any]] = field(default_factory=list)
     time: int = field(default_factory=now_ms)
     update_time: int = field(default_factory=now_ms)
+    stop_price: Decimal = field(default_factory=Decimal)  # stop kinds (binance_oco)
+    working: bool = True  # a stop is not working until its stopPrice is reached
+    working_time: int = -1
+    order_list_id: int = -1  # an OCO's leg: its list
+
+    def __post_init__(self) -> None:
+        if self.working:
+            self.working_time = self.time
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    @property
+    def is_taker(self) -> bool:
+        """Market orders and triggered market stops take; the fake's resting orders make."""
+        return self.type in ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
+
     def _common(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "orderId": self.order_id,
-            "orderListId": -1,
+            "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id,
             "price": fmt(self.price),
             "origQty": fmt(self.orig_qty),
@@ -210,32 +225,42 @@ class FakeOrder:
         base = {
             "symbol": self.symbol,
             "orderId": self.order_id,
-            "orderListId": -1,
+            "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id,
             "transactTime": self.time,
         }
         if resp_type == "ACK":
             return base
-        out = {**self._common(), **base, "workingTime": self.time}
+        out = {**self._common(), **base, **self._conditional(), "workingTime": self.working_time}
         if resp_type == "FULL":
             out["fills"] = self.fills
+        return out
+
+    def _conditional(self) -> dict[str, Any]:
+        # "Conditional fields in Order Responses": stopPrice only on the stop kinds.
+        return {"stopPrice": fmt(self.stop_price)} if self.type in STOP_TYPES else {}
+
+    def as_list_report(self) -> dict[str, Any]:
+        """An `orderReports[]` entry of an order list answer."""
+        out = {**self._common(), **self._conditional(), "transactTime": self.time}
+        out["workingTime"] = self.working_time
         return out
 
     def as_query_response(self) -> dict[str, Any]:
         """GET /api/v3/order and openOrders entries."""
         return {
             **self._common(),
-            "stopPrice": "0.00000000",
+            "stopPrice": fmt(self.stop_price),
             "icebergQty": "0.00000000",
             "time": self.time,
             "updateTime": self.update_time,
-            "isWorking": True,
-            "workingTime": self.time,
+            "isWorking": self.working,
+            "workingTime": self.working_time,
         }
 
     def as_cancel_response(self) -> dict[str, Any]:
         # Binance names the cancel request's own id `clientOrderId`; the order's is `orig...`.
-        out = self._common()
+        out = {**self._common(), **self._conditional()}
         out["origClientOrderId"] = self.client_order_id
         out["clientOrderId"] = secrets.token_hex(11)
         out["transactTime"] = self.update_time
@@ -319,6 +344,9 @@ class FakeBinance:
             ("GET", "/api/v3/openOrders"): (True, self._open_orders),
             ("GET", "/api/v3/myTrades"): (True, self._my_trades),
         }
+        # Stop orders and OCO order lists (tests/fakes/binance_oco.py).
+        self.oco = OrderLists(self)
+        self._routes.update(self.oco.routes)
         self.reset()
 
     # --- state & misbehaviour switches (Python API) --------------------------------------------
@@ -341,6 +369,7 @@ class FakeBinance:
             self.down = None
         self._next_order_id = 1
         self._next_trade_id = 1
+        self.oco.reset()
         # "Use BNB to pay for fees": a fill pays its fee in BNB, 25 % off, while BNB lasts.
         self.bnb_burn = False
         self._rejects: list[_Rule] = []
@@ -360,11 +389,13 @@ class FakeBinance:
         return [r for r in self.requests if r.method == method and r.path == path]
 
     def set_price(self, symbol: str, price: Decimal | str) -> None:
-        """Set the last price; resting limit orders the new price crosses fill at their price."""
+        """Set the last price; stops it reaches trigger (an OCO's other leg expires), resting
+        limit orders it crosses fill at their price."""
         symbol = symbol.replace("/", "")
         self.prices[symbol] = D(str(price))
+        self.oco.trigger(symbol)
         for order in self.orders:
-            if order.symbol == symbol and order.is_open and order.type != "MARKET":
+            if order.symbol == symbol and order.is_open and order.working and order.price:
                 crossed = (order.side == "BUY" and self.prices[symbol] <= order.price) or (
                     order.side == "SELL" and self.prices[symbol] >= order.price
                 )
@@ -385,6 +416,10 @@ class FakeBinance:
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         free, locked = self.balances.get(asset, [D(0), D(0)])
         return free, locked
+
+    def order_lists(self, open_only: bool = False, symbol: str | None = None) -> list[OrderListView]:
+        """The OCO lists (oldest first), each with its legs, in Binance's terms."""
+        return self.oco.views(open_only, symbol)
 
     def reject_next_orders(
         self, count: int = 1, code: int = -2010, msg: str | None = None, http_status: int = 400
@@ -562,7 +597,7 @@ class FakeBinance:
             self.in_flight -= 1
         if self.limits is not None and route is not None:
             ip = request.client.host if request.client else "?"
-            order = (method, path) == ("POST", "/api/v3/order")
+            order = orders_in(method, path) > 0
             response.headers.update(self.limits.headers(ip, record.api_key, order))
         record.status = response.status_code
         return response
@@ -602,8 +637,9 @@ class FakeBinance:
         ip = request.client.host if request.client else "?"
         weight = weight_of(record.method, record.path, record.params)
         refused = self.limits.admit(ip, weight)
-        if refused is None and (record.method, record.path) == ("POST", "/api/v3/order"):
-            refused = self.limits.admit_order(record.api_key or "")
+        count = orders_in(record.method, record.path)  # an OCO counts two orders
+        if refused is None and count:
+            refused = self.limits.admit_order(record.api_key or "", count)
         return refused
 
     def _throttled(
@@ -769,7 +805,7 @@ class FakeBinance:
                 "symbol": o.symbol,
                 "id": fill["tradeId"],
                 "orderId": o.order_id,
-                "orderListId": -1,
+                "orderListId": o.order_list_id,
                 "price": fill["price"],
                 "qty": fill["qty"],
                 "quoteQty": fmt(Decimal(fill["price"]) * Decimal(fill["qty"])),
@@ -777,7 +813,7 @@ class FakeBinance:
                 "commissionAsset": fill["commissionAsset"],
                 "time": o.update_time,
                 "isBuyer": o.side == "BUY",
-                "isMaker": o.type != "MARKET",
+                "isMaker": not o.is_taker,
                 "isBestMatch": True,
             }
             for o in self.orders
@@ -800,7 +836,10 @@ class FakeBinance:
         order = self._lookup(params, -2011)
         if not order.is_open:
             raise BinanceError(-2011, ERROR_MESSAGES[-2011])
-        self._close(order, "CANCELED")
+        if order.order_list_id >= 0:  # one leg cancelled cancels the whole list
+            self.oco.cancel(order)
+        else:
+            self._close(order, "CANCELED")
         return order.as_cancel_response()
 
     def _lookup(self, params: dict[str, str], missing_code: int) -> FakeOrder:
@@ -826,7 +865,7 @@ class FakeBinance:
         symbol, side, type_ = info["symbol"], p.get("side"), p.get("type")
         if side not in ("BUY", "SELL"):
             raise BinanceError(-1102, "Mandatory parameter 'side' was not sent.")
-        if type_ not in info["orderTypes"] or type_ not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
+        if type_ not in ("MARKET", "LIMIT", "LIMIT_MAKER", *STOP_TYPES):
             raise BinanceError(-1116, ERROR_MESSAGES[-1116])
         for rule in self._rejects:
             if rule.take("POST", "/api/v3/order"):
@@ -836,6 +875,13 @@ class FakeBinance:
             # Unique only among OPEN orders: a closed order's client id may be sent again.
             raise BinanceError(-2010, "Duplicate order sent.")
         price_now = self.prices[symbol]
+        if type_ in STOP_TYPES:  # rests, not working, until the price reaches its stopPrice
+            order = self.oco.build_stop(p, info, cid, price_now)
+            self._check_funds(order, price_now)
+            self._book(order, None, None)
+            return order.as_new_order_response(p.get("newOrderRespType", "FULL"))
+        if type_ not in info["orderTypes"]:
+            raise BinanceError(-1116, ERROR_MESSAGES[-1116])
         order = self._build_order(p, info, cid, price_now)
         marketable = order.type == "MARKET" or (
             order.price >= price_now if order.side == "BUY" else order.price <= price_now
@@ -936,7 +982,7 @@ class FakeBinance:
         base, quote = self._assets(order.symbol)
         if order.side == "BUY":
             # A limit buy reserves quantity x limit price; a market buy needs what it will pay.
-            need, asset = order.orig_qty * (order.price or price_now), quote
+            need, asset = order.orig_qty * (order.price or order.stop_price or price_now), quote
         else:
             need, asset = order.orig_qty, base
         if self.balance(asset)[0] < need:
@@ -967,7 +1013,10 @@ class FakeBinance:
 
     def _lock(self, order: FakeOrder, qty: Decimal, sign: int = 1) -> None:
         base, quote = self._assets(order.symbol)
-        asset, amount = (quote, qty * order.price) if order.side == "BUY" else (base, qty)
+        reserve_at = order.price or order.stop_price  # a market stop buy reserves at its stop
+        asset, amount = (quote, qty * reserve_at) if order.side == "BUY" else (base, qty)
+        if order.order_list_id >= 0:  # an OCO's legs share one reservation, made by the list
+            amount = self.oco.held(order, qty)
         free, locked = self.balance(asset)
         self.balances[asset] = [free - sign * amount, locked + sign * amount]
 
@@ -977,6 +1026,7 @@ class FakeBinance:
         qty = min(qty, order.orig_qty - order.executed_qty)
         if qty <= 0:
             return
+        self.oco.before_fill(order)  # an OCO's other leg expires before this one trades
         base, quote = self._assets(order.symbol)
         cost = (qty * price).quantize(EIGHT, rounding=ROUND_DOWN)
         resting = order.type != "MARKET"
@@ -1066,6 +1116,9 @@ class FakeBinance:
             return None
         if action in ("state", "orders", "requests", "unexpected"):
             return self._snapshot(action)
+        if action == "order_lists":
+            views = self.order_lists(bool(body.get("open_only")), body.get("symbol"))
+            return json.loads(json.dumps([asdict(v) for v in views], default=str))
         raise KeyError(f"unknown control action {action!r}")
 
     def _snapshot(self, what: str) -> Any:

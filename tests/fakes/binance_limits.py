@@ -33,7 +33,22 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
     ("DELETE", "/api/v3/order"): (1, 1),
     ("GET", "/api/v3/openOrders"): (6, 80),
     ("GET", "/api/v3/myTrades"): (20, 20),
+    # Order lists (binance_oco.py)
+    ("POST", "/api/v3/orderList/oco"): (1, 1),
+    ("GET", "/api/v3/orderList"): (4, 4),
+    ("DELETE", "/api/v3/orderList"): (1, 1),
+    ("GET", "/api/v3/openOrderList"): (6, 6),
+    ("GET", "/api/v3/allOrderList"): (20, 20),
 }
+# How many orders a request places, against the per-key order limits: an OCO is two.
+ORDERS: dict[tuple[str, str], int] = {
+    ("POST", "/api/v3/order"): 1,
+    ("POST", "/api/v3/orderList/oco"): 2,
+}
+
+
+def orders_in(method: str, path: str) -> int:
+    return ORDERS.get((method, path), 0)
 
 
 def weight_of(method: str, path: str, params: dict[str, str]) -> int:
@@ -106,18 +121,18 @@ class BinanceLimits:
             )
         return Refusal(status, -1003, msg, max(1.0, math.ceil(retry_after)))
 
-    def admit_order(self, api_key: str) -> Refusal | None:
+    def admit_order(self, api_key: str, count: int = 1) -> Refusal | None:
         for span, limit, name in (
             (self.order_window_seconds, self.orders_per_10s, "10S"),
             (86400.0, self.orders_per_day, "1D"),
         ):
-            if self.orders.get((api_key, name, self._window(span)), 0) + 1 > limit:
+            if self.orders.get((api_key, name, self._window(span)), 0) + count > limit:
                 self.refused[429] += 1
                 msg = f"Too many new orders; current limit is {limit} orders per {name}."
                 return Refusal(429, -1015, msg, max(1.0, math.ceil(self._left(span))))
         for span, name in ((self.order_window_seconds, "10S"), (86400.0, "1D")):
             key = (api_key, name, self._window(span))
-            self.orders[key] = self.orders.get(key, 0) + 1
+            self.orders[key] = self.orders.get(key, 0) + count
         return None
 
     def headers(self, ip: str, api_key: str | None, order: bool) -> dict[str, str]:
