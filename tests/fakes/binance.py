@@ -417,7 +417,9 @@ class FakeBinance:
         free, locked = self.balances.get(asset, [D(0), D(0)])
         return free, locked
 
-    def order_lists(self, open_only: bool = False, symbol: str | None = None) -> list[OrderListView]:
+    def order_lists(
+        self, open_only: bool = False, symbol: str | None = None
+    ) -> list[OrderListView]:
         """The OCO lists (oldest first), each with its legs, in Binance's terms."""
         return self.oco.views(open_only, symbol)
 

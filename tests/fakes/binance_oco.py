@@ -137,7 +137,7 @@ class OrderListView:
     list_status_type: str  # EXEC_STARTED / ALL_DONE
     list_order_status: str  # EXECUTING / ALL_DONE
     legs: tuple[LegView, ...] = field(default_factory=tuple)
-    reserved: Decimal = D(0)
+    reserved: Decimal = field(default_factory=Decimal)  # still locked for the open legs
 
     @property
     def status(self) -> str:
@@ -294,8 +294,8 @@ class OrderLists:
         for n, wanted in (("price", wants_price), ("stopPrice", wants_stop)):
             if p.get(name(n)) in (None, "") and wanted:
                 raise BinanceError(
-                    -1102, f"Mandatory parameter '{name(n)}' was not sent, was empty/null, "
-                    "or malformed."
+                    -1102,
+                    f"Mandatory parameter '{name(n)}' was not sent, was empty/null, or malformed.",
                 )
             if p.get(name(n)) not in (None, "") and not wanted:
                 raise BinanceError(-1106, f"Parameter '{name(n)}' sent when not required.")
@@ -350,7 +350,7 @@ class OrderLists:
         if ids["above"] == ids["below"] or taken & set(ids.values()):
             raise BinanceError(-2010, "Duplicate order sent.")
         legs = {w: self._leg(p, info, w, types[w], side, ids[w]) for w in types}
-        for w, leg in legs.items():
+        for leg in legs.values():
             if leg.type in STOP_TYPES and leg.type not in info["orderTypes"]:
                 raise BinanceError(-1013, UNSUPPORTED[leg.type])
         last = fake.prices[symbol]
