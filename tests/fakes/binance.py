@@ -87,8 +87,7 @@ _SYMBOL_TEMPLATE = """{
  "symbol": "%(base)s%(quote)s", "status": "TRADING", "baseAsset": "%(base)s",
  "baseAssetPrecision": 8, "quoteAsset": "%(quote)s", "quotePrecision": 8,
  "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
- "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
-  "TAKE_PROFIT_LIMIT"],
+ "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
  "icebergAllowed": true, "ocoAllowed": true, "quoteOrderQtyMarketAllowed": true,
  "allowTrailingStop": true, "cancelReplaceAllowed": true, "isSpotTradingAllowed": true,
  "isMarginTradingAllowed": true,
@@ -370,6 +369,8 @@ class FakeBinance:
         self._next_order_id = 1
         self._next_trade_id = 1
         self.oco.reset()
+        # Order types listed beyond the fixture's (see enable_order_types).
+        self.more_order_types: tuple[str, ...] = ()
         # "Use BNB to pay for fees": a fill pays its fee in BNB, 25 % off, while BNB lasts.
         self.bnb_burn = False
         self._rejects: list[_Rule] = []
@@ -416,6 +417,16 @@ class FakeBinance:
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         free, locked = self.balances.get(asset, [D(0), D(0)])
         return free, locked
+
+    def enable_order_types(self, *types: str) -> None:
+        """List more order types in every symbol's `orderTypes` (exchangeInfo), so they are
+        taken: e.g. STOP_LOSS and TAKE_PROFIT (market on trigger), which the 2024 entries
+        (ccxt's static markets) do not list; ccxt refuses a type not listed before sending."""
+        self.more_order_types = tuple(dict.fromkeys((*self.more_order_types, *types)))
+
+    def order_types(self, symbol: str) -> list[str]:
+        listed = SYMBOLS[symbol]["orderTypes"]
+        return [*listed, *(t for t in self.more_order_types if t not in listed)]
 
     def order_lists(
         self, open_only: bool = False, symbol: str | None = None
@@ -691,7 +702,7 @@ class FakeBinance:
 
     async def _exchange_info(self, params: dict[str, str]) -> Any:
         wanted = self._symbols_param(params)
-        symbols = [SYMBOLS[s] for s in (wanted or SYMBOLS)]
+        symbols = [{**SYMBOLS[s], "orderTypes": self.order_types(s)} for s in (wanted or SYMBOLS)]
         return {
             "timezone": "UTC",
             "serverTime": now_ms(),
@@ -882,7 +893,7 @@ class FakeBinance:
             self._check_funds(order, price_now)
             self._book(order, None, None)
             return order.as_new_order_response(p.get("newOrderRespType", "FULL"))
-        if type_ not in info["orderTypes"]:
+        if type_ not in self.order_types(symbol):
             raise BinanceError(-1116, ERROR_MESSAGES[-1116])
         order = self._build_order(p, info, cid, price_now)
         marketable = order.type == "MARKET" or (
@@ -1096,6 +1107,7 @@ class FakeBinance:
             "partial_fill": self.partial_fill_next_orders,
             # More accounts (key -> secret): a fan-out's connections each with its own API key.
             "keys": lambda **keys: self.more_keys.update({str(k): str(v) for k, v in keys.items()}),
+            "order_types": lambda types: self.enable_order_types(*types),
         }
         if action in simple:
             return simple[action](**body)

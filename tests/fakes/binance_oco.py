@@ -50,7 +50,10 @@ OCO_TYPES = ("LIMIT_MAKER", *STOP_TYPES)
 LOSS = ("STOP_LOSS", "STOP_LOSS_LIMIT")
 PROFIT = ("LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 TIFS = ("GTC", "IOC", "FOK")
-# Binance's refusals when a symbol does not list the type in `orderTypes` (code -1013).
+# Binance's refusals of a standalone stop whose type the symbol's `orderTypes` does not list
+# (code -1013). The fake's symbols list STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT, as in ccxt's 2024
+# markets; STOP_LOSS and TAKE_PROFIT need `fake.enable_order_types(...)`. OCO legs are not gated
+# by `orderTypes` (Binance's OCO reference lists STOP_LOSS among the leg types unconditionally).
 UNSUPPORTED = {
     "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
     "STOP_LOSS_LIMIT": "Stop loss limit orders are not supported for this symbol.",
@@ -267,7 +270,7 @@ class OrderLists:
         from tests.fakes.binance import BinanceError
 
         type_ = p["type"]
-        if type_ not in info["orderTypes"]:
+        if type_ not in self.fake.order_types(info["symbol"]):
             raise BinanceError(-1013, UNSUPPORTED[type_])
         order = self._leg(p, info, "", type_, p["side"], cid)
         if fires(order, price_now):
@@ -350,9 +353,6 @@ class OrderLists:
         if ids["above"] == ids["below"] or taken & set(ids.values()):
             raise BinanceError(-2010, "Duplicate order sent.")
         legs = {w: self._leg(p, info, w, types[w], side, ids[w]) for w in types}
-        for leg in legs.values():
-            if leg.type in STOP_TYPES and leg.type not in info["orderTypes"]:
-                raise BinanceError(-1013, UNSUPPORTED[leg.type])
         last = fake.prices[symbol]
         above, below = legs["above"], legs["below"]
         above_level = above.stop_price if side == "BUY" else _level(above)

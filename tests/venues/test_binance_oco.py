@@ -318,6 +318,11 @@ async def test_a_standalone_stop_loss_rests_at_the_venue(client: Any, fake: Fake
     ex = client
     await ex.create_order(SYMBOL, "market", "buy", 0.1)
     params = {"stopLossPrice": 49000, "clientOrderId": "sl-3"}
+    # Not listed in the symbol's orderTypes (ccxt's 2024 markets): ccxt refuses it itself.
+    with pytest.raises(ccxt.InvalidOrder, match="triggerPrice parameter is not allowed"):
+        await ex.create_order(SYMBOL, "market", "sell", 0.0999, None, params)
+    fake.enable_order_types("STOP_LOSS", "TAKE_PROFIT")
+    await ex.load_markets(reload=True)
     placed = await ex.create_order(SYMBOL, "market", "sell", 0.0999, None, params)
     [sent] = fake.requests_to("POST", "/api/v3/order")[1:]
     assert (sent.params["type"], sent.params["stopPrice"]) == ("STOP_LOSS", "49000")
