@@ -24,7 +24,11 @@ async def test_a_slow_account_does_not_delay_another_accounts_stop(
     user: Actor, ctx: AppContext, fake_binance: FakeBinance
 ) -> None:
     slow = await ccxt_connection(
-        user, fake_binance, position_size_mode="fixed_quantity", position_size_value="0.001"
+        user,
+        fake_binance,
+        position_size_mode="fixed_quantity",
+        position_size_value="0.001",
+        stops_on_venue=False,  # its stop is the monitor's: judged on the venue's slow prices
     )
     assert (await signal(user, slow, sl_price="40000"))["status"] == "filled"
     paper = await paper_setup(user, price="100", **FQ)

@@ -188,7 +188,11 @@ def check_answers(reader: Reader, binance: FakeBinance, mt: FakeMtapi) -> None:
     assert reader.answer("/api/v1/connections/2/activate")["status"] == "active"
     ccxt = reader.answer("/api/v1/signals", '"connection_ids": [2]')["executions"]
     assert [e["status"] for e in ccxt] == ["filled"], ccxt
-    assert [o.status for o in binance.orders] == ["FILLED"], binance.orders
+    entries = [o.status for o in binance.orders if o.order_list_id == -1]
+    assert entries == ["FILLED"], binance.orders
+    # Its SL and TP rest at Binance as one OCO list, placed right after the fill.
+    [oco] = binance.order_lists()
+    assert sorted(leg.type for leg in oco.legs) == ["LIMIT_MAKER", "STOP_LOSS"], oco
 
     assert reader.answer("/api/v1/connections/3/activate")["status"] == "active"
     fx = reader.answer("/api/v1/signals", '"connection_ids": [3]')["executions"]
