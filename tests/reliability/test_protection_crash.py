@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import BOOTSTRAP_KEY, fresh_database
+from tests.fakes.binance import FakeBinance
 from tests.fakes.binanceusdm import FakeBinanceUsdm
 from tests.reliability.procs import free_port
 from tests.reliability.test_crash import Api, Service, service_env
@@ -70,7 +71,12 @@ class Watcher:
                 self.lapses.append(f"{inst_id} open without a stop at the venue")
 
 
-async def _setup(api: Api, fake: FakeBinanceUsdm) -> dict[str, str]:
+async def _setup(
+    api: Api,
+    fake: FakeBinanceUsdm | FakeBinance,
+    exchange: str = "binanceusdm",
+    market_type: str = "swap",
+) -> dict[str, str]:
     admin = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
     body = {"name": "protect", "role": "user", "user_id": 4343}
     key = await api.ok("POST", "/api/v1/api-keys", 201, headers=admin, json=body)
@@ -78,12 +84,12 @@ async def _setup(api: Api, fake: FakeBinanceUsdm) -> dict[str, str]:
     preset = {"name": "p", "position_size_mode": "fixed_notional", "position_size_value": "1000"}
     preset = await api.ok("POST", "/api/v1/presets", 201, headers=user, json=preset | {})
     body = {
-        "name": "usdm",
+        "name": exchange,
         "adapter": "ccxt",
-        "exchange": "binanceusdm",
-        "market_type": "swap",
+        "exchange": exchange,
+        "market_type": market_type,
         "api_base_url": fake.base_url,
-        "credentials": fake.credentials,
+        "credentials": {"api_key": fake.api_key, "api_secret": fake.api_secret},
         "preset_id": preset["id"],
     }
     conn = await api.ok("POST", "/api/v1/connections", 201, headers=user, json=body)
@@ -173,6 +179,65 @@ async def test_the_venue_closes_while_the_service_is_dead(tmp_path: Path) -> Non
                 + " after the entry's fill"
             )
             assert max(watcher.first_protected_after.values()) < 2
+            passed = True
+        finally:
+            await service.kill()
+            if not passed:
+                print(service.outputs()[-6000:])
+
+
+async def test_the_spot_oco_closes_while_the_service_is_dead(tmp_path: Path) -> None:
+    """Binance spot: the SL and TP rest as one OCO list. Killed, the price falls through the
+    stop; the venue sells and expires the target; the restart books the close before ready."""
+    database_url = await fresh_database(tmp_path, "protection_crash_spot")
+    port = free_port()
+    env = service_env(database_url, port) | {"EXEC_PENDING_GRACE_SECONDS": "10"}
+    service = Service(env, port, tmp_path)
+    fake = FakeBinance(api_key="k" * 16, api_secret="s" * 32)
+    passed = False
+    async with fake, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
+        try:
+            api = Api(http)
+            await service.start()
+            await _ready(http)
+            user = await _setup(api, fake, "binance", "spot")
+            conn_id = int(user.pop("conn"))
+            body = {
+                "symbol": "BTC/USDT",
+                "direction": "buy",
+                "sl_price": "49000",
+                "tp_price": "52000",
+                "connection_ids": [conn_id],
+            }
+            result = await api.ok("POST", "/api/v1/signals", 201, headers=user, json=body)
+            [execution] = result["executions"]
+            assert execution["status"] == "filled", execution
+            deadline = time.monotonic() + 10
+            while not fake.order_lists(open_only=True) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            [oco] = fake.order_lists(open_only=True)
+            held = fake.balance("BTC")[1]
+            assert held > 0  # the coins bought are reserved by the list
+
+            await service.kill()  # SIGKILL: no shutdown code runs
+            fake.set_price("BTC/USDT", "48900")
+            [oco] = fake.order_lists()
+            assert {leg.type: leg.status for leg in oco.legs} == {
+                "STOP_LOSS": "FILLED",
+                "LIMIT_MAKER": "EXPIRED",
+            }
+
+            await service.start()
+            checks = await _ready(http)
+            assert checks["checks"]["protection"] == {"ok": True, "unprotected": 0}, checks
+            path = f"/api/v1/positions/{execution['position_id']}"
+            position = await api.ok("GET", path, headers=user)
+            assert position["status"] == "closed" and position["closed_reason"] == "sl", position
+            assert position["close_price"] == "48900" and D(position["fees"]) > 0, position
+            logs = await api.ok("GET", "/api/v1/logs", headers=user, params={"purpose": "protect"})
+            statuses = sorted((log["order_type"], log["status"]) for log in logs["items"])
+            assert statuses == [("stop", "filled"), ("target", "cancelled")], statuses
+            assert fake.order_lists(open_only=True) == [] and fake.balance("BTC")[1] == 0
             passed = True
         finally:
             await service.kill()
