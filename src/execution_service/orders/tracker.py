@@ -35,10 +35,17 @@ class TrackReport:
     rejected: int = 0
 
 
-async def track_orders(ctx: AppContext, now: datetime | None = None) -> TrackReport:
+async def track_orders(
+    ctx: AppContext, now: datetime | None = None, *, starting: bool = False
+) -> TrackReport:
+    """`starting`: this process's first pass. Its own sends have not begun, so a young pending
+    order was sent by a process that died (a crash between the venue's answer and its record):
+    looked up now too (a lookup never resends; "not found" is acted on only past the grace)."""
     now = now or utcnow()
     # A pending order younger than the exchange timeout may still be on its way: leave it.
     in_flight = now - timedelta(milliseconds=ctx.settings.exchange_timeout_ms + 1000)
+    if starting:
+        in_flight = now
     grace = now - timedelta(seconds=ctx.settings.pending_grace_seconds)
     report = TrackReport()
     async with ctx.session_factory() as session:

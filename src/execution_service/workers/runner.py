@@ -50,7 +50,7 @@ async def _monitor(ctx: AppContext) -> None:
 
 
 async def _orders(ctx: AppContext) -> None:
-    await track_orders(ctx)
+    await track_orders(ctx, starting=not ctx.protection_checked)
     # After the orders are known (a leg that filled while we were down closed its position):
     # cancel what outlived its position, and rest at the venue what a position lacks.
     await protect_positions(ctx)
