@@ -520,6 +520,9 @@ class Api:
             "position_size_value": "100",
             "default_sl_percent": "2",
             "default_tp_percent": "4",
+            # The order path alone: stops resting at the venue cost requests of their own, and
+            # are measured by bench 8.
+            "stops_on_venue": False,
             **fields,
         }
         return await self.ok("POST", "/api/v1/presets", 201, json=body)  # type: ignore[no-any-return]

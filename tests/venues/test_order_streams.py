@@ -96,5 +96,6 @@ async def test_a_dropped_stream_reconnects(
         return bool((await user.ok("GET", path))["status"] == "closed")
 
     await _until(closed)
-    assert streams.retrying == set()  # streaming again (the gauge says so)
-    assert metrics.ORDER_STREAMS.labels("retrying")._value.get() == 0
+    # Streaming again (earlier tests' accounts, their venues gone, may still be retrying).
+    assert conn["id"] not in streams.retrying
+    assert metrics.ORDER_STREAMS.labels("retrying")._value.get() == len(streams.retrying)

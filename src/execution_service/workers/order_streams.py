@@ -84,5 +84,6 @@ class OrderStreams:
             except Exception:
                 log.exception("connection %s: its order stream broke", conn.id)
                 self.retrying.add(conn.id)
+                self._measure()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
