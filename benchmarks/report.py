@@ -17,7 +17,7 @@ from benchmarks.harness import ROOT
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-ORDER = ["order", "fanout", "monitor", "reads", "stops", "market_data", "budget"]
+ORDER = ["order", "fanout", "monitor", "reads", "stops", "market_data", "budget", "protection"]
 TITLES = {
     "order": "1. Per-order overhead (one signal, one ccxt connection)",
     "fanout": "2. Fan-out (one signal to many connections)",
