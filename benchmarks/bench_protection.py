@@ -122,11 +122,24 @@ async def _ticks(user: Api, fake: FakeBinanceUsdm, rounds: int, limit: float) ->
     return times
 
 
-def _figures(name: str, times: list[float], interval: float, what: str) -> list[Figure]:
+def _figures(
+    name: str, times: list[float], interval: float, what: str, goal: bool = True
+) -> list[Figure]:
+    """`goal`: the issue's p99 ≤ 100 ms applies (the streamed path; the polled ones are the
+    figures it is compared with)."""
     p50, p99 = pct(times, 50), pct(times, 99)
+    target = "≤ 0.1 s" if goal else ""
     return [
-        Figure(f"{name}: p50", p50, "s", interval / 2, f"½ {what}", "≤ 0.1 s", p50 <= 0.1),
-        Figure(f"{name}: p99", p99, "s", interval, what, "≤ 0.1 s", p99 <= 0.1),
+        Figure(
+            f"{name}: p50",
+            p50,
+            "s",
+            interval / 2,
+            f"½ {what}",
+            target,
+            p50 <= 0.1 if goal else None,
+        ),
+        Figure(f"{name}: p99", p99, "s", interval, what, target, p99 <= 0.1 if goal else None),
     ]
 
 
@@ -172,8 +185,10 @@ async def run(db: Database, env: Env) -> Result:
         await fake.stop()
     result.add(
         *_figures("venue fill → closed (order stream)", streamed, TRACKER, "tracker interval"),
-        *_figures("venue fill → closed (REST polling)", polled, TRACKER, "tracker interval"),
-        *_figures("price move → exit sent (REST polling)", ticks, MONITOR, "monitor interval"),
+        *_figures("venue fill → closed (REST polling)", polled, TRACKER, "tracker interval", False),
+        *_figures(
+            "price move → exit sent (REST polling)", ticks, MONITOR, "monitor interval", False
+        ),
     )
     result.notes.append(
         "fill → closed, streamed: "
