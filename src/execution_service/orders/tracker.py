@@ -72,8 +72,8 @@ async def track_now(
     grace = utcnow() - timedelta(seconds=ctx.settings.pending_grace_seconds)
     async with ctx.session_factory() as session:
         rows = await OrderRepository(session).live_by_client_ids(conn.id, client_order_ids)
-    for entry in rows:
-        await _track(ctx, entry, conn, grace, report)
+    for entry in rows:  # read after the venue's update: newer than a pass's concurrent read
+        await _track(ctx, entry, conn, grace, report, wait=True)
     if report.updated and any(e.purpose == Purpose.protect for e in rows):
         protect_soon(ctx)
     return report
@@ -112,6 +112,8 @@ async def _track(
     conn: ExecutionConnection,
     grace: datetime,
     report: TrackReport,
+    *,
+    wait: bool = False,
 ) -> None:
     report.checked += 1
     result: OrderResult | None = None
@@ -133,7 +135,9 @@ async def _track(
         ctx.lookup_failures.pop(conn.id, None)
     async with ctx.session_factory() as session:
         # SKIP LOCKED: another worker holding this row is already recording it.
-        current = await OrderRepository(session).lock_if_unchanged(entry.id, entry.status)
+        current = await OrderRepository(session).lock_if_unchanged(
+            entry.id, entry.status, wait=wait
+        )
         if current is None:
             return
         if result is None:

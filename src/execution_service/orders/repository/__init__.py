@@ -79,13 +79,16 @@ class OrderRepository:
     async def lock(self, log_id: int) -> ExecutionLog | None:
         return await self.session.get(ExecutionLog, log_id, with_for_update=True)
 
-    async def lock_if_unchanged(self, log_id: int, status: str) -> ExecutionLog | None:
+    async def lock_if_unchanged(
+        self, log_id: int, status: str, *, wait: bool = False
+    ) -> ExecutionLog | None:
         """The row if it still has `status`, locked; None if another worker holds it (SKIP
-        LOCKED: it is already recording it) or it moved on."""
+        LOCKED: it is already recording it) or it moved on. `wait`: for the holder to finish
+        instead (what the caller read is newer than what the holder may be recording)."""
         stmt = (
             select(ExecutionLog)
             .where(ExecutionLog.id == log_id, ExecutionLog.status == status)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=not wait)
         )
         return (await self.session.scalars(stmt)).first()
 
