@@ -2,8 +2,8 @@
 a venue that pushes them, handing each update to the order tracker at once (`track_now`). A
 stream that fails reconnects with backoff; meanwhile the tracker's passes poll as before.
 
-Each check (the loop's tick) starts the streams of accounts that now have live orders and stops
-those that have none left (or whose venue cannot stream them).
+Each check (the loop's tick) starts the streams of accounts that now have live orders, and stops
+those that have had none for `IDLE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from execution_service import metrics
 from execution_service.context import AppContext
@@ -24,12 +25,16 @@ from execution_service.orders.tracker import track_now
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+# A stream outlives its account's last live order this long: the next order's update must not
+# wait for a new connection (an update pushed before it is up is seen only by the tracker).
+IDLE_SECONDS = 300.0
 
 
 class OrderStreams:
     def __init__(self) -> None:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.retrying: set[int] = set()
+        self.live_at: dict[int, float] = {}  # when each account last had a live order
 
     async def tick(self, ctx: AppContext) -> None:
         if not ctx.settings.order_streams:
@@ -37,7 +42,11 @@ class OrderStreams:
         async with ctx.session_factory() as session:
             conns = await OrderRepository(session).live_connections()
         wanted = {c.id: c for c in conns if Stream.orders in ctx.adapters.capabilities(c).streams}
-        for conn_id in [i for i in self.tasks if i not in wanted or self.tasks[i].done()]:
+        now = time.monotonic()
+        self.live_at |= dict.fromkeys(wanted, now)
+        idle = [i for i in self.tasks if now - self.live_at.get(i, now) > IDLE_SECONDS]
+        for conn_id in [i for i in self.tasks if i in idle or self.tasks[i].done()]:
+            self.live_at.pop(conn_id, None)
             await self._stop(conn_id)
         for conn_id, conn in wanted.items():
             if conn_id not in self.tasks:
