@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy.exc import IntegrityError
+
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
@@ -238,7 +240,12 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
             list_id = protect_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt)
             session.add_all(rows)
             placements.append(_Placement(position, conn, rows, list_id))
-        await session.commit()
+        try:
+            await session.commit()
+        except IntegrityError:  # another worker planned the same legs (same client ids) first
+            await session.rollback()
+            log.info("protective orders: another worker is placing them; this pass places none")
+            placements = []
     await _cancel_all(ctx, strays, report)
     return placements
 
