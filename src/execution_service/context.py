@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,9 +36,12 @@ class AppContext:
     adapters: AdapterRegistry
     auth_limiter: FailedAuthLimiter
     signal_limiter: TokenBucket
-    # Set when prices arrive through the API: the monitor in this process ticks at once instead
-    # of at its next interval (a stop reacts in milliseconds, not up to a second).
+    # Set when prices arrive (pushed through the API, fetched or streamed by a feed): the monitor
+    # in this process ticks at once instead of at its next interval (a stop reacts in
+    # milliseconds, not up to a second). `arrived_prices` says which (data connection, symbol):
+    # a woken tick judges only their positions (`prices_arrived`, `take_arrived_prices`).
     prices_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived_prices: set[tuple[int, str]] = field(default_factory=set)
     # Autocommit engine for single-statement API reads (`db.create_read_engine`); None: `engine`.
     read_engine: AsyncEngine | None = None
     # Per connection: the `last_used_at` this process last committed (`logs.record_outcomes`
@@ -60,6 +64,16 @@ class AppContext:
     # another was asked for while it ran.
     protection_task: asyncio.Task[None] | None = None
     protection_again: bool = False
+
+    def prices_arrived(self, data_connection_id: int, symbols: Iterable[str]) -> None:
+        """New prices of these symbols from this data connection: wake the monitor for them."""
+        self.arrived_prices.update((data_connection_id, symbol) for symbol in symbols)
+        self.prices_changed.set()
+
+    def take_arrived_prices(self) -> set[tuple[int, str]]:
+        """What arrived since the last call (the monitor's woken tick judges those)."""
+        arrived, self.arrived_prices = self.arrived_prices, set()
+        return arrived
 
     @property
     def reader(self) -> AsyncEngine:

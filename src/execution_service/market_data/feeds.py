@@ -104,8 +104,9 @@ class Feeder:
 
         results = await asyncio.gather(*(one(d) for d in claimed))
         report.stored, report.failed = await _record(ctx, results, now)
-        if report.stored:
-            ctx.prices_changed.set()  # the monitor in this process judges them now
+        for result in results:  # the monitor in this process judges their positions now
+            if result.points:
+                ctx.prices_arrived(result.data_connection_id, {p.symbol for p in result.points})
         report.bars = await self.build_bars(ctx, claimed, now)
         return report
 

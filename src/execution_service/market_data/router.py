@@ -105,7 +105,9 @@ async def ingest_market_data(
     principal: PrincipalDep,
 ) -> IngestResult:
     stored = await service.ingest(session, principal, data_connection_id, body)
-    ctx.prices_changed.set()  # this process's monitor ticks now, not at its next interval
+    # This process's monitor judges these symbols' positions now, not at its next interval.
+    symbols = {p.symbol for p in body.prices} | {b.symbol for b in body.bars}
+    ctx.prices_arrived(data_connection_id, symbols)
     return IngestResult(stored=stored)
 
 

@@ -48,16 +48,30 @@ class TickReport:
         return self
 
 
+# (data connection id, symbol): the prices a woken tick judges (`mark`'s `only`).
+Arrived = set[tuple[int, str]]
+
+
 async def mark(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
 ) -> list[CloseOrder]:
-    """Mark every open position; return the closes the rules call for."""
+    """Mark every open position (`only`: those priced by these data connections' symbols, as
+    a tick woken by their prices does); return the closes the rules call for."""
     if ctx.engine.dialect.name == "postgresql":
-        closes = await mark_in_sql(ctx, fetch, now, report)
+        closes = await mark_in_sql(ctx, fetch, now, report, only)
     else:
-        closes = await mark_in_python(ctx, fetch, now, report)
-    metrics.OPEN_POSITIONS.set(report.positions)
+        closes = await mark_in_python(ctx, fetch, now, report, only)
+    if only is None:
+        metrics.OPEN_POSITIONS.set(report.positions)
     return closes
+
+
+def _wanted(source: Source, symbol: str, only: Arrived | None) -> bool:
+    return only is None or (source[0] == SourceKind.data and (source[1], symbol) in only)
+
+
+def _symbols(only: Arrived | None) -> set[str] | None:
+    return None if only is None else {symbol for _, symbol in only}
 
 
 def _fresh(
@@ -85,19 +99,25 @@ def _grouped(pairs: list[tuple[Source, str, datetime | None]]) -> Wanted:
 
 
 async def mark_in_sql(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
 ) -> list[CloseOrder]:
     """PostgreSQL: one grouped read of what to price, one set-based UPDATE that marks every open
     position and returns those a rule may act on; only those are loaded and evaluated."""
     async with ctx.session_factory() as session:
-        groups = await MarkRepository(session).open_groups()
-        counts = {key: n for key, (n, _) in groups.items()}
+        groups = await MarkRepository(session).open_groups(_symbols(only))
+        counts = {key: n for key, (n, _) in groups.items() if _wanted(*key, only)}
         report.positions = sum(counts.values())
         if not counts:
             return []
         own = [source_id for (kind, source_id), _ in counts if kind == SourceKind.conn]
         connections = {c.id: c for c in await MarkRepository(session).connections(own)}
-    wanted = _grouped([(source, symbol, at) for (source, symbol), (_, at) in groups.items()])
+    wanted = _grouped(
+        [
+            (source, symbol, at)
+            for (source, symbol), (_, at) in groups.items()
+            if _wanted(source, symbol, only)
+        ]
+    )
     quotes = await fetch(wanted, connections)
     fresh = {
         key: q
@@ -150,12 +170,13 @@ def _decide(
 
 
 async def mark_in_python(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
 ) -> list[CloseOrder]:
     """SQLite (text Money, floating-point SQL arithmetic): every open position is read, marked
     and evaluated here, and written back in one executemany."""
     async with ctx.session_factory() as session:
-        rows = await PositionRepository(session).open_with_connections()
+        rows = await PositionRepository(session).open_with_connections(_symbols(only))
+    rows = [(p, c) for p, c in rows if _wanted(source_of(c), p.symbol, only)]
     report.positions = len(rows)
     if not rows:
         return []

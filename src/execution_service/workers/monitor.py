@@ -3,11 +3,15 @@ open position to it and say what its rules close (`positions.watch`), and sends 
 (`orders.exits`). A close is claimed `open -> closing` under `FOR UPDATE SKIP LOCKED` together
 with the exit order's `pending` row, so with several worker processes on PostgreSQL each
 position is closed by exactly one of them.
+
+A tick woken by prices that just arrived judges only the positions those prices belong to; the
+whole book is marked once an interval (`Monitor`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date
 
 from execution_service.analytics import service as analytics
@@ -22,7 +26,27 @@ from execution_service.positions import watch
 log = logging.getLogger(__name__)
 
 
-async def monitor_tick(ctx: AppContext) -> watch.TickReport:
+class Monitor:
+    """The monitor loop's tick: the whole book when its interval has passed since the last whole
+    tick, else (woken by prices) only the (data connection, symbol) pairs that arrived. A price
+    pushed or streamed for one symbol then costs its own positions, not every open one."""
+
+    def __init__(self) -> None:
+        self._whole_at = float("-inf")
+
+    async def tick(self, ctx: AppContext) -> None:
+        arrived = ctx.take_arrived_prices()
+        started = time.monotonic()
+        if arrived and started - self._whole_at < ctx.settings.monitor_interval_seconds:
+            await monitor_tick(ctx, only=arrived)
+            return
+        self._whole_at = started
+        await monitor_tick(ctx)
+
+
+async def monitor_tick(ctx: AppContext, only: watch.Arrived | None = None) -> watch.TickReport:
+    """One pass over the open positions (`only`: those priced by these data connections'
+    symbols)."""
     report = watch.TickReport()
     now = utcnow()
 
@@ -31,7 +55,7 @@ async def monitor_tick(ctx: AppContext) -> watch.TickReport:
     ) -> dict[tuple[Source, str], Quote]:
         return await fetch_prices(ctx, wanted, connections)
 
-    closes = await watch.mark(ctx, fetch, now, report)
+    closes = await watch.mark(ctx, fetch, now, report, only)
     # A flagged position (its exits refused too often) waits for an operator, not the next tick.
     requests = [
         exits.ExitRequest(p.id, c.reason, c.quantity, c.full, c.level)

@@ -23,7 +23,7 @@ from execution_service.orders.venue_sync import sync_venues
 from execution_service.workers.analytics import analytics_tick
 from execution_service.workers.health import health_tick
 from execution_service.workers.market_data import feeds, retention_tick
-from execution_service.workers.monitor import monitor_tick
+from execution_service.workers.monitor import Monitor
 from execution_service.workers.order_streams import OrderStreams
 from execution_service.workers.webhooks import webhook_tick
 
@@ -43,10 +43,6 @@ class Loop:
     tick: Tick
     wake: asyncio.Event | None = None  # ticks early when set
     close: Callable[[], Awaitable[None]] | None = None  # what its ticks started, stopped
-
-
-async def _monitor(ctx: AppContext) -> None:
-    await monitor_tick(ctx)
 
 
 async def _orders(ctx: AppContext) -> None:
@@ -87,7 +83,7 @@ def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
     streams = OrderStreams()
     return [
-        Loop("position_monitor", s.monitor_interval_seconds, _monitor, ctx.prices_changed),
+        Loop("position_monitor", s.monitor_interval_seconds, Monitor().tick, ctx.prices_changed),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         # Runs at once on start too: positions the venue closed while we were down are closed.

@@ -112,8 +112,9 @@ class PositionRepository:
         return out
 
     async def open_with_connections(
-        self,
+        self, symbols: set[str] | None = None
     ) -> Sequence[tuple[ExecutionPosition, ExecutionConnection]]:
+        """Open positions with their connections (`symbols`: only theirs)."""
         stmt = (
             select(ExecutionPosition, ExecutionConnection)
             .join(
@@ -122,6 +123,8 @@ class PositionRepository:
             )
             .where(ExecutionPosition.status == PositionStatus.open)
         )
+        if symbols is not None:
+            stmt = stmt.where(ExecutionPosition.symbol.in_(symbols))
         return [(p, c) for p, c in (await self.session.execute(stmt)).all()]
 
     async def derivative_accounts(self) -> list[ExecutionConnection]:

@@ -238,16 +238,22 @@ class MarkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_groups(self) -> dict[tuple[Source, str], tuple[int, datetime | None]]:
+    async def open_groups(
+        self, symbols: set[str] | None = None
+    ) -> dict[tuple[Source, str], tuple[int, datetime | None]]:
         """How many open positions each (price source, symbol) prices, and the oldest time any
-        of them was marked at (the path of prices since then is theirs to judge)."""
+        of them was marked at (the path of prices since then is theirs to judge); `symbols`:
+        only theirs."""
         is_conn, sid = source_columns()
-        rows = await self.session.execute(
+        stmt = (
             select(is_conn, sid, _p.c.symbol, func.count(), func.min(_p.c.last_price_update_at))
             .select_from(_p.join(_c, _c.c.id == _p.c.execution_connection_id))
             .where(_p.c.status == PositionStatus.open)
             .group_by(is_conn, sid, _p.c.symbol)
         )
+        if symbols is not None:
+            stmt = stmt.where(_p.c.symbol.in_(symbols))
+        rows = await self.session.execute(stmt)
         return {
             ((SourceKind.conn if own else SourceKind.data, source_id), symbol): (n, oldest)
             for own, source_id, symbol, n, oldest in rows
