@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from tests.fakes.binance_limits import BinanceLimits, Refusal, orders_in, weight_of
 from tests.fakes.binance_oco import STOP_TYPES, OrderLists, OrderListView
+from tests.fakes.binance_ws import MarketStreams
 from tests.fakes.server import LoopbackServer
 
 D = Decimal
@@ -346,6 +347,8 @@ class FakeBinance:
         # Stop orders and OCO order lists (tests/fakes/binance_oco.py).
         self.oco = OrderLists(self)
         self._routes.update(self.oco.routes)
+        # Market streams over websocket (tests/fakes/binance_ws.py): tickers as prices change.
+        self.ws = MarketStreams(self.app, lambda: self.prices, fmt, path="/ws", spot=True)
         self.reset()
 
     # --- state & misbehaviour switches (Python API) --------------------------------------------
@@ -369,6 +372,7 @@ class FakeBinance:
         self._next_order_id = 1
         self._next_trade_id = 1
         self.oco.reset()
+        self.ws.reset()
         # Order types listed beyond the fixture's (see enable_order_types).
         self.more_order_types: tuple[str, ...] = ()
         # "Use BNB to pay for fees": a fill pays its fee in BNB, 25 % off, while BNB lasts.

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from tests.fakes.binance_ws import MarketStreams
 from tests.fakes.binanceusdm_algo import CONDITIONAL, AlgoOrder, AlgoOrderApi
 from tests.fakes.binanceusdm_stream import UserDataStream
 from tests.fakes.venue import (
@@ -141,6 +142,10 @@ class FakeBinanceUsdm(VenueServer):
         self.routes.update(self.algo.routes)
         self.stream = UserDataStream(self)
         self.routes.update(self.stream.routes)
+        # Market streams over websocket (tests/fakes/binance_ws.py), at ccxt.pro's /market/ws.
+        self.ws = MarketStreams(
+            self.app, lambda: self.book.prices, plain, path="/market/ws", spot=False
+        )
 
     # --- driving it from a test ------------------------------------------------------------
 

@@ -387,4 +387,9 @@ class ExchangeAdapter(Protocol):
         client order ids of the orders that changed (what they became is read by lookup)."""
         ...
 
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        """`Stream.tickers`: waits (up to a second) for the venue to push tickers of these
+        symbols; those pushed since the last call, keyed like `fetch_tickers` ({}: none)."""
+        ...
+
     async def close(self) -> None: ...

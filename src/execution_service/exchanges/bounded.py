@@ -193,6 +193,9 @@ class BoundedAdapter:
         # A long-lived wait for pushed updates: no request budget, no call slot held.
         return await self.inner.watch_order_changes()
 
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        return await self.inner.watch_tickers(symbols)  # a wait too: no slot held
+
     async def fetch_order(
         self,
         symbol: str,

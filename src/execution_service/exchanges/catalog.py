@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from execution_service.enums import Adapter, MarketType
+from execution_service.enums import Adapter, DataSourceType, MarketType
 from execution_service.exchanges.capabilities import VenueCapabilities
+from execution_service.exchanges.kinds import DATA_KINDS
 from execution_service.exchanges.mtapi import adapter as mtapi_adapter
 from execution_service.exchanges.paper import adapter as paper
 
@@ -33,6 +34,15 @@ def capabilities(adapter: str, exchange: str | None, market_type: str) -> VenueC
     from execution_service.exchanges.ccxt.capabilities import venue_capabilities
 
     return venue_capabilities(exchange or "", MarketType(market_type))
+
+
+def feed_capabilities(data_type: str, exchange: str | None, market_type: str) -> VenueCapabilities:
+    """What a fetching data connection's source can do (its `streams`: whether its prices can
+    be pushed), from its row alone; a manual connection's source is its pusher: nothing."""
+    adapter = DATA_KINDS[DataSourceType(data_type)].adapter
+    if adapter is None:
+        return VenueCapabilities()
+    return capabilities(adapter, exchange, market_type)
 
 
 @functools.cache

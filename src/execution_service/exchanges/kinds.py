@@ -51,13 +51,19 @@ class DataSourceKind:
 
     fetches: bool = False
     access: AdapterKind = AdapterKind()
+    # The adapter whose client reads its prices (what that venue can do is its capabilities).
+    adapter: Adapter | None = None
 
 
 DATA_KINDS: dict[DataSourceType, DataSourceKind] = {
     DataSourceType.manual: DataSourceKind(),
     # A venue's public tickers: an exchange id, no credentials.
-    DataSourceType.ccxt: DataSourceKind(fetches=True, access=AdapterKind(needs_exchange=True)),
+    DataSourceType.ccxt: DataSourceKind(
+        fetches=True, access=AdapterKind(needs_exchange=True), adapter=Adapter.ccxt
+    ),
     # Quotes come through a MetaTrader account's gateway session: the login an mtapi execution
     # connection takes, and the gateway's URL.
-    DataSourceType.mtapi: DataSourceKind(fetches=True, access=KINDS[Adapter.mtapi]),
+    DataSourceType.mtapi: DataSourceKind(
+        fetches=True, access=KINDS[Adapter.mtapi], adapter=Adapter.mtapi
+    ),
 }

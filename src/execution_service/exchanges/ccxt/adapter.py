@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,13 +33,12 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.budget import BudgetSpec
 from execution_service.exchanges.cache import Expiring, SharedMarkets, TickerBook
-from execution_service.exchanges.capabilities import Stream, VenueCapabilities
+from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.ccxt.calling import CcxtCalls
 from execution_service.exchanges.ccxt.capabilities import capabilities_of
 from execution_service.exchanges.ccxt.client import build_client
 from execution_service.exchanges.ccxt.derivatives import Derivatives
 from execution_service.exchanges.ccxt.fees import add_trade_fees, price_fees
-from execution_service.exchanges.ccxt.order_stream import OrderStream
 from execution_service.exchanges.ccxt.parsing import (
     booking,
     cost_of,
@@ -50,6 +50,7 @@ from execution_service.exchanges.ccxt.parsing import (
     to_ticker,
 )
 from execution_service.exchanges.ccxt.protection import Protective
+from execution_service.exchanges.ccxt.streams import Streams
 from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import order_params, order_ref, venue_of
 from execution_service.exchanges.values import plain, to_decimal
@@ -107,10 +108,9 @@ class CcxtAdapter(CcxtCalls):
             exchange_id, credentials, self._secrets, enable_rate_limit=enable_rate_limit,
             budget=budget, **client
         )  # fmt: skip
-        # The venue's order updates (`watch_order_changes`): its websocket client, when asked.
-        self._stream_client = dict(credentials=credentials, enable_rate_limit=False, **client)
-        self._stream: OrderStream | None = None
         self._capabilities = capabilities_of(exchange_id, self._ex.has, market_type)
+        # Its pushed order updates and tickers: websocket clients, opened when first asked.
+        self._streams = Streams(exchange_id, self._capabilities, credentials, self._secrets, client)
         self._venue = venue_of(exchange_id)
         self._derivatives = Derivatives(self, self._venue, self._read, self._call)
         self._protective = Protective(self, self._venue, self._call)
@@ -213,12 +213,7 @@ class CcxtAdapter(CcxtCalls):
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         """Keyed by the symbols asked for; one the venue has no market for is left out."""
-        names: dict[str, str] = {}
-        for symbol in symbols:
-            try:
-                names[symbol] = await self.venue_symbol(symbol)
-            except (UnknownSymbol, NotSupported):
-                continue
+        names = await self._venue_names(symbols)
         if not names:
             return {}
         venues = sorted(set(names.values()))
@@ -227,6 +222,13 @@ class CcxtAdapter(CcxtCalls):
         found = {v: t for v, t in tickers.items() if t is not None}
         self._tickers.put(found)  # the prices worker's ticks keep the venue's book warm
         return {s: found[v] for s, v in names.items() if v in found}
+
+    async def _venue_names(self, symbols: list[str]) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for symbol in symbols:
+            with contextlib.suppress(UnknownSymbol, NotSupported):
+                names[symbol] = await self.venue_symbol(symbol)
+        return names
 
     async def fetch_order(
         self,
@@ -387,13 +389,12 @@ class CcxtAdapter(CcxtCalls):
         raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
     async def watch_order_changes(self) -> list[str]:
-        if Stream.orders not in self._capabilities.streams:
-            raise NotSupported(f"{self.exchange_id}: no order stream proven here")
-        if self._stream is None:
-            self._stream = OrderStream(self.exchange_id, self._secrets, **self._stream_client)
-        return await self._stream.changes()
+        return await self._streams.order_changes()
+
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        # Keyed like fetch_tickers'; the stream's client shares this one's loaded markets.
+        return await self._streams.tickers(await self._venue_names(symbols), self._ex)
 
     async def close(self) -> None:
-        if self._stream is not None:
-            await self._stream.close()
+        await self._streams.close()
         await self._ex.close()

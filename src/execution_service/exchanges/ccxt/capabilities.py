@@ -9,7 +9,7 @@ import ccxt.async_support as ccxt
 
 from execution_service.enums import MarketType, Protection
 from execution_service.exchanges.capabilities import Stream, VenueCapabilities
-from execution_service.exchanges.ccxt.venues import venue_of
+from execution_service.exchanges.ccxt.venues import CcxtVenue, venue_of
 
 
 @functools.cache
@@ -23,6 +23,12 @@ def _streams(exchange_id: str) -> frozenset[Stream]:
     has = cls().has  # describing the class opens nothing
     wanted = {Stream.tickers: "watchTickers", Stream.orders: "watchOrders"}
     return frozenset(stream for stream, flag in wanted.items() if has.get(flag))
+
+
+def _unproven(venue: CcxtVenue, market_type: MarketType) -> set[Stream]:
+    """The streams ccxt has for the venue that no fake proves for this market type."""
+    proven = {Stream.orders: venue.order_streams, Stream.tickers: venue.ticker_streams}
+    return {stream for stream, types in proven.items() if market_type not in types}
 
 
 def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> VenueCapabilities:
@@ -45,8 +51,7 @@ def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> 
         trailing_percents=venue.trailing_percents.get(MarketType(market_type)),
         client_ids=venue.client_ids,
         ids_only_answers=venue.ids_only_answers,
-        streams=_streams(exchange_id)
-        - (frozenset() if market_type in venue.order_streams else {Stream.orders}),
+        streams=_streams(exchange_id) - _unproven(venue, MarketType(market_type)),
     )
 
 

@@ -59,6 +59,8 @@ class CcxtVenue:
     oco_method: str = ""
     # The market types whose order stream (ccxt.pro watch_orders) is proven against the fake.
     order_streams: frozenset[MarketType] = frozenset()
+    # The market types whose ticker stream (ccxt.pro watch_tickers) is proven against the fake.
+    ticker_streams: frozenset[MarketType] = frozenset()
     # Trailing stops the venue trails itself (callback percent range), per market type.
     trailing_percents: Mapping[MarketType, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
@@ -80,6 +82,8 @@ _BINANCE = CcxtVenue(
     oco_method="private_post_orderlist_oco",
     # USDⓈ-M: its user data stream (listen key; ORDER_TRADE_UPDATE, ALGO_UPDATE).
     order_streams=frozenset({MarketType.swap}),
+    # Spot's and USDⓈ-M's market streams (`<symbol>@miniTicker`, at /ws and /market/ws).
+    ticker_streams=frozenset({MarketType.spot, MarketType.swap}),
     # USDⓈ-M TRAILING_STOP_MARKET: callbackRate 0.1 to 10 (percent).
     trailing_percents={MarketType.swap: (Decimal("0.1"), Decimal(10))},
     options={

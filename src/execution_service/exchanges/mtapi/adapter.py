@@ -278,6 +278,9 @@ class MtapiAdapter:
     async def watch_order_changes(self) -> list[str]:
         raise NotSupported("mtapi: no order stream")
 
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        raise NotSupported("mtapi: no ticker stream")
+
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
     ) -> OrderResult:

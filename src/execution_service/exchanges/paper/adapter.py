@@ -297,6 +297,9 @@ class PaperAdapter:
     async def watch_order_changes(self) -> list[str]:
         raise NotSupported("paper: no order stream")
 
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        raise NotSupported("paper: no ticker stream")
+
     async def amend_stops(
         self, symbol: str, position_ref: str, *, sl: Decimal | None, tp: Decimal | None
     ) -> OrderResult:
