@@ -39,6 +39,13 @@ class DataSourceType(StrEnum):
     mtapi = "mtapi"  # FX/CFD quotes from an mtapi gateway, fetched with the account's login
 
 
+class FeedMode(StrEnum):
+    """How a fetching data connection gets its prices now."""
+
+    streaming = "streaming"  # pushed by the venue (websocket), one worker process holding it
+    polling = "polling"  # fetched over REST every poll (the stream is down, silent, or none)
+
+
 class SizeMode(StrEnum):
     fixed_quantity = "fixed_quantity"
     fixed_notional = "fixed_notional"

@@ -57,7 +57,8 @@ CONNECTION_CHECKS = Counter(
 )
 MARKET_DATA_POINTS = Counter(
     "execution_market_data_points",
-    "Market data points written: pushed over the API, fetched by a feed, or built into bars.",
+    "Market data points written: pushed over the API, fetched by a feed, streamed by a venue, "
+    "or built into bars.",
     ["source"],
 )
 MARKET_DATA_PRUNED = Counter(
@@ -68,6 +69,13 @@ ORDER_STREAMS = Gauge(
     "Accounts whose venue pushes their order updates, by state: streaming (connected and "
     "waiting for updates) or retrying (disconnected: the order tracker polls meanwhile).",
     ["state"],
+)
+MARKET_DATA_FEEDS = Gauge(
+    "execution_market_data_feeds",
+    "Active fetching data connections by how they get their prices: streaming (pushed by the "
+    "venue's websocket) or polling (fetched over REST: no stream, or it is down or silent), as "
+    "of the last feed tick or readiness check.",
+    ["mode"],
 )
 MARKET_DATA_STALE_FEEDS = Gauge(
     "execution_market_data_stale_feeds",

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # forever); the retention loop deletes expired rows every `prune_interval_seconds`, at most
     # `prune_batch` rows a statement and `prune_max_batches` statements a pass.
     market_data_poll_seconds: float = Field(default=1.0, gt=0)
+    # A `ccxt` data connection whose venue pushes tickers (a declared `Stream.tickers`) is
+    # streamed by one worker process, and polled only while its stream is down or silent.
+    market_data_streams: bool = True
     market_data_stale_seconds: float = Field(default=60, gt=0)
     market_data_tick_retention_hours: float = Field(default=24, ge=0)
     market_data_bar_retention_days: float = Field(default=365, ge=0)

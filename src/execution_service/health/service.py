@@ -1,9 +1,11 @@
 """Readiness: the database answers, and (when this process runs workers) some loop has beaten
 recently, and the position monitor and the order tracker each within their own threshold.
-Stale market-data feeds (and venues whose public prices stopped answering the monitor) are
-reported beside, without making the service unready: a venue's outage is not this service's,
-and every replica would drop out of the load balancer together over it (alert on `stale`, or
-on the `execution_market_data_stale_feeds` and `execution_price_venues_stale` gauges)."""
+Stale market-data feeds (and venues whose public prices stopped answering the monitor), and
+feeds polled while their venue could stream them, are reported beside, without making the
+service unready: a venue's outage is not this service's, and every replica would drop out of
+the load balancer together over it (alert on `stale` and `polling`, or on the
+`execution_market_data_stale_feeds`, `execution_market_data_feeds{mode}` and
+`execution_price_venues_stale` gauges)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.health.repository import HeartbeatRepository
-from execution_service.market_data.feeds import stale_feeds
+from execution_service.market_data.feeds import polled_streams, stale_feeds
 from execution_service.market_data.prices import venue_name
 from execution_service.models import WorkerHeartbeat
 
@@ -26,12 +28,14 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {}
     beats: Sequence[WorkerHeartbeat]
     stale: list[int] | None = None
+    polling: list[int] = []
     try:
         async with ctx.session_factory() as session:
             repo = HeartbeatRepository(session)
             await repo.ping()
             beats = await repo.beats()
             stale = await stale_feeds(session, ctx.settings.market_data_stale_seconds)
+            polling = await polled_streams(session, ctx.settings)
         checks["database"] = {"ok": True}
     except Exception as exc:  # readiness reports any failure; it never raises
         checks["database"] = {"ok": False, "error": type(exc).__name__}
@@ -62,7 +66,8 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
             "unprotected": ctx.unprotected_positions,
         }
     if stale is not None:
-        checks["market_data"] = {"stale": stale}
+        # `polling`: connections whose venue could stream them, polled (stream down or silent).
+        checks["market_data"] = {"stale": stale, "polling": polling}
     if ctx.settings.workers_enabled:  # this process's monitor: venues whose prices stopped
         checks["venue_prices"] = {"stale": sorted({venue_name(v) for v in ctx.stale_price_venues})}
     with contextlib.suppress(Exception):  # reported, never failing: a venue's ban is not ours

@@ -21,7 +21,10 @@ from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
+from execution_service.enums import FeedMode
 from execution_service.exchanges.base import AuthFailed, ExchangeError
+from execution_service.exchanges.capabilities import Stream
+from execution_service.exchanges.catalog import feed_capabilities
 from execution_service.exchanges.kinds import DATA_KINDS
 from execution_service.market_data import bars
 from execution_service.market_data.repository import (
@@ -32,6 +35,7 @@ from execution_service.market_data.repository import (
 )
 from execution_service.market_data.store import Point, store
 from execution_service.models import DataConnection
+from execution_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,37 @@ def is_stale(row: DataConnection, now: datetime, stale_seconds: float) -> bool:
         return False
     last = row.last_fetched_at or row.created_at
     return last is None or now - last > timedelta(seconds=stale_seconds)
+
+
+def is_streamed(row: DataConnection, now: datetime) -> bool:
+    """Its prices are pushed now: a worker holds its stream and last said it is healthy."""
+    held = row.streamed_until is not None and row.streamed_until > now
+    return held and row.mode == FeedMode.streaming
+
+
+def mode_of(row: DataConnection, now: datetime) -> FeedMode | None:
+    """How a fetching connection gets its prices now (None: a manual one, pushed to us)."""
+    if not DATA_KINDS[row.type].fetches:
+        return None
+    return FeedMode.streaming if is_streamed(row, now) else FeedMode.polling
+
+
+def can_stream(row: DataConnection, settings: Settings) -> bool:
+    """Its venue pushes tickers (a declared capability) and streams are on."""
+    streams = feed_capabilities(row.type, row.exchange, row.market_type).streams
+    return settings.market_data_streams and Stream.tickers in streams
+
+
+async def polled_streams(session: AsyncSession, settings: Settings) -> list[int]:
+    """The active connections polled while their venue could stream them (their stream is down
+    or silent, or no worker streams them), for /health/ready; refreshes the modes gauge."""
+    now = utcnow()
+    rows = await DataConnectionRepository(session).active_of_types(FETCHING)
+    modes = [mode_of(d, now) for d in rows]
+    for mode in FeedMode:
+        metrics.MARKET_DATA_FEEDS.labels(mode.value).set(modes.count(mode))
+    polled = [d for d, m in zip(rows, modes, strict=True) if m is FeedMode.polling]
+    return [d.id for d in polled if can_stream(d, settings)]
 
 
 async def stale_feeds(session: AsyncSession, stale_seconds: float) -> list[int]:
@@ -84,8 +119,9 @@ class Feeder:
 
     async def tick(self, ctx: AppContext) -> None:
         await self.run(ctx)
-        async with ctx.session_factory() as session:  # the gauge, after this tick's outcomes
+        async with ctx.session_factory() as session:  # the gauges, after this tick's outcomes
             await stale_feeds(session, ctx.settings.market_data_stale_seconds)
+            await polled_streams(session, ctx.settings)
 
     async def run(
         self, ctx: AppContext, now: datetime | None = None, only: Collection[int] | None = None
@@ -188,18 +224,21 @@ async def _record(ctx: AppContext, results: list[Fetched], now: datetime) -> tup
             if result.points:
                 stored += await store(session, row.id, result.points, now)
                 metrics.MARKET_DATA_POINTS.labels("fetched").inc(len(result.points))
+            # Streamed again since it was claimed: its stream holds the next poll off.
+            held = is_streamed(row, now)
             if result.error is None:
                 row.last_fetched_at, row.last_error, row.consecutive_failures = now, None, 0
-                row.next_fetch_at = now + timedelta(seconds=poll)
+                if not held:
+                    row.next_fetch_at = now + timedelta(seconds=poll)
                 continue
             failed += 1
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
             row.last_error = result.error
             backoff = min(poll * 2 ** min(row.consecutive_failures, 16), MAX_BACKOFF_SECONDS)
             # A refused login is not retried every second (brokers lock accounts for that).
-            row.next_fetch_at = now + timedelta(
-                seconds=MAX_BACKOFF_SECONDS if result.fatal else backoff
-            )
+            if not held:
+                wait = MAX_BACKOFF_SECONDS if result.fatal else backoff
+                row.next_fetch_at = now + timedelta(seconds=wait)
         await session.commit()
     return stored, failed
 

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from execution_service.enums import DataSourceType, MarketType
+from execution_service.enums import DataSourceType, FeedMode, MarketType
 from execution_service.exchanges.kinds import DATA_KINDS
 from execution_service.schemas import (
     Body,
@@ -151,6 +151,12 @@ class DataConnectionRead(Model):
         default=False,
         description="a fetching connection that has fetched nothing for "
         "EXEC_MARKET_DATA_STALE_SECONDS",
+    )
+    mode: FeedMode | None = Field(
+        default=None,
+        description="how a fetching connection gets its prices now: `streaming` (pushed by its "
+        "venue) or `polling` (fetched every poll: its venue does not stream, or its stream is "
+        "down or silent); null for a manual connection",
     )
     created_at: datetime
     updated_at: datetime

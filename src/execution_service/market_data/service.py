@@ -84,7 +84,9 @@ def read(
     row: DataConnection, settings: Settings, now: datetime | None = None
 ) -> DataConnectionRead:
     out = DataConnectionRead.model_validate(row)
-    out.stale = feeds.is_stale(row, now or utcnow(), settings.market_data_stale_seconds)
+    now = now or utcnow()
+    out.stale = feeds.is_stale(row, now, settings.market_data_stale_seconds)
+    out.mode = feeds.mode_of(row, now)
     return out
 
 

@@ -29,6 +29,7 @@ from execution_service.enums import (
     ConnectionStatus,
     ConnectionType,
     DataSourceType,
+    FeedMode,
     MarketType,
     Role,
     SizeMode,
@@ -123,6 +124,11 @@ class DataConnection(Owned, Timestamps, Base):
     # When a feed worker may poll it next: a claim moves it past the poll, so several workers
     # never poll one connection at once; failures move it further (backoff).
     next_fetch_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Its price stream (`market_data.streams`): the mode its worker last recorded, and until when
+    # that worker holds it (renewed while it lives; another process takes it over once lapsed).
+    # While streaming, `next_fetch_at` is held at `streamed_until`: nobody polls it.
+    mode: Mapped[FeedMode | None] = mapped_column(Vocabulary(FeedMode, 16))
+    streamed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class MarketData(Base):

@@ -81,7 +81,7 @@ async def _retention(ctx: AppContext) -> None:
 
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
-    streams = OrderStreams()
+    streams, prices = OrderStreams(), feeds()
     return [
         Loop("position_monitor", s.monitor_interval_seconds, Monitor().tick, ctx.prices_changed),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
@@ -94,8 +94,9 @@ def default_loops(ctx: AppContext) -> list[Loop]:
         Loop("analytics", s.analytics_interval_seconds, _analytics),
         Loop("webhook_delivery", s.webhook_interval_seconds, _webhooks),
         Loop("drawdown_guard", s.guard_interval_seconds, _guard),
-        # Fetching data connections (ccxt, mtapi) store what they fetch; the monitor reads it.
-        Loop("market_data_feeds", s.market_data_poll_seconds, feeds().tick),
+        # Fetching data connections (ccxt, mtapi) store what their venue pushes (one stream
+        # each, where it can) or what they fetch; the monitor reads it.
+        Loop("market_data_feeds", s.market_data_poll_seconds, prices.tick, close=prices.close),
         Loop("market_data_retention", s.market_data_prune_interval_seconds, _retention),
     ]
 

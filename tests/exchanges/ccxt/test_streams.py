@@ -28,7 +28,9 @@ def public(make_adapter: AdapterFactory) -> CcxtAdapter:
     return make_adapter(credentials={})
 
 
-async def _next(adapter: CcxtAdapter, symbols: list[str], seconds: float = 5.0) -> dict[str, Ticker]:
+async def _next(
+    adapter: CcxtAdapter, symbols: list[str], seconds: float = 5.0
+) -> dict[str, Ticker]:
     """The next non-empty batch of pushed tickers."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:

@@ -56,7 +56,8 @@ class TickerStream:
         wanted = tuple(sorted(set(symbols)))
         if wanted != self._watching:
             await self._subscribe(wanted, markets_from)
-        if not wanted:
+        if not wanted:  # none the venue lists: nothing will come (the caller counts silence)
+            await asyncio.sleep(WAIT_SECONDS)
             return {}
         changed = self._changed()  # landed while nobody waited: no need to wait for more
         if changed:

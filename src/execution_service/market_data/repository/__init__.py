@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execution_service.enums import DataSourceType, PositionStatus
+from execution_service.enums import DataSourceType, FeedMode, PositionStatus
 from execution_service.market_data.repository.built import BuiltBarsRepository
 from execution_service.market_data.repository.latest import LatestRepository
 from execution_service.market_data.repository.points import MarketDataRepository
@@ -111,6 +111,47 @@ class DataConnectionRepository:
             if dc_id is not None:
                 out.setdefault(dc_id, set()).add(symbol)
         return out
+
+    async def claim_streams(
+        self, data_connection_ids: Collection[int], now: datetime, until: datetime
+    ) -> Sequence[DataConnection]:
+        """Of these, the connections no worker streams (no lease, or a lapsed one), each leased
+        to `until` in this transaction: another worker skips the rows locked here (PostgreSQL)
+        and, once this commits, finds them held."""
+        if not data_connection_ids:
+            return []
+        dc = DataConnection
+        stmt = (
+            select(dc)
+            .where(
+                dc.id.in_(list(data_connection_ids)),
+                (dc.streamed_until.is_(None)) | (dc.streamed_until <= now),
+            )
+            .order_by(dc.id)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self.session.scalars(stmt)).all()
+        if rows:
+            await self.session.execute(
+                update(dc)
+                .where(dc.id.in_([d.id for d in rows]))
+                # Polled until its stream delivers (a lapsed holder may have left `streaming`).
+                .values(streamed_until=until, mode=FeedMode.polling)
+            )
+        return rows
+
+    async def hold_stream(self, data_connection_id: int, lease: datetime, **values: object) -> bool:
+        """Set `values` on a streamed connection if its lease is still `lease` (this worker's);
+        False: another worker took it over (ours had lapsed), or it is gone."""
+        dc = DataConnection
+        stmt = (
+            update(dc)
+            .where(dc.id == data_connection_id, dc.streamed_until == lease)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
 
     async def active_of_types(self, types: Sequence[DataSourceType]) -> Sequence[DataConnection]:
         stmt = select(DataConnection).where(
