@@ -214,4 +214,4 @@ class StreamFeeds:
             await store(session, stream.row.id, points, now)
             await session.commit()
         metrics.MARKET_DATA_POINTS.labels("streamed").inc(len(points))
-        ctx.prices_changed.set()  # the monitor in this process judges them now
+        ctx.prices_arrived(stream.row.id, tickers)  # this process's monitor judges them now
