@@ -6,14 +6,17 @@ with its workers at their default settings, talking to it through real ccxt):
   reads `closed` (`closed_reason: sl`, the venue's price and fees).
 - **tick → exit on the wire**: a position whose SL the monitor emulates (`stops_on_venue:
   false`); the price moves through it on the venue; measured until the service's reduce-only
-  exit order reaches the venue.
+  exit order reaches the venue. Streamed: the account's prices come from a `ccxt` data
+  connection on the same venue, which the service streams (ccxt.pro watch_tickers on the fake's
+  market stream: the move is pushed as the venue's 24hrMiniTicker). Polled: the account has no
+  data connection, and the monitor reads the venue's public tickers once a tick.
 
 The fill path twice in one run: with the venue's order stream (ccxt.pro watch_orders on the
 fake's user data stream: the service looks the order up as the update lands), and with it off
 (EXEC_ORDER_STREAMS=false: the order tracker polls every EXEC_ORDER_TRACKER_INTERVAL_SECONDS,
-2 s). The price path polls (the monitor reads the venue's public prices every
-EXEC_MONITOR_INTERVAL_SECONDS, 1 s). Baseline: the polling interval (a poller reacts half an
-interval after an event on average, a whole one at worst). The issue's goal: p99 ≤ 100 ms.
+2 s); the price path too, streamed and polled (EXEC_MONITOR_INTERVAL_SECONDS, 1 s). Baseline:
+the polling interval (a poller reacts half an interval after an event on average, a whole one
+at worst). The issue's goal: p99 ≤ 100 ms, for the streamed paths.
 """
 
 from __future__ import annotations
@@ -43,7 +46,29 @@ async def _until(check: Any, limit: float, poll: float = 0.005) -> float:
     raise TimeoutError(f"not seen within {limit} s")
 
 
-async def _connection(user: Api, fake: FakeBinanceUsdm, *, on_venue: bool) -> int:
+async def _prices(user: Api, fake: FakeBinanceUsdm, limit: float) -> int:
+    """A data connection streaming the venue's BTC/USDT, once it reads `streaming`."""
+    body = {
+        "name": "usdm prices",
+        "type": "ccxt",
+        "exchange": "binanceusdm",
+        "market_type": "swap",
+        "api_base_url": fake.base_url,
+        "symbols": ["BTC/USDT"],
+    }
+    dc = await user.ok("POST", "/api/v1/data-connections", 201, json=body)
+
+    async def streaming() -> bool:
+        read = await user.ok("GET", f"/api/v1/data-connections/{dc['id']}")
+        return read["mode"] == "streaming"  # type: ignore[no-any-return]
+
+    await _until(streaming, limit, poll=0.05)
+    return int(dc["id"])
+
+
+async def _connection(
+    user: Api, fake: FakeBinanceUsdm, *, on_venue: bool, data_connection_id: int | None = None
+) -> int:
     preset = await user.preset(
         default_sl_percent=None,
         default_tp_percent=None,
@@ -60,6 +85,7 @@ async def _connection(user: Api, fake: FakeBinanceUsdm, *, on_venue: bool) -> in
             "api_base_url": fake.base_url,
             "credentials": fake.credentials,
             "preset_id": preset["id"],
+            "data_connection_id": data_connection_id,
         }
     )
     return int(conn["id"])
@@ -99,8 +125,11 @@ async def _fills(user: Api, fake: FakeBinanceUsdm, rounds: int, limit: float) ->
     return times
 
 
-async def _ticks(user: Api, fake: FakeBinanceUsdm, rounds: int, limit: float) -> list[float]:
-    conn_id = await _connection(user, fake, on_venue=False)
+async def _ticks(
+    user: Api, fake: FakeBinanceUsdm, rounds: int, limit: float, *, streamed: bool
+) -> list[float]:
+    prices = await _prices(user, fake, limit) if streamed else None
+    conn_id = await _connection(user, fake, on_venue=False, data_connection_id=prices)
     times = []
     for _ in range(rounds):
         pid = await _open(user, fake, conn_id)
@@ -150,7 +179,7 @@ async def _measure(
     mode = "true" if streams else "false"
     service = start_service(
         db, env.ring, env.workdir, workers=True, name=f"protection-{mode}",
-        env={"EXEC_ORDER_STREAMS": mode},
+        env={"EXEC_ORDER_STREAMS": mode, "EXEC_MARKET_DATA_STREAMS": mode},
     )  # fmt: skip
     apis: list[Api] = []
     try:
@@ -162,10 +191,9 @@ async def _measure(
         how = "streamed" if streams else "polled by the order tracker"
         log(f"protection: {rounds} venue fills, {how}")
         fills = await _fills(user, fake, rounds, limit)
-        ticks: list[float] = []
-        if not streams:  # prices are polled either way (the monitor's REST reads)
-            log(f"protection: {rounds} price moves, polled by the monitor")
-            ticks = await _ticks(user, fake, rounds, limit)
+        how = "streamed (watch_tickers)" if streams else "polled by the monitor"
+        log(f"protection: {rounds} price moves, {how}")
+        ticks = await _ticks(user, fake, rounds, limit, streamed=streams)
         return fills, ticks
     finally:
         for api in apis:
@@ -180,12 +208,13 @@ async def run(db: Database, env: Env) -> Result:
     await fake.start()
     try:
         polled, ticks = await _measure(db, env, fake, rounds, streams=False)
-        streamed, _ = await _measure(db, env, fake, rounds, streams=True)
+        streamed, pushed = await _measure(db, env, fake, rounds, streams=True)
     finally:
         await fake.stop()
     result.add(
         *_figures("venue fill → closed (order stream)", streamed, TRACKER, "tracker interval"),
         *_figures("venue fill → closed (REST polling)", polled, TRACKER, "tracker interval", False),
+        *_figures("price move → exit sent (price stream)", pushed, MONITOR, "monitor interval"),
         *_figures(
             "price move → exit sent (REST polling)", ticks, MONITOR, "monitor interval", False
         ),
@@ -195,9 +224,11 @@ async def run(db: Database, env: Env) -> Result:
         + ", ".join(f"{s * 1000:.0f}" for s in sorted(streamed))
         + " ms; polled: "
         + ", ".join(f"{s:.2f}" for s in sorted(polled))
-        + " s; price → exit, polled: "
+        + " s; price → exit, streamed: "
+        + ", ".join(f"{s * 1000:.0f}" for s in sorted(pushed))
+        + " ms; polled: "
         + ", ".join(f"{s:.2f}" for s in sorted(ticks))
-        + " s. Prices are polled (the venue's public tickers, once a monitor tick): the price "
-        "stream (watch_tickers) is not wired yet."
+        + " s. Streamed: a ccxt data connection on the venue, watch_tickers on its market "
+        "stream; polled: the venue's public tickers, once a monitor tick."
     )
     return result
