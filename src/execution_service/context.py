@@ -56,6 +56,9 @@ class AppContext:
     # those that have not answered for the monitor's maximum price age (`market_data.prices`).
     venue_prices_at: dict[str, float] = field(default_factory=dict)
     stale_price_venues: list[str] = field(default_factory=list)
+    # The monitor's shares in this process: (held, of, workers splitting them) once it ran
+    # (`positions.shares`).
+    monitor_shares: tuple[int, int, int] | None = None
     # Protection held at the venue (`orders.protection`): its first pass ran (start-up
     # reconciliation, before ready), and how many positions it could not protect there.
     protection_checked: bool = False

@@ -47,6 +47,14 @@ MONITOR_TICK = Histogram(
     "Duration of one position monitor tick.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+MONITOR_SHARES = Gauge(
+    "execution_monitor_shares",
+    "Shares of the position monitor's work (of 64) this process holds (all of them on SQLite).",
+)
+MONITOR_WORKERS = Gauge(
+    "execution_monitor_workers",
+    "Worker processes splitting the position monitor's shares, as this process last saw them.",
+)
 CONNECTIONS = Gauge(
     "execution_connections",
     "Execution connections by status, as of the last connection health tick.",

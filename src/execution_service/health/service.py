@@ -20,15 +20,17 @@ from execution_service.health.repository import HeartbeatRepository
 from execution_service.market_data.feeds import polled_streams, stale_feeds
 from execution_service.market_data.prices import venue_name
 from execution_service.models import WorkerHeartbeat
+from execution_service.positions.repository.shares import ShareRepository
 
 
 async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
-    """Each check by name, each with `ok` but `market_data` (reported, never failing). Never
-    raises: a failure is a check that is not ok."""
+    """Each check by name, each with `ok` but `market_data` and `monitor_shares` (reported,
+    never failing). Never raises: a failure is a check that is not ok."""
     checks: dict[str, dict[str, Any]] = {}
     beats: Sequence[WorkerHeartbeat]
     stale: list[int] | None = None
     polling: list[int] = []
+    owners: dict[str, int] | None = None
     try:
         async with ctx.session_factory() as session:
             repo = HeartbeatRepository(session)
@@ -36,6 +38,8 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
             beats = await repo.beats()
             stale = await stale_feeds(session, ctx.settings.market_data_stale_seconds)
             polling = await polled_streams(session, ctx.settings)
+            if ctx.engine.dialect.name == "postgresql":
+                owners = await ShareRepository(session).owners(utcnow())
         checks["database"] = {"ok": True}
     except Exception as exc:  # readiness reports any failure; it never raises
         checks["database"] = {"ok": False, "error": type(exc).__name__}
@@ -68,6 +72,13 @@ async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
     if stale is not None:
         # `polling`: connections whose venue could stream them, polled (stream down or silent).
         checks["market_data"] = {"stale": stale, "polling": polling}
+    if ctx.monitor_shares is not None or owners:
+        # The monitor's work split among the worker processes (reported, never failing): this
+        # process's shares, and the lease table's, by holder ("" is held by nobody right now).
+        held, of, workers = ctx.monitor_shares or (0, 0, 0)
+        checks["monitor_shares"] = {"held": held, "of": of, "workers": workers}
+        if owners is not None:
+            checks["monitor_shares"]["holders"] = owners
     if ctx.settings.workers_enabled:  # this process's monitor: venues whose prices stopped
         checks["venue_prices"] = {"stale": sorted({venue_name(v) for v in ctx.stale_price_venues})}
     with contextlib.suppress(Exception):  # reported, never failing: a venue's ban is not ours

@@ -19,7 +19,14 @@ from execution_service.models.accounts import (
     TradingPreset,
 )
 from execution_service.models.base import Base, Owned, Timestamps
-from execution_service.models.outbox import Event, Webhook, WebhookDelivery, WorkerHeartbeat
+from execution_service.models.outbox import (
+    Event,
+    MonitorShare,
+    MonitorWorker,
+    Webhook,
+    WebhookDelivery,
+    WorkerHeartbeat,
+)
 from execution_service.models.paper import PaperBalance, PaperHolding, PaperOrder
 from execution_service.models.trading import (
     ExecutionAnalytics,
@@ -40,6 +47,8 @@ __all__ = [
     "KeptBalance",
     "MarketData",
     "MarketDataLatest",
+    "MonitorShare",
+    "MonitorWorker",
     "Owned",
     "PaperBalance",
     "PaperHolding",

@@ -1,4 +1,5 @@
-"""Workers' heartbeats, and the outbox: events, webhooks and their deliveries."""
+"""Workers' heartbeats and the monitor's shares, and the outbox: events, webhooks and their
+deliveries."""
 
 from __future__ import annotations
 
@@ -31,6 +32,27 @@ class WorkerHeartbeat(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     instance: Mapped[str] = mapped_column(String(100))
     beat_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MonitorShare(Base):
+    """One share of the position monitor's work (`positions.shares`): the (price source, symbol)
+    pairs that hash to it are judged by the worker process holding its lease, and by no other."""
+
+    __tablename__ = "monitor_shares"
+
+    share: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MonitorWorker(Base):
+    """A worker process running the monitor, alive until `alive_until` unless it renews: the
+    shares are split evenly among the living."""
+
+    __tablename__ = "monitor_workers"
+
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alive_until: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Event(Owned, Base):

@@ -24,6 +24,7 @@ from execution_service.positions import book
 from execution_service.positions.repository import PositionRepository
 from execution_service.positions.repository.marking import MarkRepository
 from execution_service.positions.rules import Close, Decision, evaluate_path, view_of
+from execution_service.positions.shares import EVERY, share_of
 
 Quotes = dict[tuple[Source, str], Quote]
 # {source: {symbol: the oldest mark of the positions it prices}} -> quotes with the path of
@@ -52,26 +53,37 @@ class TickReport:
 Arrived = set[tuple[int, str]]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What one tick judges: the (source, symbol) pairs of this worker's `shares`, and of those
+    only the arrived prices' (`only`) when woken by them."""
+
+    shares: frozenset[int] = EVERY
+    only: Arrived | None = None
+
+    def wants(self, source: Source, symbol: str) -> bool:
+        if self.only is not None and (
+            source[0] != SourceKind.data or (source[1], symbol) not in self.only
+        ):
+            return False
+        return self.shares is EVERY or share_of(source, symbol) in self.shares
+
+
 async def mark(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, scope: Scope = Scope()
 ) -> list[CloseOrder]:
-    """Mark every open position (`only`: those priced by these data connections' symbols, as
-    a tick woken by their prices does); return the closes the rules call for."""
+    """Mark the open positions in `scope`; return the closes the rules call for."""
     if ctx.engine.dialect.name == "postgresql":
-        closes = await mark_in_sql(ctx, fetch, now, report, only)
+        closes = await mark_in_sql(ctx, fetch, now, report, scope)
     else:
-        closes = await mark_in_python(ctx, fetch, now, report, only)
-    if only is None:
+        closes = await mark_in_python(ctx, fetch, now, report, scope)
+    if scope.only is None:
         metrics.OPEN_POSITIONS.set(report.positions)
     return closes
 
 
-def _wanted(source: Source, symbol: str, only: Arrived | None) -> bool:
-    return only is None or (source[0] == SourceKind.data and (source[1], symbol) in only)
-
-
-def _symbols(only: Arrived | None) -> set[str] | None:
-    return None if only is None else {symbol for _, symbol in only}
+def _symbols(scope: Scope) -> set[str] | None:
+    return None if scope.only is None else {symbol for _, symbol in scope.only}
 
 
 def _fresh(
@@ -99,13 +111,13 @@ def _grouped(pairs: list[tuple[Source, str, datetime | None]]) -> Wanted:
 
 
 async def mark_in_sql(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, scope: Scope = Scope()
 ) -> list[CloseOrder]:
     """PostgreSQL: one grouped read of what to price, one set-based UPDATE that marks every open
     position and returns those a rule may act on; only those are loaded and evaluated."""
     async with ctx.session_factory() as session:
-        groups = await MarkRepository(session).open_groups(_symbols(only))
-        counts = {key: n for key, (n, _) in groups.items() if _wanted(*key, only)}
+        groups = await MarkRepository(session).open_groups(_symbols(scope))
+        counts = {key: n for key, (n, _) in groups.items() if scope.wants(*key)}
         report.positions = sum(counts.values())
         if not counts:
             return []
@@ -115,7 +127,7 @@ async def mark_in_sql(
         [
             (source, symbol, at)
             for (source, symbol), (_, at) in groups.items()
-            if _wanted(source, symbol, only)
+            if scope.wants(source, symbol)
         ]
     )
     quotes = await fetch(wanted, connections)
@@ -170,13 +182,13 @@ def _decide(
 
 
 async def mark_in_python(
-    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, only: Arrived | None = None
+    ctx: AppContext, fetch: Fetch, now: datetime, report: TickReport, scope: Scope = Scope()
 ) -> list[CloseOrder]:
     """SQLite (text Money, floating-point SQL arithmetic): every open position is read, marked
     and evaluated here, and written back in one executemany."""
     async with ctx.session_factory() as session:
-        rows = await PositionRepository(session).open_with_connections(_symbols(only))
-    rows = [(p, c) for p, c in rows if _wanted(source_of(c), p.symbol, only)]
+        rows = await PositionRepository(session).open_with_connections(_symbols(scope))
+    rows = [(p, c) for p, c in rows if scope.wants(source_of(c), p.symbol)]
     report.positions = len(rows)
     if not rows:
         return []

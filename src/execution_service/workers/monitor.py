@@ -22,31 +22,38 @@ from execution_service.market_data.sources import Quote, Source
 from execution_service.models import ExecutionConnection
 from execution_service.orders import exits
 from execution_service.positions import watch
+from execution_service.positions.shares import ShareKeeper
 
 log = logging.getLogger(__name__)
 
 
 class Monitor:
-    """The monitor loop's tick: the whole book when its interval has passed since the last whole
-    tick, else (woken by prices) only the (data connection, symbol) pairs that arrived. A price
-    pushed or streamed for one symbol then costs its own positions, not every open one."""
+    """The monitor loop's tick, over this worker's shares of the book (`positions.shares`): all
+    of them when the interval has passed since the last whole tick, else (woken by prices) only
+    the (data connection, symbol) pairs that arrived. A price pushed or streamed for one symbol
+    then costs its own positions, not every open one."""
 
-    def __init__(self) -> None:
+    def __init__(self, keeper: ShareKeeper | None = None) -> None:
+        self.keeper = keeper or ShareKeeper()
         self._whole_at = float("-inf")
 
     async def tick(self, ctx: AppContext) -> None:
         arrived = ctx.take_arrived_prices()
+        shares = await self.keeper.refresh(ctx)
         started = time.monotonic()
         if arrived and started - self._whole_at < ctx.settings.monitor_interval_seconds:
-            await monitor_tick(ctx, only=arrived)
+            await monitor_tick(ctx, watch.Scope(shares, arrived))
             return
         self._whole_at = started
-        await monitor_tick(ctx)
+        await monitor_tick(ctx, watch.Scope(shares))
+
+    async def close(self, ctx: AppContext) -> None:
+        await self.keeper.leave(ctx)
 
 
-async def monitor_tick(ctx: AppContext, only: watch.Arrived | None = None) -> watch.TickReport:
-    """One pass over the open positions (`only`: those priced by these data connections'
-    symbols)."""
+async def monitor_tick(ctx: AppContext, scope: watch.Scope | None = None) -> watch.TickReport:
+    """One pass over the open positions in `scope` (by default every one)."""
+    scope = scope or watch.Scope()
     report = watch.TickReport()
     now = utcnow()
 
@@ -55,7 +62,7 @@ async def monitor_tick(ctx: AppContext, only: watch.Arrived | None = None) -> wa
     ) -> dict[tuple[Source, str], Quote]:
         return await fetch_prices(ctx, wanted, connections)
 
-    closes = await watch.mark(ctx, fetch, now, report, only)
+    closes = await watch.mark(ctx, fetch, now, report, scope)
     # A flagged position (its exits refused too often) waits for an operator, not the next tick.
     requests = [
         exits.ExitRequest(p.id, c.reason, c.quantity, c.full, c.level)

@@ -81,9 +81,16 @@ async def _retention(ctx: AppContext) -> None:
 
 def default_loops(ctx: AppContext) -> list[Loop]:
     s = ctx.settings
-    streams, prices = OrderStreams(), feeds()
+    streams, prices, monitor = OrderStreams(), feeds(), Monitor()
     return [
-        Loop("position_monitor", s.monitor_interval_seconds, Monitor().tick, ctx.prices_changed),
+        # Over this worker's shares of the book (several workers split them on PostgreSQL).
+        Loop(
+            "position_monitor",
+            s.monitor_interval_seconds,
+            monitor.tick,
+            ctx.prices_changed,
+            close=lambda: monitor.close(ctx),
+        ),
         # Runs at once on start: orders whose outcome a crash lost are reconciled first thing.
         Loop("order_tracker", s.order_tracker_interval_seconds, _orders),
         # Runs at once on start too: positions the venue closed while we were down are closed.
