@@ -9,10 +9,12 @@ X-BAPI-SIGN = hex HMAC-SHA256(secret, timestamp + key + recv window + query stri
 `orderLinkId` is at most 36 characters of letters, digits, `-` and `_`. Create and cancel answer
 with the ids only; an order is read from `order/realtime` (open, and the account's recent
 closed ones). A reduce-only order larger than the position is cut to the position's size.
+Conditional orders (an SL or TP held at the venue) are in `bybit_conditional.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -22,6 +24,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from tests.fakes.bybit_conditional import CODES as CONDITIONAL_CODES
+from tests.fakes.bybit_conditional import ConditionalOrder, ConditionalOrders
 from tests.fakes.venue import (
     Book,
     Call,
@@ -29,7 +33,9 @@ from tests.fakes.venue import (
     Instrument,
     Order,
     Refusal,
+    Trigger,
     VenueServer,
+    _Rule,
     now_ms,
     plain,
     serve_alone,
@@ -88,6 +94,7 @@ CODES = {
     "hedge": (10001, "position idx not match position mode"),
     "not_found": (110001, "Order does not exist"),
     "not_open": (110001, "order not exists or too late to cancel"),
+    **CONDITIONAL_CODES,
     "leverage": (10001, "leverage invalid"),
     "leverage_unchanged": (110043, "leverage not modified"),
     "key": (10003, "API key is invalid."),
@@ -133,6 +140,7 @@ class FakeBybit(VenueServer):
         super().__init__(host, port)
         self.api_key, self.api_secret = api_key, api_secret
         self.books = _Books()
+        self.conditional = ConditionalOrders(self)
         self.routes = {
             ("GET", "/v5/market/instruments-info"): (False, self._instruments),
             ("GET", "/v5/market/tickers"): (False, self._tickers),
@@ -142,6 +150,7 @@ class FakeBybit(VenueServer):
             ("POST", "/v5/order/create"): (True, self._create),
             ("GET", "/v5/order/realtime"): (True, self._realtime),
             ("POST", "/v5/order/cancel"): (True, self._cancel),
+            ("POST", "/v5/order/amend"): (True, self._amend),
             ("GET", "/v5/position/list"): (True, self._positions),
             ("POST", "/v5/position/set-leverage"): (True, self._set_leverage),
             ("GET", "/v5/execution/list"): (True, self._executions),
@@ -158,6 +167,16 @@ class FakeBybit(VenueServer):
     def set_price(self, symbol: str, price: Decimal | str) -> None:
         for book in (self.books.spot, self.books.linear):
             book.set_price(symbol, price)
+
+    def conditional_orders(self, *, live_only: bool = False) -> list[ConditionalOrder]:
+        """The conditional orders of the linear book (`live_only`: those still untriggered),
+        as Bybit shows them: what a test's watcher counts."""
+        return self.conditional.views(live_only=live_only)
+
+    def refuse_next_amends(self, count: int, kind: str, message: str) -> None:
+        """The next `/v5/order/amend` calls are refused with the venue's code for `kind`."""
+        rule = _Rule(count, "POST", "/v5/order/amend", {"kind": kind, "message": message})
+        self._rejects.append(rule)
 
     @property
     def orders(self) -> list[Order]:
@@ -472,11 +491,13 @@ class FakeBybit(VenueServer):
         link = str(p.get("orderLinkId") or uuid.uuid4())
         if not LINK_ID.fullmatch(link):
             raise Refusal("client_id", "orderLinkId")
-        if any(o.client_id == link for o in book.orders):
+        if any(o.client_id == link for o in book.orders) or self.conditional.taken(link):
             raise Refusal("duplicate_client_id", "duplicate")
         refused = self.take_reject(call.method, call.path)
         if refused is not None:
             raise refused
+        if p.get("triggerPrice"):
+            return self.conditional.create(call, link)
         if str(p.get("positionIdx", "0")) != "0" and not book.hedge_mode:
             raise Refusal("hedge", "one-way mode takes positionIdx 0")
         side, kind = str(p.get("side", "")).lower(), str(p.get("orderType", "")).lower()
@@ -505,26 +526,45 @@ class FakeBybit(VenueServer):
         return book, order
 
     async def _realtime(self, call: Call) -> dict[str, Any]:
-        category = call.params.get("category")
+        """`orderFilter`: StopOrder (conditional orders only), Order (ordinary ones only), or
+        absent (both, as a unified account answers)."""
+        category, kind = call.params.get("category"), call.params.get("orderFilter")
+        ordinary, conditional = kind != "StopOrder", kind != "Order"
+        book, symbol = self.books.of(category), call.params.get("symbol")
+        rows = []
         if call.params.get("orderId") or call.params.get("orderLinkId"):
-            try:
-                _, order = self._lookup(call)
-            except Refusal:
-                return {"list": [], "nextPageCursor": "", "category": category}
-            rows = [self._detail(order, category)]
+            trigger = self._conditional(call) if conditional else None
+            if trigger is not None:
+                rows = [self.conditional.detail(trigger)]
+            elif ordinary:
+                with contextlib.suppress(Refusal):
+                    rows = [self._detail(self._lookup(call)[1], category)]
         else:
-            book, symbol = self.books.of(category), call.params.get("symbol")
-            rows = [
-                self._detail(o, category)
-                for o in book.orders
-                if o.is_open and (not symbol or o.inst.id == symbol)
-            ]
+            if ordinary:
+                rows += [self._detail(o, category) for o in book.orders if o.is_open]
+            if conditional and book is self.books.linear:
+                rows += [self.conditional.detail(t) for t in book.triggers if t.status == "new"]
+            rows = [r for r in rows if not symbol or r["symbol"] == symbol]
         return {"list": rows, "nextPageCursor": "", "category": category}
 
+    def _conditional(self, call: Call) -> Trigger | None:
+        if call.params.get("category") != "linear":
+            return None
+        p = call.params
+        trigger = self.conditional.find(p.get("orderId") or None, p.get("orderLinkId") or None)
+        symbol = p.get("symbol")
+        return None if trigger is None or (symbol and trigger.inst.id != symbol) else trigger
+
     async def _cancel(self, call: Call) -> dict[str, Any]:
+        trigger = self._conditional(call)
+        if trigger is not None:
+            return self.conditional.cancel(trigger)
         book, order = self._lookup(call)
         book.cancel(order)
         return {"orderId": order.id, "orderLinkId": order.client_id}
+
+    async def _amend(self, call: Call) -> dict[str, Any]:
+        return self.conditional.amend(call)
 
     def _detail(self, o: Order, category: str | None) -> dict[str, Any]:
         average = o.average
