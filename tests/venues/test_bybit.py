@@ -63,7 +63,10 @@ async def test_spot_flow(user: Actor, ctx: AppContext, bybit: FakeBybit) -> None
 
 
 async def test_linear_perpetual_flow(user: Actor, ctx: AppContext, bybit: FakeBybit) -> None:
-    conn = await connect(user, bybit, "bybit", market_type="swap", leverage="5")
+    # The monitor's SL and its reduce-only exit (venue-held stops: test_protection_bybit.py).
+    conn = await connect(
+        user, bybit, "bybit", market_type="swap", leverage="5", stops_on_venue=False
+    )
     assert categories(bybit) == {"linear"}  # no spot, inverse or option markets
     assert bybit.requests_to("GET", "/v5/position/list")  # one-way mode (positionIdx 0)
 
@@ -101,7 +104,10 @@ async def test_linear_perpetual_flow(user: Actor, ctx: AppContext, bybit: FakeBy
 async def test_a_short_on_the_perpetual_is_seen_filled_and_closed_at_its_target(
     user: Actor, ctx: AppContext, bybit: FakeBybit
 ) -> None:
-    conn = await connect(user, bybit, "bybit", market_type="swap", leverage="5")
+    # The monitor's TP (the venue-held one: test_protection_bybit.py).
+    conn = await connect(
+        user, bybit, "bybit", market_type="swap", leverage="5", stops_on_venue=False
+    )
     execution = await signal(user, conn, direction="sell", sl_price="51000", tp_price="48000")
     assert execution["status"] == "filled" and execution["quantity"] == "0.02"
     assert bybit.books.linear.positions["BTCUSDT"].qty == D("-0.02")

@@ -359,6 +359,14 @@ class ExchangeAdapter(Protocol):
         (`list_id`), or a lone SL as a stop order. One result per leg, in order."""
         ...
 
+    async def amend_protection(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        """`capabilities.amends_triggers`: the resting leg (by `order_id`, else its client
+        order id) takes `leg.price` in place; the result is the leg read back, `price` the
+        level the venue now holds."""
+        ...
+
     async def fetch_order(
         self,
         symbol: str,

@@ -32,7 +32,9 @@ from execution_service.exchanges.budget import Priority, calling, current_call
 from execution_service.exchanges.capabilities import VenueCapabilities
 
 # Operations that protect or close a position: first in line for the venue's request budget.
-_EXITS = frozenset({"close_position", "amend_stops", "cancel_order", "place_protection"})
+_EXITS = frozenset(
+    {"close_position", "amend_stops", "cancel_order", "place_protection", "amend_protection"}
+)
 
 
 class BoundedAdapter:
@@ -188,6 +190,12 @@ class BoundedAdapter:
     ) -> list[OrderResult]:
         async with self._call("place_protection"):
             return await self.inner.place_protection(symbol, side, amount, legs, list_id)
+
+    async def amend_protection(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        async with self._call("amend_protection"):
+            return await self.inner.amend_protection(symbol, side, leg, order_id)
 
     async def watch_order_changes(self) -> list[str]:
         # A long-lived wait for pushed updates: no request budget, no call slot held.

@@ -60,6 +60,10 @@ class VenueCapabilities:
     # The callback percents (low, high) of a trailing stop the venue trails itself, as one more
     # reduce-only trigger order (None: the monitor trails, the venue holds the SL only).
     trailing_percents: tuple[Decimal, Decimal] | None = None
+    # A resting SL or TP leg takes a new level in place (`amend_protection`: the same order,
+    # so the venue never holds two stops, nor none); otherwise a new leg is placed first and
+    # the old one cancelled after.
+    amends_triggers: bool = False
     # An order can be flagged so that it only ever reduces a position (derivatives).
     reduce_only: bool = False
     # The venue holds positions of its own (derivatives) that can be read back to reconcile

@@ -1,6 +1,10 @@
 """A new SL or TP level for a position whose level rests at the venue (`orders.protection`):
 the venue is amended first, and the caller changes the position only once it accepted.
 
+Where the venue amends a trigger order in place (`amends_triggers`: Bybit), the resting leg
+takes the new level: the same order id, and the venue holds exactly one stop throughout. The
+leg's row then carries the new level (`price`) and the levels it held before (`plan.amended`).
+
 Binance USDⓈ-M cannot amend a trigger order in place: the new leg is placed first and the old
 one cancelled after. Between the two answers the venue briefly holds both, each reduce-only
 (the second to fire finds no position and expires); never none, which would leave the position
@@ -14,9 +18,10 @@ import logging
 from decimal import Decimal
 
 from execution_service.context import AppContext
-from execution_service.enums import OrderStatus, OrderType, Protection
+from execution_service.db import utcnow
+from execution_service.enums import CloseReason, OrderStatus, OrderType, Protection
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, ProtectiveLeg
-from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders import protection, protection_legs
 from execution_service.orders.lifecycle import Recording, apply_result, reject
 from execution_service.orders.repository import RESTING, OrderRepository
@@ -67,6 +72,11 @@ async def replace_legs(
         return {OrderType.stop: None, OrderType.target: None}
     for kind, level in moves.items():
         old = [leg for leg in live if leg.order_type == kind]
+        amendable = adapter.capabilities.amends_triggers and kind != OrderType.trailing
+        if level is not None and amendable and len(old) == 1 and old[0].status in RESTING:
+            await _amend(ctx, adapter, conn, old[0], level)
+            held[kind] = level
+            continue
         if level is not None:
             await _place(ctx, adapter, conn, position, kind, level)
         for leg in old:
@@ -111,4 +121,36 @@ async def _place(
         recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
         await apply_result(session, current, answer, adapter=conn.adapter, recording=recording)
         await recording.finish(session)
+        await session.commit()
+
+
+async def _amend(
+    ctx: AppContext,
+    adapter: ExchangeAdapter,
+    conn: ExecutionConnection,
+    leg: ExecutionLog,
+    level: Decimal,
+) -> None:
+    """The resting leg takes `level` in place; its row records the new level once the venue
+    took it (`VenueRefused` otherwise: the leg still rests at its old level)."""
+    request = ProtectiveLeg(leg.order_type, level, leg.client_order_id)
+    try:
+        answer = await adapter.amend_protection(leg.symbol, leg.direction, request, leg.order_id)
+    except ExchangeError as exc:
+        raise VenueRefused(exc) from None
+    async with ctx.session_factory() as session:
+        row = await OrderRepository(session).lock(leg.id)
+        if row is None:
+            return
+        plan = dict(row.plan or {})
+        plan["amended"] = [
+            *plan.get("amended", []),
+            {"from": str(row.price), "to": str(level), "at": utcnow().isoformat()},
+        ]
+        row.plan, row.price = plan, level
+        row.close_reason = CloseReason.sl if leg.order_type == OrderType.stop else CloseReason.tp
+        if answer.status != OrderStatus.pending:  # the leg as read back (it may have fired)
+            recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
+            await apply_result(session, row, answer, adapter=conn.adapter, recording=recording)
+            await recording.finish(session)
         await session.commit()

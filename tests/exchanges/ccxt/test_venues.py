@@ -11,7 +11,7 @@ from decimal import Decimal as D
 import ccxt.async_support as ccxt
 import pytest
 
-from execution_service.enums import CloseReason, MarketType
+from execution_service.enums import CloseReason, MarketType, Protection
 from execution_service.exchanges.base import Market, VenueClose
 from execution_service.exchanges.ccxt.capabilities import venue_capabilities
 from execution_service.exchanges.ccxt.errors import scrub
@@ -60,6 +60,18 @@ def test_capabilities_of_the_proven_venues() -> None:
     assert venue_capabilities("bybit", MarketType.swap).ids_only_answers
     assert not venue_capabilities("binanceusdm", MarketType.swap).ids_only_answers
     assert not venue_capabilities("binancecoinm", MarketType.swap).linear_swaps
+
+
+def test_where_stops_are_held_and_amended_in_place() -> None:
+    bybit, usdm = (
+        venue_capabilities("bybit", MarketType.swap),
+        venue_capabilities("binanceusdm", MarketType.swap),
+    )
+    assert bybit.protection == usdm.protection == Protection.trigger_orders
+    # Bybit's conditional orders take a new triggerPrice in place; Binance's algo orders do not.
+    assert bybit.amends_triggers and not usdm.amends_triggers
+    assert venue_capabilities("bybit", MarketType.spot).protection == Protection.emulated
+    assert not venue_capabilities("okx", MarketType.swap).amends_triggers
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ from execution_service.exchanges.base import (
     NoPrice,
     NotSupported,
     OrderResult,
-    ProtectiveLeg,
     Stops,
     TemporaryError,
     Ticker,
@@ -49,7 +48,7 @@ from execution_service.exchanges.ccxt.parsing import (
     to_order,
     to_ticker,
 )
-from execution_service.exchanges.ccxt.protection import Protective
+from execution_service.exchanges.ccxt.protection import ProtectionCalls, Protective
 from execution_service.exchanges.ccxt.streams import Streams
 from execution_service.exchanges.ccxt.symbols import resolve
 from execution_service.exchanges.ccxt.venues import order_params, order_ref, venue_of
@@ -60,7 +59,7 @@ from execution_service.outbound.policy import OPEN, OutboundPolicy
 log = logging.getLogger(__name__)
 
 
-class CcxtAdapter(CcxtCalls):
+class CcxtAdapter(CcxtCalls, ProtectionCalls):
     """One ccxt client for one account. Create it once per connection and `close()` it."""
 
     def __init__(
@@ -333,11 +332,6 @@ class CcxtAdapter(CcxtCalls):
             sent.status = OrderStatus.pending
             return sent
 
-    async def place_protection(
-        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
-    ) -> list[OrderResult]:
-        return await self._protective.place(symbol, side, amount, legs, list_id)
-
     async def cancel_order(
         self,
         symbol: str,
@@ -348,7 +342,7 @@ class CcxtAdapter(CcxtCalls):
     ) -> OrderResult:
         venue = await self.venue_symbol(symbol)
         ref, params = order_ref(self._venue, order_id, client_order_id)
-        params.update(self._protective.lookup_params(trigger))
+        params.update(self._protective.cancel_params(trigger))
         raw = await self._call(lambda: self._ex.cancel_order(ref, venue, params))
         self._balances.forget()  # the order's locked funds are free again
         order = to_order(raw, symbol, client_order_id=client_order_id)

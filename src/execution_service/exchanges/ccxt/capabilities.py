@@ -49,6 +49,7 @@ def capabilities_of(exchange_id: str, has: dict[str, Any], market_type: str) -> 
         linear_swaps=venue.linear_swaps,
         protection=venue.protection.get(MarketType(market_type), Protection.emulated),
         trailing_percents=venue.trailing_percents.get(MarketType(market_type)),
+        amends_triggers=MarketType(market_type) in venue.amends_triggers,
         client_ids=venue.client_ids,
         ids_only_answers=venue.ids_only_answers,
         streams=_streams(exchange_id) - _unproven(venue, MarketType(market_type)),

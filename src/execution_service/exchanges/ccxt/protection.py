@@ -2,8 +2,11 @@
 
 `trigger_orders` (derivatives): each leg is a reduce-only trigger order of its own, through
 ccxt's unified `stopLossPrice` / `takeProfitPrice`. Some venues keep trigger orders apart from
-ordinary ones (Binance USDⓈ-M's algo orders): they are looked up with the venue's trigger params,
-and once one fired, the order it fired is what is reported (its fills, average and fees).
+ordinary ones (Binance USDⓈ-M's algo orders, Bybit's conditional orders): they are looked up
+with the venue's trigger params, and once one fired, the order it fired is what is reported (its
+fills, average and fees); where the trigger order itself becomes the market order (Bybit), it
+is. Where the venue amends a trigger order in place (`amends_triggers`, Bybit), a new level is
+ccxt's `edit_order` with the new `triggerPrice`: the same order, never two nor none resting.
 
 `oco` (spot): SL and TP as one OCO list through the venue's own endpoint (ccxt's implicit API),
 which reserves the coins once for both legs and expires one when the other fills; a lone SL is a
@@ -17,15 +20,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from execution_service.enums import OrderStatus, OrderType, Protection
-from execution_service.exchanges.base import InvalidOrder, NotSupported, OrderResult, ProtectiveLeg
+from execution_service.exchanges.base import (
+    ExchangeError,
+    InvalidOrder,
+    NotSupported,
+    OrderResult,
+    ProtectiveLeg,
+    TemporaryError,
+)
 from execution_service.exchanges.ccxt.parsing import to_order
-from execution_service.exchanges.ccxt.venues import CcxtVenue, order_params
+from execution_service.exchanges.ccxt.venues import CcxtVenue, order_params, order_ref
 from execution_service.exchanges.values import plain, to_decimal
 
 if TYPE_CHECKING:
     from execution_service.exchanges.ccxt.adapter import CcxtAdapter
 
 T = TypeVar("T")
+ZERO = Decimal(0)
 Call = Callable[..., Awaitable[Any]]
 
 
@@ -35,6 +46,10 @@ class Protective:
 
     def lookup_params(self, trigger: bool) -> dict[str, Any]:
         return dict(self._venue.trigger_params) if trigger else {}
+
+    def cancel_params(self, trigger: bool) -> dict[str, Any]:
+        params = self._venue.trigger_cancel_params
+        return dict(self._venue.trigger_params if params is None else params) if trigger else {}
 
     async def place(
         self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
@@ -81,7 +96,57 @@ class Protective:
             client_order_id=leg.client_order_id,
             amount=to_decimal(qty),
         )
+        if raw.get("status") is None:  # ids only (Bybit): its state is read back
+            order = await self._read_back(symbol, order, leg)
         order.type = leg.type
+        return order
+
+    async def amend(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        """A resting stop or target leg takes `leg.price` as its trigger price, in place."""
+        if not self._adapter.capabilities.amends_triggers or leg.type == OrderType.trailing:
+            raise NotSupported(f"{self._adapter.exchange_id}: trigger orders are not amended")
+        venue_symbol = await self._adapter.venue_symbol(symbol)
+        ex = self._adapter.client
+        ref, params = order_ref(self._venue, order_id, leg.client_order_id)
+        level = ex.price_to_precision(venue_symbol, plain(leg.price))
+        params["triggerPrice"] = level
+        sent = OrderResult(
+            order_id or "", leg.client_order_id, symbol, side, leg.type, OrderStatus.open, ZERO
+        )
+        try:
+            await self._call(
+                lambda: ex.edit_order(ref, venue_symbol, "market", side, None, None, params),
+                unknown_outcome=True,
+            )
+        except TemporaryError:
+            # The answer was lost: an amend sets a level, so the leg read back says whether
+            # the venue took it.
+            order = await self._read_back(symbol, sent, leg)
+            if order.price != to_decimal(level):
+                raise
+        else:
+            order = await self._read_back(symbol, sent, leg)
+        order.type = leg.type
+        return order
+
+    async def _read_back(self, symbol: str, sent: OrderResult, leg: ProtectiveLeg) -> OrderResult:
+        """The venue answered with ids only: the leg's state is read, never guessed (`pending`
+        if that read fails: the order tracker finds it by client order id). `price` is the
+        trigger price the venue holds."""
+        try:
+            order = await self._adapter.fetch_order(
+                symbol,
+                order_id=sent.order_id or None,
+                client_order_id=leg.client_order_id,
+                trigger=True,
+            )
+        except ExchangeError:
+            sent.status = OrderStatus.pending
+            return sent
+        level = to_decimal(order.raw.get("triggerPrice"))
+        order.price = level if level else order.price
         return order
 
     async def _oco(
@@ -146,3 +211,19 @@ class Protective:
         info = raw.get("info") or {}
         fired = info.get(key) if key else None
         return str(fired) if fired not in (None, "", 0, "0") else None
+
+
+class ProtectionCalls:
+    """`CcxtAdapter`'s protective-order calls (`Protective` does the work)."""
+
+    _protective: Protective
+
+    async def place_protection(
+        self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
+    ) -> list[OrderResult]:
+        return await self._protective.place(symbol, side, amount, legs, list_id)
+
+    async def amend_protection(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        return await self._protective.amend(symbol, side, leg, order_id)

@@ -55,7 +55,13 @@ class CcxtVenue:
     # placed. `oco_method`: ccxt's implicit-API method that places an OCO list.
     protection: Mapping[MarketType, Protection] = field(default_factory=dict)
     trigger_params: Mapping[str, Any] = field(default_factory=dict)
+    # What cancelling a trigger order takes instead (None: `trigger_params`).
+    trigger_cancel_params: Mapping[str, Any] | None = None
     fired_order_key: str | None = None
+    # The market types whose trigger orders take a new trigger price in place (ccxt's
+    # `edit_order`: same order id, never two nor none resting); elsewhere a new level is a new
+    # leg placed before the old one is cancelled. Proven against the fake.
+    amends_triggers: frozenset[MarketType] = frozenset()
     oco_method: str = ""
     # The market types whose order stream (ccxt.pro watch_orders) is proven against the fake.
     order_streams: frozenset[MarketType] = frozenset()
@@ -118,6 +124,14 @@ VENUES: dict[str, CcxtVenue] = {
         unchanged=("110043",),  # leverage not modified
         position_mode_from_positions=True,
         funding_sign=-1,
+        # Linear: reduce-only conditional market orders (`triggerPrice`, `triggerDirection`;
+        # the same order id becomes the market order once triggered, with its own fills and
+        # fees). Looked up with orderFilter=StopOrder (ccxt's `trigger`), cancelled as any
+        # order, amended in place (`/v5/order/amend`).
+        protection={MarketType.swap: Protection.trigger_orders},
+        trigger_params={"trigger": True},
+        trigger_cancel_params={},
+        amends_triggers=frozenset({MarketType.swap}),
     ),
     "binance": _BINANCE,
     "binanceusdm": _BINANCE,

@@ -275,6 +275,11 @@ class MtapiAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("mtapi: SL/TP travel with the position (amend_stops)")
 
+    async def amend_protection(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        raise NotSupported("mtapi: SL/TP travel with the position (amend_stops)")
+
     async def watch_order_changes(self) -> list[str]:
         raise NotSupported("mtapi: no order stream")
 

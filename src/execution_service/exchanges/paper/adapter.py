@@ -294,6 +294,11 @@ class PaperAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("paper: protective orders are not held at the venue")
 
+    async def amend_protection(
+        self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
+    ) -> OrderResult:
+        raise NotSupported("paper: protective orders are not held at the venue")
+
     async def watch_order_changes(self) -> list[str]:
         raise NotSupported("paper: no order stream")
 
