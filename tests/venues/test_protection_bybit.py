@@ -118,16 +118,16 @@ async def test_a_patch_amends_the_stop_in_place_while_the_price_moves(
 
     tasks = [asyncio.create_task(watch()), asyncio.create_task(move())]
     try:
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         path = f"/api/v1/positions/{position['id']}"
         amended = await user.ok("PATCH", path, json={"sl_price": "49500"})
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     finally:
         done.set()
         for task in tasks:
             await task
     assert amended["sl_price"] == "49500" and amended["held_sl_price"] == "49500"
-    assert len(seen) > 10 and set(seen) == {1}, seen  # never none, never two
+    assert len(seen) > 5 and set(seen) == {1}, seen  # never none, never two
     assert levels[0] == D(49000) and levels[-1] == D(49500)
     [after] = _stops(bybit)
     assert (after.order_id, after.order_link_id) == (before.order_id, before.order_link_id)
