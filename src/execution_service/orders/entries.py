@@ -25,9 +25,10 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.orders import bulk
 from execution_service.orders.ids import entry_client_order_id
 from execution_service.orders.lifecycle import reject, send_deadline, submit
-from execution_service.orders.outcomes import OutcomeRecorder, send_batch
+from execution_service.orders.outcomes import OutcomeRecorder, fill_batch, record_outcomes
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,14 @@ async def _send_batch(
     items: Sequence[tuple[int, ExecutionLog, EntryOrder]],
     recorded: list[ExecutionLog],
 ) -> None:
-    """Simulated venues: every order in one transaction of the venue's own."""
-    logs = await send_batch(ctx, [(entry, order.conn) for _, entry, order in items])
-    for (i, _, _), entry in zip(items, logs, strict=True):
-        recorded[i] = entry
+    """Simulated venues: every order in one transaction of the venue's own; the outcomes of
+    new entries recorded set-based (`orders.bulk`), any others as single orders' are."""
+    outcomes = await fill_batch(ctx, [(entry, order.conn) for _, entry, order in items])
+    fast = [k for k, (_, entry, _) in enumerate(items) if bulk.eligible(entry, outcomes[k])]
+    chosen = set(fast)
+    others = [k for k in range(len(items)) if k not in chosen]
+    logs = await bulk.record_entries(ctx, [items[k][1] for k in fast], [outcomes[k] for k in fast])
+    if others:
+        logs += await record_outcomes(ctx, [outcomes[k] for k in others])
+    for k, entry in zip(fast + others, logs, strict=True):
+        recorded[items[k][0]] = entry

@@ -87,7 +87,7 @@ def _day(entry: ExecutionLog) -> tuple[int, date]:
     return entry.execution_connection_id, (entry.executed_at or utcnow()).date()
 
 
-def _entry_day(entry: ExecutionLog) -> tuple[int, date] | None:
+def entry_day(entry: ExecutionLog) -> tuple[int, date] | None:
     day = _day(entry)
     recorded = entry.created_at.date() if entry.created_at is not None else day[1]
     return day if day[1] > recorded else None
@@ -111,11 +111,11 @@ async def apply_fill(
     positions = PositionRepository(session)
     if entry.purpose == Purpose.entry:
         if entry.position_id is None:
-            return Booked(opens=_opening(entry, fill), closed_day=_entry_day(entry))
+            return Booked(opens=opening(entry, fill), closed_day=entry_day(entry))
         position = await positions.lock(entry.position_id)
         assert position is not None
         _save(position, book.added(position, fill, book.EntryPlan.of(entry.plan)), entry)
-        return Booked(closed_day=_entry_day(entry))
+        return Booked(closed_day=entry_day(entry))
     if entry.position_id is None:
         return Booked()
     position = await positions.lock(entry.position_id)
@@ -142,7 +142,7 @@ async def apply_fill(
     return Booked(closed_day=_day(entry))
 
 
-def _opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:
+def opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:
     return dict(
         user_id=entry.user_id,
         admin_id=entry.admin_id,

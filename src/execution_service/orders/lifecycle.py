@@ -36,6 +36,7 @@ from execution_service.exchanges.base import (
 )
 from execution_service.models import ExecutionLog
 from execution_service.orders import fills
+from execution_service.positions import book
 from execution_service.positions.pnl import fill_delta_price
 from execution_service.redact import scrub
 
@@ -54,9 +55,14 @@ def count(entry: ExecutionLog, before: str, adapter: str) -> None:
 def announce(session: AsyncSession | Session, entry: ExecutionLog, before: str) -> None:
     """`order.filled` / `order.rejected`, once: on the move into that status, in the transaction
     that records it. Re-applying a known outcome (the tracker polls every tick) says nothing."""
-    kind = _ANNOUNCED.get(entry.status)
-    if entry.status != before and kind is not None:
+    kind = announced(entry, before)
+    if kind is not None:
         events.record(session, kind, entry, events.order_payload(entry))
+
+
+def announced(entry: ExecutionLog, before: str) -> EventType | None:
+    """The event `announce` records for this move, if any."""
+    return _ANNOUNCED.get(entry.status) if entry.status != before else None
 
 
 _ANNOUNCED = {
@@ -104,6 +110,23 @@ async def apply_result(
 ) -> None:
     """Record what the venue says about an order, and what its new fills do to the book."""
     before = entry.status
+    fill = settle(entry, result)
+    if fill is not None:
+        booked = await fills.apply_fill(session, entry, fill, result.realized_pnl)
+        if booked.closed_day is not None:
+            recording.closed_days.add(booked.closed_day)
+        if booked.opens is not None:  # counted and announced once the position has its id
+            recording.opened.append((entry, booked.opens, before, adapter))
+            return
+    if entry.purpose == Purpose.exit and result.status in ENDED:
+        await fills.release_exit(session, entry, recording.max_refusals)
+    count(entry, before, adapter)
+    announce(session, entry, before)
+
+
+def settle(entry: ExecutionLog, result: OrderResult) -> book.Fill | None:
+    """What the venue says about an order, on its log (no I/O); the terms of its new fill, if
+    it has one, for the caller to book (`fills.apply_fill`, or a batch's `orders.bulk`)."""
     old_filled, old_avg, old_fee = entry.filled_quantity or ZERO, entry.average_price, entry.fee
     quote = fills.quote_of(entry.symbol)
     old_fees = fills.fees_by_currency(entry.fees, old_fee, entry.fee_currency, quote)
@@ -124,23 +147,15 @@ async def apply_result(
     if result.status == OrderStatus.rejected:
         entry.error_code = "exchange_rejected"
     delta = entry.filled_quantity - old_filled
-    if delta > 0:
-        entry.executed_at = result.timestamp or utcnow()
-        price = fill_delta_price(old_filled, old_avg, entry.filled_quantity, result.average or ZERO)
-        paid = {c: normalize(v - old_fees.get(c, ZERO)) for c, v in new_fees.items()}
-        paid = {c: v for c, v in paid.items() if v > 0}
-        fill = fills.position_terms(entry.symbol, delta, price, paid, result.fee_prices)
-        entry.fee_in_quote = normalize((entry.fee_in_quote or ZERO) + fill.fee)
-        booked = await fills.apply_fill(session, entry, fill, result.realized_pnl)
-        if booked.closed_day is not None:
-            recording.closed_days.add(booked.closed_day)
-        if booked.opens is not None:  # counted and announced once the position has its id
-            recording.opened.append((entry, booked.opens, before, adapter))
-            return
-    if entry.purpose == Purpose.exit and result.status in ENDED:
-        await fills.release_exit(session, entry, recording.max_refusals)
-    count(entry, before, adapter)
-    announce(session, entry, before)
+    if delta <= 0:
+        return None
+    entry.executed_at = result.timestamp or utcnow()
+    price = fill_delta_price(old_filled, old_avg, entry.filled_quantity, result.average or ZERO)
+    paid = {c: normalize(v - old_fees.get(c, ZERO)) for c, v in new_fees.items()}
+    paid = {c: v for c, v in paid.items() if v > 0}
+    fill = fills.position_terms(entry.symbol, delta, price, paid, result.fee_prices)
+    entry.fee_in_quote = normalize((entry.fee_in_quote or ZERO) + fill.fee)
+    return fill
 
 
 def reject(

@@ -110,7 +110,7 @@ async def record_outcomes(
         ctx.last_used_written.update(dict.fromkeys(conn_ids, at))
     recorded = [by_id[o.log_id] for o in outcomes]
     for outcome, entry in zip(outcomes, recorded, strict=True):
-        _observe(outcome, entry)
+        observe(outcome, entry)
     return recorded
 
 
@@ -127,7 +127,7 @@ def _too_late(entry: ExecutionLog, answer: OrderResult | ExchangeError) -> None:
         )
 
 
-def _observe(outcome: Outcome, entry: ExecutionLog) -> None:
+def observe(outcome: Outcome, entry: ExecutionLog) -> None:
     if not isinstance(outcome.answer, TemporaryError):  # the exchange answered: latency
         metrics.ORDER_LATENCY.labels(entry.purpose).observe((entry.latency_ms or 0) / 1000)
     # The ids of the order this line is about (a batch records many in one task).
@@ -200,6 +200,15 @@ async def send_batch(
     """Committed `pending` orders on simulated venues (entries and exits alike): every order in
     one transaction of the venue's own, every outcome recorded in one of ours. Returns the logs
     as recorded, in the order given."""
+    outcomes = await fill_batch(ctx, orders)
+    return await record_outcomes(ctx, outcomes, analytics_days=analytics_days)
+
+
+async def fill_batch(
+    ctx: AppContext, orders: Sequence[tuple[ExecutionLog, ExecutionConnection]]
+) -> list[Outcome]:
+    """Committed `pending` orders on simulated venues, sent in one transaction of the venue's
+    own: their outcomes, in the order given, for the caller to record."""
     requests = [
         (
             conn,
@@ -226,8 +235,7 @@ async def send_batch(
     for answer in answers:
         if isinstance(answer, ExchangeError):  # as BoundedAdapter counts a single call's
             metrics.EXCHANGE_ERRORS.labels(answer.code, "create_order").inc()
-    outcomes = [
+    return [
         Outcome(e.id, answer, c.adapter, submitted_at, acknowledged_at, e.received_at)
         for (e, c), answer in zip(orders, answers, strict=True)
     ]
-    return await record_outcomes(ctx, outcomes, analytics_days=analytics_days)

@@ -124,6 +124,9 @@ async def create_signal(
             decided += held
         recorded = await _record(session, ctx, body, signal.id, decided, received_at)
         await session.commit()
+        # The outcomes are recorded in transactions of their own, some on these very rows
+        # (`orders.bulk`): this session must never flush them again.
+        session.expunge_all()
     except IntegrityError:  # the same external_id raced in: the first one wins, this is a replay
         await session.rollback()
         replay = await _replay(session, principal, body, owner_key)

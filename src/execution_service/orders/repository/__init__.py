@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, union_all, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.enums import ConnectionStatus, OrderStatus, PositionStatus, Purpose
@@ -75,6 +75,31 @@ class OrderRepository:
             .with_for_update()
         )
         return {entry.id: entry for entry in rows}
+
+    async def lock_pending(self, log_ids: Sequence[int]) -> set[int]:
+        """Which of these rows are still `pending`, locked in id order as `lock_many` locks them
+        (ids only: a batch's rows are in the caller's hands already)."""
+        rows = await self.session.scalars(
+            select(ExecutionLog.id)
+            .where(ExecutionLog.id.in_(log_ids), ExecutionLog.status == OrderStatus.pending)
+            .order_by(ExecutionLog.id)
+            .with_for_update()
+        )
+        return set(rows)
+
+    async def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many rows' new values in one executemany UPDATE by id: each row a dict of the same
+        columns, its id under `row_id`."""
+        if not rows:
+            return
+        table = cast(Table, ExecutionLog.__table__)
+        columns = [c for c in rows[0] if c != "row_id"]
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        await self.session.execute(stmt, list(rows))
 
     async def lock(self, log_id: int) -> ExecutionLog | None:
         return await self.session.get(ExecutionLog, log_id, with_for_update=True)
