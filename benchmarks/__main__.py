@@ -29,8 +29,8 @@ from benchmarks.harness import (
     log,
     new_ring,
     postgres_available,
+    postgres_version as pg_version,
 )
-from benchmarks.harness import postgres_version as pg_version
 
 MODULES = {
     "order": "benchmarks.bench_order",

@@ -32,11 +32,12 @@ from execution_service.events.stream import StreamControl
 from execution_service.health.router import router as health_router
 from execution_service.market_data.router import router as market_data_router
 from execution_service.middleware import HEADER, RequestObservability
-from execution_service.openapi import install as install_openapi
-from execution_service.openapi import operation_id
-from execution_service.orders.router import close_all_router
-from execution_service.orders.router import position_router as position_orders_router
-from execution_service.orders.router import router as logs_router
+from execution_service.openapi import install as install_openapi, operation_id
+from execution_service.orders.router import (
+    close_all_router,
+    position_router as position_orders_router,
+    router as logs_router,
+)
 from execution_service.positions.router import router as positions_router
 from execution_service.presets.router import router as presets_router
 from execution_service.schemas import API_PROBLEMS

@@ -24,8 +24,11 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from tests.fakes.bybit_conditional import CODES as CONDITIONAL_CODES
-from tests.fakes.bybit_conditional import ConditionalOrder, ConditionalOrders
+from tests.fakes.bybit_conditional import (
+    CODES as CONDITIONAL_CODES,
+    ConditionalOrder,
+    ConditionalOrders,
+)
 from tests.fakes.venue import (
     Book,
     Call,

@@ -10,8 +10,7 @@ from execution_service.context import AppContext
 from execution_service.orders.outcomes import LAST_USED_PRECISION, stale_last_used
 from tests.factories import Actor, paper_setup
 from tests.fakes.binance import FakeBinance
-from tests.signals.test_ccxt_flow import ccxt_connection
-from tests.signals.test_ccxt_flow import signal as ccxt_signal
+from tests.signals.test_ccxt_flow import ccxt_connection, signal as ccxt_signal
 
 FQ1 = {"position_size_mode": "fixed_quantity", "position_size_value": "1"}
 

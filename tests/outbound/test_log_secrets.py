@@ -24,8 +24,7 @@ from tests.factories import Actor, paper_setup
 from tests.fakes.binance import FakeBinance
 from tests.fakes.mtapi import FakeMtapi
 from tests.signals.test_ccxt_flow import ccxt_connection, signal
-from tests.signals.test_mtapi_flow import CREDENTIALS as MT_LOGIN
-from tests.signals.test_mtapi_flow import fx_connection
+from tests.signals.test_mtapi_flow import CREDENTIALS as MT_LOGIN, fx_connection
 
 HOOK_PASSWORD = "hook-Passw0rd-77"
 HOOK_PATH_TOKEN = "xoxb-path-token-123456"

@@ -15,8 +15,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from execution_service.context import AppContext

@@ -3,8 +3,7 @@ to half-up), so the Python and the set-based SQL marking agree."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, localcontext
-from decimal import Decimal as D
+from decimal import ROUND_HALF_UP, Decimal as D, localcontext
 
 import pytest
 

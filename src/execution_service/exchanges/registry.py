@@ -33,8 +33,7 @@ from execution_service.exchanges.cache import SharedMarkets, TickerBook
 from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.exchanges.catalog import capabilities
 from execution_service.exchanges.kept import KeptBalances
-from execution_service.exchanges.paper import adapter as paper
-from execution_service.exchanges.paper import batch as paper_batch
+from execution_service.exchanges.paper import adapter as paper, batch as paper_batch
 from execution_service.exchanges.paper.adapter import PaperAdapter
 from execution_service.exchanges.paper.quotes import preload
 from execution_service.models import DataConnection, ExecutionConnection

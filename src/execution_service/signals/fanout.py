@@ -18,12 +18,12 @@ from execution_service.orders import entries
 from execution_service.signals.decision import (
     Account,
     Decision,
+    Quote as VenueQuote,
     Target,
     decide,
     may_reverse,
     precheck,
 )
-from execution_service.signals.decision import Quote as VenueQuote
 from execution_service.signals.netting import NetClose, Netting, net
 from execution_service.signals.quotes import quote
 from execution_service.signals.schemas import SignalCreate

@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast as sql_cast,
     column,
     func,
     literal,
@@ -38,9 +39,6 @@ from sqlalchemy import (
     text,
     update,
     values,
-)
-from sqlalchemy import (
-    cast as sql_cast,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
