@@ -7,7 +7,9 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from execution_service.context import AppContext
-from execution_service.orders.protection import settled
+from execution_service.db import utcnow
+from execution_service.models import ExecutionConnection
+from execution_service.orders.protection import PROTECTION_RETRY, protect_positions, settled
 from execution_service.orders.tracker import track_orders
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
@@ -87,6 +89,10 @@ async def test_a_lone_stop_is_left_to_the_monitor_where_the_market_lists_no_stop
     position = await _open(user, ctx, fake_binance, sl_price="49000")
     assert [o for o in fake_binance.orders if o.type.startswith("STOP")] == []
     assert position["held_sl_price"] is None
+    for _ in range(2):  # the pass asks the market first: no leg row, no refusal logged a minute
+        await protect_positions(ctx, now=utcnow() + PROTECTION_RETRY * 2)
+    logs = await user.ok("GET", "/api/v1/logs", params={"purpose": "protect"})
+    assert [row for row in logs["items"] if row["position_id"] == position["id"]] == []
     fake_binance.set_price("BTC/USDT", "48000")
     for _ in range(50):
         await monitor_tick(ctx)
@@ -94,3 +100,19 @@ async def test_a_lone_stop_is_left_to_the_monitor_where_the_market_lists_no_stop
         if closed["status"] == "closed":
             break
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
+
+
+async def test_a_lone_stop_rests_where_the_market_lists_stop_loss(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    conn = await ccxt_connection(user, fake_binance, **SMALL)
+    fake_binance.enable_order_types("STOP_LOSS")  # as Binance's exchangeInfo lists it today
+    async with ctx.session_factory() as session:
+        row = await session.get(ExecutionConnection, conn["id"])
+    assert row is not None
+    await (await ctx.adapters.for_connection(row)).load_markets(reload=True)  # the new listing
+    execution = await signal(user, conn, sl_price="49000")
+    await settled(ctx)
+    position = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
+    [stop] = [o for o in fake_binance.orders if o.type == "STOP_LOSS" and o.status == "NEW"]
+    assert stop.stop_price == D(49000) and position["held_sl_price"] == "49000"

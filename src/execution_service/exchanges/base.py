@@ -294,6 +294,11 @@ class ExchangeAdapter(Protocol):
         (`list_id`), or a lone SL as a stop order. One result per leg, in order."""
         ...
 
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        """Whether one protective leg of `kind` can rest alone at the venue for this market
+        (asked before its row is written: a leg the venue cannot hold is the monitor's)."""
+        ...
+
     async def amend_protection(
         self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
     ) -> OrderResult:

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from execution_service import metrics
+from execution_service.enums import OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     ExchangeAdapter,
@@ -190,6 +191,9 @@ class BoundedAdapter:
     ) -> list[OrderResult]:
         async with self._call("place_protection"):
             return await self.inner.place_protection(symbol, side, amount, legs, list_id)
+
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        return await self.inner.holds_alone(symbol, kind)  # markets, loaded once: no slot
 
     async def amend_protection(
         self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None

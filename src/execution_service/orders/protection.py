@@ -54,6 +54,7 @@ from execution_service.orders.protection_legs import (
     cancel_leg,
     hold_level,
     leg_level,
+    lone_stop_held,
 )
 from execution_service.orders.repository import RESTING, OrderRepository
 from execution_service.orders.repository.protection import ProtectionRepository
@@ -205,6 +206,7 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
         for leg in await protect_repo.live_protection(ids):
             live.setdefault(leg.position_id or 0, []).append(leg)
         refused = await protect_repo.refused_protection_since(ids, now - PROTECTION_RETRY)
+        alone: dict[tuple[int, str], bool] = {}
         counts = await protect_repo.protect_counts(ids)
         for position in positions:
             conn = conns[position.execution_connection_id]
@@ -225,7 +227,9 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
                 missing[OrderType.stop] = wanted[OrderType.stop]
             if not missing:
                 continue
-            if position.id in refused or (kind == Protection.oco and have):
+            lone = kind == Protection.oco and set(missing) == {OrderType.stop}
+            kept = lone and not await lone_stop_held(ctx, conn, position.symbol, alone)
+            if position.id in refused or (kind == Protection.oco and have) or kept:
                 report.unprotected += 1  # the monitor emulates it meanwhile
                 continue
             fmt = ctx.adapters.capabilities(conn).client_ids

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
+from execution_service.crypto import CredentialsError
 from execution_service.enums import OrderStatus, OrderType, PositionStatus, Protection
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, OrderResult
 from execution_service.models import ExecutionConnection, ExecutionLog
@@ -137,3 +138,20 @@ async def release_for_exit(
     async with ctx.session_factory() as session:
         status = await PositionRepository(session).status_of(exit_log.position_id)
     return status == PositionStatus.closed
+
+
+async def lone_stop_held(
+    ctx: AppContext, conn: ExecutionConnection, symbol: str, known: dict[tuple[int, str], bool]
+) -> bool:
+    """Whether the venue can hold a position's SL alone (an OCO venue: where the market lists
+    its stop type), asked once a pass per connection and symbol (`known`). Asked before a row
+    is written: a leg the venue cannot hold is the monitor's, not a refusal logged every
+    minute. A venue that cannot be asked says yes: the placement meets the same failure."""
+    key = (conn.id, symbol)
+    if key not in known:
+        try:
+            adapter = await ctx.adapters.for_connection(conn)
+            known[key] = await adapter.holds_alone(symbol, OrderType.stop)
+        except (CredentialsError, ExchangeError):
+            known[key] = True
+    return known[key]

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from execution_service.enums import OrderStatus, OrderType, Protection
+from execution_service.enums import MarketType, OrderStatus, OrderType, Protection
 from execution_service.exchanges.base import (
     ExchangeError,
     InvalidOrder,
@@ -50,6 +50,19 @@ class Protective:
     def cancel_params(self, trigger: bool) -> dict[str, Any]:
         params = self._venue.trigger_cancel_params
         return dict(self._venue.trigger_params if params is None else params) if trigger else {}
+
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        """Whether one leg of `kind` can rest alone at the venue for this market: anywhere
+        trigger orders rest; on an OCO venue, an SL whose stop type the market lists."""
+        protection = self._adapter.capabilities.protection
+        if protection != Protection.oco:
+            return protection != Protection.emulated
+        needed = self._venue.lone_stop_types.get(MarketType(self._adapter.market_type))
+        if kind != OrderType.stop or needed is None:
+            return kind == OrderType.stop
+        market = self._adapter.client.market(await self._adapter.venue_symbol(symbol))
+        listed = (market.get("info") or {}).get("orderTypes")
+        return listed is None or needed in listed
 
     async def place(
         self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str
@@ -217,6 +230,9 @@ class ProtectionCalls:
     """`CcxtAdapter`'s protective-order calls (`Protective` does the work)."""
 
     _protective: Protective
+
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        return await self._protective.holds_alone(symbol, kind)
 
     async def place_protection(
         self, symbol: str, side: str, amount: Decimal, legs: list[ProtectiveLeg], list_id: str

@@ -63,6 +63,9 @@ class CcxtVenue:
     # leg placed before the old one is cancelled. Proven against the fake.
     amends_triggers: frozenset[MarketType] = frozenset()
     oco_method: str = ""
+    # On an OCO venue, the order type a lone SL is sent as, per market type: held alone only
+    # where the market lists it (Binance's `orderTypes`; ccxt refuses it before sending else).
+    lone_stop_types: Mapping[MarketType, str] = field(default_factory=dict)
     # The market types whose order stream (ccxt.pro watch_orders) is proven against the fake.
     order_streams: frozenset[MarketType] = frozenset()
     # The market types whose ticker stream (ccxt.pro watch_tickers) is proven against the fake.
@@ -86,6 +89,7 @@ _BINANCE = CcxtVenue(
     trigger_params={"trigger": True},
     fired_order_key="actualOrderId",
     oco_method="private_post_orderlist_oco",
+    lone_stop_types={MarketType.spot: "STOP_LOSS"},
     # USDⓈ-M: its user data stream (listen key; ORDER_TRADE_UPDATE, ALGO_UPDATE).
     order_streams=frozenset({MarketType.swap}),
     # Spot's and USDⓈ-M's market streams (`<symbol>@miniTicker`, at /ws and /market/ws).

@@ -275,6 +275,9 @@ class MtapiAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("mtapi: SL/TP travel with the position (amend_stops)")
 
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        return False
+
     async def amend_protection(
         self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
     ) -> OrderResult:

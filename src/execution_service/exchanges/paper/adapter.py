@@ -294,6 +294,9 @@ class PaperAdapter:
     ) -> list[OrderResult]:
         raise NotSupported("paper: protective orders are not held at the venue")
 
+    async def holds_alone(self, symbol: str, kind: OrderType) -> bool:
+        return False
+
     async def amend_protection(
         self, symbol: str, side: str, leg: ProtectiveLeg, order_id: str | None
     ) -> OrderResult:
