@@ -32,12 +32,10 @@ from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
 from execution_service.enums import (
-    CloseReason,
     Direction,
     OrderStatus,
     OrderType,
     Protection,
-    Purpose,
 )
 from execution_service.exchanges.base import (
     ExchangeError,
@@ -45,20 +43,18 @@ from execution_service.exchanges.base import (
     ProtectiveLeg,
     TemporaryError,
 )
-from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
-from execution_service.orders.ids import protect_client_order_id
 from execution_service.orders.lifecycle import Recording, apply_result, reject
 from execution_service.orders.protection_legs import (
     HELD_COLUMNS,
     cancel_leg,
     hold_level,
     leg_level,
+    leg_rows,
     lone_stop_held,
 )
 from execution_service.orders.repository import RESTING, OrderRepository
 from execution_service.orders.repository.protection import ProtectionRepository
-from execution_service.positions.book import exit_direction
 from execution_service.positions.rules import trailing_level
 
 log = logging.getLogger(__name__)
@@ -69,11 +65,6 @@ PROTECTION_RETRY = timedelta(seconds=60)
 # only when the level tightens by this fraction of it, and at most this many legs a position.
 AMEND_STEP = Decimal("0.002")
 MAX_LEGS = 30
-_REASONS = {
-    OrderType.stop: CloseReason.sl,
-    OrderType.target: CloseReason.tp,
-    OrderType.trailing: CloseReason.trailing_stop,
-}
 
 
 @dataclass
@@ -232,16 +223,7 @@ async def _plan(ctx: AppContext, now: datetime, report: ProtectReport) -> list[_
             if position.id in refused or (kind == Protection.oco and have) or kept:
                 report.unprotected += 1  # the monitor emulates it meanwhile
                 continue
-            fmt = ctx.adapters.capabilities(conn).client_ids
-            rows = []
-            for order_type, level in missing.items():
-                n += 1
-                row = leg_row(ctx, position, order_type, level, n, fmt)
-                if order_type == OrderType.stop and level != position.sl_price:
-                    row.close_reason = CloseReason.trailing_stop  # the level it trails to
-                rows.append(row)
-            n += 1
-            list_id = protect_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt)
+            rows, list_id = leg_rows(ctx, position, missing, n, caps.client_ids)
             session.add_all(rows)
             placements.append(_Placement(position, conn, rows, list_id))
         try:
@@ -274,38 +256,6 @@ def _note_held(position: ExecutionPosition, legs: list[ExecutionLog]) -> None:
     for kind, column in HELD_COLUMNS.items():
         if getattr(position, column) != held.get(kind):
             setattr(position, column, held.get(kind))
-
-
-def leg_row(
-    ctx: AppContext,
-    position: ExecutionPosition,
-    order_type: OrderType,
-    level: Decimal,
-    n: int,
-    fmt: ClientIdFormat,
-) -> ExecutionLog:
-    """A leg's `pending` row; `level` is a trailing leg's callback percent."""
-    trailing = order_type == OrderType.trailing
-    return ExecutionLog(
-        user_id=position.user_id,
-        admin_id=position.admin_id,
-        execution_connection_id=position.execution_connection_id,
-        signal_id=position.signal_id,
-        position_id=position.id,
-        purpose=Purpose.protect,
-        client_order_id=protect_client_order_id(
-            ctx.settings.client_order_prefix, position.id, n, fmt
-        ),
-        symbol=position.symbol,
-        direction=exit_direction(position.direction),
-        order_type=order_type,
-        quantity=position.quantity,
-        price=None if trailing else level,
-        status=OrderStatus.pending,
-        close_reason=_REASONS[order_type],
-        received_at=utcnow(),
-        plan={"full_close": True} | ({"callback_percent": str(level)} if trailing else {}),
-    )
 
 
 async def _place(ctx: AppContext, placement: _Placement, report: ProtectReport) -> None:

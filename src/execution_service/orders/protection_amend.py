@@ -99,7 +99,7 @@ async def _place(
     async with ctx.session_factory() as session:
         n = (await ProtectionRepository(session).protect_counts([position.id])).get(position.id, 0)
         fmt = adapter.capabilities.client_ids
-        row = protection.leg_row(ctx, position, kind, level, n + 1, fmt)
+        row = protection_legs.leg_row(ctx, position, kind, level, n + 1, fmt)
         session.add(row)
         await session.commit()
     request = ProtectiveLeg(kind, level, row.client_order_id)

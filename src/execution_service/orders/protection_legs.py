@@ -11,12 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
-from execution_service.enums import OrderStatus, OrderType, PositionStatus, Protection
+from execution_service.db import utcnow
+from execution_service.enums import (
+    CloseReason,
+    OrderStatus,
+    OrderType,
+    PositionStatus,
+    Protection,
+    Purpose,
+)
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, OrderResult
-from execution_service.models import ExecutionConnection, ExecutionLog
+from execution_service.exchanges.capabilities import ClientIdFormat
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
+from execution_service.orders.ids import protect_client_order_id
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.orders.repository import RESTING, OrderRepository
 from execution_service.orders.repository.protection import ProtectionRepository
+from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import PositionRepository
 
 log = logging.getLogger(__name__)
@@ -155,3 +166,62 @@ async def lone_stop_held(
         except (CredentialsError, ExchangeError):
             known[key] = True
     return known[key]
+
+
+_REASONS = {
+    OrderType.stop: CloseReason.sl,
+    OrderType.target: CloseReason.tp,
+    OrderType.trailing: CloseReason.trailing_stop,
+}
+
+
+def leg_row(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    order_type: OrderType,
+    level: Decimal,
+    n: int,
+    fmt: ClientIdFormat,
+) -> ExecutionLog:
+    """A leg's `pending` row; `level` is a trailing leg's callback percent."""
+    trailing = order_type == OrderType.trailing
+    return ExecutionLog(
+        user_id=position.user_id,
+        admin_id=position.admin_id,
+        execution_connection_id=position.execution_connection_id,
+        signal_id=position.signal_id,
+        position_id=position.id,
+        purpose=Purpose.protect,
+        client_order_id=protect_client_order_id(
+            ctx.settings.client_order_prefix, position.id, n, fmt
+        ),
+        symbol=position.symbol,
+        direction=exit_direction(position.direction),
+        order_type=order_type,
+        quantity=position.quantity,
+        price=None if trailing else level,
+        status=OrderStatus.pending,
+        close_reason=_REASONS[order_type],
+        received_at=utcnow(),
+        plan={"full_close": True} | ({"callback_percent": str(level)} if trailing else {}),
+    )
+
+
+def leg_rows(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    missing: dict[OrderType, Decimal],
+    n: int,
+    fmt: ClientIdFormat,
+) -> tuple[list[ExecutionLog], str]:
+    """The `pending` rows of the missing legs, numbered after the position's `n` earlier ones,
+    and the client id of the list (OCO) that carries them."""
+    rows = []
+    for order_type, level in missing.items():
+        n += 1
+        row = leg_row(ctx, position, order_type, level, n, fmt)
+        if order_type == OrderType.stop and level != position.sl_price:
+            row.close_reason = CloseReason.trailing_stop  # the level it trails to
+        rows.append(row)
+    n += 1
+    return rows, protect_client_order_id(ctx.settings.client_order_prefix, position.id, n, fmt)
