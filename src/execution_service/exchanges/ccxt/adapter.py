@@ -383,7 +383,7 @@ class CcxtAdapter(CcxtCalls, ProtectionCalls):
         raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
     async def watch_order_changes(self) -> list[str]:
-        return await self._streams.order_changes()
+        return await self._streams.order_changes(self._ex)
 
     async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         # Keyed like fetch_tickers'; the stream's client shares this one's loaded markets.

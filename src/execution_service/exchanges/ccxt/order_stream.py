@@ -2,6 +2,9 @@
 tracker to look those orders up at once instead of at its next pass. The stream says which
 orders changed; what they became is still read by client order id (the REST lookup the tracker
 trusts), so a lost or garbled event costs latency, never a wrong booking.
+
+A failed watch closes ccxt.pro's client: the next call starts afresh (a new socket, a new
+subscription), rather than trusting a client a failure may have left half subscribed.
 """
 
 from __future__ import annotations
@@ -27,21 +30,33 @@ class OrderStream:
     def __init__(self, exchange_id: str, secrets: list[str], **client: Any) -> None:
         self.exchange_id = exchange_id
         self._secrets = secrets
-        self._ex: Any = build_client(exchange_id, secrets=secrets, streaming=True, **client)
+        self._client = client
+        self._ex: Any = None
         self._seen: dict[str, tuple[Any, ...]] = {}
 
-    async def changes(self) -> list[str]:
+    async def changes(self, markets_from: Any = None) -> list[str]:
         """The client order ids of the orders the venue says changed since the last call
-        (waits up to `WAIT_SECONDS` for one; [] if none)."""
+        (waits up to `WAIT_SECONDS` for one; [] if none). `markets_from`: a client of the same
+        venue whose loaded markets the stream's client takes instead of loading its own."""
+        if self._ex is None:
+            self._ex = build_client(
+                self.exchange_id, secrets=self._secrets, streaming=True, **self._client
+            )
+        if self._ex.markets is None and markets_from is not None and markets_from.markets:
+            self._ex.set_markets_from_exchange(markets_from)
         changed = self._changed()  # landed while nobody waited: no need to wait for more
         if changed:
             return changed
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ex.watch_orders(), WAIT_SECONDS)
-        except ccxt.BaseError as e:
-            raise translate(e, self._secrets, self._ex.last_response_headers) from None
-        except Exception as e:  # the socket's own failures: the caller reconnects
+        except Exception as e:
+            headers = self._ex.last_response_headers
+            await self.close()
+            cause = _ccxt_error(e)
+            if cause is not None:
+                raise translate(cause, self._secrets, headers) from None
+            # The socket's own failures: the caller reconnects.
             raise TemporaryError(
                 f"{type(e).__name__} on {self.exchange_id}'s order stream"
             ) from None
@@ -61,4 +76,20 @@ class OrderStream:
         return changed
 
     async def close(self) -> None:
-        await self._ex.close()
+        ex, self._ex = self._ex, None
+        if ex is not None:
+            with contextlib.suppress(Exception):  # a socket already broken closes as it can
+                await ex.close()
+
+
+def _ccxt_error(e: BaseException) -> ccxt.BaseError | None:
+    """The venue's refusal behind `e`. ccxt 4.5.90's Binance spot subscribe, refused (a bad
+    signature: -1022), raises KeyError from its own clean-up (its error handler has already
+    dropped the subscription the clean-up deletes again): the refusal is the KeyError's context.
+    That clean-up also never settles its pending subscribe, which would hold every later watch
+    on this client: hence a new client after any failure."""
+    if isinstance(e, ccxt.BaseError):
+        return e
+    if isinstance(e, KeyError) and isinstance(e.__context__, ccxt.BaseError):
+        return e.__context__
+    return None

@@ -148,7 +148,9 @@ class Streams:
         self._orders: OrderStream | None = None
         self._tickers: TickerStream | None = None
 
-    async def order_changes(self) -> list[str]:
+    async def order_changes(self, markets_from: Any = None) -> list[str]:
+        """The client order ids the venue pushed changes of. `markets_from`: the REST client,
+        whose loaded markets the stream's shares."""
         if Stream.orders not in self._capabilities.streams:
             raise NotSupported(f"{self.exchange_id}: no order stream proven here")
         if self._orders is None:
@@ -156,7 +158,7 @@ class Streams:
                 self.exchange_id, self._secrets, credentials=self._credentials,
                 enable_rate_limit=False, **self._client,
             )  # fmt: skip
-        return await self._orders.changes()
+        return await self._orders.changes(markets_from)
 
     async def tickers(self, names: Mapping[str, str], markets_from: Any) -> dict[str, Ticker]:
         """The pushed tickers of our symbols (`names`: each one's name at the venue), keyed by
