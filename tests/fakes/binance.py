@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from tests.fakes.binance_limits import BinanceLimits, Refusal, orders_in, weight_of
 from tests.fakes.binance_oco import STOP_TYPES, OrderLists, OrderListView
+from tests.fakes.binance_userdata import UserDataStreams
 from tests.fakes.binance_ws import MarketStreams
 from tests.fakes.server import LoopbackServer
 
@@ -188,6 +189,7 @@ class FakeOrder:
     working: bool = True  # a stop is not working until its stopPrice is reached
     working_time: int = -1
     order_list_id: int = -1  # an OCO's leg: its list
+    api_key: str | None = None  # whose request placed it (its user data stream's account)
 
     def __post_init__(self) -> None:
         if self.working:
@@ -349,6 +351,8 @@ class FakeBinance:
         self._routes.update(self.oco.routes)
         # Market streams over websocket (tests/fakes/binance_ws.py): tickers as prices change.
         self.ws = MarketStreams(self.app, lambda: self.prices, fmt, path="/ws", spot=True)
+        # Order updates on the WebSocket API (tests/fakes/binance_userdata.py).
+        self.user_data = UserDataStreams(self)
         self.reset()
 
     # --- state & misbehaviour switches (Python API) --------------------------------------------
@@ -373,6 +377,7 @@ class FakeBinance:
         self._next_trade_id = 1
         self.oco.reset()
         self.ws.reset()
+        self.user_data.reset()
         # Order types listed beyond the fixture's (see enable_order_types).
         self.more_order_types: tuple[str, ...] = ()
         # "Use BNB to pay for fees": a fill pays its fee in BNB, 25 % off, while BNB lasts.
@@ -639,7 +644,10 @@ class FakeBinance:
         try:
             if signed:
                 self._verify(request, record.params, query, body)
+            placed = len(self.orders)
             result = await handler(record.params)
+            for order in self.orders[placed:]:  # the handlers place orders without awaiting
+                order.api_key = record.api_key
         except BinanceError as e:
             return JSONResponse({"code": e.code, "msg": e.msg}, status_code=e.status)
         for rule in self._hangs:
