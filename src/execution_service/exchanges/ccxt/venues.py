@@ -90,8 +90,9 @@ _BINANCE = CcxtVenue(
     fired_order_key="actualOrderId",
     oco_method="private_post_orderlist_oco",
     lone_stop_types={MarketType.spot: "STOP_LOSS"},
-    # USDⓈ-M: its user data stream (listen key; ORDER_TRADE_UPDATE, ALGO_UPDATE).
-    order_streams=frozenset({MarketType.swap}),
+    # USDⓈ-M: its user data stream (listen key; ORDER_TRADE_UPDATE, ALGO_UPDATE). Spot: the
+    # WebSocket API's (userDataStream.subscribe.signature; executionReport).
+    order_streams=frozenset({MarketType.swap, MarketType.spot}),
     # Spot's and USDⓈ-M's market streams (`<symbol>@miniTicker`, at /ws and /market/ws).
     ticker_streams=frozenset({MarketType.spot, MarketType.swap}),
     # USDⓈ-M TRAILING_STOP_MARKET: callbackRate 0.1 to 10 (percent).
