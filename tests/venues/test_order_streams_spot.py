@@ -9,6 +9,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -129,7 +130,7 @@ async def test_a_fired_oco_stop_is_booked_from_the_pushed_update(
     logs = await user.ok("GET", "/api/v1/logs", params={"purpose": "protect"})
     [exit_log] = [g for g in logs["items"] if g["client_order_id"] == stop.client_order_id]
     assert exit_log["status"] == "filled" and exit_log["average_price"] == "48900"
-    assert exit_log["fee"] == trade["n"].rstrip("0") and exit_log["fee_currency"] == trade["N"]
+    assert D(exit_log["fee"]) == D(trade["n"]) and exit_log["fee_currency"] == trade["N"]
     expired = [
         e for e in spot.user_data.sent if e["e"] == "executionReport" and e["x"] == "EXPIRED"
     ]
@@ -137,6 +138,36 @@ async def test_a_fired_oco_stop_is_booked_from_the_pushed_update(
     assert [e["L"] for e in spot.user_data.sent if e["e"] == "listStatus"][-1] == "ALL_DONE"
     await settled(ctx)
     assert spot.order_lists(open_only=True) == []
+
+
+async def test_a_dropped_session_subscribes_again(
+    user: Actor, ctx: AppContext, spot: FakeBinance, streams: OrderStreams
+) -> None:
+    conn = await connect(user, spot, "binance", credentials=_credentials(spot), **SMALL)
+    execution = await signal(user, conn, sl_price="49000", tp_price="52000")
+    await settled(ctx)
+    await _streaming(spot, streams, ctx)
+    spot.user_data.drop_all()
+
+    async def dropped() -> bool:
+        return spot.user_data.subscribed() == 0
+
+    await _until(dropped)
+
+    async def back() -> bool:
+        return spot.user_data.subscribed(spot.api_key) == 1
+
+    await _until(back, 10)  # a new client, a new signed subscription
+    subscribes = [r for r in spot.user_data.requests if "signature" in r["params"]]
+    assert len(subscribes) == 2
+    spot.set_price("BTC/USDT", "48900")
+    path = f"/api/v1/positions/{execution['position_id']}"
+
+    async def closed() -> bool:
+        return bool((await user.ok("GET", path))["status"] == "closed")
+
+    assert await _until(closed) < 1.0
+    assert conn["id"] not in streams.retrying
 
 
 async def test_a_bad_signature_is_refused(ctx: AppContext, spot: FakeBinance) -> None:
