@@ -97,7 +97,8 @@ class UserDataStreams:
         self.sent: list[dict[str, Any]] = []  # every event pushed (the event itself)
         self.requests: list[dict[str, Any]] = []  # every request received
         self.refused: list[dict[str, Any]] = []  # every error answered
-        self._seen: dict[int, tuple[int, str]] = {}  # order id -> (fills told, status told)
+        # order id -> (fills told, status told, working told)
+        self._seen: dict[int, tuple[int, str, bool]] = {}
         self._lists: dict[int, str] = {}  # order list id -> listOrderStatus told
         self._execution_id = 0
 
@@ -201,17 +202,20 @@ class UserDataStreams:
     def _changes(self) -> list[tuple[str | None, dict[str, Any]]]:
         events: list[tuple[str | None, dict[str, Any]]] = []
         for order in self.fake.orders:
-            told, status = self._seen.get(order.order_id, (-1, ""))
+            told, status, working = self._seen.get(order.order_id, (-1, "", False))
             if told < 0:
                 events.append((order.api_key, self._report(order, "NEW", "NEW")))
-                told, status = 0, "NEW"
+                told, status, working = 0, "NEW", order.working
+            if order.working and not working and len(order.fills) == told and order.is_open:
+                # A stop reached its price and rests on the book now (`w` true, `W` set).
+                events.append((order.api_key, self._report(order, "NEW", "NEW")))
             for n in range(told, len(order.fills)):
                 events.append((order.api_key, self._trade(order, n)))
                 status = events[-1][1]["X"]
             if order.status != status and order.status in ("CANCELED", "EXPIRED", "REJECTED"):
                 events.append((order.api_key, self._report(order, order.status, order.status)))
                 status = order.status
-            self._seen[order.order_id] = (len(order.fills), status)
+            self._seen[order.order_id] = (len(order.fills), status, order.working)
         for ol in self.fake.oco.lists:
             list_status = ol.statuses[1]
             if self._lists.get(ol.order_list_id) != list_status:

@@ -91,15 +91,24 @@ async def test_a_resting_limit_filled_is_booked_from_the_pushed_update(
     async def filled() -> bool:
         return bool((await user.ok("GET", path))["status"] == "filled")
 
-    spot.set_price("BTC/USDT", "49400")  # crosses the limit: the venue pushes a TRADE
+    async def partly() -> bool:
+        return bool((await user.ok("GET", path))["filled_quantity"] == "0.004")
+
+    client_id = (await user.ok("GET", path))["client_order_id"]
+    spot.fill_order(client_order_id=client_id, qty="0.004")  # a first trade: PARTIALLY_FILLED
+    assert await _until(partly) < 1.0
+    assert (await user.ok("GET", path))["status"] == "partially_filled"
+    spot.set_price("BTC/USDT", "49400")  # crosses the limit: the rest trades
     took = await _until(filled)  # no tracker pass: the pushed update did it
     assert took < 1.0
     log = await user.ok("GET", path)
-    [trade] = _trades(spot, log["client_order_id"])
+    first, trade = _trades(spot, client_id)
+    assert first["X"] == "PARTIALLY_FILLED" and first["l"] == first["z"] == "0.00400000"
+    assert trade["l"] == "0.00600000"
     assert trade["X"] == "FILLED" and trade["i"] == int(log["order_id"])
     assert log["average_price"] == "49500" and trade["L"] == "49500.00000000"
     assert log["filled_quantity"] == "0.01" and trade["z"] == "0.01000000"
-    assert log["fee"] == "0.00001" and trade["n"] == "0.00001000"  # 0.1 % of the coins bought
+    assert log["fee"] == "0.00001" and trade["n"] == "0.00000600"  # 0.1 % of the coins bought
     assert log["fee_currency"] == trade["N"] == "BTC"
     assert log["position_id"] is not None
 
@@ -168,6 +177,39 @@ async def test_a_dropped_session_subscribes_again(
 
     assert await _until(closed) < 1.0
     assert conn["id"] not in streams.retrying
+
+
+async def test_a_cancel_is_pushed_under_the_orders_own_client_id(
+    ctx: AppContext, spot: FakeBinance
+) -> None:
+    adapter = CcxtAdapter(
+        "binance",
+        _credentials(spot),
+        api_base_url=spot.base_url,
+        outbound=OutboundPolicy(allow_private=True),
+    )
+    try:
+        await adapter.load_markets()
+        assert await adapter.watch_order_changes() == []  # subscribed: nothing changed yet
+        await adapter.create_order("BTC/USDT", "buy", "limit", D("0.01"), D(40000), "es-1-2-e")
+        assert await _changes(adapter) == ["es-1-2-e"]
+        await adapter.cancel_order("BTC/USDT", client_order_id="es-1-2-e")
+        assert await _changes(adapter) == ["es-1-2-e"]
+    finally:
+        await adapter.close()
+    new, cancel = [e for e in spot.user_data.sent if e["e"] == "executionReport"]
+    assert (new["x"], new["c"], new["C"], new["w"]) == ("NEW", "es-1-2-e", "", True)
+    assert (cancel["x"], cancel["X"], cancel["C"]) == ("CANCELED", "CANCELED", "es-1-2-e")
+    assert cancel["c"] != "es-1-2-e"  # the cancel request's own id
+    assert spot.requests_to("GET", "/api/v3/exchangeInfo").__len__() == 1
+
+
+async def _changes(adapter: CcxtAdapter) -> list[str]:
+    for _ in range(20):
+        changed = await adapter.watch_order_changes()
+        if changed:
+            return changed
+    return []
 
 
 async def test_a_bad_signature_is_refused(ctx: AppContext, spot: FakeBinance) -> None:
