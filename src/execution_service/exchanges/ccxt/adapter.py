@@ -383,6 +383,7 @@ class CcxtAdapter(CcxtCalls, ProtectionCalls):
         raise NotSupported(f"{self.exchange_id}: no stops are held with the position")
 
     async def watch_order_changes(self) -> list[str]:
+        await self.load_markets()  # shared and metered: the stream's client takes this copy
         return await self._streams.order_changes(self._ex)
 
     async def watch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:

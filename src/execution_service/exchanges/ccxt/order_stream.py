@@ -32,6 +32,7 @@ class OrderStream:
         self._secrets = secrets
         self._client = client
         self._ex: Any = None
+        self._subscribed = False
         self._seen: dict[str, tuple[Any, ...]] = {}
 
     async def changes(self, markets_from: Any = None) -> list[str]:
@@ -48,8 +49,14 @@ class OrderStream:
         if changed:
             return changed
         try:
+            if not self._subscribed:
+                await self._subscribe()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that
+            # lands as the watch returns, and the stream's task then never ends (a worker's
+            # shutdown waiting on it until SIGKILL, seen with 150 streams).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ex.watch_orders(), WAIT_SECONDS)
+                async with asyncio.timeout(WAIT_SECONDS):
+                    await self._ex.watch_orders()
         except Exception as e:
             headers = self._ex.last_response_headers
             await self.close()
@@ -61,6 +68,18 @@ class OrderStream:
                 f"{type(e).__name__} on {self.exchange_id}'s order stream"
             ) from None
         return self._changed()
+
+    async def _subscribe(self) -> None:
+        """Subscribe (ccxt.pro's `authenticate`, as `watch_orders` calls it), given the client's
+        own timeout rather than `WAIT_SECONDS`: ccxt 4.5.90 marks Binance spot's account as
+        subscribed before its signed request is answered, so a subscribe cut short by the short
+        wait would leave the client believing in a subscription the venue may never have made."""
+        ex = self._ex
+        kind, sub, params = ex.resolve_auth_type("watchOrders", None, {})
+        auth = ex.extend(params, {"type": kind, "symbol": None, "subType": sub})
+        async with asyncio.timeout(max(ex.timeout / 1000, WAIT_SECONDS)):
+            await ex.authenticate(auth)
+        self._subscribed = True
 
     def _changed(self) -> list[str]:
         changed, seen = [], {}
@@ -76,7 +95,7 @@ class OrderStream:
         return changed
 
     async def close(self) -> None:
-        ex, self._ex = self._ex, None
+        ex, self._ex, self._subscribed = self._ex, None, False
         if ex is not None:
             with contextlib.suppress(Exception):  # a socket already broken closes as it can
                 await ex.close()
