@@ -9,7 +9,6 @@ those that have had none for `IDLE_SECONDS`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -28,6 +27,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 # A stream outlives its account's last live order this long: the next order's update must not
 # wait for a new connection (an update pushed before it is up is seen only by the tracker).
 IDLE_SECONDS = 300.0
+STOP_SECONDS = 2.0
 
 
 class OrderStreams:
@@ -60,8 +60,11 @@ class OrderStreams:
     async def _stop(self, conn_id: int) -> None:
         task = self.tasks.pop(conn_id)
         task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        # Bounded: a stream whose library swallowed the cancel still ends at its next turn
+        # (`_run` checks), but a shutdown must not wait on it past that.
+        await asyncio.wait({task}, timeout=STOP_SECONDS)
+        if not task.done():
+            log.warning("connection %s: its order stream did not stop in time", conn_id)
         self.retrying.discard(conn_id)
 
     def _measure(self) -> None:
@@ -70,7 +73,10 @@ class OrderStreams:
 
     async def _run(self, ctx: AppContext, conn: ExecutionConnection) -> None:
         delay = BACKOFF_FIRST
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():  # a cancel something below swallowed
+                raise asyncio.CancelledError
             try:
                 adapter = await ctx.adapters.for_connection(conn)
                 changed = await adapter.watch_order_changes()
