@@ -100,6 +100,20 @@ class Recording:
         self.closed_days = set()
 
 
+async def refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
+    """Each connection's row for the day after closes committed, in a transaction of its own: a
+    close is booked (and read `closed`) without waiting for its analytics. Should this fail, the
+    analytics worker recomputes the rows on its next tick."""
+    if not days:
+        return
+    try:
+        async with ctx.session_factory() as session:
+            await analytics.refresh_days(session, days)
+            await session.commit()
+    except Exception:
+        log.exception("analytics: refreshing %d rows after the closes failed", len(days))
+
+
 async def apply_result(
     session: AsyncSession,
     entry: ExecutionLog,

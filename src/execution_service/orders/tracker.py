@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from execution_service import metrics
 from execution_service.connections.service import mark_error
@@ -19,7 +19,7 @@ from execution_service.enums import ConnectionStatus, OrderStatus, Purpose
 from execution_service.exchanges.base import ExchangeError, OrderNotFound, OrderResult
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import fills
-from execution_service.orders.lifecycle import Recording, apply_result, reject
+from execution_service.orders.lifecycle import Recording, apply_result, refresh_analytics, reject
 from execution_service.orders.protection import protect_soon
 from execution_service.orders.repository import OrderRepository
 
@@ -117,6 +117,7 @@ async def _track(
 ) -> None:
     report.checked += 1
     result: OrderResult | None = None
+    days: set[tuple[int, date]] = set()  # refreshed once the booking committed
     try:
         adapter = await ctx.adapters.for_connection(conn)
         result = await adapter.fetch_order(
@@ -156,7 +157,8 @@ async def _track(
             before = (current.status, current.filled_quantity)
             recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
             await apply_result(session, current, result, adapter=conn.adapter, recording=recording)
-            await recording.finish(session)
+            await recording.finish(session, days)
             if (current.status, current.filled_quantity) != before:
                 report.updated += 1
         await session.commit()
+    await refresh_analytics(ctx, days)

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 
-from execution_service.analytics import service as analytics
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.market_data.prices import fetch_prices
 from execution_service.market_data.sources import Quote, Source
 from execution_service.models import ExecutionConnection
-from execution_service.orders import exits
+from execution_service.orders import exits, lifecycle
 from execution_service.positions import watch
 from execution_service.positions.shares import ShareKeeper
 
@@ -74,18 +72,5 @@ async def monitor_tick(ctx: AppContext, scope: watch.Scope | None = None) -> wat
         wanted = {r.position_id for r in requests}
         positions = {p.id: p for p, _ in closes if p.id in wanted}
         report.closes, days = await exits.close_many(ctx, requests, positions)
-        await _refresh_analytics(ctx, days)
+        await lifecycle.refresh_analytics(ctx, days)
     return report.done()
-
-
-async def _refresh_analytics(ctx: AppContext, days: set[tuple[int, date]]) -> None:
-    """Each connection's row for the day, once after a batch of closes, not once per close: all
-    of them in one transaction of a few set-based statements."""
-    if not days:
-        return
-    try:
-        async with ctx.session_factory() as session:
-            await analytics.refresh_days(session, days)
-            await session.commit()
-    except Exception:  # the analytics worker recomputes the rows on its next tick
-        log.exception("analytics: refreshing %d rows after the closes failed", len(days))
