@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from execution_service.context import AppContext
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.binanceusdm import FakeBinanceUsdm
 from tests.venues.flow import (
@@ -15,6 +14,7 @@ from tests.venues.flow import (
     connect,
     lost_reply_is_found,
     signal,
+    tick_on_venue_prices,
 )
 
 
@@ -47,7 +47,7 @@ async def test_perpetual_flow(user: Actor, ctx: AppContext, usdm: FakeBinanceUsd
     assert position["quantity"] == "0.02" and position["fees"] == "0.5"
 
     usdm.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     exit_order = usdm.orders[-1]

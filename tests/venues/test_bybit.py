@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from execution_service.context import AppContext
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.bybit import FakeBybit
 from tests.venues.flow import (
@@ -15,6 +14,7 @@ from tests.venues.flow import (
     connect,
     lost_reply_is_found,
     signal,
+    tick_on_venue_prices,
 )
 
 
@@ -45,7 +45,7 @@ async def test_spot_flow(user: Actor, ctx: AppContext, bybit: FakeBybit) -> None
     assert position["quantity"] == "0.01998" and position["fees"] == "1"
 
     bybit.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     sell = bybit.orders[-1]
@@ -85,7 +85,7 @@ async def test_linear_perpetual_flow(user: Actor, ctx: AppContext, bybit: FakeBy
     assert bybit.books.linear.positions["BTCUSDT"].margin == D(200)
 
     bybit.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     exit_order = bybit.orders[-1]
@@ -112,7 +112,7 @@ async def test_a_short_on_the_perpetual_is_seen_filled_and_closed_at_its_target(
     assert execution["status"] == "filled" and execution["quantity"] == "0.02"
     assert bybit.books.linear.positions["BTCUSDT"].qty == D("-0.02")
     bybit.set_price("BTCUSDT", "47900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{execution['position_id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "tp"
     cover = bybit.orders[-1]

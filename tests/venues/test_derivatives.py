@@ -10,12 +10,11 @@ from typing import Any
 
 from execution_service.context import AppContext
 from execution_service.orders.venue_sync import sync_venues
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.binanceusdm import FakeBinanceUsdm
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOkx
-from tests.venues.flow import connect, signal
+from tests.venues.flow import connect, signal, tick_on_venue_prices
 
 OKX_ORDERS = ("POST", "/api/v5/trade/batch-orders")
 
@@ -42,7 +41,7 @@ async def test_a_liquidation_on_okx_is_closed_here_with_the_venue_s_figures(
     # Past the liquidation price, short of the stop loss: the monitor leaves liquidation to the
     # venue (it sends nothing), and the venue has liquidated.
     okx.set_price("BTC-USDT-SWAP", "40100")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     assert len(okx.requests_to(*OKX_ORDERS)) == 1
     report = await sync_venues(ctx)
     assert position["id"] in report.closed
@@ -60,7 +59,7 @@ async def test_a_liquidation_on_okx_is_closed_here_with_the_venue_s_figures(
     assert exit_log["status"] == "filled" and exit_log["filled_quantity"] == "2"
 
     # Never closed again: later ticks and syncs send nothing and change nothing.
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     await sync_venues(ctx)
     assert len(okx.requests_to(*OKX_ORDERS)) == 1
     again = await user.ok("GET", f"/api/v1/positions/{position['id']}")
@@ -85,7 +84,7 @@ async def test_a_close_by_hand_on_bybit_is_external_and_never_reversed(
     # The SL/TP watch is over: a later tick through the TP sends no order that would open a
     # short, and the venue holds nothing.
     bybit.set_price("BTCUSDT", "61000")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     assert [o.source for o in bybit.books.linear.orders] == ["api", "hand"]
     assert "BTCUSDT" not in bybit.books.linear.positions
 

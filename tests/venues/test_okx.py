@@ -9,7 +9,6 @@ from decimal import Decimal as D
 from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.orders.tracker import track_orders
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.okx import FakeOkx
 from tests.venues.flow import (
@@ -18,6 +17,7 @@ from tests.venues.flow import (
     connect,
     lost_reply_is_found,
     signal,
+    tick_on_venue_prices,
 )
 
 ORDERS = ("POST", "/api/v5/trade/batch-orders")
@@ -53,7 +53,7 @@ async def test_spot_flow(user: Actor, ctx: AppContext, okx: FakeOkx) -> None:
     assert position["entry_price"] == "50000" and position["sl_price"] == "49000"
 
     okx.set_price("BTC-USDT", "48900")  # through the stop loss
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     sell = okx.orders[-1]
@@ -95,7 +95,7 @@ async def test_swap_flow_in_contracts(user: Actor, ctx: AppContext, okx: FakeOkx
     assert position["leverage"] == "5"
 
     okx.set_price("BTC-USDT-SWAP", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     exit_order = okx.orders[-1]

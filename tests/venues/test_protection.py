@@ -11,10 +11,9 @@ from typing import Any
 from execution_service.context import AppContext
 from execution_service.orders.protection import protect_positions, settled
 from execution_service.orders.tracker import track_orders
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.binanceusdm import FakeBinanceUsdm
-from tests.venues.flow import connect, signal
+from tests.venues.flow import connect, signal, tick_on_venue_prices
 
 
 async def _open(
@@ -34,7 +33,7 @@ async def _ticks_until(
     """Monitor ticks until the position shows it: a tick waits only briefly for the venue's
     prices (a loaded machine's answer is taken by a later tick)."""
     for _ in range(50):
-        await monitor_tick(ctx)
+        await tick_on_venue_prices(ctx)
         position = await user.ok("GET", f"/api/v1/positions/{position_id}")
         if position[field] == value:
             return position  # type: ignore[no-any-return]
@@ -67,7 +66,7 @@ async def test_sl_and_tp_rest_at_the_venue_and_the_venue_closes(
     # The price falls through the SL: the monitor leaves it to the venue, which fires it.
     orders_before = len(usdm.orders)
     usdm.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     assert len(usdm.orders) == orders_before  # nothing of ours: the venue fired its own
     [fired] = [o for o in usdm.book.orders if o.source == "trigger"]
     assert fired.side == "sell" and fired.reduce_only and fired.qty == D("0.02")
@@ -179,9 +178,9 @@ async def test_the_venue_trails_the_trailing_stop(
     assert position["held_trailing_percent"] == "2" and position["held_sl_price"] == "49000"
 
     usdm.set_price("BTCUSDT", "52000")  # the venue's high-water mark: 52000, stop at 50960
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     usdm.set_price("BTCUSDT", "50900")  # 2 % under the best: the venue fires its trailing stop
-    await monitor_tick(ctx)  # the monitor leaves it to the venue: no exit of ours
+    await tick_on_venue_prices(ctx)  # the monitor leaves it to the venue: no exit of ours
     assert [o for o in usdm.orders if o.reduce_only] == []
     await track_orders(ctx)
     closed = await user.ok("GET", path)

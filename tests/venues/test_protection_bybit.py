@@ -11,10 +11,9 @@ from typing import Any
 from execution_service.context import AppContext
 from execution_service.orders.protection import protect_positions, settled
 from execution_service.orders.tracker import track_orders
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.bybit import FakeBybit
-from tests.venues.flow import connect, signal
+from tests.venues.flow import connect, signal, tick_on_venue_prices
 
 
 async def _open(
@@ -68,7 +67,7 @@ async def test_sl_and_tp_rest_as_conditional_orders_and_the_venue_closes(
     # Through the SL: the monitor leaves it to the venue, which fires its own order.
     sent = len(bybit.orders)
     bybit.set_price("BTCUSDT", "48900")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     assert len(bybit.orders) == sent  # nothing of ours went out
     assert "BTCUSDT" not in bybit.books.linear.positions
     [fired] = [o for o in bybit.conditional_orders() if o.order_status == "Filled"]
@@ -164,7 +163,7 @@ async def test_a_refused_amend_changes_nothing(
 
     # A level the price already crossed: our own check, nothing sent.
     bybit.set_price("BTCUSDT", "49600")
-    await monitor_tick(ctx)
+    await tick_on_venue_prices(ctx)
     crossed = await user.patch(path, json={"sl_price": "49700"})
     assert crossed.status_code == 422
     assert bybit.requests_to("POST", "/v5/order/amend") == []

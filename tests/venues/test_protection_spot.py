@@ -11,10 +11,10 @@ from execution_service.db import utcnow
 from execution_service.models import ExecutionConnection
 from execution_service.orders.protection import PROTECTION_RETRY, protect_positions, settled
 from execution_service.orders.tracker import track_orders
-from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection, signal
+from tests.venues.flow import tick_on_venue_prices
 
 SMALL = {"position_size_mode": "fixed_quantity", "position_size_value": "0.01"}
 
@@ -95,7 +95,7 @@ async def test_a_lone_stop_is_left_to_the_monitor_where_the_market_lists_no_stop
     assert [row for row in logs["items"] if row["position_id"] == position["id"]] == []
     fake_binance.set_price("BTC/USDT", "48000")
     for _ in range(50):
-        await monitor_tick(ctx)
+        await tick_on_venue_prices(ctx)
         closed = await user.ok("GET", f"/api/v1/positions/{position['id']}")
         if closed["status"] == "closed":
             break
