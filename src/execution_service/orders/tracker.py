@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from execution_service import metrics
@@ -33,6 +33,8 @@ class TrackReport:
     checked: int = 0
     updated: int = 0
     rejected: int = 0
+    # The (connection, day) analytics rows the bookings touched: refreshed once they committed.
+    days: set[tuple[int, date]] = field(default_factory=set)
 
 
 async def track_orders(
@@ -57,6 +59,7 @@ async def track_orders(
             await _track(ctx, entry, conn, grace, report)
 
     await asyncio.gather(*(one(e, c) for e, c in rows))
+    await refresh_analytics(ctx, report.days)
     return report
 
 
@@ -75,7 +78,8 @@ async def track_now(
     for entry in rows:  # read after the venue's update: newer than a pass's concurrent read
         await _track(ctx, entry, conn, grace, report, wait=True)
     if report.updated and any(e.purpose == Purpose.protect for e in rows):
-        protect_soon(ctx)
+        protect_soon(ctx)  # the sibling leg cancelled first, the analytics after
+    await refresh_analytics(ctx, report.days)
     return report
 
 
@@ -117,7 +121,6 @@ async def _track(
 ) -> None:
     report.checked += 1
     result: OrderResult | None = None
-    days: set[tuple[int, date]] = set()  # refreshed once the booking committed
     try:
         adapter = await ctx.adapters.for_connection(conn)
         result = await adapter.fetch_order(
@@ -157,8 +160,7 @@ async def _track(
             before = (current.status, current.filled_quantity)
             recording = Recording(max_refusals=ctx.settings.exit_max_refusals)
             await apply_result(session, current, result, adapter=conn.adapter, recording=recording)
-            await recording.finish(session, days)
+            await recording.finish(session, report.days)
             if (current.status, current.filled_quantity) != before:
                 report.updated += 1
         await session.commit()
-    await refresh_analytics(ctx, days)
