@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from execution_service.context import AppContext
+from execution_service.workers.order_streams import OrderStreams
 from tests.fakes.binanceusdm import FakeBinanceUsdm
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOkx
@@ -45,6 +46,14 @@ async def bybit(ctx: AppContext) -> AsyncIterator[FakeBybit]:
 async def usdm(ctx: AppContext) -> AsyncIterator[FakeBinanceUsdm]:
     async for served in _serve(FakeBinanceUsdm(api_key=_key(), api_secret=_key()), ctx):
         yield served
+
+
+@pytest.fixture
+async def streams() -> AsyncIterator[OrderStreams]:
+    """The order streams worker, stopped after the test."""
+    running = OrderStreams()
+    yield running
+    await running.close()
 
 
 __all__ = ["VenueServer"]

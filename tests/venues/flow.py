@@ -4,6 +4,7 @@ reply and have it found again, refuse bad credentials. Each venue's test states 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -111,3 +112,13 @@ async def tick_on_venue_prices(ctx: AppContext) -> TickReport:
         await asyncio.wait(late, timeout=10)
         report = await monitor_tick(ctx)
     return report
+
+
+async def until(check: Any, seconds: float = 5.0) -> float:
+    """Polls `check` until it holds; how long that took (seconds)."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.005)
+    raise AssertionError("not within the time")

@@ -4,36 +4,13 @@ a dropped stream reconnects, the tracker's passes covering the gap."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-
 from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.orders.protection import settled
 from execution_service.workers.order_streams import OrderStreams
 from tests.factories import Actor
 from tests.fakes.binanceusdm import FakeBinanceUsdm
-from tests.venues.flow import connect, signal
-
-
-@pytest.fixture
-async def streams() -> AsyncIterator[OrderStreams]:
-    running = OrderStreams()
-    yield running
-    await running.close()
-
-
-async def _until(check: Any, seconds: float = 5.0) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.005)
-    raise AssertionError("not within the time")
+from tests.venues.flow import connect, signal, until
 
 
 async def _streaming(usdm: FakeBinanceUsdm, streams: OrderStreams, ctx: AppContext) -> None:
@@ -42,7 +19,7 @@ async def _streaming(usdm: FakeBinanceUsdm, streams: OrderStreams, ctx: AppConte
     async def connected() -> bool:
         return any(usdm.stream.sockets.values())
 
-    await _until(connected)
+    await until(connected)
 
 
 async def test_a_fired_stop_is_booked_from_the_pushed_update(
@@ -60,7 +37,7 @@ async def test_a_fired_stop_is_booked_from_the_pushed_update(
         return bool((await user.ok("GET", path))["status"] == "closed")
 
     usdm.set_price("BTCUSDT", "48900")  # the venue fires the stop and pushes ALGO_UPDATE
-    took = await _until(closed)  # no tracker pass: the pushed update did it
+    took = await until(closed)  # no tracker pass: the pushed update did it
     assert took < 1.0
     position = await user.ok("GET", path)
     assert position["closed_reason"] == "sl" and position["close_price"] == "48900"
@@ -82,12 +59,12 @@ async def test_a_dropped_stream_reconnects(
     async def dropped() -> bool:
         return not any(usdm.stream.sockets.values())
 
-    await _until(dropped)
+    await until(dropped)
 
     async def back() -> bool:
         return any(usdm.stream.sockets.values())
 
-    await _until(back, 10)  # ccxt.pro reconnects on the next watch
+    await until(back, 10)  # ccxt.pro reconnects on the next watch
     assert len(usdm.requests_to("POST", "/fapi/v1/listenKey")) >= keys
     usdm.set_price("BTCUSDT", "48900")
     path = f"/api/v1/positions/{execution['position_id']}"
@@ -95,7 +72,7 @@ async def test_a_dropped_stream_reconnects(
     async def closed() -> bool:
         return bool((await user.ok("GET", path))["status"] == "closed")
 
-    await _until(closed)
+    await until(closed)
     # Streaming again (earlier tests' accounts, their venues gone, may still be retrying).
     assert conn["id"] not in streams.retrying
     assert metrics.ORDER_STREAMS.labels("retrying")._value.get() == len(streams.retrying)

@@ -5,9 +5,7 @@ tracker pass; a subscription with a bad signature is refused."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from typing import Any
@@ -22,7 +20,7 @@ from execution_service.outbound.policy import OutboundPolicy
 from execution_service.workers.order_streams import OrderStreams
 from tests.factories import Actor
 from tests.fakes.binance import FakeBinance
-from tests.venues.flow import connect, signal
+from tests.venues.flow import connect, signal, until
 
 SMALL = {"position_size_mode": "fixed_quantity", "position_size_value": "0.01"}
 
@@ -38,24 +36,8 @@ async def spot(ctx: AppContext) -> AsyncIterator[FakeBinance]:
     assert not unexpected, f"requests to paths the venue does not serve: {unexpected}"
 
 
-@pytest.fixture
-async def streams() -> AsyncIterator[OrderStreams]:
-    running = OrderStreams()
-    yield running
-    await running.close()
-
-
 def _credentials(fake: FakeBinance, secret: str | None = None) -> dict[str, str]:
     return {"api_key": fake.api_key, "api_secret": secret or fake.api_secret}
-
-
-async def _until(check: Any, seconds: float = 5.0) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.005)
-    raise AssertionError("not within the time")
 
 
 async def _streaming(fake: FakeBinance, streams: OrderStreams, ctx: AppContext) -> None:
@@ -64,7 +46,7 @@ async def _streaming(fake: FakeBinance, streams: OrderStreams, ctx: AppContext) 
     async def subscribed() -> bool:
         return fake.user_data.subscribed(fake.api_key) > 0
 
-    await _until(subscribed)
+    await until(subscribed)
 
 
 def _trades(fake: FakeBinance, client_order_id: str) -> list[dict[str, Any]]:
@@ -96,10 +78,10 @@ async def test_a_resting_limit_filled_is_booked_from_the_pushed_update(
 
     client_id = (await user.ok("GET", path))["client_order_id"]
     spot.fill_order(client_order_id=client_id, qty="0.004")  # a first trade: PARTIALLY_FILLED
-    assert await _until(partly) < 1.0
+    assert await until(partly) < 1.0
     assert (await user.ok("GET", path))["status"] == "partially_filled"
     spot.set_price("BTC/USDT", "49400")  # crosses the limit: the rest trades
-    took = await _until(filled)  # no tracker pass: the pushed update did it
+    took = await until(filled)  # no tracker pass: the pushed update did it
     assert took < 1.0
     log = await user.ok("GET", path)
     first, trade = _trades(spot, client_id)
@@ -129,7 +111,7 @@ async def test_a_fired_oco_stop_is_booked_from_the_pushed_update(
         return bool((await user.ok("GET", path))["status"] == "closed")
 
     spot.set_price("BTC/USDT", "48900")  # through the stop: the venue sells, expires the target
-    took = await _until(closed)
+    took = await until(closed)
     assert took < 1.0
     position = await user.ok("GET", path)
     assert position["closed_reason"] == "sl" and position["close_price"] == "48900"
@@ -161,12 +143,12 @@ async def test_a_dropped_session_subscribes_again(
     async def dropped() -> bool:
         return spot.user_data.subscribed() == 0
 
-    await _until(dropped)
+    await until(dropped)
 
     async def back() -> bool:
         return spot.user_data.subscribed(spot.api_key) == 1
 
-    await _until(back, 10)  # a new client, a new signed subscription
+    await until(back, 10)  # a new client, a new signed subscription
     subscribes = [r for r in spot.user_data.requests if "signature" in r["params"]]
     assert len(subscribes) == 2
     spot.set_price("BTC/USDT", "48900")
@@ -175,7 +157,7 @@ async def test_a_dropped_session_subscribes_again(
     async def closed() -> bool:
         return bool((await user.ok("GET", path))["status"] == "closed")
 
-    assert await _until(closed) < 1.0
+    assert await until(closed) < 1.0
     assert conn["id"] not in streams.retrying
 
 

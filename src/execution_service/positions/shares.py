@@ -59,7 +59,7 @@ class ShareKeeper:
         self.owned: frozenset[int] = frozenset()
         self.workers = 0
         self._until: datetime | None = None
-        self._renewed_at = float("-inf")
+        self._renewed_at = float("-inf")  # not money
         self._ensured = False
 
     def shares(self, now: datetime) -> frozenset[int]:

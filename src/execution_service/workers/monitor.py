@@ -33,7 +33,7 @@ class Monitor:
 
     def __init__(self, keeper: ShareKeeper | None = None) -> None:
         self.keeper = keeper or ShareKeeper()
-        self._whole_at = float("-inf")
+        self._whole_at = float("-inf")  # not money
 
     async def tick(self, ctx: AppContext) -> None:
         arrived = ctx.take_arrived_prices()
