@@ -55,7 +55,6 @@ async def decide_all(
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
 
     async def one(target: Target) -> Decided:
-        # Each run is a task of its own (gather), with its own copy of the log context.
         observability.connection_id.set(target.conn.id)
         account = accounts.get(target.conn.id, Account())
         netting = net(account.opposite, body.quantity, may_reverse(target))
@@ -63,10 +62,31 @@ async def decide_all(
             if not netting.closes:
                 return skipped(body, target, Skip("close_only", "the account is close-only"))
             netting = replace(netting, opens=False)
-        async with bound:
+        if target.caps.simulated:  # its quote was read in bulk: nothing to wait for
             return await _one(ctx, body, target, account, netting, simulated.get(target.conn.id))
+        async with bound:
+            return await _one(ctx, body, target, account, netting, None)
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    # Venues that answer over the network: a task each (gather), with its own copy of the log
+    # context. Simulated ones answer from the bulk read without I/O: awaited in turn, without a
+    # task each, which for 10,000 paper accounts costs more than their decisions.
+    remote = [i for i, t in enumerate(targets) if not t.caps.simulated]
+    out: list[Decided | None] = [None] * len(targets)
+    asked = asyncio.gather(*(one(targets[i]) for i in remote))
+    await asyncio.sleep(0)  # their requests leave before the simulated ones are decided
+    token = observability.connection_id.set(None)
+    try:
+        for i, target in enumerate(targets):
+            if target.caps.simulated:
+                out[i] = await one(target)
+    except BaseException:
+        asked.cancel()
+        raise
+    finally:
+        observability.connection_id.reset(token)
+    for i, decided in zip(remote, await asked, strict=True):
+        out[i] = decided
+    return [d for d in out if d is not None]
 
 
 def skipped(body: SignalCreate, target: Target, skip: Skip) -> Decided:

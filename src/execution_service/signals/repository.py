@@ -96,9 +96,9 @@ class SignalRepository:
         admin_id: int | None,
         principal: Principal,
     ) -> Sequence[tuple[ExecutionConnection, TradingPreset | None]]:
-        stmt = select(ExecutionConnection, TradingPreset).outerjoin(
-            TradingPreset, TradingPreset.id == ExecutionConnection.preset_id
-        )
+        # The presets in a query of their own: a fan-out's 10,000 connections share a few, and
+        # joined, every row would carry (and convert) its preset's 30 columns again.
+        stmt = select(ExecutionConnection)
         if ids is not None:
             stmt = principal.scope(stmt.where(ExecutionConnection.id.in_(ids)), ExecutionConnection)
         else:
@@ -114,5 +114,12 @@ class SignalRepository:
                     if admin_id is None
                     else ExecutionConnection.admin_id == admin_id
                 )
-        rows = await self.session.execute(stmt.order_by(ExecutionConnection.id))
-        return [(conn, preset) for conn, preset in rows]
+        conns = (await self.session.scalars(stmt.order_by(ExecutionConnection.id))).all()
+        preset_ids = sorted({c.preset_id for c in conns if c.preset_id is not None})
+        presets: dict[int | None, TradingPreset] = {}
+        if preset_ids:
+            found = await self.session.scalars(
+                select(TradingPreset).where(TradingPreset.id.in_(preset_ids))
+            )
+            presets = {p.id: p for p in found}
+        return [(conn, presets.get(conn.preset_id)) for conn in conns]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -83,7 +84,9 @@ class PaperTerms:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def paper_market(symbol: str, terms: PaperTerms | None = None) -> Market:
+    """The same (immutable) value for the same symbol and terms: a fan-out asks it per account."""
     base, quote = parse_symbol(symbol)
     terms = terms or PaperTerms()
     return Market(
