@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # How long a worker's tick waits for the exits it sent before it moves on (they go on), and
 # how long exits still under way get when the worker stops.
-EXIT_WAIT_SECONDS = 0.25
+EXIT_WAIT_SECONDS = 0.1
 EXIT_GRACE_SECONDS = 5.0
 
 
@@ -96,9 +96,10 @@ class Monitor:
         arrived = ctx.take_arrived_prices()
         shares = await self.keeper.refresh(ctx)
         started = time.monotonic()
-        if arrived and started - self._whole_at < ctx.settings.monitor_interval_seconds:
+        if arrived:  # first: their stops do not wait for a whole tick (marking, tickers)
             await monitor_tick(ctx, watch.Scope(shares, arrived), self.exits)
-            return
+            if started - self._whole_at < ctx.settings.monitor_interval_seconds:
+                return
         self._whole_at = started
         await monitor_tick(ctx, watch.Scope(shares), self.exits)
 
