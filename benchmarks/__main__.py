@@ -41,6 +41,7 @@ MODULES = {
     "market_data": "benchmarks.bench_market_data",
     "budget": "benchmarks.bench_budget",
     "protection": "benchmarks.bench_protection",
+    "headofline": "benchmarks.bench_headofline",
 }
 
 

@@ -228,6 +228,31 @@ async def test_every_accounts_tickers_at_once_ask_the_venue_once(fake: FakeBinan
     assert len(fake.requests) - before == 1
 
 
+async def test_a_list_of_tickers_is_charged_what_binance_counts() -> None:
+    """Binance counts 2 weight for the 24 h tickers of up to 20 symbols; ccxt prices a list as
+    "no symbol" (200). The monitor's one request a tick for a venue's accounts (issue #20) at
+    200 would spend the reads' share of the minute in 24 ticks."""
+    budgets = Budgets(MemoryStore())
+    async with FakeBinance() as venue:
+        adapter = CcxtAdapter(
+            "binance",
+            {},
+            api_base_url=venue.base_url,
+            timeout_ms=30_000,
+            outbound=LOOPBACK,
+            budget=BudgetSpec(budgets, limits=_limits(6000)),
+        )
+        try:
+            await adapter.load_markets()
+            [budget] = budgets.all()
+            before = (await budget.state())["used"]
+            tickers = await adapter.fetch_tickers(["BTC/USDT", "ETH/USDT"])
+            assert set(tickers) == {"BTC/USDT", "ETH/USDT"}
+            assert (await budget.state())["used"] - before == 2
+        finally:
+            await adapter.close()
+
+
 async def test_an_accounts_order_count_is_read_back_from_the_venue(fake: FakeBinance) -> None:
     """Another process (or a person) spent 4 of this account's 5 orders per 10 s: after one more
     order, the venue's X-MBX-ORDER-COUNT-10S says 5, and the next order waits for the window

@@ -3,8 +3,9 @@
 Answers are shaped on Binance's own (ccxt's static test data: exchangeInfo symbol entries, order,
 account and ticker responses), signed requests are verified (key header + HMAC-SHA256 of the
 query/body), and the fake keeps its own book (balances, orders, fills). Misbehaviour switches
-(rejects, 429/418, down, accept-then-hang, latency, partial fills) are reachable from Python and
-over `/_fake/...` so a fake in another process can be driven too.
+(rejects, 429/418, down, accept-then-hang, latency, one account's latency, partial fills) are
+reachable from Python and over `/_fake/...` so a fake in another process can be driven too
+(e.g. `POST /_fake/key_latency {"api_key": "...", "ms": 2000}`: that account answers slowly).
 
     async with FakeBinance() as fake:          # in-process, in the running loop
         adapter = CcxtAdapter("binance", {...}, api_base_url=fake.base_url)
@@ -369,6 +370,7 @@ class FakeBinance:
         self.orders: list[FakeOrder] = []
         self.requests: list[RecordedRequest] = []
         self.latency_ms = 0.0
+        self.key_latency_ms: dict[str, float] = {}  # API key -> more delay on its requests
         self.in_flight = 0  # requests being answered now, and the most there ever were at once
         self.max_in_flight = 0
         if self.down == "503":
@@ -492,6 +494,14 @@ class FakeBinance:
         """Delay every exchange answer (not /_fake) by `ms`."""
         self.latency_ms = ms
 
+    def set_key_latency(self, api_key: str, ms: float) -> None:
+        """Delay every request signed with (or carrying) `api_key` by `ms` more: one slow
+        account among many on one venue (0 ends it). Public requests carry no key."""
+        if ms:
+            self.key_latency_ms[api_key] = ms
+        else:
+            self.key_latency_ms.pop(api_key, None)
+
     async def go_down(self, mode: str = "refuse", seconds: float | None = None) -> None:
         """ "refuse": close the listening socket (connection refused); "503": answer every
         exchange request 503. With `seconds`, come back up by itself afterwards."""
@@ -607,8 +617,9 @@ class FakeBinance:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.latency_ms:
-                await asyncio.sleep(self.latency_ms / 1000)
+            delay = self.latency_ms + self.key_latency_ms.get(record.api_key or "", 0.0)
+            if delay:
+                await asyncio.sleep(delay / 1000)
             route = self._routes.get((method, path))
             refused = self._over_limit(request, record) if route is not None else None
             if refused is not None:
@@ -1116,6 +1127,7 @@ class FakeBinance:
             "throttle": self.throttle,
             "hang": self.hang_next,
             "latency": self.set_latency,
+            "key_latency": self.set_key_latency,
             "partial_fill": self.partial_fill_next_orders,
             # More accounts (key -> secret): a fan-out's connections each with its own API key.
             "keys": lambda **keys: self.more_keys.update({str(k): str(v) for k, v in keys.items()}),
@@ -1141,19 +1153,27 @@ class FakeBinance:
             await self.come_up()
             return None
         if action in ("state", "orders", "requests", "unexpected"):
-            return self._snapshot(action)
+            # `{"since": n}`: only the requests from the n-th on (a long run's new ones).
+            return self._snapshot(action, int(body.get("since", 0)))
         if action == "order_lists":
             views = self.order_lists(bool(body.get("open_only")), body.get("symbol"))
             return json.loads(json.dumps([asdict(v) for v in views], default=str))
         raise KeyError(f"unknown control action {action!r}")
 
-    def _snapshot(self, what: str) -> Any:
+    def _snapshot(self, what: str, since: int = 0) -> Any:
         if what == "orders":
             return [o.as_query_response() for o in self.orders]
         if what in ("requests", "unexpected"):
-            picked = self.unexpected_requests if what == "unexpected" else self.requests
+            picked = self.unexpected_requests if what == "unexpected" else self.requests[since:]
             return [
-                {"method": r.method, "path": r.path, "params": r.params, "status": r.status}
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "params": r.params,
+                    "status": r.status,
+                    "api_key": r.api_key,  # None: a public request
+                    "at": r.at,
+                }
                 for r in picked
             ]
         return {

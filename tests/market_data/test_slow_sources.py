@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from execution_service.context import AppContext
 from execution_service.health.service import readiness
-from execution_service.workers.monitor import monitor_tick
+from execution_service.workers.monitor import Monitor, monitor_tick
 from tests.factories import Actor, paper_setup
 from tests.fakes.binance import FakeBinance
 from tests.signals.test_ccxt_flow import ccxt_connection, signal
@@ -122,3 +122,46 @@ async def test_a_venue_whose_prices_stop_is_reported_stale_until_it_answers(
         await asyncio.sleep(0.1)
     assert ctx.stale_price_venues == []
     assert REGISTRY.get_sample_value("execution_price_venues_stale") == 0
+
+
+async def test_a_slow_accounts_exit_does_not_hold_up_the_next_tick(
+    user: Actor, ctx: AppContext, fake_binance: FakeBinance
+) -> None:
+    """The worker's tick waits for its exits only briefly: an account answering in 1.5 s (its
+    own requests; the venue's public prices are quick) has its exit go on while the next tick
+    closes another account's stop, and is not sent a second exit meanwhile."""
+    slow = await ccxt_connection(
+        user,
+        fake_binance,
+        position_size_mode="fixed_quantity",
+        position_size_value="0.001",
+        stops_on_venue=False,
+    )
+    slow_position = (await signal(user, slow, sl_price="40000"))["position_id"]
+    paper = await paper_setup(user, price="100", **FQ)
+    await paper.signal(sl_price="95")
+    monitor = Monitor()
+    fake_binance.set_key_latency(fake_binance.api_key, 1500)
+    try:
+        fake_binance.set_price("BTC/USDT", "39000")
+        for _ in range(2):  # the venue's tickers may land a tick later (a tick waits 0.25 s)
+            started = time.monotonic()
+            await monitor.tick(ctx)
+            assert time.monotonic() - started < 1.0  # not held up by the slow exit
+            if monitor.exits.positions:
+                break
+        assert monitor.exits.positions == {slow_position}  # its exit is under way
+        await paper.price("90")
+        await monitor.tick(ctx)  # woken by the pushed price: the paper stop closes now
+        mine = await user.ok("GET", "/api/v1/positions", params={"connection_id": paper.conn_id})
+        assert [p["closed_reason"] for p in mine["items"]] == ["sl"]
+        theirs = await user.ok("GET", f"/api/v1/positions/{slow_position}")
+        assert theirs["status"] == "closing"
+        await asyncio.sleep(1.1)  # a whole tick again, the exit still under way
+        await monitor.tick(ctx)
+    finally:
+        await monitor.exits.close(10)
+        fake_binance.set_key_latency(fake_binance.api_key, 0)
+    assert len(fake_binance.requests_to("POST", "/api/v3/order")) == 2  # entry, one exit
+    theirs = await user.ok("GET", f"/api/v1/positions/{slow_position}")
+    assert theirs["status"] == "closed" and theirs["closed_reason"] == "sl"

@@ -49,6 +49,8 @@ CASES = [
     Case("tie to even, odd", "buy", D(1), D(1), D("1.00000000015")),  # -> ...02
     Case("negative tie", "sell", D(1), D(1), D("1.00000000025")),  # -> -0.00000002
     Case("lots", "buy", D("1.1"), D("0.1"), D("1.1012"), contract_size=D(100000)),
+    # 20 significant digits: the quotes' array parameters are NUMERIC, never a float between
+    Case("twenty digits", "buy", D("98765.432101234567891"), D(3), D("98765.432101234567899")),
     Case("trailing hit", "buy", D(100), D(1), D(117), trailing=D(10), best=D(130), acts=True),
     Case("trailing near", "buy", D(100), D(1), D("117.01"), trailing=D(10), best=D(130)),
     Case("trailing short", "sell", D(100), D(1), D(88), trailing=D(10), best=D(80), acts=True),

@@ -28,7 +28,7 @@ async def test_a_woken_tick_judges_only_the_symbols_that_arrived(
     other = await paper_setup(user, price="100", **kw)
     woken_pid = await open_position(woken, sl_price="95")
     other_pid = await open_position(other, sl_price="95")
-    monitor = Monitor()
+    monitor = Monitor(exit_wait=None)  # each tick ends when its exits have landed
     await monitor.tick(ctx)  # nothing arrived: the whole book
 
     await other.price("94")  # through the other's stop, but not what woke the next tick
@@ -40,6 +40,8 @@ async def test_a_woken_tick_judges_only_the_symbols_that_arrived(
     assert closed["status"] == "closed" and closed["closed_reason"] == "sl"
     assert untouched["status"] == "open" and untouched["current_price"] == "100"
 
-    await Monitor().tick(ctx)  # a whole tick (its interval passed) judges every position
+    await Monitor(exit_wait=None).tick(
+        ctx
+    )  # a whole tick (its interval passed) judges every position
     untouched = await user.ok("GET", f"/api/v1/positions/{other_pid}")
     assert untouched["status"] == "closed" and untouched["closed_reason"] == "sl"

@@ -9,8 +9,10 @@ position by at most `tolerance` (fees in the base asset, rounding), it sells wha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
@@ -72,6 +74,9 @@ def size_exit(
 # already nets a fee taken in the base asset): a crash through 1,000 Binance spot accounts' stops
 # must not spend 20,000 weight, three minutes of the IP's budget, on reads before the exits.
 HELD_WAIT_SECONDS = 0.25  # not money
+# ... and for its answer: one account whose venue answers in seconds must not hold up every other
+# account's exits in the batch (issue #20). A late answer still lands in the account's cache.
+HELD_ANSWER_SECONDS = 0.5  # not money
 
 
 async def look_up(
@@ -96,13 +101,24 @@ async def look_up(
                 market = await adapter.market(key[1])
                 # Within the budget's background share, leaving the rest to the exits.
                 with soon(HELD_WAIT_SECONDS, fallback=True):
-                    held = await spot_held(adapter, conn, market)
+                    held = await _within(spot_held(adapter, conn, market), HELD_ANSWER_SECONDS)
             except (CredentialsError, ExchangeError):
                 pass
         venues[key] = ExitVenue(market, held, caps.client_ids)
 
     await asyncio.gather(*(one(k) for k in keys))
     return adapters, venues
+
+
+async def _within(read: Coroutine[Any, Any, Decimal | None], seconds: float) -> Decimal | None:
+    """The read's answer if it comes within `seconds`, else None (unknown); a late one goes on
+    (not cancelled: a balance read others may share), its failure dropped."""
+    task = asyncio.ensure_future(read)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return None
 
 
 async def spot_held(
