@@ -13,5 +13,6 @@
 
 adapter.py is the venue, one account at a time; batch.py fills a fan-out's orders in one
 transaction; quotes.py reads a fan-out's balances and prices in a few queries; booking.py is the
-arithmetic of a fill; repository.py holds every query of the venue.
+arithmetic of a fill (and where it is priced); orders.py checks a new order and reports one;
+repository.py holds every query of the venue.
 """

@@ -11,12 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execution_service.decimals import normalize
 from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, NoPrice, OrderResult
-from execution_service.exchanges.paper.adapter import (
-    PaperAdapter,
-    check_order,
-    order_result,
-    parse_symbol,
-)
+from execution_service.exchanges.paper.adapter import PaperAdapter
 from execution_service.exchanges.paper.booking import (
     Terms,
     account_of,
@@ -25,6 +20,7 @@ from execution_service.exchanges.paper.booking import (
     hold,
     reservation,
 )
+from execution_service.exchanges.paper.orders import check_order, order_result, parse_symbol
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import MarketDataLatest, PaperBalance, PaperHolding, PaperOrder
 
