@@ -339,7 +339,7 @@ async def test_the_batch_statements_keep_every_digit(user: Actor, ctx: AppContex
         )
         again.quantity = D("-0.1")  # updated in place this time
         await ledger.write_holdings([again])
-        stored = (await ledger.orders([conn_id], ["many-digits"]))[(conn_id, "many-digits")]
+        stored = (await ledger.orders([(conn_id, "many-digits")]))[(conn_id, "many-digits")]
     assert stored.id == order.id and stored.updated_at == order.updated_at
     assert (stored.amount, stored.price, stored.reserved) == (digits[1], digits[0], D(100))
     assert (stored.average, stored.filled, stored.fee) == (None, D(0), D(0))

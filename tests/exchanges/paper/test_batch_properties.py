@@ -235,12 +235,15 @@ async def test_the_batch_books_what_single_orders_book(
     together = await create_orders(ctx.session_factory, requests)
 
     assert [_answer(a) for a in together] == [_answer(a) for a in one_by_one]
-    by_cid = {}
+    async with ctx.session_factory() as session:  # each answer's id is its own order's row
+        rows = await session.execute(
+            select(PaperOrder.id, PaperOrder.connection_id, PaperOrder.client_order_id)
+        )
+        stored = {str(i): (conn_id, cid) for i, conn_id, cid in rows}
     for order, answer in zip(plan, together, strict=True):
-        if isinstance(answer, OrderResult):  # one client order id (per account): one order
-            key = (order["account"], answer.client_order_id)
-            assert by_cid.setdefault(key, answer.order_id) == answer.order_id
-            assert answer.order_id.isdigit()
+        if isinstance(answer, OrderResult):
+            expected = (batched[order["account"]].connection_id, order["cid"])
+            assert stored[answer.order_id] == expected
     assert await _book(ctx, [c for c, _ in pairs.batched]) == await _book(
         ctx, [c for c, _ in pairs.singles]
     )

@@ -121,7 +121,8 @@ async def _read(
     symbols = sorted({r.symbol for r in requests})
     quotes = sorted({q for q in map(_quote, symbols) if q is not None})
     repo = PaperRepository(session)
-    orders = await ledger.orders(conn_ids, sorted({r.client_order_id for r in requests}))
+    keys = sorted({(r.adapter.connection_id, r.client_order_id) for r in requests})
+    orders = await ledger.orders(keys)
     prices: dict[tuple[int | None, str], Decimal | None] = {}
     for symbol in symbols:
         sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from execution_service.decimals import ZERO
@@ -97,18 +98,30 @@ class Ledger:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
 
-    async def orders(
-        self, connection_ids: Sequence[int], client_order_ids: Sequence[str]
-    ) -> dict[tuple[int, str], OrderRow]:
-        """The accounts' orders with any of these client order ids, by (connection, client id)."""
-        rows = await self.conn.execute(
-            select(*_ORDER_COLUMNS)
-            .where(
-                among(self.pg, ORDERS.connection_id, connection_ids),
-                among(self.pg, ORDERS.client_order_id, client_order_ids),
+    async def orders(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], OrderRow]:
+        """The orders of these (connection, client order id), by that key. PostgreSQL: a join
+        on the unnest'ed pairs (index probes, whatever the plan); SQLite: both lists (a superset
+        of the pairs, which only the exact keys are looked up in)."""
+        stmt = select(*_ORDER_COLUMNS)
+        if self.pg:
+            pairs = (
+                func.unnest(
+                    bindparam("k_conns", [c for c, _ in keys], ARRAY(Integer())),
+                    bindparam("k_cids", [k for _, k in keys], ARRAY(String())),
+                )
+                .table_valued("connection_id", "client_order_id")
+                .render_derived("k")
             )
-            .with_for_update()
-        )
+            on = (ORDERS.connection_id == pairs.c.connection_id) & (
+                ORDERS.client_order_id == pairs.c.client_order_id
+            )
+            stmt = stmt.select_from(ORDER_TABLE.join(pairs, on))
+        else:
+            stmt = stmt.where(
+                ORDERS.connection_id.in_(sorted({c for c, _ in keys})),
+                ORDERS.client_order_id.in_(sorted({k for _, k in keys})),
+            )
+        rows = await self.conn.execute(stmt.with_for_update(of=ORDER_TABLE))
         return {(r[0], r[1]): OrderRow(*r) for r in rows}
 
     async def balances(
@@ -144,20 +157,21 @@ class Ledger:
         return {(r[0], r[1]): HoldingRow(*r) for r in rows}
 
     async def insert_orders(self, orders: Sequence[OrderRow], now: datetime) -> None:
-        """Write new orders; each gets its id (matched by its unique client order id)."""
+        """Write new orders; each gets its id. Ids come back in the orders' order: on SQLite as
+        SQLAlchemy sorts them (`sort_by_parameter_order`), on PostgreSQL because the rows are
+        inserted in their order (ORDER BY the array index), so the sequence gives them
+        increasing ids, as SQLAlchemy's own multi-row INSERT relies on."""
         if not orders:
             return
         if self.pg:
-            rows = await self.conn.execute(_PG_INSERT_ORDERS, {**_order_arrays(orders), "now": now})
+            params = {**_order_arrays(orders), "now": now}
+            ids = sorted((await self.conn.execute(_PG_INSERT_ORDERS, params)).scalars())
         else:
             values = [_order_values(o, now) for o in orders]
-            stmt = insert(ORDER_TABLE).returning(
-                ORDERS.id, ORDERS.connection_id, ORDERS.client_order_id
-            )
-            rows = await self.conn.execute(stmt, values)
-        ids = {(c, k): i for i, c, k in rows}
-        for o in orders:
-            o.id, o.updated_at = ids[(o.connection_id, o.client_order_id)], now
+            stmt = insert(ORDER_TABLE).returning(ORDERS.id, sort_by_parameter_order=True)
+            ids = list((await self.conn.execute(stmt, values)).scalars())
+        for o, order_id in zip(orders, ids, strict=True):
+            o.id, o.updated_at = order_id, now
 
     async def update_balances(self, balances: Sequence[BalanceRow]) -> None:
         if not balances:
@@ -279,7 +293,9 @@ _PG_INSERT_ORDERS = text(
     """
     INSERT INTO paper_orders (connection_id, client_order_id, symbol, side, type, amount, price,
         filled, average, fee, fee_currency, reserved, status, created_at, updated_at)
-    SELECT v.*, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+    SELECT v.conn, v.cid, v.symbol, v.side, v.type, v.amount, v.price, v.filled, v.average,
+        v.fee, v.fee_currency, v.reserved, v.status,
+        CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
     FROM unnest(
         CAST(:conns AS INTEGER[]),
         CAST(:cids AS VARCHAR[]),
@@ -294,8 +310,10 @@ _PG_INSERT_ORDERS = text(
         CAST(:fee_currencies AS VARCHAR[]),
         CAST(:reserved AS TEXT[])::NUMERIC[],
         CAST(:statuses AS VARCHAR[])
-    ) AS v
-    RETURNING id, connection_id, client_order_id
+    ) WITH ORDINALITY AS v(conn, cid, symbol, side, type, amount, price, filled, average, fee,
+        fee_currency, reserved, status, n)
+    ORDER BY v.n
+    RETURNING id
     """
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Integer, String, any_, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +24,15 @@ from execution_service.models import (
 
 
 def among(pg: bool, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL one array parameter (`= ANY($1::INTEGER[])`) rather than
-    a parameter per value, so one prepared statement serves any number of values."""
+    """`column IN values`. On PostgreSQL a semi-join on one array parameter (`IN (SELECT
+    unnest($1::INTEGER[]))`): one prepared statement serves any number of values, and it stays
+    a join under the generic plan a prepared statement switches to (where `= ANY($1)` becomes a
+    linear search of the array for every row scanned)."""
     if not pg:
         return cast(ColumnElement[bool], column.in_(values))
     kind = Integer() if isinstance(column.type, Integer) else String()
-    return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), ARRAY(kind))))
+    array = bindparam(None, list(values), ARRAY(kind))
+    return cast(ColumnElement[bool], column.in_(select(func.unnest(array))))
 
 
 class PaperRepository:
