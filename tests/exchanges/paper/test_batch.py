@@ -13,6 +13,7 @@ from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
+from execution_service.exchanges.paper import ledger
 from execution_service.exchanges.paper.batch import PaperOrderRequest, create_orders
 from execution_service.exchanges.paper.booking import Account, Terms, book_fill
 from execution_service.exchanges.paper.ledger import HoldingRow, Ledger, OrderRow
@@ -349,3 +350,34 @@ async def test_the_batch_statements_keep_every_digit(user: Actor, ctx: AppContex
             select(PaperHolding).where(PaperHolding.connection_id == conn_id)
         )
     assert holding is not None and holding.quantity == D("-0.1")
+
+
+async def test_a_known_client_order_id_is_the_known_order(
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orders sent before, one at a time, are found again by the batch (on SQLite across
+    several lookups), whatever came of them; the new ones are placed beside them."""
+    monkeypatch.setattr(ledger, "SQLITE_CHUNK", 2)
+    adapters = await _accounts(user, ctx, 4)
+    sent = [
+        await adapters[i % 3].create_order("BTC/USDT", side, "market", D("0.5"), None, f"k-{i}")
+        for i, side in enumerate(["buy", "sell", "buy", "buy", "sell", "buy"])
+    ]
+    replayed = [
+        PaperOrderRequest(adapters[i % 3], "BTC/USDT", "sell", "market", D(7), None, f"k-{i}")
+        for i in range(6)
+    ]
+    new = [
+        PaperOrderRequest(adapters[i % 3], "BTC/USDT", "buy", "market", D(1), None, f"n-{i}")
+        for i in range(3)
+    ]
+    answers = await create_orders(ctx.session_factory, [*new[:1], *replayed, *new[1:]])
+    assert all(isinstance(a, OrderResult) for a in answers)
+    results = [a for a in answers if isinstance(a, OrderResult)]
+    assert [_answer(a) for a in results[1:7]] == [_answer(a) for a in sent]
+    assert [a.order_id for a in results[1:7]] == [a.order_id for a in sent]
+    fresh = [results[0], *results[7:]]
+    assert [(a.client_order_id, a.status, a.amount) for a in fresh] == [
+        (f"n-{i}", "filled", D(1)) for i in range(3)
+    ]
+    assert len({a.order_id for a in results}) == 9

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 
 from execution_service.context import AppContext
 from execution_service.exchanges.base import ExchangeError, OrderResult
+from execution_service.exchanges.paper import ledger
 from execution_service.exchanges.paper.adapter import PaperAdapter, PaperTerms
 from execution_service.exchanges.paper.batch import (
     PaperAccount,
@@ -193,18 +194,20 @@ async def _book(ctx: AppContext, conn_ids: list[int]) -> list[tuple[Any, ...]]:
 @given(
     state=st.lists(accounts, min_size=len(KINDS), max_size=len(KINDS)),
     price=money("50", "150", 11),
-    prelude=st.lists(orders, max_size=4),
-    plan=st.lists(orders, min_size=1, max_size=14),
+    prelude=st.lists(orders, min_size=1, max_size=6),
+    plan=st.lists(orders, min_size=3, max_size=16),
 )
 async def test_the_batch_books_what_single_orders_book(
     ctx: AppContext,
     pairs: Pairs,
+    monkeypatch: pytest.MonkeyPatch,
     state: list[dict[str, Any]],
     price: D,
     prelude: list[dict[str, Any]],
     plan: list[dict[str, Any]],
 ) -> None:
     await _reset(ctx, pairs, state, price)
+    monkeypatch.setattr(ledger, "SQLITE_CHUNK", 2)  # SQLite's lookup: several statements
 
     def adapters(side: list[tuple[int, int]]) -> list[PaperAdapter]:
         return [

@@ -12,7 +12,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +36,7 @@ BALANCE_TABLE = cast(Table, PaperBalance.__table__)
 HOLDING_TABLE = cast(Table, PaperHolding.__table__)
 ORDER_TABLE = cast(Table, PaperOrder.__table__)
 BALANCES, HOLDINGS, ORDERS = BALANCE_TABLE.c, HOLDING_TABLE.c, ORDER_TABLE.c
+SQLITE_CHUNK = 5_000  # row values per lookup: 10,000 parameters, well under SQLite's 32,766
 
 
 @dataclass(slots=True)
@@ -99,10 +111,10 @@ class Ledger:
         self.pg = conn.dialect.name == "postgresql"
 
     async def orders(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], OrderRow]:
-        """The orders of these (connection, client order id), by that key. PostgreSQL: a join
-        on the unnest'ed pairs (index probes, whatever the plan); SQLite: both lists (a superset
-        of the pairs, which only the exact keys are looked up in)."""
-        stmt = select(*_ORDER_COLUMNS)
+        """The orders of these (connection, client order id), by that key: index probes on the
+        unique (connection, client order id), whatever the plan. PostgreSQL joins the unnest'ed
+        pairs; SQLite takes them as row values, a few thousand a statement."""
+        found: dict[tuple[int, str], OrderRow] = {}
         if self.pg:
             pairs = (
                 func.unnest(
@@ -115,14 +127,17 @@ class Ledger:
             on = (ORDERS.connection_id == pairs.c.connection_id) & (
                 ORDERS.client_order_id == pairs.c.client_order_id
             )
-            stmt = stmt.select_from(ORDER_TABLE.join(pairs, on))
+            stmts = [select(*_ORDER_COLUMNS).select_from(ORDER_TABLE.join(pairs, on))]
         else:
-            stmt = stmt.where(
-                ORDERS.connection_id.in_(sorted({c for c, _ in keys})),
-                ORDERS.client_order_id.in_(sorted({k for _, k in keys})),
-            )
-        rows = await self.conn.execute(stmt.with_for_update(of=ORDER_TABLE))
-        return {(r[0], r[1]): OrderRow(*r) for r in rows}
+            pair = tuple_(ORDERS.connection_id, ORDERS.client_order_id)
+            stmts = [
+                select(*_ORDER_COLUMNS).where(pair.in_(keys[i : i + SQLITE_CHUNK]))
+                for i in range(0, len(keys), SQLITE_CHUNK)
+            ]
+        for stmt in stmts:
+            for r in await self.conn.execute(stmt.with_for_update(of=ORDER_TABLE)):
+                found[(r[0], r[1])] = OrderRow(*r)
+        return found
 
     async def balances(
         self, connection_ids: Sequence[int], currencies: Sequence[str]
@@ -157,10 +172,10 @@ class Ledger:
         return {(r[0], r[1]): HoldingRow(*r) for r in rows}
 
     async def insert_orders(self, orders: Sequence[OrderRow], now: datetime) -> None:
-        """Write new orders; each gets its id. Ids come back in the orders' order: on SQLite as
-        SQLAlchemy sorts them (`sort_by_parameter_order`), on PostgreSQL because the rows are
-        inserted in their order (ORDER BY the array index), so the sequence gives them
-        increasing ids, as SQLAlchemy's own multi-row INSERT relies on."""
+        """Write new orders; each gets its id. PostgreSQL inserts the rows in the orders' order
+        (ORDER BY the array index), so the sequence hands them increasing ids, as SQLAlchemy's
+        own multi-row INSERT relies on; SQLite's RETURNING rows are matched by their unique
+        (connection, client order id) (SQLAlchemy's ordered RETURNING inserts row by row)."""
         if not orders:
             return
         if self.pg:
@@ -168,8 +183,11 @@ class Ledger:
             ids = sorted((await self.conn.execute(_PG_INSERT_ORDERS, params)).scalars())
         else:
             values = [_order_values(o, now) for o in orders]
-            stmt = insert(ORDER_TABLE).returning(ORDERS.id, sort_by_parameter_order=True)
-            ids = list((await self.conn.execute(stmt, values)).scalars())
+            stmt = insert(ORDER_TABLE).returning(
+                ORDERS.id, ORDERS.connection_id, ORDERS.client_order_id
+            )
+            by_key = {(c, k): i for i, c, k in await self.conn.execute(stmt, values)}
+            ids = [by_key[(o.connection_id, o.client_order_id)] for o in orders]
         for o, order_id in zip(orders, ids, strict=True):
             o.id, o.updated_at = order_id, now
 
