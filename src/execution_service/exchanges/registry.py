@@ -158,7 +158,7 @@ class AdapterRegistry:
         is what sending it alone would give, in this order."""
         requests = [
             paper_batch.PaperOrderRequest(
-                self.paper(conn),
+                paper_batch.PaperAccount.of(conn.id, conn.data_connection_id, conn.paper_config),
                 o.symbol,
                 o.side,
                 o.type,

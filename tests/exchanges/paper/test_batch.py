@@ -10,9 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from execution_service.context import AppContext
+from execution_service.db import utcnow
+from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, OrderResult
+from execution_service.exchanges.paper import ledger
 from execution_service.exchanges.paper.batch import PaperOrderRequest, create_orders
 from execution_service.exchanges.paper.booking import Account, Terms, book_fill
+from execution_service.exchanges.paper.ledger import HoldingRow, Ledger, OrderRow
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import ExecutionConnection, PaperBalance, PaperHolding, PaperOrder
 from tests.factories import Actor
@@ -301,3 +305,79 @@ async def test_latest_prices_are_each_data_connections_latest_price(
     assert {dc: point(row) for dc, row in batch.items()} == {
         dc: point(row) for dc, row in one_by_one.items()
     }
+
+
+async def test_the_batch_statements_keep_every_digit(user: Actor, ctx: AppContext) -> None:
+    """What the ledger writes (arrays on PostgreSQL, executemany on SQLite) reads back exactly:
+    values of 20 and more significant digits, tiny and huge, and None where a column allows it."""
+    conn_id = (await user.paper_connection())["id"]
+    digits = [
+        D("12345678901234567890.123456789012345678"),
+        D("0.000000000000000000012345678901234567891"),
+        D("-98765432109876543210.98765432109876543"),
+        D("1E+2"),
+    ]
+    async with ctx.session_factory() as session, session.begin():
+        ledger = Ledger(await session.connection())
+        (balance,) = (await ledger.balances([conn_id], ["USDT"])).values()
+        balance.free, balance.used = digits[0], digits[1]
+        await ledger.update_balances([balance])
+        held = HoldingRow(conn_id, "BTC/USDT", digits[2], digits[0], digits[1])
+        await ledger.write_holdings([held])
+        order = OrderRow(
+            conn_id, "many-digits", "BTC/USDT", "sell", "limit", digits[1], digits[0],
+            OrderStatus.open, "USDT", reserved=digits[3],
+        )  # fmt: skip
+        await ledger.insert_orders([order], utcnow())
+    async with ctx.session_factory() as session, session.begin():
+        ledger = Ledger(await session.connection())
+        assert (await ledger.balances([conn_id], ["USDT"]))[(conn_id, "USDT")] == balance
+        (again,) = (await ledger.holdings([conn_id], ["BTC/USDT"])).values()
+        assert again.id is not None and (again.quantity, again.average_price, again.margin) == (
+            digits[2],
+            digits[0],
+            digits[1],
+        )
+        again.quantity = D("-0.1")  # updated in place this time
+        await ledger.write_holdings([again])
+        stored = (await ledger.orders([(conn_id, "many-digits")]))[(conn_id, "many-digits")]
+    assert stored.id == order.id and stored.updated_at == order.updated_at
+    assert (stored.amount, stored.price, stored.reserved) == (digits[1], digits[0], D(100))
+    assert (stored.average, stored.filled, stored.fee) == (None, D(0), D(0))
+    assert (stored.side, stored.type, stored.status) == ("sell", "limit", OrderStatus.open)
+    async with ctx.session_factory() as session:
+        holding = await session.scalar(
+            select(PaperHolding).where(PaperHolding.connection_id == conn_id)
+        )
+    assert holding is not None and holding.quantity == D("-0.1")
+
+
+async def test_a_known_client_order_id_is_the_known_order(
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orders sent before, one at a time, are found again by the batch (on SQLite across
+    several lookups), whatever came of them; the new ones are placed beside them."""
+    monkeypatch.setattr(ledger, "SQLITE_CHUNK", 2)
+    adapters = await _accounts(user, ctx, 4)
+    sent = [
+        await adapters[i % 3].create_order("BTC/USDT", side, "market", D("0.5"), None, f"k-{i}")
+        for i, side in enumerate(["buy", "sell", "buy", "buy", "sell", "buy"])
+    ]
+    replayed = [
+        PaperOrderRequest(adapters[i % 3], "BTC/USDT", "sell", "market", D(7), None, f"k-{i}")
+        for i in range(6)
+    ]
+    new = [
+        PaperOrderRequest(adapters[i % 3], "BTC/USDT", "buy", "market", D(1), None, f"n-{i}")
+        for i in range(3)
+    ]
+    answers = await create_orders(ctx.session_factory, [*new[:1], *replayed, *new[1:]])
+    assert all(isinstance(a, OrderResult) for a in answers)
+    results = [a for a in answers if isinstance(a, OrderResult)]
+    assert [_answer(a) for a in results[1:7]] == [_answer(a) for a in sent]
+    assert [a.order_id for a in results[1:7]] == [a.order_id for a in sent]
+    fresh = [results[0], *results[7:]]
+    assert [(a.client_order_id, a.status, a.amount) for a in fresh] == [
+        (f"n-{i}", "filled", D(1)) for i in range(3)
+    ]
+    assert len({a.order_id for a in results}) == 9

@@ -12,6 +12,8 @@
   no minimum notional.
 
 adapter.py is the venue, one account at a time; batch.py fills a fan-out's orders in one
-transaction; quotes.py reads a fan-out's balances and prices in a few queries; booking.py is the
-arithmetic of a fill; repository.py holds every query of the venue.
+transaction, on plain values, with the arithmetic of booking.py (where a fill is priced and what
+it books, shared by both paths) and the set-based statements of ledger.py; quotes.py reads a
+fan-out's balances and prices in a few queries; orders.py checks a new order and reports one;
+repository.py holds the venue's other queries.
 """

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execution_service.decimals import ONE, ZERO, normalize
-from execution_service.enums import Direction, MarketType, OrderStatus, OrderType
+from execution_service.decimals import ZERO
+from execution_service.enums import MarketType, OrderStatus, OrderType
 from execution_service.exchanges.base import (
     BalanceEntry,
     FundingPayment,
     InsufficientFunds,
-    InvalidOrder,
     Market,
     NoPrice,
     NotSupported,
@@ -31,17 +30,21 @@ from execution_service.exchanges.base import (
 )
 from execution_service.exchanges.capabilities import ClientIdFormat, VenueCapabilities
 from execution_service.exchanges.paper.booking import (
+    BPS,
     account_of,
     apply_account,
     book_fill,
+    crosses,
+    fee_of,
+    fill_price,
     hold,
     reservation,
 )
+from execution_service.exchanges.paper.orders import check_order, order_result, parse_symbol
 from execution_service.exchanges.paper.repository import PaperRepository
 from execution_service.models import PaperHolding, PaperOrder
 
 PAPER_STEP = Decimal("0.00000001")
-BPS = Decimal(10_000)
 # Simulated inside the service: an account that nets per symbol, whose balances and prices are
 # our own rows, read and filled in bulk. Spot: no borrowing (leverage 1, no shorts). Swap:
 # isolated margin at the preset's leverage, liquidated at a maintenance-margin rate.
@@ -51,14 +54,6 @@ CAPABILITIES = VenueCapabilities(
     market_types=frozenset({MarketType.spot, MarketType.swap}),
     client_ids=ClientIdFormat(max_length=64),
 )
-
-
-def parse_symbol(symbol: str) -> tuple[str, str]:
-    base, sep, rest = symbol.partition("/")
-    quote = rest.split(":", 1)[0]
-    if not sep or not base or not quote:
-        raise InvalidOrder(f"symbol {symbol!r} is not BASE/QUOTE")
-    return base.upper(), quote.upper()
 
 
 # The maintenance margin of a paper swap account when its settings do not say (percent).
@@ -76,12 +71,16 @@ class PaperTerms:
 
     @classmethod
     def of(cls, market_type: str, config: dict[str, Any] | None) -> PaperTerms:
-        config = config or {}
-        return cls(
-            Decimal(str(config.get("fee_rate", "0"))),
-            Decimal(str(config.get("slippage_bps", "0"))),
-            maintenance_rate(market_type, config),
-        )
+        return cls(*paper_rates(config), maintenance_rate(market_type, config))
+
+
+def paper_rates(config: dict[str, Any] | None) -> tuple[Decimal, Decimal]:
+    """A paper account's fee rate and slippage (bps), as its settings give them."""
+    config = config or {}
+    return (
+        Decimal(str(config.get("fee_rate", "0"))),
+        Decimal(str(config.get("slippage_bps", "0"))),
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -211,17 +210,8 @@ class PaperAdapter:
     def fill_price(
         self, order: PaperOrder, last: Decimal, trigger: Decimal | None = None
     ) -> Decimal | None:
-        """Where a new order fills now: a market order at the last price moved against the
-        taker by the slippage, a marketable limit at the last price; None: it rests. A market
-        order fired by a stop or target (`trigger`) fills at its level moved by the slippage:
-        the stop rested in the simulator and fired as the price crossed it."""
-        if order.type == OrderType.market:
-            slip = self.slippage_bps / BPS
-            base = trigger if trigger is not None else last
-            return normalize(base * (ONE + slip if order.side == Direction.buy else ONE - slip))
-        if _crosses(order.side, last, order.price):
-            return last
-        return None
+        """Where a new order fills now (`booking.fill_price` at this account's slippage)."""
+        return fill_price(order, last, self.slippage_bps, trigger)
 
     async def fetch_order(
         self,
@@ -240,7 +230,7 @@ class PaperAdapter:
                 raise OrderNotFound("no such paper order")
             if order.status == OrderStatus.open and order.price is not None:
                 last = await repo.latest_price(self.data_connection_id, order.symbol)
-                if last is not None and _crosses(order.side, last.close, order.price):
+                if last is not None and crosses(order.side, last.close, order.price):
                     await self._release(session, order)
                     try:
                         await self._fill(session, order, order.price)
@@ -328,7 +318,7 @@ class PaperAdapter:
         if balance is None:
             raise InsufficientFunds(f"the paper account holds no {quote}")
         holding = await repo.holding_for_update(self.connection_id, order.symbol)
-        fee = normalize(order.amount * order.price * self.fee_rate)
+        fee = fee_of(order.amount, order.price, self.fee_rate)
         terms = await repo.terms(self.connection_id)
         hold(
             balance,
@@ -353,7 +343,7 @@ class PaperAdapter:
             raise InsufficientFunds(f"the paper account holds no {quote}")
         holding = await repo.holding_for_update(self.connection_id, order.symbol)
         terms = await repo.terms(self.connection_id)
-        fee = normalize(order.amount * price * self.fee_rate)
+        fee = fee_of(order.amount, price, self.fee_rate)
         booked = book_fill(account_of(balance, holding), order, price, fee, terms)
         if holding is None:
             holding = PaperHolding(connection_id=self.connection_id, symbol=order.symbol)
@@ -361,35 +351,3 @@ class PaperAdapter:
         apply_account(booked.account, balance, holding)
         order.filled, order.average, order.fee = order.amount, price, booked.fee
         order.status = OrderStatus.filled
-
-
-def _crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:
-    if limit is None:
-        return False
-    return last <= limit if side == Direction.buy else last >= limit
-
-
-def order_result(order: PaperOrder) -> OrderResult:
-    return OrderResult(
-        order_id=str(order.id) if order.id is not None else "",
-        client_order_id=order.client_order_id,
-        symbol=order.symbol,
-        side=order.side,
-        type=order.type,
-        status=OrderStatus(order.status),
-        amount=order.amount,
-        filled=order.filled or ZERO,
-        average=order.average,
-        price=order.price,
-        fee=order.fee or ZERO,
-        fee_currency=order.fee_currency,
-        timestamp=order.updated_at or datetime.now(UTC),
-        raw={"paper": True, "status": order.status},
-    )
-
-
-def check_order(amount: Decimal, type: str, price: Decimal | None) -> None:
-    if amount <= 0:
-        raise InvalidOrder("amount must be positive")
-    if type == OrderType.limit and (price is None or price <= 0):
-        raise InvalidOrder("a limit order needs a positive price")

@@ -1,37 +1,72 @@
-"""Many accounts' paper orders in one transaction: a signal's fan-out."""
+"""Many accounts' paper orders in one transaction: a signal's fan-out.
+
+The rows are read (and the ones a fill changes locked) in a few statements, every order is
+booked in Python by the arithmetic the single-order path uses (`booking`), and the outcome is
+written in a few set-based statements (`ledger`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execution_service.decimals import normalize
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO
 from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import ExchangeError, InsufficientFunds, NoPrice, OrderResult
-from execution_service.exchanges.paper.adapter import (
-    PaperAdapter,
-    check_order,
-    order_result,
-    parse_symbol,
-)
+from execution_service.exchanges.paper.adapter import paper_rates
 from execution_service.exchanges.paper.booking import (
     Terms,
     account_of,
     apply_account,
     book_fill,
+    fee_of,
+    fill_price,
     hold,
     reservation,
 )
+from execution_service.exchanges.paper.ledger import BalanceRow, HoldingRow, Ledger, OrderRow
+from execution_service.exchanges.paper.orders import check_order, order_result, parse_symbol
 from execution_service.exchanges.paper.repository import PaperRepository
-from execution_service.models import MarketDataLatest, PaperBalance, PaperHolding, PaperOrder
 
 
-@dataclass(frozen=True)
+class Venue(Protocol):
+    """What a batch's order needs of its paper account: a `PaperAdapter`, or a `PaperAccount`."""
+
+    @property
+    def connection_id(self) -> int: ...
+    @property
+    def data_connection_id(self) -> int | None: ...
+    @property
+    def fee_rate(self) -> Decimal: ...
+    @property
+    def slippage_bps(self) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaperAccount:
+    """A paper account as a batch's order sees it, without building its adapter."""
+
+    connection_id: int
+    data_connection_id: int | None
+    fee_rate: Decimal = ZERO
+    slippage_bps: Decimal = ZERO
+
+    @classmethod
+    def of(
+        cls, connection_id: int, data_connection_id: int | None, config: dict[str, Any] | None
+    ) -> PaperAccount:
+        """From a paper connection's row: its ids and settings (no adapter per connection of a
+        10,000-account fan-out)."""
+        return cls(connection_id, data_connection_id, *paper_rates(config))
+
+
+@dataclass(frozen=True, slots=True)
 class PaperOrderRequest:
-    adapter: PaperAdapter
+    adapter: Venue
     symbol: str
     side: str
     type: str
@@ -43,14 +78,17 @@ class PaperOrderRequest:
 
 @dataclass
 class _Books:
-    """Every row the batch touches, read (and locked) once for all its orders."""
+    """Every row the batch touches, read (and locked) once for all its orders, and what its
+    orders changed."""
 
-    session: AsyncSession
-    existing: dict[tuple[int, str], PaperOrder]
-    prices: dict[tuple[int | None, str], MarketDataLatest | None]
-    balances: dict[tuple[int, str], PaperBalance]
-    holdings: dict[tuple[int, str], PaperHolding]
+    orders: dict[tuple[int, str], OrderRow]  # known ones, then the batch's own
+    prices: dict[tuple[int | None, str], Decimal | None]
+    balances: dict[tuple[int, str], BalanceRow]
+    holdings: dict[tuple[int, str], HoldingRow]
     terms: dict[int, Terms]
+    placed: list[OrderRow] = field(default_factory=list)
+    moved: dict[int, BalanceRow] = field(default_factory=dict)  # by id
+    held: dict[tuple[int, str], HoldingRow] = field(default_factory=dict)
 
 
 async def create_orders(
@@ -62,86 +100,89 @@ async def create_orders(
     if not requests:
         return []
     async with session_factory() as session, session.begin():
-        books = await _read(session, requests)
-        placed: list[PaperOrder | ExchangeError] = []
+        ledger = Ledger(await session.connection())
+        books = await _read(session, ledger, requests)
+        placed: list[OrderRow | ExchangeError] = []
         for r in requests:
             try:
                 placed.append(_place(books, r))
             except ExchangeError as exc:
                 placed.append(exc)
-        await session.flush()  # one multi-row INSERT: the orders get their ids
-        return [p if isinstance(p, ExchangeError) else order_result(p) for p in placed]
+        await ledger.insert_orders(books.placed, utcnow())
+        await ledger.update_balances(list(books.moved.values()))
+        await ledger.write_holdings(list(books.held.values()))
+    return [p if isinstance(p, ExchangeError) else order_result(p) for p in placed]
 
 
-async def _read(session: AsyncSession, requests: Sequence[PaperOrderRequest]) -> _Books:
+async def _read(
+    session: AsyncSession, ledger: Ledger, requests: Sequence[PaperOrderRequest]
+) -> _Books:
     conn_ids = sorted({r.adapter.connection_id for r in requests})
     symbols = sorted({r.symbol for r in requests})
+    quotes = sorted({q for q in map(_quote, symbols) if q is not None})
     repo = PaperRepository(session)
-    existing = await repo.orders_for_update(conn_ids, [r.client_order_id for r in requests])
-    prices: dict[tuple[int | None, str], MarketDataLatest | None] = {}
+    keys = sorted({(r.adapter.connection_id, r.client_order_id) for r in requests})
+    orders = await ledger.orders(keys)
+    prices: dict[tuple[int | None, str], Decimal | None] = {}
     for symbol in symbols:
         sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
         for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
-            prices[(dc_id, symbol)] = row
+            prices[(dc_id, symbol)] = None if row is None else row.close
     return _Books(
-        session,
-        existing,
+        orders,
         prices,
-        await repo.balances_for_update(conn_ids),
-        await repo.holdings_for_update(conn_ids, symbols),
+        await ledger.balances(conn_ids, quotes),
+        await ledger.holdings(conn_ids, symbols),
         await repo.terms_of(conn_ids),
     )
 
 
-def _place(books: _Books, r: PaperOrderRequest) -> PaperOrder:
+def _quote(symbol: str) -> str | None:
+    try:
+        return parse_symbol(symbol)[1]
+    except ExchangeError:
+        return None  # refused when its order is placed
+
+
+def _place(books: _Books, r: PaperOrderRequest) -> OrderRow:
     """One order of the batch, filled against the books if it fills now; raises ExchangeError
     (and changes nothing) if it is refused."""
     paper = r.adapter
     _, quote = parse_symbol(r.symbol)
     check_order(r.amount, r.type, r.price)
-    known = books.existing.get((paper.connection_id, r.client_order_id))
+    key = (paper.connection_id, r.client_order_id)
+    known = books.orders.get(key)
     if known is not None:  # the same client order id is the same order
         return known
     last = books.prices[(paper.data_connection_id, r.symbol)]
     if last is None:
         raise NoPrice(f"no price for {r.symbol} on the linked data connection")
-    order = PaperOrder(
-        connection_id=paper.connection_id,
-        client_order_id=r.client_order_id,
-        symbol=r.symbol,
-        side=r.side,
-        type=r.type,
-        amount=r.amount,
-        price=r.price,
-        status=OrderStatus.open,
-        fee_currency=quote,
+    order = OrderRow(
+        *key, r.symbol, r.side, r.type, r.amount, r.price, OrderStatus.open, fee_currency=quote
     )
-    fill_at = paper.fill_price(order, last.close, r.trigger)
+    fill_at = fill_price(order, last, paper.slippage_bps, r.trigger)
+    assert fill_at is not None or order.price is not None  # a limit order rests at its price
+    balance = books.balances.get((paper.connection_id, quote))
+    if balance is None:
+        raise InsufficientFunds(f"the paper account holds no {quote}")
+    holding = books.holdings.get((paper.connection_id, r.symbol))
+    terms = books.terms.get(paper.connection_id, Terms())
+    account = account_of(balance, holding)
     if fill_at is not None:
-        balance = books.balances.get((paper.connection_id, quote))
-        if balance is None:
-            raise InsufficientFunds(f"the paper account holds no {quote}")
-        holding = books.holdings.get((paper.connection_id, r.symbol))
-        fee = normalize(order.amount * fill_at * paper.fee_rate)
-        terms = books.terms.get(paper.connection_id, Terms())
-        booked = book_fill(account_of(balance, holding), order, fill_at, fee, terms)
+        fee = fee_of(order.amount, fill_at, paper.fee_rate)
+        booked = book_fill(account, order, fill_at, fee, terms)
         if holding is None:
-            holding = PaperHolding(connection_id=paper.connection_id, symbol=r.symbol)
+            holding = HoldingRow(paper.connection_id, r.symbol)
             books.holdings[(paper.connection_id, r.symbol)] = holding
-            books.session.add(holding)
         apply_account(booked.account, balance, holding)
+        books.held[(paper.connection_id, r.symbol)] = holding
         order.filled, order.average, order.fee = order.amount, fill_at, booked.fee
         order.status = OrderStatus.filled
     else:  # it rests: its margin and fee are held until it fills or is cancelled
         assert order.price is not None
-        balance = books.balances.get((paper.connection_id, quote))
-        if balance is None:
-            raise InsufficientFunds(f"the paper account holds no {quote}")
-        holding = books.holdings.get((paper.connection_id, r.symbol))
-        fee = normalize(order.amount * order.price * paper.fee_rate)
-        terms = books.terms.get(paper.connection_id, Terms())
-        account = account_of(balance, holding)
+        fee = fee_of(order.amount, order.price, paper.fee_rate)
         hold(balance, order, reservation(account, order, order.price, fee, terms))
-    books.session.add(order)
-    books.existing[(paper.connection_id, r.client_order_id)] = order
+    books.moved[balance.id] = balance
+    books.orders[key] = order
+    books.placed.append(order)
     return order

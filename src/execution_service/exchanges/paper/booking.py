@@ -4,11 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from execution_service.decimals import ONE, ZERO, normalize, ratio
-from execution_service.enums import Direction
+from execution_service.enums import Direction, OrderType
 from execution_service.exchanges.base import InsufficientFunds
-from execution_service.models import PaperBalance, PaperHolding, PaperOrder
+
+BPS = Decimal(10_000)
+
+
+# What the arithmetic reads and writes, by shape: the venue's ORM rows (one order at a time) and
+# the batch's light values (many at once) both fit, so the two paths share every line of it.
+class Order(Protocol):
+    @property
+    def side(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+
+
+class Priced(Order, Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def price(self) -> Decimal | None: ...
+
+
+class Reserving(Protocol):
+    reserved: Decimal
+
+
+class Balance(Protocol):
+    currency: str
+    free: Decimal
+    used: Decimal
+
+
+class Holding(Protocol):
+    quantity: Decimal
+    average_price: Decimal
+    margin: Decimal
 
 
 @dataclass(frozen=True)
@@ -38,9 +72,7 @@ class Booked:
     fee: Decimal  # what was charged: an exit pays at most what the account has left
 
 
-def book_fill(
-    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, terms: Terms
-) -> Booked:
+def book_fill(account: Account, order: Order, price: Decimal, fee: Decimal, terms: Terms) -> Booked:
     """The account after a complete fill of `order` at `price`; `InsufficientFunds` if it cannot
     pay for what it opens. Pure, so a batch can refuse one order without undoing the others.
 
@@ -91,7 +123,7 @@ def book_fill(
     return Booked(after, normalize(fee))
 
 
-def account_of(balance: PaperBalance, holding: PaperHolding | None) -> Account:
+def account_of(balance: Balance, holding: Holding | None) -> Account:
     if holding is None:
         return Account(balance.free, balance.used, quote=balance.currency)
     return Account(
@@ -104,14 +136,14 @@ def account_of(balance: PaperBalance, holding: PaperHolding | None) -> Account:
     )
 
 
-def apply_account(after: Account, balance: PaperBalance, holding: PaperHolding) -> None:
+def apply_account(after: Account, balance: Balance, holding: Holding) -> None:
     balance.free, balance.used = after.free, after.used
     holding.quantity, holding.average_price = after.quantity, after.average_price
     holding.margin = after.margin
 
 
 def reservation(
-    account: Account, order: PaperOrder, price: Decimal, fee: Decimal, terms: Terms
+    account: Account, order: Order, price: Decimal, fee: Decimal, terms: Terms
 ) -> Decimal:
     """What a resting order holds until it fills: the margin of what it would open (what it
     closes of the holding posts none) and its fee. `InsufficientFunds` if the account cannot
@@ -130,8 +162,36 @@ def reservation(
     return needed
 
 
-def hold(balance: PaperBalance, order: PaperOrder, amount: Decimal) -> None:
+def hold(balance: Balance, order: Reserving, amount: Decimal) -> None:
     """Move `amount` of the quote balance into (or, negative, out of) the order's reservation."""
     balance.free = normalize(balance.free - amount)
     balance.used = normalize(balance.used + amount)
     order.reserved = normalize((order.reserved or ZERO) + amount)
+
+
+def fee_of(amount: Decimal, price: Decimal, fee_rate: Decimal) -> Decimal:
+    """The fee of `amount` at `price`: `fee_rate` of the notional, in the quote currency."""
+    return normalize(amount * price * fee_rate)
+
+
+def fill_price(
+    order: Priced, last: Decimal, slippage_bps: Decimal, trigger: Decimal | None = None
+) -> Decimal | None:
+    """Where a new order fills now: a market order at the last price moved against the taker by
+    the slippage, a marketable limit at the last price; None: it rests. A market order fired by
+    a stop or target (`trigger`) fills at its level moved by the slippage: the stop rested in
+    the simulator and fired as the price crossed it."""
+    if order.type == OrderType.market:
+        slip = slippage_bps / BPS
+        base = trigger if trigger is not None else last
+        return normalize(base * (ONE + slip if order.side == Direction.buy else ONE - slip))
+    if crosses(order.side, last, order.price):
+        return last
+    return None
+
+
+def crosses(side: str, last: Decimal, limit: Decimal | None) -> bool:
+    """Whether a limit order at `limit` is marketable at the `last` price."""
+    if limit is None:
+        return False
+    return last <= limit if side == Direction.buy else last >= limit

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, normalize
@@ -21,12 +23,28 @@ from execution_service.models import (
 )
 
 
+def among(pg: bool, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL a semi-join on one array parameter (`IN (SELECT
+    unnest($1::INTEGER[]))`): one prepared statement serves any number of values, and it stays
+    a join under the generic plan a prepared statement switches to (where `= ANY($1)` becomes a
+    linear search of the array for every row scanned)."""
+    if not pg:
+        return cast(ColumnElement[bool], column.in_(values))
+    kind = Integer() if isinstance(column.type, Integer) else String()
+    array = bindparam(None, list(values), ARRAY(kind))
+    return cast(ColumnElement[bool], column.in_(select(func.unnest(array))))
+
+
 class PaperRepository:
     """The paper venue's reads in one session; the `_for_update` ones lock what they read until
     the session's transaction ends."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    @property
+    def _pg(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
 
     # --- prices ----------------------------------------------------------------------------------
 
@@ -126,54 +144,23 @@ class PaperRepository:
 
     # --- a batch's reads, many accounts at once ------------------------------------------------
 
-    async def orders_for_update(
-        self, connection_ids: Sequence[int], client_order_ids: Sequence[str]
-    ) -> dict[tuple[int, str], PaperOrder]:
-        """The accounts' orders with any of these client order ids, by (connection, client id)."""
-        rows = await self.session.scalars(
-            select(PaperOrder)
-            .where(
-                PaperOrder.connection_id.in_(connection_ids),
-                PaperOrder.client_order_id.in_(client_order_ids),
-            )
-            .with_for_update()
-        )
-        return {(o.connection_id, o.client_order_id): o for o in rows}
-
-    async def balances_for_update(
-        self, connection_ids: Sequence[int]
-    ) -> dict[tuple[int, str], PaperBalance]:
-        """Every balance row of the accounts, by (connection, currency), locked in id order."""
-        rows = await self.session.scalars(
-            select(PaperBalance)
-            .where(PaperBalance.connection_id.in_(connection_ids))
-            .order_by(PaperBalance.id)
-            .with_for_update()
-        )
-        return {(b.connection_id, b.currency): b for b in rows}
-
-    async def holdings_for_update(
-        self, connection_ids: Sequence[int], symbols: Sequence[str]
-    ) -> dict[tuple[int, str], PaperHolding]:
-        """The accounts' holdings of these symbols, by (connection, symbol), locked in id order."""
-        rows = await self.session.scalars(
-            select(PaperHolding)
-            .where(PaperHolding.connection_id.in_(connection_ids), PaperHolding.symbol.in_(symbols))
-            .order_by(PaperHolding.id)
-            .with_for_update()
-        )
-        return {(h.connection_id, h.symbol): h for h in rows}
-
     async def terms_of(self, connection_ids: Sequence[int]) -> dict[int, Terms]:
-        """`terms` of many connections."""
-        rows = await self.session.execute(
-            select(ExecutionConnection.id, ExecutionConnection.market_type, TradingPreset.leverage)
+        """`terms` of many connections. On PostgreSQL a row per distinct (market type, leverage)
+        with its connections' ids: a fan-out's accounts mostly share one preset."""
+        ids: Any = ExecutionConnection.id
+        if self._pg:
+            ids = func.array_agg(ExecutionConnection.id)
+        stmt = (
+            select(ExecutionConnection.market_type, TradingPreset.leverage, ids)
             .outerjoin(TradingPreset, ExecutionConnection.preset_id == TradingPreset.id)
-            .where(ExecutionConnection.id.in_(connection_ids))
+            .where(among(self._pg, ExecutionConnection.id, connection_ids))
         )
-        return {
-            conn_id: Terms(
+        if self._pg:
+            stmt = stmt.group_by(ExecutionConnection.market_type, TradingPreset.leverage)
+        out: dict[int, Terms] = {}
+        for market_type, leverage, conn_ids in await self.session.execute(stmt):
+            terms = Terms(
                 leverage if leverage and leverage > 0 else ONE, market_type == MarketType.spot
             )
-            for conn_id, market_type, leverage in rows
-        }
+            out.update(dict.fromkeys(conn_ids if self._pg else [conn_ids], terms))
+        return out
