@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.decimals import ONE, ZERO
 from execution_service.enums import ConnectionStatus, MarketType, PositionStatus
+from execution_service.events import setbased
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 
@@ -27,6 +28,7 @@ class Exposure:
 # ids per IN list: far below the driver's bound on parameters
 CHUNK = 5000
 HELD = (PositionStatus.open, PositionStatus.closing)
+_POSITIONS = cast(Table, ExecutionPosition.__table__)
 
 
 class PositionRepository:
@@ -106,11 +108,7 @@ class PositionRepository:
     async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """New positions without ORM objects (a fan-out's thousands): their ids, in the order
         given."""
-        if not rows:
-            return []
-        table = cast(Table, ExecutionPosition.__table__)
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list((await self.session.scalars(stmt, list(rows))).all())
+        return await setbased.insert_rows(self.session, _POSITIONS, rows)
 
     async def by_ids(self, position_ids: Sequence[int]) -> list[ExecutionPosition]:
         out: list[ExecutionPosition] = []
