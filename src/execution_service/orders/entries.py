@@ -21,8 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service import observability
 from execution_service.context import AppContext
-from execution_service.db import utcnow
-from execution_service.decimals import ZERO
 from execution_service.enums import OrderStatus, Purpose
 from execution_service.events import service as events
 from execution_service.events.repository import EventRepository
@@ -82,7 +80,7 @@ async def insert_entries(
     (`rejected`, `skipped`) with its code, counted and announced. Returns them as recorded, in
     order (detached: the caller commits them, and they are recorded later in sessions of their
     own)."""
-    prefix, now = ctx.settings.client_order_prefix, utcnow()
+    prefix = ctx.settings.client_order_prefix
     rows = [
         dict(
             user_id=o.conn.user_id,
@@ -96,12 +94,8 @@ async def insert_entries(
             order_type=signal.order_type,
             quantity=o.quantity,
             price=o.price,
-            filled_quantity=ZERO,
-            fee=ZERO,
             plan=o.plan,
             received_at=signal.received_at,
-            created_at=now,
-            updated_at=now,
             **_refused(o.refusal),
         )
         for o in orders

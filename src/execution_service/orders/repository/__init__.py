@@ -11,6 +11,8 @@ from sqlalchemy import Table, and_, func, inspect, or_, select, union_all, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO
 from execution_service.enums import ConnectionStatus, OrderStatus, PositionStatus, Purpose
 from execution_service.events import setbased
 from execution_service.models import (
@@ -96,8 +98,16 @@ class OrderRepository:
 
     async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> Sequence[ExecutionLog]:
         """New logs in one statement, without the ORM's unit of work (a fan-out's thousands):
-        each row a dict of the same columns, defaults included. Returns them as recorded, in
-        the order given: detached, every column loaded (those not given are None)."""
+        each row a dict of the same columns; those with a default it leaves out take it, as
+        ORM rows would. Returns them as recorded, in the order given: detached, every column
+        loaded (None where neither given nor defaulted)."""
+        if not rows:
+            return []
+        now = utcnow()
+        defaults = {"filled_quantity": ZERO, "fee": ZERO, "created_at": now, "updated_at": now}
+        missing = {k: v for k, v in defaults.items() if k not in rows[0]}
+        if missing:
+            rows = [{**missing, **row} for row in rows]
         ids = await setbased.insert_rows(self.session, _LOGS, rows)
         mapper = inspect(ExecutionLog)
         new, key = mapper.class_manager.new_instance, mapper.identity_key_from_primary_key
