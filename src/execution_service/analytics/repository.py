@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.db import dialect_insert, utcnow
 from execution_service.decimals import ZERO
 from execution_service.enums import PositionStatus, Purpose
+from execution_service.events import setbased
 from execution_service.models import (
     ExecutionAnalytics,
     ExecutionConnection,
@@ -95,7 +96,7 @@ class AnalyticsRepository:
         # Columns, not the ORM rows: the Core upserts here would leave loaded rows stale.
         rows = await self.session.execute(
             select(EA.execution_connection_id, EA.opening_equity).where(
-                EA.execution_connection_id.in_(connection_ids),
+                setbased.any_of(self.session, EA.execution_connection_id, connection_ids),
                 EA.date == day,
                 EA.opening_equity.is_not(None),
             )
@@ -118,6 +119,10 @@ class AnalyticsRepository:
             for c in sorted(equities)
         ]
         stmt = dialect_insert(self.session, EA)
+        many: list[dict[str, Any]] | None = rows
+        if setbased.postgres(self.session):  # one INSERT ... SELECT over arrays, not one a row
+            stmt = stmt.from_select(list(rows[0]), setbased.source(cast(Table, EA.__table__), rows))
+            many = None
         # No arithmetic: a COALESCE of two stored values, exact on SQLite's text money too.
         kept = func.coalesce(EA.opening_equity, stmt.excluded.opening_equity)
         await self.session.execute(
@@ -125,7 +130,7 @@ class AnalyticsRepository:
                 index_elements=["execution_connection_id", "date"],
                 set_={"opening_equity": kept, "updated_at": stmt.excluded.updated_at},
             ),
-            rows,
+            many,
         )
 
     async def upsert_day(self, connection_id: int, day: date, values: dict[str, Any]) -> None:

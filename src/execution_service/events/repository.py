@@ -4,10 +4,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, exists, func, insert, select
+from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.enums import DeliveryStatus
+from execution_service.events import setbased
 from execution_service.models import Event, WebhookDelivery
 from execution_service.principal import Principal
 
@@ -17,9 +18,8 @@ class EventRepository:
         self.session = session
 
     async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Many events in one executemany INSERT, in the order given (their ids follow it)."""
-        if rows:
-            await self.session.execute(insert(cast(Table, Event.__table__)), list(rows))
+        """Many events in one statement, in the order given (their ids follow it)."""
+        await setbased.insert_many(self.session, cast(Table, Event.__table__), rows)
 
     async def latest_id(self) -> int:
         return int(await self.session.scalar(select(func.max(Event.id))) or 0)

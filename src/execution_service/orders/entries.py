@@ -17,9 +17,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from execution_service import observability
 from execution_service.context import AppContext
 from execution_service.enums import OrderStatus, Purpose
+from execution_service.events import service as events
+from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import (
     ExchangeAdapter,
 )
@@ -27,7 +31,7 @@ from execution_service.exchanges.capabilities import VenueCapabilities
 from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import bulk
 from execution_service.orders.ids import entry_client_order_id
-from execution_service.orders.lifecycle import reject, send_deadline, submit
+from execution_service.orders.lifecycle import announced, count, reject, send_deadline, submit
 from execution_service.orders.outcomes import OutcomeRecorder, fill_batch, record_outcomes
 from execution_service.orders.repository import OrderRepository
 
@@ -69,14 +73,16 @@ class Signal:
     received_at: datetime
 
 
-def new_entries(
-    ctx: AppContext, signal: Signal, orders: Sequence[EntryOrder]
+async def insert_entries(
+    session: AsyncSession, ctx: AppContext, signal: Signal, orders: Sequence[EntryOrder]
 ) -> list[ExecutionLog]:
-    """The `pending` rows, one per order, for the caller's transaction (`record_refusals` once
-    they are flushed)."""
+    """One row per order, in the caller's transaction and one statement: `pending`, or refused
+    (`rejected`, `skipped`) with its code, counted and announced. Returns them as recorded, in
+    order (detached: the caller commits them, and they are recorded later in sessions of their
+    own)."""
     prefix = ctx.settings.client_order_prefix
-    return [
-        ExecutionLog(
+    rows = [
+        dict(
             user_id=o.conn.user_id,
             admin_id=o.conn.admin_id,
             execution_connection_id=o.conn.id,
@@ -88,21 +94,32 @@ def new_entries(
             order_type=signal.order_type,
             quantity=o.quantity,
             price=o.price,
-            status=OrderStatus.pending,
             plan=o.plan,
             received_at=signal.received_at,
+            **_refused(o.refusal),
         )
         for o in orders
     ]
+    logs = list(await OrderRepository(session).insert_rows(rows))
+    refused = []
+    for entry, order in zip(logs, orders, strict=True):
+        if order.refusal is not None:  # as `lifecycle.reject` records a refusal
+            count(entry, OrderStatus.pending, order.conn.adapter)
+            kind = announced(entry, OrderStatus.pending)
+            if kind is not None:
+                refused.append(events.row(kind, entry, events.order_payload(entry)))
+    await EventRepository(session).insert_rows(refused)
+    return logs
 
 
-def record_refusals(entries: Sequence[ExecutionLog], orders: Sequence[EntryOrder]) -> None:
-    """After the flush: a refusal's `order.rejected` event names the log's id."""
-    for entry, order in zip(entries, orders, strict=True):
-        refusal = order.refusal
-        if refusal is not None:
-            status = OrderStatus.skipped if refusal.skipped else OrderStatus.rejected
-            reject(entry, refusal.code, refusal.message, adapter=order.conn.adapter, status=status)
+def _refused(refusal: Refusal | None) -> dict[str, Any]:
+    if refusal is None:
+        return dict(status=OrderStatus.pending, error_code=None, error_message=None)
+    return dict(
+        status=OrderStatus.skipped if refusal.skipped else OrderStatus.rejected,
+        error_code=refusal.code,
+        error_message=refusal.message[:1000],
+    )
 
 
 async def refuse_unsent(

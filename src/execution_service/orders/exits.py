@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from execution_service.context import AppContext
 from execution_service.crypto import CredentialsError
 from execution_service.db import utcnow
-from execution_service.enums import CloseReason, OrderStatus, OrderType, PositionStatus, Purpose
+from execution_service.enums import CloseReason, OrderStatus, OrderType, Purpose
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
@@ -68,6 +69,22 @@ def new_exit_log(
 ) -> ExecutionLog:
     """The `pending` row of the n-th exit order of a position."""
     return ExecutionLog(
+        **exit_values(ctx, position, quantity, reason, n, full_close, fmt, signal_id)
+    )
+
+
+def exit_values(
+    ctx: AppContext,
+    position: ExecutionPosition,
+    quantity: Decimal,
+    reason: CloseReason,
+    n: int,
+    full_close: bool,
+    fmt: ClientIdFormat = READABLE,
+    signal_id: int | None = None,
+) -> dict[str, Any]:
+    """The columns of `new_exit_log`'s row, for a batch's one INSERT."""
+    return dict(
         user_id=position.user_id,
         admin_id=position.admin_id,
         execution_connection_id=position.execution_connection_id,
@@ -136,7 +153,8 @@ async def claim_in(
     wanted = {r.position_id: r for r in requests}
     rows = await PositionRepository(session).lock_open(sorted(wanted), skip_locked=skip_locked)
     counts = await OrderRepository(session).exit_counts([p.id for p in rows])
-    batch: list[ExecutionLog] = []
+    closing: list[ExecutionPosition] = []
+    batch: list[dict[str, Any]] = []
     for position in rows:
         request = wanted[position.id]
         venue = venues.get((position.execution_connection_id, position.symbol), ExitVenue())
@@ -150,13 +168,13 @@ async def claim_in(
         )
         if size.quantity <= 0:
             continue
-        position.status = PositionStatus.closing
+        closing.append(position)
         if request.level is not None and position.take_profits:
             levels = [dict(t) for t in position.take_profits]
             levels[request.level]["done"] = True
             position.take_profits = levels
         n = counts.get(position.id, 0) + 1
-        exit_log = new_exit_log(
+        values = exit_values(
             ctx,
             position,
             size.quantity,
@@ -168,10 +186,12 @@ async def claim_in(
         )
         level = trigger_level(position, request)
         if level is not None:  # a simulated venue fills it there, as a resting stop would
-            exit_log.plan = {**(exit_log.plan or {}), "level": str(level)}
-        batch.append(exit_log)
-    session.add_all(batch)
-    return batch
+            values["plan"] = {**values["plan"], "level": str(level)}
+        batch.append(values)
+    # One UPDATE and one INSERT for the batch (a netting fan-out's thousands), not the ORM's
+    # unit of work: the exits' rows come back detached, as the caller commits them.
+    await PositionRepository(session).mark_closing(closing)
+    return list(await OrderRepository(session).insert_rows(batch))
 
 
 async def send_exit(

@@ -200,10 +200,7 @@ async def _record(
     # before any order of this signal is sent (a refused entry was not necessarily measured).
     sized = {d.target.conn.id: d.equity for d in decided if d.entry and d.entry.refusal is None}
     await analytics.open_days(session, received_at.date(), sized)
-    logs = entries.new_entries(ctx, shared, orders)
-    session.add_all(logs)
-    await session.flush()
-    entries.record_refusals(logs, orders)
+    logs = await entries.insert_entries(session, ctx, shared, orders)
     requests = [
         ExitRequest(c.position_id, CloseReason.signal, c.quantity, c.whole, signal_id=signal_id)
         for d in decided

@@ -7,10 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, union_all, update
+from sqlalchemy import Table, and_, func, inspect, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import instance_state
 
+from execution_service.db import utcnow
+from execution_service.decimals import ZERO
 from execution_service.enums import ConnectionStatus, OrderStatus, PositionStatus, Purpose
+from execution_service.events import setbased
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,
@@ -20,6 +24,8 @@ from execution_service.models import (
 from execution_service.principal import Principal
 
 RESTING = (OrderStatus.open, OrderStatus.partially_filled)
+_LOGS = cast(Table, ExecutionLog.__table__)
+_UNSET = dict.fromkeys(c.key for c in _LOGS.columns)  # a new row's columns none of its values set
 
 
 class OrderRepository:
@@ -81,25 +87,42 @@ class OrderRepository:
         (ids only: a batch's rows are in the caller's hands already)."""
         rows = await self.session.scalars(
             select(ExecutionLog.id)
-            .where(ExecutionLog.id.in_(log_ids), ExecutionLog.status == OrderStatus.pending)
+            .where(
+                setbased.any_of(self.session, ExecutionLog.id, log_ids),
+                ExecutionLog.status == OrderStatus.pending,
+            )
             .order_by(ExecutionLog.id)
             .with_for_update()
         )
         return set(rows)
 
-    async def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Many rows' new values in one executemany UPDATE by id: each row a dict of the same
-        columns, its id under `row_id`."""
+    async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> Sequence[ExecutionLog]:
+        """New logs in one statement, without the ORM's unit of work (a fan-out's thousands):
+        each row a dict of the same columns; those with a default it leaves out take it, as
+        ORM rows would. Returns them as recorded, in the order given: detached, every column
+        loaded (None where neither given nor defaulted)."""
         if not rows:
-            return
-        table = cast(Table, ExecutionLog.__table__)
-        columns = [c for c in rows[0] if c != "row_id"]
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
-            .values({c: bindparam(c) for c in columns})
-        )
-        await self.session.execute(stmt, list(rows))
+            return []
+        now = utcnow()
+        defaults = {"filled_quantity": ZERO, "fee": ZERO, "created_at": now, "updated_at": now}
+        missing = {k: v for k, v in defaults.items() if k not in rows[0]}
+        if missing:
+            rows = [{**missing, **row} for row in rows]
+        ids = await setbased.insert_rows(self.session, _LOGS, rows)
+        mapper = inspect(ExecutionLog)
+        new, key = mapper.class_manager.new_instance, mapper.identity_key_from_primary_key
+        out: list[ExecutionLog] = []
+        for values, log_id in zip(rows, ids, strict=True):
+            entry = new()  # not __init__: its instrumented sets cost more than the INSERT
+            entry.__dict__.update(_UNSET, **values, id=log_id)  # loaded, nothing changed
+            instance_state(entry).key = key((log_id,))  # detached, as if read and expunged
+            out.append(entry)
+        return out
+
+    async def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many rows' new values in one statement by id: each row a dict of the same columns,
+        its id under `row_id`."""
+        await setbased.update_rows(self.session, _LOGS, rows)
 
     async def lock(self, log_id: int) -> ExecutionLog | None:
         return await self.session.get(ExecutionLog, log_id, with_for_update=True)
@@ -340,7 +363,7 @@ class OrderRepository:
     async def touch_last_used(self, connection_ids: Sequence[int], at: datetime) -> None:
         await self.session.execute(
             update(ExecutionConnection)
-            .where(ExecutionConnection.id.in_(sorted(connection_ids)))
+            .where(setbased.any_of(self.session, ExecutionConnection.id, sorted(connection_ids)))
             .values(last_used_at=at)
             .execution_options(synchronize_session=False)
         )

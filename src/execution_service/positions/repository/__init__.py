@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from execution_service.db import utcnow
 from execution_service.decimals import ONE, ZERO
 from execution_service.enums import ConnectionStatus, MarketType, PositionStatus
+from execution_service.events import setbased
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 
@@ -27,6 +30,7 @@ class Exposure:
 # ids per IN list: far below the driver's bound on parameters
 CHUNK = 5000
 HELD = (PositionStatus.open, PositionStatus.closing)
+_POSITIONS = cast(Table, ExecutionPosition.__table__)
 
 
 class PositionRepository:
@@ -106,11 +110,23 @@ class PositionRepository:
     async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """New positions without ORM objects (a fan-out's thousands): their ids, in the order
         given."""
-        if not rows:
-            return []
-        table = cast(Table, ExecutionPosition.__table__)
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list((await self.session.scalars(stmt, list(rows))).all())
+        return await setbased.insert_rows(self.session, _POSITIONS, rows)
+
+    async def mark_closing(self, positions: Sequence[ExecutionPosition]) -> None:
+        """These locked positions are `closing` (their exits claimed), in one UPDATE; the loaded
+        rows say so too, with nothing left for the ORM to flush."""
+        if not positions:
+            return
+        now = utcnow()
+        ids = [p.id for p in positions]
+        await self.session.execute(
+            update(_POSITIONS)
+            .where(setbased.any_of(self.session, _POSITIONS.c.id, ids))
+            .values(status=PositionStatus.closing, updated_at=now)
+        )
+        for position in positions:
+            set_committed_value(position, "status", PositionStatus.closing)
+            set_committed_value(position, "updated_at", now)
 
     async def by_ids(self, position_ids: Sequence[int]) -> list[ExecutionPosition]:
         out: list[ExecutionPosition] = []

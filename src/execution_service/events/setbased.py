@@ -1,0 +1,132 @@
+"""Many rows written in one statement per table: a fan-out's thousands of logs, positions and
+events. On PostgreSQL one INSERT (or UPDATE) over `unnest` arrays, one array a column, each cast
+to its column's type (NUMERIC for money: the Decimals stay exact); on SQLite a multi-row INSERT
+or an executemany UPDATE. Every row is a dict of the same columns; no ORM object is involved.
+
+Here, beside the outbox, as the lowest layer of the domains that write such batches (the
+orders, the position book, the events)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.selectable import TableValuedAlias
+
+Rows = Sequence[Mapping[str, Any]]
+
+
+def postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _same(values: list[Any]) -> bool:
+    """Every value the first one: the very object (a shared moment, status, None), or an equal
+    string (one symbol read from many rows). Not money: 1 and 1.0 are equal, not the same."""
+    first = values[0]
+    if isinstance(first, str):
+        return values.count(first) == len(values)
+    return all(v is first for v in values)
+
+
+def _unnest(
+    table: Table, names: Sequence[tuple[str, str]], rows: Rows
+) -> tuple[Any, dict[str, ColumnElement[Any]]]:
+    """The rows as `unnest($1::type1[], ...) WITH ORDINALITY AS v(name1, ..., n)`, in the order
+    given (`v.n`), and each name's value in it: its column of `v`, or one parameter where every
+    row has the same value (not encoded, sent and unnested 10,000 times). `names`: (key in the
+    rows, the column of `table` whose type it has); the first is always an array."""
+    arrays, scalars = [], {}
+    for i, (key, column) in enumerate(names):
+        kind = table.c[column].type
+        values = [r[key] for r in rows]
+        if i > 0 and _same(values):
+            scalars[key] = cast(bindparam(f"s_{key}", values[0], type_=kind), kind)
+        else:
+            many = ARRAY(kind)
+            arrays.append((key, cast(bindparam(f"a_{key}", values, type_=many), many)))
+    source: TableValuedAlias = func.unnest(*(a for _, a in arrays)).table_valued(
+        *(key for key, _ in arrays), with_ordinality="n"
+    )
+    v = source.render_derived(name="v")
+    columns = {key: v.c[key] for key, _ in arrays} | scalars
+    return v, {key: columns[key] for key, _ in names}
+
+
+def source(table: Table, rows: Rows) -> Select[Any]:
+    """PostgreSQL: the rows (dicts of the same columns of `table`) as a SELECT, in the order
+    given, for an INSERT ... SELECT of the caller's own (an upsert)."""
+    v, columns = _unnest(table, [(n, n) for n in rows[0]], rows)
+    return select(*columns.values()).order_by(v.c.n)
+
+
+def any_of(
+    session: AsyncSession,
+    column: ColumnElement[Any] | QueryableAttribute[Any],
+    values: Sequence[Any],
+) -> ColumnElement[bool]:
+    """`column IN (values)`: on PostgreSQL `= ANY($1)`, one array parameter (a statement with
+    thousands of parameters costs its planning each time); a plain IN list on SQLite."""
+    if not postgres(session):
+        return column.in_(values)
+    kind = ARRAY(column.type)
+    return column == any_(cast(bindparam(None, list(values), type_=kind), kind))
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Rows) -> list[int]:
+    """Insert the rows; their new ids, in the order given. The columns a row leaves out take
+    their defaults (a callable's evaluated once for all rows on PostgreSQL)."""
+    if not rows:
+        return []
+    if not postgres(session):
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list((await session.scalars(stmt, list(rows))).all())
+    stmt = insert(table).from_select(list(rows[0]), source(table, rows)).returning(table.c.id)
+    # The sequence numbers the rows in the SELECT's order; RETURNING promises no order.
+    return sorted((await session.scalars(stmt)).all())
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: Rows) -> None:
+    """Insert the rows, in the order given (their ids follow it), as `insert_rows` does;
+    nothing returned."""
+    if not rows:
+        return
+    if not postgres(session):
+        await session.execute(insert(table), list(rows))
+        return
+    await session.execute(insert(table).from_select(list(rows[0]), source(table, rows)))
+
+
+async def update_rows(session: AsyncSession, table: Table, rows: Rows) -> None:
+    """Each row's new values, by id (under `row_id`): one UPDATE ... FROM unnest on PostgreSQL,
+    an executemany UPDATE on SQLite."""
+    if not rows:
+        return
+    names = [c for c in rows[0] if c != "row_id"]
+    if not postgres(session):
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(c) for c in names})
+        )
+        await session.execute(stmt, list(rows))
+        return
+    v, columns = _unnest(table, [("row_id", "id"), *((n, n) for n in names)], rows)
+    await session.execute(
+        update(table).where(table.c.id == v.c.row_id).values({c: columns[c] for c in names})
+    )
