@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
 import statistics
 import sys
@@ -44,6 +45,7 @@ from benchmarks.harness import (
 )
 from execution_service.api_keys import service as api_keys
 from execution_service.app import create_app
+from execution_service.cli import tune_collector
 from execution_service.context import AppContext
 from execution_service.enums import Role
 
@@ -160,6 +162,9 @@ async def main_async(path: str, kind: str, n: int, sell: bool = False) -> None:
         for i in range(3):  # warm-up
             if path != "fanout" or (sell and i == 0):  # a sell nets the buy before it
                 await one(-1 - i)
+        # As the served process (`cli._serve`): startup frozen, the collector tuned.
+        gc.freeze()
+        tune_collector()
         statements = Statements(ctx)
         profiler = Profiler(async_mode="enabled", interval=0.0005)
         walls = []
