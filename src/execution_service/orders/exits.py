@@ -57,22 +57,6 @@ class ExitRequest:
     signal_id: int | None = None  # the signal it answers (netting); else the position's own
 
 
-def new_exit_log(
-    ctx: AppContext,
-    position: ExecutionPosition,
-    quantity: Decimal,
-    reason: CloseReason,
-    n: int,
-    full_close: bool,
-    fmt: ClientIdFormat = READABLE,
-    signal_id: int | None = None,
-) -> ExecutionLog:
-    """The `pending` row of the n-th exit order of a position."""
-    return ExecutionLog(
-        **exit_values(ctx, position, quantity, reason, n, full_close, fmt, signal_id)
-    )
-
-
 def exit_values(
     ctx: AppContext,
     position: ExecutionPosition,
@@ -83,7 +67,8 @@ def exit_values(
     fmt: ClientIdFormat = READABLE,
     signal_id: int | None = None,
 ) -> dict[str, Any]:
-    """The columns of `new_exit_log`'s row, for a batch's one INSERT."""
+    """The columns of the `pending` row of the n-th exit order of a position (a batch's INSERT,
+    or an `ExecutionLog` of its own)."""
     return dict(
         user_id=position.user_id,
         admin_id=position.admin_id,

@@ -36,9 +36,9 @@ from execution_service.exchanges.base import (
     VenueClose,
     VenuePosition,
 )
-from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders import fills, protection_legs
-from execution_service.orders.exits import new_exit_log
+from execution_service.orders.exits import exit_values
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.orders.protection import protect_soon
 from execution_service.orders.repository import OrderRepository
@@ -269,7 +269,7 @@ async def _record(
                 continue  # it changed meanwhile: the next sync looks again
             row.status = PositionStatus.closing
             n, full = counts.get(row.id, 0) + 1, take >= row.quantity
-            entry = new_exit_log(ctx, row, take, found.reason, n, full, fmt)
+            entry = ExecutionLog(**exit_values(ctx, row, take, found.reason, n, full, fmt))
             entry.submitted_at = utcnow()
             session.add(entry)
             await session.flush()
