@@ -307,6 +307,28 @@ async def test_latest_prices_are_each_data_connections_latest_price(
     }
 
 
+async def test_latest_closes_are_the_pairs_asked_for(user: Actor, ctx: AppContext) -> None:
+    """One statement for many (data connection, symbol) pairs gives each pair's latest close,
+    and only the pairs asked for: a price of a pair not asked for, though its source and its
+    symbol were, is left out."""
+    a, b = [await user.data_connection() for _ in range(2)]
+    await user.push_price(a["id"], "BTC/USDT", "101")
+    await user.push_price(a["id"], "ETH/USDT", "3.5")
+    await user.push_price(b["id"], "BTC/USDT", "200")
+    await user.push_price(b["id"], "ETH/USDT", "4")  # asked for neither
+    pairs = [(a["id"], "BTC/USDT"), (a["id"], "ETH/USDT"), (b["id"], "BTC/USDT")]
+    pairs += [(b["id"], "XRP/USDT"), (None, "BTC/USDT"), (a["id"], "BTC/USDT")]
+    async with ctx.session_factory() as session:
+        closes = await PaperRepository(session).latest_closes(pairs)
+    assert closes == {
+        (a["id"], "BTC/USDT"): D(101),
+        (a["id"], "ETH/USDT"): D("3.5"),
+        (b["id"], "BTC/USDT"): D(200),
+        (b["id"], "XRP/USDT"): None,
+        (None, "BTC/USDT"): None,
+    }
+
+
 async def test_the_batch_statements_keep_every_digit(user: Actor, ctx: AppContext) -> None:
     """What the ledger writes (arrays on PostgreSQL, executemany on SQLite) reads back exactly:
     values of 20 and more significant digits, tiny and huge, and None where a column allows it."""

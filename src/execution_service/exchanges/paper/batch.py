@@ -123,11 +123,7 @@ async def _read(
     repo = PaperRepository(session)
     keys = sorted({(r.adapter.connection_id, r.client_order_id) for r in requests})
     orders = await ledger.orders(keys)
-    prices: dict[tuple[int | None, str], Decimal | None] = {}
-    for symbol in symbols:
-        sources = {r.adapter.data_connection_id for r in requests if r.symbol == symbol}
-        for dc_id, row in (await repo.latest_prices(sources, symbol)).items():
-            prices[(dc_id, symbol)] = None if row is None else row.close
+    prices = await repo.latest_closes((r.adapter.data_connection_id, r.symbol) for r in requests)
     return _Books(
         orders,
         prices,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, String, bindparam, func, select
@@ -72,6 +73,30 @@ class PaperRepository:
         )
         for row in await self.session.scalars(stmt):
             found[row.data_connection_id] = row
+        return found
+
+    async def latest_closes(
+        self, pairs: Iterable[tuple[int | None, str]]
+    ) -> dict[tuple[int | None, str], Decimal | None]:
+        """The latest close of each (data connection, symbol) in one statement (None: no price,
+        or no data connection): a batch's orders on hundreds of symbols read them at once. It
+        reads every row of the sources' and symbols' cross product that exists (one row per
+        pair at most: the table of latest prices) and keeps the pairs asked for."""
+        wanted = set(pairs)
+        found: dict[tuple[int | None, str], Decimal | None] = dict.fromkeys(wanted)
+        sources = sorted({dc for dc, _ in wanted if dc is not None})
+        if not sources:
+            return found
+        symbols = sorted({symbol for dc, symbol in wanted if dc is not None})
+        stmt = select(
+            MarketDataLatest.data_connection_id, MarketDataLatest.symbol, MarketDataLatest.close
+        ).where(
+            among(self._pg, MarketDataLatest.data_connection_id, sources),
+            among(self._pg, MarketDataLatest.symbol, symbols),
+        )
+        for dc_id, symbol, close in await self.session.execute(stmt):
+            if (dc_id, symbol) in found:
+                found[(dc_id, symbol)] = close
         return found
 
     # --- accounts --------------------------------------------------------------------------------
