@@ -15,6 +15,7 @@ from execution_service.analytics import service as analytics
 from execution_service.analytics.repository import PositionBook
 from execution_service.context import AppContext
 from execution_service.models import ExecutionConnection
+from execution_service.workers import analytics as analytics_worker
 from execution_service.workers.analytics import analytics_tick, equity_of, quote_of
 from tests.factories import Actor, PaperSetup, paper_setup
 
@@ -264,7 +265,12 @@ async def test_csv_exports(user: Actor, ctx: AppContext) -> None:
     ]
 
 
-async def test_after_midnight_the_day_is_refreshed_and_final(user: Actor, ctx: AppContext) -> None:
+async def test_after_midnight_the_day_is_refreshed_and_final(
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's database holds every earlier test's rows of today, all past days tomorrow: a
+    # tick finalises FINALISE_BATCH of them (a backlog drains over ticks), this one among them.
+    monkeypatch.setattr(analytics_worker, "FINALISE_BATCH", 1_000_000)
     acct = await paper_setup(
         user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
     )
