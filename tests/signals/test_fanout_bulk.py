@@ -1,6 +1,7 @@
 """A paper fan-out's outcomes recorded set-based (`orders.bulk`) leave exactly the rows the
 per-order recording (`record_outcomes`, an ORM unit of work) leaves: the same logs, positions,
-paper books, events (in the same order) and analytics, over a buy, a netting sell and a buy."""
+paper books, events (in the same order) and analytics, over a buy, a netting sell (whose exits
+go through `bulk.record_exits`) and a buy."""
 
 from __future__ import annotations
 
@@ -124,19 +125,30 @@ async def _rows(ctx: AppContext, actor: Actor, ids: list[int]) -> dict[str, Any]
 async def test_bulk_recording_leaves_the_rows_the_per_order_recording_leaves(
     user: Actor, other_user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[int] = []
-    original = bulk.record_entries
+    seen: list[tuple[str, int]] = []
+    entries, exits = bulk.record_entries, bulk.record_exits
 
-    async def counting(ctx: AppContext, entries: Any, outcomes: Any) -> Any:
-        seen.append(len(entries))
-        return await original(ctx, entries, outcomes)
+    async def counting_entries(ctx: AppContext, logs: Any, outcomes: Any) -> Any:
+        if logs:
+            seen.append(("entries", len(logs)))
+        return await entries(ctx, logs, outcomes)
 
-    monkeypatch.setattr(bulk, "record_entries", counting)
+    async def counting_exits(ctx: AppContext, logs: Any, outcomes: Any, days: Any = None) -> Any:
+        if logs:
+            seen.append(("exits", len(logs)))
+        return await exits(ctx, logs, outcomes, days)
+
+    monkeypatch.setattr(bulk, "record_entries", counting_entries)
+    monkeypatch.setattr(bulk, "record_exits", counting_exits)
     fast_ids = await _world(user)
     fast = await _trade(user, fast_ids)
-    assert seen == [TARGETS - len(POOR)] * 2  # the buys (the sell only closes: exits)
+    opened = TARGETS - len(POOR)
+    # the buy, the sell's exits of what the buy opened (it opens nothing), the next buy
+    assert seen == [("entries", opened), ("exits", opened), ("entries", opened)]
 
-    monkeypatch.setattr(bulk, "eligible", lambda *_: False)  # as before: record_outcomes
+    # As before: every outcome through record_outcomes, one ORM unit of work.
+    monkeypatch.setattr(bulk, "eligible", lambda *_: False)
+    monkeypatch.setattr(bulk, "eligible_exit", lambda *_: False)
     slow_ids = await _world(other_user)
     slow = await _trade(other_user, slow_ids)
 

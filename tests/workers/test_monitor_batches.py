@@ -24,6 +24,7 @@ async def test_closes_in_one_tick_are_all_in_the_days_analytics(
     user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch, group: int
 ) -> None:
     monkeypatch.setattr(exits, "CLAIM_GROUP", group)
+    monkeypatch.setattr(exits, "BATCH_GROUP", group)
     acct = await paper_setup(
         user, price="100", position_size_mode="fixed_quantity", position_size_value="2"
     )

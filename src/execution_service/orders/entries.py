@@ -32,7 +32,7 @@ from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import bulk
 from execution_service.orders.ids import entry_client_order_id
 from execution_service.orders.lifecycle import announced, count, reject, send_deadline, submit
-from execution_service.orders.outcomes import OutcomeRecorder, fill_batch, record_outcomes
+from execution_service.orders.outcomes import OutcomeRecorder, fill_batch
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -223,14 +223,9 @@ async def _send_batch(
     items: Sequence[tuple[int, ExecutionLog, EntryOrder]],
     recorded: list[ExecutionLog],
 ) -> None:
-    """Simulated venues: every order in one transaction of the venue's own; the outcomes of
-    new entries recorded set-based (`orders.bulk`), any others as single orders' are."""
+    """Simulated venues: every order in one transaction of the venue's own; the outcomes
+    recorded set-based (`orders.bulk`)."""
     outcomes = await fill_batch(ctx, [(entry, order.conn) for _, entry, order in items])
-    fast = [k for k, (_, entry, _) in enumerate(items) if bulk.eligible(entry, outcomes[k])]
-    chosen = set(fast)
-    others = [k for k in range(len(items)) if k not in chosen]
-    logs = await bulk.record_entries(ctx, [items[k][1] for k in fast], [outcomes[k] for k in fast])
-    if others:
-        logs += await record_outcomes(ctx, [outcomes[k] for k in others])
-    for k, entry in zip(fast + others, logs, strict=True):
-        recorded[items[k][0]] = entry
+    logs = await bulk.record(ctx, [entry for _, entry, _ in items], outcomes)
+    for (i, _, _), entry in zip(items, logs, strict=True):
+        recorded[i] = entry

@@ -9,7 +9,7 @@ position by at most `tolerance` (fees in the base asset, rounding), it sells wha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,8 +21,9 @@ from execution_service.enums import MarketType
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError, Market
 from execution_service.exchanges.budget import soon
 from execution_service.exchanges.capabilities import ClientIdFormat
-from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.models import ExecutionConnection
 from execution_service.orders.ids import READABLE
+from execution_service.positions.repository import PositionLike
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ HELD_ANSWER_SECONDS = 0.5  # not money
 
 
 async def look_up(
-    ctx: AppContext, positions: list[ExecutionPosition], conns: dict[int, ExecutionConnection]
+    ctx: AppContext, positions: Sequence[PositionLike], conns: dict[int, ExecutionConnection]
 ) -> tuple[dict[int, ExchangeAdapter], Venues]:
     """One adapter per connection and what each (connection, symbol) needs, every connection
     at once under the fan-out's bound. A connection without an adapter is left out: its exits
@@ -106,8 +107,27 @@ async def look_up(
                 pass
         venues[key] = ExitVenue(market, held, caps.client_ids)
 
-    await asyncio.gather(*(one(k) for k in keys))
+    # A simulated venue has no I/O to wait for and nothing held to read: no task each.
+    simulated = [k for k in keys if ctx.adapters.capabilities(conns[k[0]]).simulated]
+    for key in simulated:
+        venues[key] = await _simulated(ctx, conns[key[0]], key[1], adapters)
+    chosen = set(simulated)
+    await asyncio.gather(*(one(k) for k in keys if k not in chosen))
     return adapters, venues
+
+
+async def _simulated(
+    ctx: AppContext, conn: ExecutionConnection, symbol: str, adapters: dict[int, ExchangeAdapter]
+) -> ExitVenue:
+    """A simulated venue's market (it books exactly what it filled: nothing held to read)."""
+    client_ids = ctx.adapters.capabilities(conn).client_ids
+    try:
+        adapter = adapters.get(conn.id) or await ctx.adapters.for_connection(conn)
+        adapters[conn.id] = adapter
+        market = await adapter.market(symbol)
+    except (CredentialsError, ExchangeError):
+        return ExitVenue(client_ids=client_ids)
+    return ExitVenue(market, None, client_ids)
 
 
 async def _within(read: Coroutine[Any, Any, Decimal | None], seconds: float) -> Decimal | None:

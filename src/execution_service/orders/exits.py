@@ -23,20 +23,25 @@ from execution_service.enums import CloseReason, OrderStatus, OrderType, Purpose
 from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
-from execution_service.orders import fills
+from execution_service.orders import bulk, fills
 from execution_service.orders.exit_venues import ExitVenue, Venues, look_up, size_exit
 from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
 from execution_service.orders.outcomes import (
     OutcomeRecorder,
+    fill_batch,
     record_outcomes,
-    send_batch,
     ticket_of,
 )
 from execution_service.orders.protection_legs import release_for_exit
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.book import exit_direction
-from execution_service.positions.repository import CHUNK, PositionRepository
+from execution_service.positions.repository import (
+    CHUNK,
+    HeldRow,
+    PositionLike,
+    PositionRepository,
+)
 from execution_service.positions.rules import trailing_level
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 # so no exit waits in our queue past its send deadline (`lifecycle.send_deadline`) behind
 # thousands of others committed at the same moment.
 CLAIM_GROUP = 500
+# ... on simulated venues, filled as one batch in moments: as many as one transaction records.
+BATCH_GROUP = 1250
+BATCH_LANES = 4  # groups of simulated exits in flight at once
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class ExitRequest:
 
 def exit_values(
     ctx: AppContext,
-    position: ExecutionPosition,
+    position: ExecutionPosition | HeldRow,
     quantity: Decimal,
     reason: CloseReason,
     n: int,
@@ -89,7 +97,7 @@ def exit_values(
     )
 
 
-def trigger_level(position: ExecutionPosition, request: ExitRequest) -> Decimal | None:
+def trigger_level(position: ExecutionPosition | HeldRow, request: ExitRequest) -> Decimal | None:
     """The level a stop or target close fires at: the SL, the TP (or the ladder's level), the
     trailing stop's. None for any other close."""
     if request.reason == CloseReason.sl:
@@ -136,9 +144,11 @@ async def claim_in(
     than wait (the API and signals wait). The caller commits."""
     tolerance = Decimal(str(ctx.settings.spot_exit_tolerance_percent))
     wanted = {r.position_id: r for r in requests}
-    rows = await PositionRepository(session).lock_open(sorted(wanted), skip_locked=skip_locked)
+    positions = PositionRepository(session)
+    rows = await positions.lock_open_rows(sorted(wanted), skip_locked=skip_locked)
     counts = await OrderRepository(session).exit_counts([p.id for p in rows])
-    closing: list[ExecutionPosition] = []
+    closing: list[int] = []
+    levels_done: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
     for position in rows:
         request = wanted[position.id]
@@ -153,11 +163,12 @@ async def claim_in(
         )
         if size.quantity <= 0:
             continue
-        closing.append(position)
+        closing.append(position.id)
         if request.level is not None and position.take_profits:
             levels = [dict(t) for t in position.take_profits]
             levels[request.level]["done"] = True
-            position.take_profits = levels
+            position["take_profits"] = levels
+            levels_done.append({"row_id": position.id, "take_profits": levels})
         n = counts.get(position.id, 0) + 1
         values = exit_values(
             ctx,
@@ -173,9 +184,10 @@ async def claim_in(
         if level is not None:  # a simulated venue fills it there, as a resting stop would
             values["plan"] = {**values["plan"], "level": str(level)}
         batch.append(values)
-    # One UPDATE and one INSERT for the batch (a netting fan-out's thousands), not the ORM's
-    # unit of work: the exits' rows come back detached, as the caller commits them.
-    await PositionRepository(session).mark_closing(closing)
+    # A few statements for the batch (a netting fan-out's thousands), not the ORM's unit of
+    # work: the exits' rows come back detached, as the caller commits them.
+    await positions.mark_closing(closing)
+    await positions.update_rows(levels_done)
     return list(await OrderRepository(session).insert_rows(batch))
 
 
@@ -289,13 +301,8 @@ async def _send(
             recorder.close()
 
     async def batch() -> None:
-        if not batched:
-            return
-        pairs = [(exit_logs[i], conns[exit_logs[i].execution_connection_id]) for i in batched]
-        for i, recorded in zip(
-            batched, await send_batch(ctx, pairs, analytics_days=analytics_days), strict=True
-        ):
-            out[i] = recorded
+        if batched:
+            await _send_batch(ctx, [(i, exit_logs[i]) for i in batched], conns, out, analytics_days)
 
     chosen = set(batched)
     indexes = [i for i in range(len(exit_logs)) if i not in chosen]
@@ -310,6 +317,21 @@ async def _send(
         errors.append(batch_result)
     _log_failures(failed, len(exit_logs), [e for e in errors if isinstance(e, BaseException)])
     return out
+
+
+async def _send_batch(
+    ctx: AppContext,
+    items: Sequence[tuple[int, ExecutionLog]],
+    conns: dict[int, ExecutionConnection],
+    out: list[ExecutionLog],
+    analytics_days: set[tuple[int, date]] | None,
+) -> None:
+    """Simulated venues: every exit in one transaction of the venue's own, the outcomes
+    recorded set-based (`orders.bulk`); `out[i]` becomes exit i's log as recorded."""
+    outcomes = await fill_batch(ctx, [(e, conns[e.execution_connection_id]) for _, e in items])
+    logs = await bulk.record(ctx, [e for _, e in items], outcomes, analytics_days)
+    for (i, _), recorded in zip(items, logs, strict=True):
+        out[i] = recorded
 
 
 def _simulated(
@@ -335,11 +357,12 @@ async def not_cooling_down(
 
 
 async def close_many(
-    ctx: AppContext, requests: list[ExitRequest], positions: dict[int, ExecutionPosition]
+    ctx: AppContext, requests: list[ExitRequest], positions: dict[int, PositionLike]
 ) -> tuple[list[int], set[tuple[int, date]]]:
-    """The monitor's closes: claimed and sent concurrently under the configured bound, a group
-    at a time. Returns the positions whose exits were sent and the (connection, day) analytics
-    rows the closes touched, for the caller to refresh once, not once per close."""
+    """The monitor's closes: claimed and sent in groups (`_groups`), each sent concurrently
+    under the configured bound. Returns the positions whose exits were sent and the
+    (connection, day) analytics rows the closes touched, for the caller to refresh once, not
+    once per close."""
     async with ctx.session_factory() as session:
         conns = await OrderRepository(session).connections(
             list({p.execution_connection_id for p in positions.values()})
@@ -347,12 +370,53 @@ async def close_many(
     adapters, venues = await look_up(ctx, list(positions.values()), conns)
     days: set[tuple[int, date]] = set()
     sent: list[int] = []
-    for start in range(0, len(requests), CLAIM_GROUP):
-        group = requests[start : start + CLAIM_GROUP]
+
+    async def one(group: list[ExitRequest]) -> None:
         claimed = await claim(ctx, group, venues, skip_locked=True)
         await _send(ctx, claimed, dict(adapters), conns, analytics_days=days)
-        sent += [e.position_id for e in claimed if e.position_id is not None]
+        sent.extend(e.position_id for e in claimed if e.position_id is not None)
+
+    simulated, real = _groups(ctx, requests, positions, conns)
+    # Groups of simulated exits go two at a time: one's statements run while the other's
+    # Python books its fills. Their venue's rows are locked in one order: they wait, never
+    # deadlock. Real venues' go one group at a time (`CLAIM_GROUP`).
+    lanes = asyncio.Semaphore(BATCH_LANES)
+
+    async def lane(group: list[ExitRequest]) -> None:
+        async with lanes:
+            await one(group)
+
+    failures = await asyncio.gather(*(lane(g) for g in simulated), return_exceptions=True)
+    for group in real:
+        await one(group)
+    for failure in failures:
+        if failure is not None:
+            raise failure
     return sent, days
+
+
+def _groups(
+    ctx: AppContext,
+    requests: list[ExitRequest],
+    positions: dict[int, PositionLike],
+    conns: dict[int, ExecutionConnection],
+) -> tuple[list[list[ExitRequest]], list[list[ExitRequest]]]:
+    """The requests in the groups they are claimed and sent in: those on simulated venues
+    `BATCH_GROUP` at a time, the others `CLAIM_GROUP` at a time."""
+
+    def simulated(r: ExitRequest) -> bool:
+        position = positions.get(r.position_id)
+        conn = conns.get(position.execution_connection_id) if position is not None else None
+        return conn is not None and ctx.adapters.capabilities(conn).simulated
+
+    batched = [r for r in requests if simulated(r)]
+    chosen = {id(r) for r in batched}
+    others = [r for r in requests if id(r) not in chosen]
+    return _split(batched, BATCH_GROUP), _split(others, CLAIM_GROUP)
+
+
+def _split(requests: list[ExitRequest], size: int) -> list[list[ExitRequest]]:
+    return [requests[start : start + size] for start in range(0, len(requests), size)]
 
 
 def _log_failures(failed: list[ExecutionLog], sent: int, errors: list[BaseException]) -> None:

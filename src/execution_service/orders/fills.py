@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ from execution_service.enums import CloseReason, EventType, OrderStatus, Positio
 from execution_service.events import service as events
 from execution_service.models import ExecutionLog, ExecutionPosition
 from execution_service.positions import book
-from execution_service.positions.repository import PositionRepository
+from execution_service.positions.repository import HeldRow, PositionRepository
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_REFUSALS = 5
@@ -83,25 +83,65 @@ class Booked:
     closed_day: tuple[int, date] | None = None
 
 
-def _day(entry: ExecutionLog) -> tuple[int, date]:
+def fill_day(entry: ExecutionLog) -> tuple[int, date]:
+    """(connection, day) of the analytics row a fill changes: the day it filled."""
     return entry.execution_connection_id, (entry.executed_at or utcnow()).date()
 
 
 def entry_day(entry: ExecutionLog) -> tuple[int, date] | None:
-    day = _day(entry)
+    day = fill_day(entry)
     recorded = entry.created_at.date() if entry.created_at is not None else day[1]
     return day if day[1] > recorded else None
 
 
 def _save(position: ExecutionPosition, changes: book.Changes, entry: ExecutionLog) -> None:
-    """Apply a fill's changes, and put what it realised on its order's log too: analytics
-    attribute PnL to the day it was realised, partial exits included."""
-    before = position.realized_pnl
+    """Apply a fill's changes, and put what it realised on its order's log too (`realised`)."""
+    realised(entry, position.realized_pnl, changes)
     for column, value in changes.items():
         setattr(position, column, value)
-    moved = position.realized_pnl - before
+
+
+def realised(entry: ExecutionLog, before: Decimal, changes: book.Changes) -> None:
+    """What a fill realised goes on its order's log too: analytics attribute PnL to the day it
+    was realised, partial exits included."""
+    moved = changes.get("realized_pnl", before) - before
     if moved:
         entry.realized_pnl = normalize((entry.realized_pnl or ZERO) + moved)
+
+
+class Held(book.PositionState, Protocol):
+    """What booking an exit reads of its position besides the book's columns."""
+
+    @property
+    def opened_at(self) -> datetime: ...
+    @property
+    def exit_refusals(self) -> int | None: ...
+    @property
+    def flagged_at(self) -> datetime | None: ...
+
+
+def exit_booking(
+    position: Held, entry: ExecutionLog, fill: book.Fill, broker_pnl: Decimal | None
+) -> book.Reduction:
+    """What an exit's new fill does to its position (no I/O); the log gets what it realised and,
+    where an exit meant to close everything left some behind, what stayed and its worth. The
+    caller applies the changes: to the row (`apply_fill`), or to a batch's values
+    (`orders.bulk_exits`)."""
+    plan = entry.plan or {}
+    reduction = book.reduced(
+        position,
+        fill,
+        broker_pnl=broker_pnl,
+        full_close=bool(plan.get("full_close")) and entry.status == OrderStatus.filled,
+        reason=entry.close_reason or CloseReason.manual,
+        # Closed when the fill happened, the moment its PnL is booked on (never before the open).
+        now=max(entry.executed_at or utcnow(), position.opened_at),
+    )
+    if reduction.dust is not None:  # the log says what stayed behind, and what it is worth
+        value = normalize(reduction.dust * fill.price * book.per_unit(position))
+        entry.plan = {**plan, "dust": str(reduction.dust), "dust_value": str(value)}
+    realised(entry, position.realized_pnl, reduction.changes)
+    return reduction
 
 
 async def apply_fill(
@@ -121,25 +161,14 @@ async def apply_fill(
     position = await positions.lock(entry.position_id)
     if position is None:
         return Booked()
-    plan = entry.plan or {}
-    reduction = book.reduced(
-        position,
-        fill,
-        broker_pnl=broker_pnl,
-        full_close=bool(plan.get("full_close")) and entry.status == OrderStatus.filled,
-        reason=entry.close_reason or CloseReason.manual,
-        # Closed when the fill happened, the moment its PnL is booked on (never before the open).
-        now=max(entry.executed_at or utcnow(), position.opened_at),
-    )
-    if reduction.dust is not None:  # the log says what stayed behind, and what it is worth
-        value = normalize(reduction.dust * fill.price * book.per_unit(position))
-        entry.plan = {**plan, "dust": str(reduction.dust), "dust_value": str(value)}
-    _save(position, reduction.changes, entry)
+    reduction = exit_booking(position, entry, fill, broker_pnl)
+    for column, value in reduction.changes.items():
+        setattr(position, column, value)
     if reduction.closed and reduction.first_close:
         events.record(
             session, EventType.position_closed, position, events.position_payload(position)
         )
-    return Booked(closed_day=_day(entry))
+    return Booked(closed_day=fill_day(entry))
 
 
 def opening(entry: ExecutionLog, fill: book.Fill) -> dict[str, Any]:
@@ -183,19 +212,34 @@ async def release_exit(
     position = await PositionRepository(session).lock(entry.position_id)
     if position is None:
         return
+    changes = released(position, entry, max_refusals)
+    for column, value in changes.items():
+        setattr(position, column, value)
+    if "flagged_at" in changes and changes["flagged_at"] is not None:
+        events.record(session, EventType.position_flagged, position, flagged(position, entry))
+
+
+def released(position: Held, entry: ExecutionLog, max_refusals: int) -> dict[str, Any]:
+    """The changes an ended exit makes to its position (no I/O): see `release_exit`."""
+    changes: dict[str, Any] = {}
     if position.status == PositionStatus.closing:
-        position.status = PositionStatus.open if position.quantity > 0 else PositionStatus.closed
+        changes["status"] = PositionStatus.open if position.quantity > 0 else PositionStatus.closed
     if entry.filled_quantity > 0:
-        position.exit_refusals, position.flagged_at = 0, None
-        return
-    position.exit_refusals = (position.exit_refusals or 0) + 1
-    if position.exit_refusals >= max_refusals and position.flagged_at is None:
-        position.flagged_at = utcnow()
-        log.error(
-            "position %s: %d exits refused in a row (last: %s): flagged for an operator",
-            position.id,
-            position.exit_refusals,
-            entry.error_code,
-        )
-        payload = {**events.position_payload(position), "exit_refusals": position.exit_refusals}
-        events.record(session, EventType.position_flagged, position, payload)
+        return changes | {"exit_refusals": 0, "flagged_at": None}
+    refusals = (position.exit_refusals or 0) + 1
+    changes["exit_refusals"] = refusals
+    if refusals >= max_refusals and position.flagged_at is None:
+        changes["flagged_at"] = utcnow()
+    return changes
+
+
+def flagged(position: ExecutionPosition | HeldRow, entry: ExecutionLog) -> dict[str, Any]:
+    """A position just flagged (`released` set `flagged_at`), said in the log: the payload of
+    its `position.flagged` event."""
+    log.error(
+        "position %s: %d exits refused in a row (last: %s): flagged for an operator",
+        position.id,
+        position.exit_refusals,
+        entry.error_code,
+    )
+    return {**events.position_payload(position), "exit_refusals": position.exit_refusals}

@@ -1,6 +1,7 @@
 """Recording what venues answered, many orders (any connections) in one transaction, and sending
-committed orders: many on simulated venues at once (`send_batch`); those sent one by one have
-their outcomes recorded as they arrive (`OutcomeRecorder`)."""
+committed orders: many on simulated venues at once (`fill_batch`; their outcomes are recorded
+set-based by `orders.bulk`); those sent one by one have their outcomes recorded as they arrive
+(`OutcomeRecorder`)."""
 
 from __future__ import annotations
 
@@ -189,19 +190,6 @@ async def ticket_of(ctx: AppContext, entry: ExecutionLog, adapter: ExchangeAdapt
 def _level(entry: ExecutionLog) -> Decimal | None:
     level = (entry.plan or {}).get("level")
     return Decimal(str(level)) if level is not None else None
-
-
-async def send_batch(
-    ctx: AppContext,
-    orders: Sequence[tuple[ExecutionLog, ExecutionConnection]],
-    *,
-    analytics_days: set[tuple[int, date]] | None = None,
-) -> list[ExecutionLog]:
-    """Committed `pending` orders on simulated venues (entries and exits alike): every order in
-    one transaction of the venue's own, every outcome recorded in one of ours. Returns the logs
-    as recorded, in the order given."""
-    outcomes = await fill_batch(ctx, orders)
-    return await record_outcomes(ctx, outcomes, analytics_days=analytics_days)
 
 
 async def fill_batch(

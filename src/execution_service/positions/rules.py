@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any, Protocol
 
 from execution_service.decimals import HUNDRED, ONE, normalize
 from execution_service.enums import CloseReason, Direction
 from execution_service.market_data.sources import Move
-from execution_service.models import ExecutionPosition
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,46 @@ class Decision:
     close: Close | None = None
 
 
-def view_of(p: ExecutionPosition, venue_liquidates: bool = False) -> PositionView:
+class Judged(Protocol):
+    """The columns of a position the rules read (an `ExecutionPosition`, or a batch's values)."""
+
+    @property
+    def direction(self) -> str: ...
+    @property
+    def entry_price(self) -> Decimal: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def initial_quantity(self) -> Decimal: ...
+    @property
+    def sl_price(self) -> Decimal | None: ...
+    @property
+    def tp_price(self) -> Decimal | None: ...
+    @property
+    def take_profits(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def trailing_stop_percent(self) -> Decimal | None: ...
+    @property
+    def best_price(self) -> Decimal | None: ...
+    @property
+    def break_even_trigger_rr(self) -> Decimal | None: ...
+    @property
+    def break_even_done(self) -> bool: ...
+    @property
+    def liquidation_price(self) -> Decimal | None: ...
+    @property
+    def initial_sl_price(self) -> Decimal | None: ...
+    @property
+    def break_even_offset_percent(self) -> Decimal | None: ...
+    @property
+    def held_sl_price(self) -> Decimal | None: ...
+    @property
+    def held_tp_price(self) -> Decimal | None: ...
+    @property
+    def held_trailing_percent(self) -> Decimal | None: ...
+
+
+def view_of(p: Judged, venue_liquidates: bool = False) -> PositionView:
     """`venue_liquidates`: the venue holds the position and liquidates it itself (a real
     derivatives account); its liquidation price is shown, not acted on here."""
     levels = tuple(

@@ -19,9 +19,9 @@ from typing import Any
 from execution_service import metrics
 from execution_service.context import AppContext
 from execution_service.market_data.sources import Move, Quote, Source, SourceKind, source_of
-from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.models import ExecutionConnection
 from execution_service.positions import book
-from execution_service.positions.repository import PositionRepository
+from execution_service.positions.repository import HeldRow, PositionLike, PositionRepository
 from execution_service.positions.repository.marking import MarkRepository
 from execution_service.positions.rules import Close, Decision, evaluate_path, view_of
 from execution_service.positions.shares import EVERY, share_of
@@ -31,7 +31,7 @@ Quotes = dict[tuple[Source, str], Quote]
 # prices since then; own-sourced ones use the connection rows given.
 Wanted = dict[Source, dict[str, datetime | None]]
 Fetch = Callable[[Wanted, dict[int, ExecutionConnection]], Awaitable[Quotes]]
-CloseOrder = tuple[ExecutionPosition, Close]
+CloseOrder = tuple[PositionLike, Close]
 
 
 @dataclass
@@ -153,7 +153,7 @@ async def mark_in_sql(
 
 
 async def _venue_liquidates(
-    ctx: AppContext, marks: MarkRepository, positions: list[ExecutionPosition]
+    ctx: AppContext, marks: MarkRepository, positions: list[HeldRow]
 ) -> set[int]:
     """The positions a venue holds and liquidates itself (`venue_positions`)."""
     ids = sorted({p.execution_connection_id for p in positions})
@@ -167,7 +167,7 @@ async def _venue_liquidates(
 
 
 def _decide(
-    position: ExecutionPosition,
+    position: PositionLike,
     path: tuple[Move, ...],
     moves: list[dict[str, Any]],
     closes: list[CloseOrder],

@@ -22,9 +22,10 @@ from execution_service.context import AppContext
 from execution_service.db import utcnow
 from execution_service.market_data.prices import fetch_prices
 from execution_service.market_data.sources import Quote, Source
-from execution_service.models import ExecutionConnection, ExecutionPosition
+from execution_service.models import ExecutionConnection
 from execution_service.orders import exits, lifecycle
 from execution_service.positions import watch
+from execution_service.positions.repository import PositionLike
 from execution_service.positions.shares import ShareKeeper
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ async def monitor_tick(
 async def _close(
     ctx: AppContext,
     requests: list[exits.ExitRequest],
-    positions: dict[int, ExecutionPosition],
+    positions: dict[int, PositionLike],
 ) -> list[int]:
     closed, days = await exits.close_many(ctx, requests, positions)
     await lifecycle.refresh_analytics(ctx, days)

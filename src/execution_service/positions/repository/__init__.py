@@ -11,7 +11,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from execution_service.db import utcnow
 from execution_service.decimals import ONE, ZERO
@@ -31,6 +30,64 @@ class Exposure:
 CHUNK = 5000
 HELD = (PositionStatus.open, PositionStatus.closing)
 _POSITIONS = cast(Table, ExecutionPosition.__table__)
+
+
+class HeldRow(dict[str, Any]):
+    """A locked position's columns as plain values, for a batch that books thousands without an
+    ORM instance each; the book's pure functions read them as attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+# A position as a row of the ORM, or as the plain values a batch reads.
+PositionLike = ExecutionPosition | HeldRow
+
+_IDS = ("id", "user_id", "admin_id", "execution_connection_id", "signal_id", "symbol")
+# What the rules judge (`positions.rules.Judged`), and the monitor's checks around them.
+_JUDGED = (
+    *_IDS,
+    "direction",
+    "status",
+    "entry_price",
+    "quantity",
+    "initial_quantity",
+    "current_price",
+    "sl_price",
+    "tp_price",
+    "take_profits",
+    "trailing_stop_percent",
+    "best_price",
+    "break_even_trigger_rr",
+    "break_even_done",
+    "liquidation_price",
+    "initial_sl_price",
+    "break_even_offset_percent",
+    "held_sl_price",
+    "held_tp_price",
+    "held_trailing_percent",
+    "flagged_at",
+)
+# What claiming an exit reads (`orders.exits.claim_in`: its size, its row, its trigger level).
+_CLAIMED = (
+    *_IDS,
+    "direction",
+    "entry_price",
+    "quantity",
+    "current_price",
+    "sl_price",
+    "tp_price",
+    "take_profits",
+    "trailing_stop_percent",
+    "best_price",
+)
+
+
+def _columns(names: Sequence[str]) -> list[Any]:
+    return [_POSITIONS.c[n] for n in names]
 
 
 class PositionRepository:
@@ -98,6 +155,39 @@ class PositionRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
+    async def lock_rows(self, position_ids: Sequence[int]) -> dict[int, HeldRow]:
+        """These positions' columns, locked for this transaction (in id order, as `lock_all`),
+        by id; one absent is gone."""
+        out: dict[int, HeldRow] = {}
+        wanted = sorted(set(position_ids))
+        for start in range(0, len(wanted), CHUNK):
+            stmt = (
+                select(_POSITIONS)
+                .where(_POSITIONS.c.id.in_(wanted[start : start + CHUNK]))
+                .order_by(_POSITIONS.c.id)
+                .with_for_update()
+            )
+            for row in await self.session.execute(stmt):
+                out[row.id] = HeldRow(row._mapping)
+        return out
+
+    async def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Each row's new values, by id (under `row_id`), in one statement."""
+        await setbased.update_rows(self.session, _POSITIONS, rows)
+
+    async def lock_open_rows(
+        self, position_ids: Sequence[int], *, skip_locked: bool
+    ) -> list[HeldRow]:
+        """`lock_open` as plain values, what claiming an exit reads (a batch's thousands of exits
+        claim them), in id order."""
+        stmt = (
+            select(*_columns(_CLAIMED))
+            .where(_POSITIONS.c.id.in_(position_ids), _POSITIONS.c.status == PositionStatus.open)
+            .order_by(_POSITIONS.c.id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        return [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
+
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[ExecutionPosition]:
         """New positions in one multi-row INSERT, returned in the order given."""
         # No autoflush: the caller's pending changes (the entry logs) are written once, later.
@@ -112,28 +202,23 @@ class PositionRepository:
         given."""
         return await setbased.insert_rows(self.session, _POSITIONS, rows)
 
-    async def mark_closing(self, positions: Sequence[ExecutionPosition]) -> None:
-        """These locked positions are `closing` (their exits claimed), in one UPDATE; the loaded
-        rows say so too, with nothing left for the ORM to flush."""
-        if not positions:
-            return
-        now = utcnow()
-        ids = [p.id for p in positions]
-        await self.session.execute(
-            update(_POSITIONS)
-            .where(setbased.any_of(self.session, _POSITIONS.c.id, ids))
-            .values(status=PositionStatus.closing, updated_at=now)
-        )
-        for position in positions:
-            set_committed_value(position, "status", PositionStatus.closing)
-            set_committed_value(position, "updated_at", now)
+    async def mark_closing(self, position_ids: Sequence[int]) -> None:
+        """These locked positions are `closing` (their exits claimed), in one UPDATE."""
+        if position_ids:
+            await self.session.execute(
+                update(_POSITIONS)
+                .where(setbased.any_of(self.session, _POSITIONS.c.id, position_ids))
+                .values(status=PositionStatus.closing, updated_at=utcnow())
+            )
 
-    async def by_ids(self, position_ids: Sequence[int]) -> list[ExecutionPosition]:
-        out: list[ExecutionPosition] = []
+    async def by_ids(self, position_ids: Sequence[int]) -> list[HeldRow]:
+        """What the rules judge of these positions, as plain values (the monitor judges
+        thousands at once)."""
+        out: list[HeldRow] = []
         ids = sorted(position_ids)
         for i in range(0, len(ids), CHUNK):
-            stmt = select(ExecutionPosition).where(ExecutionPosition.id.in_(ids[i : i + CHUNK]))
-            out += (await self.session.scalars(stmt)).all()
+            stmt = select(*_columns(_JUDGED)).where(_POSITIONS.c.id.in_(ids[i : i + CHUNK]))
+            out += [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
         return out
 
     async def open_with_connections(
