@@ -85,6 +85,34 @@ _CLAIMED = (
     "best_price",
 )
 
+# What booking an exit reads and writes (`orders.bulk`: `book.reduced`, `fills.released`, the
+# `position.closed` payload, `POSITION_WRITTEN`).
+_BOOKED = (
+    *_IDS,
+    "execution_log_id",
+    "direction",
+    "status",
+    "quantity",
+    "initial_quantity",
+    "entry_price",
+    "contract_size",
+    "current_price",
+    "sl_price",
+    "tp_price",
+    "pnl",
+    "pnl_percentage",
+    "realized_pnl",
+    "fees",
+    "close_price",
+    "closed_reason",
+    "leverage",
+    "liquidation_price",
+    "opened_at",
+    "closed_at",
+    "exit_refusals",
+    "flagged_at",
+)
+
 
 def _columns(names: Sequence[str]) -> list[Any]:
     return [_POSITIONS.c[n] for n in names]
@@ -156,13 +184,13 @@ class PositionRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def lock_rows(self, position_ids: Sequence[int]) -> dict[int, HeldRow]:
-        """These positions' columns, locked for this transaction (in id order, as `lock_all`),
-        by id; one absent is gone."""
+        """What booking an exit reads of these positions, locked for this transaction (in id
+        order, as `lock_all`), by id; one absent is gone."""
         out: dict[int, HeldRow] = {}
         wanted = sorted(set(position_ids))
         for start in range(0, len(wanted), CHUNK):
             stmt = (
-                select(_POSITIONS)
+                select(*_columns(_BOOKED))
                 .where(_POSITIONS.c.id.in_(wanted[start : start + CHUNK]))
                 .order_by(_POSITIONS.c.id)
                 .with_for_update()
