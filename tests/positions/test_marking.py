@@ -202,3 +202,24 @@ async def test_only_positions_a_rule_may_act_on_are_returned(
     # The filter is a close superset: the quiet ones are not loaded.
     assert set(candidates) == acting
     assert candidates[ids["trailing hit"]][0] == (SourceKind.data, acct.data_connection["id"])
+
+
+@pytest.mark.parametrize(
+    ("counts", "sizes"),
+    [
+        ({}, []),
+        ({"A": 5}, [5]),  # one pair: one part, no empty statement
+        ({"A": 5, "B": 5}, [5, 5]),
+        ({"A": 9, "B": 4, "C": 3, "D": 2}, [9, 9]),  # the largest first, each to the lighter part
+        ({"A": 1, "B": 1, "C": 1}, [2, 1]),
+    ],
+)
+def test_marking_parts_cover_every_pair_once_and_balance_positions(
+    counts: dict[str, int], sizes: list[int]
+) -> None:
+    now = utcnow()
+    keys = {((SourceKind.data, 1), symbol): n for symbol, n in counts.items()}
+    quotes = {key: Quote(D(1), now) for key in keys}
+    parts = watch._parts(quotes, keys)
+    assert sorted(sum(keys[k] for k in part) for part in parts) == sorted(sizes)
+    assert sorted(k for part in parts for k in part) == sorted(keys)

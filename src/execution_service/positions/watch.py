@@ -9,6 +9,7 @@ may act on (`repository.marking`); on SQLite every position is evaluated here.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -137,9 +138,11 @@ async def mark_in_sql(
         if _fresh(ctx, q := quotes.get(key), now, report, n) and q is not None
     }
     closes: list[CloseOrder] = []
+    candidates: dict[int, tuple[Source, datetime | None]] = {}
+    for part in await asyncio.gather(*(_mark_part(ctx, p) for p in _parts(fresh, counts))):
+        candidates |= part
     async with ctx.session_factory() as session:
         marks = MarkRepository(session)
-        candidates = await marks.mark_in_sql(fresh)
         moves: list[dict[str, Any]] = []
         loaded = await PositionRepository(session).by_ids(list(candidates))
         venue = await _venue_liquidates(ctx, marks, loaded)
@@ -150,6 +153,32 @@ async def mark_in_sql(
         await marks.move_stops_to_break_even(moves)
         await session.commit()
     return closes
+
+
+# The marking statement is split over this many connections, each marking the positions of a
+# share of the (source, symbol) pairs: PostgreSQL writes them on as many cores at once (a tick
+# writes every open position; the monitor's process waits for it doing nothing else).
+MARK_PARTS = 2
+
+
+def _parts(quotes: Quotes, counts: dict[tuple[Source, str], int]) -> list[Quotes]:
+    """The quotes in up to MARK_PARTS parts of about as many positions each (largest first)."""
+    parts: list[Quotes] = [{} for _ in range(MARK_PARTS)]
+    sizes = [0] * MARK_PARTS
+    for key in sorted(quotes, key=lambda k: -counts.get(k, 0)):
+        i = sizes.index(min(sizes))
+        parts[i][key] = quotes[key]
+        sizes[i] += counts.get(key, 0)
+    return [p for p in parts if p]
+
+
+async def _mark_part(ctx: AppContext, quotes: Quotes) -> dict[int, tuple[Source, datetime | None]]:
+    """Mark the positions these quotes price, in a transaction of its own: the positions a
+    rule may act on (`MarkRepository.mark_in_sql`)."""
+    async with ctx.session_factory() as session:
+        candidates = await MarkRepository(session).mark_in_sql(quotes)
+        await session.commit()
+    return candidates
 
 
 async def _venue_liquidates(
