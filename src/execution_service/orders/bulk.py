@@ -44,6 +44,10 @@ from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import HeldRow, PositionRepository
 
 CHUNK = 5000  # orders per transaction: below the drivers' bounds on parameters per IN list
+# A simulated venue's orders are sent and recorded GROUP at a time, LANES groups at once: one
+# group's statements run while another's Python books its fills.
+GROUP = 2500
+LANES = 2
 
 # What recording an outcome may change on an entry's log: every row of a chunk writes them all.
 WRITTEN = (

@@ -167,8 +167,14 @@ async def send_entries(
     sender = _Sender(ctx, received_at, recorded)
     singles = [(i, entries[i], orders[i]) for i in pending if i not in chosen]
     jobs = [sender.send_all(singles), sender.record()]
-    if batched:
-        jobs.append(_send_batch(ctx, [(i, entries[i], orders[i]) for i in batched], recorded))
+    lanes = asyncio.Semaphore(bulk.LANES)
+
+    async def lane(group: list[int]) -> None:
+        async with lanes:
+            await _send_batch(ctx, [(i, entries[i], orders[i]) for i in group], recorded)
+
+    for start in range(0, len(batched), bulk.GROUP):
+        jobs.append(lane(batched[start : start + bulk.GROUP]))
     await _all_or_none(*jobs)
     return recorded
 

@@ -50,9 +50,7 @@ log = logging.getLogger(__name__)
 # so no exit waits in our queue past its send deadline (`lifecycle.send_deadline`) behind
 # thousands of others committed at the same moment.
 CLAIM_GROUP = 500
-# ... on simulated venues, filled as one batch in moments: as many as one transaction records.
-BATCH_GROUP = 1250
-BATCH_LANES = 4  # groups of simulated exits in flight at once
+# ... on simulated venues (filled in moments): `bulk.GROUP` at a time, `bulk.LANES` at once.
 
 
 @dataclass(frozen=True)
@@ -380,7 +378,7 @@ async def close_many(
     # Groups of simulated exits go two at a time: one's statements run while the other's
     # Python books its fills. Their venue's rows are locked in one order: they wait, never
     # deadlock. Real venues' go one group at a time (`CLAIM_GROUP`).
-    lanes = asyncio.Semaphore(BATCH_LANES)
+    lanes = asyncio.Semaphore(bulk.LANES)
 
     async def lane(group: list[ExitRequest]) -> None:
         async with lanes:
@@ -402,7 +400,7 @@ def _groups(
     conns: dict[int, ExecutionConnection],
 ) -> tuple[list[list[ExitRequest]], list[list[ExitRequest]]]:
     """The requests in the groups they are claimed and sent in: those on simulated venues
-    `BATCH_GROUP` at a time, the others `CLAIM_GROUP` at a time."""
+    `bulk.GROUP` at a time, the others `CLAIM_GROUP` at a time."""
 
     def simulated(r: ExitRequest) -> bool:
         position = positions.get(r.position_id)
@@ -412,7 +410,7 @@ def _groups(
     batched = [r for r in requests if simulated(r)]
     chosen = {id(r) for r in batched}
     others = [r for r in requests if id(r) not in chosen]
-    return _split(batched, BATCH_GROUP), _split(others, CLAIM_GROUP)
+    return _split(batched, bulk.GROUP), _split(others, CLAIM_GROUP)
 
 
 def _split(requests: list[ExitRequest], size: int) -> list[list[ExitRequest]]:
