@@ -13,10 +13,10 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from execution_service import setbased
 from execution_service.db import utcnow
 from execution_service.decimals import ONE, ZERO
 from execution_service.enums import ConnectionStatus, MarketType, PositionStatus
-from execution_service.events import setbased
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 

@@ -1,4 +1,4 @@
-"""Rows written set-based (`events.setbased`: unnest arrays on PostgreSQL, a multi-row INSERT or
+"""Rows written set-based (`setbased`: unnest arrays on PostgreSQL, a multi-row INSERT or
 an executemany UPDATE on SQLite) come back as given, on both databases: money exact to the last
 of 30 digits, JSON documents and JSON null, zone-aware moments, vocabularies, NULLs, and the
 ids in the order the rows were given."""
@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
 
+from execution_service import setbased
 from execution_service.context import AppContext
 from execution_service.db import Money, UtcDateTime, Vocabulary
 from execution_service.enums import OrderStatus
-from execution_service.events import setbased
 
 _probe = Table(
     "setbased_probe",

@@ -3,8 +3,8 @@ events. On PostgreSQL one INSERT (or UPDATE) over `unnest` arrays, one array a c
 to its column's type (NUMERIC for money: the Decimals stay exact); on SQLite a multi-row INSERT
 or an executemany UPDATE. Every row is a dict of the same columns; no ORM object is involved.
 
-Here, beside the outbox, as the lowest layer of the domains that write such batches (the
-orders, the position book, the events)."""
+Here, beside `db`, the lowest layer: the domains that write such batches (the orders, the
+position book, the events, analytics) and the paper venue (`exchanges/`) can all import it."""
 
 from __future__ import annotations
 
