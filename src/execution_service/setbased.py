@@ -1,7 +1,9 @@
 """Many rows written in one statement per table: a fan-out's thousands of logs, positions and
 events. On PostgreSQL one INSERT (or UPDATE) over `unnest` arrays, one array a column, each cast
-to its column's type (NUMERIC for money: the Decimals stay exact); on SQLite a multi-row INSERT
-or an executemany UPDATE. Every row is a dict of the same columns; no ORM object is involved.
+to its column's type; money goes as the text of each Decimal, cast to NUMERIC by the server
+(exact, and about 3x cheaper for asyncpg to encode than a NUMERIC[] of Decimals). On SQLite a
+multi-row INSERT or an executemany UPDATE. Every row is a dict of the same columns; no ORM
+object is involved.
 
 Here, beside `db`, the lowest layer: the domains that write such batches (the orders, the
 position book, the events, analytics) and the paper venue (`exchanges/`) can all import it."""
@@ -9,12 +11,16 @@ position book, the events, analytics) and the paper venue (`exchanges/`) can all
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
+    Numeric,
     Select,
     Table,
+    Text,
     any_,
     bindparam,
     cast,
@@ -27,8 +33,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
+
+from execution_service.db import Money
 
 Rows = Sequence[Mapping[str, Any]]
+_TEXTS = ARRAY(Text())
 
 
 def postgres(session: AsyncSession) -> bool:
@@ -58,14 +68,26 @@ def _unnest(
         if i > 0 and _same(values):
             scalars[key] = cast(bindparam(f"s_{key}", values[0], type_=kind), kind)
         else:
-            many = ARRAY(kind)
-            arrays.append((key, cast(bindparam(f"a_{key}", values, type_=many), many)))
+            arrays.append((key, _array(f"a_{key}", kind, values)))
     source: TableValuedAlias = func.unnest(*(a for _, a in arrays)).table_valued(
         *(key for key, _ in arrays), with_ordinality="n"
     )
     v = source.render_derived(name="v")
     columns = {key: v.c[key] for key, _ in arrays} | scalars
     return v, {key: columns[key] for key, _ in names}
+
+
+def _array(name: str, kind: TypeEngine[Any], values: list[Any]) -> ColumnElement[Any]:
+    """`CAST($n AS kind[])`. Money (an exact NUMERIC) is sent as TEXT[] of each Decimal's str,
+    `CAST($n::TEXT[] AS NUMERIC[])`: the server parses the very digits; asyncpg's binary NUMERIC
+    encoding of a Decimal costs about three times as much. None stays NULL."""
+    many = ARRAY(kind)
+    if isinstance(kind, Money) or (isinstance(kind, Numeric) and not isinstance(kind, Float)):
+        texts = [
+            None if v is None else str(v if type(v) is Decimal else Decimal(v)) for v in values
+        ]
+        return cast(bindparam(name, texts, type_=_TEXTS), many)
+    return cast(bindparam(name, values, type_=many), many)
 
 
 def source(table: Table, rows: Rows) -> Select[Any]:
