@@ -20,10 +20,10 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import setbased
 from execution_service.db import dialect_insert, utcnow
 from execution_service.decimals import ZERO
 from execution_service.enums import PositionStatus, Purpose
-from execution_service.events import setbased
 from execution_service.models import (
     ExecutionAnalytics,
     ExecutionConnection,

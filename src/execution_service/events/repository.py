@@ -7,8 +7,8 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import setbased
 from execution_service.enums import DeliveryStatus
-from execution_service.events import setbased
 from execution_service.models import Event, WebhookDelivery
 from execution_service.principal import Principal
 

@@ -1,8 +1,9 @@
 """A batch's statements: the paper venue's rows of many accounts read as plain values (no ORM
 instances) and written back set-based, a few statements for any number of orders.
 
-PostgreSQL writes each table in one statement over `unnest`ed arrays (NUMERIC casts keep every
-Decimal exact); SQLite runs the same rows as one executemany (its own multi-row VALUES)."""
+The writes are `setbased`'s: PostgreSQL writes each table in one statement over `unnest`ed
+arrays (money as text cast to NUMERIC: every Decimal exact); SQLite runs the same rows as one
+executemany (its own multi-row VALUES)."""
 
 from __future__ import annotations
 
@@ -12,23 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import (
-    Integer,
-    String,
-    Table,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-    tuple_,
-    update,
-)
+from sqlalchemy import Integer, String, Table, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from execution_service import setbased
 from execution_service.decimals import ZERO
-from execution_service.enums import Direction, OrderStatus, OrderType
+from execution_service.enums import OrderStatus
 from execution_service.exchanges.paper.repository import among
 from execution_service.models import PaperBalance, PaperHolding, PaperOrder
 
@@ -172,96 +163,41 @@ class Ledger:
         return {(r[0], r[1]): HoldingRow(*r) for r in rows}
 
     async def insert_orders(self, orders: Sequence[OrderRow], now: datetime) -> None:
-        """Write new orders; each gets its id. PostgreSQL inserts the rows in the orders' order
-        (ORDER BY the array index), so the sequence hands them increasing ids, as SQLAlchemy's
-        own multi-row INSERT relies on; SQLite's RETURNING rows are matched by their unique
-        (connection, client order id) (SQLAlchemy's ordered RETURNING inserts row by row)."""
+        """Write new orders; each gets its id, in the orders' order. SQLite's RETURNING rows are
+        matched by their unique (connection, client order id): one multi-row INSERT."""
         if not orders:
             return
-        if self.pg:
-            params = {**_order_arrays(orders), "now": now}
-            ids = sorted((await self.conn.execute(_PG_INSERT_ORDERS, params)).scalars())
-        else:
-            values = [_order_values(o, now) for o in orders]
-            stmt = insert(ORDER_TABLE).returning(
-                ORDERS.id, ORDERS.connection_id, ORDERS.client_order_id
-            )
-            by_key = {(c, k): i for i, c, k in await self.conn.execute(stmt, values)}
-            ids = [by_key[(o.connection_id, o.client_order_id)] for o in orders]
+        rows = [_order_values(o, now) for o in orders]
+        ids = await setbased.insert_rows(self.conn, ORDER_TABLE, rows, key=_ORDER_KEY)
         for o, order_id in zip(orders, ids, strict=True):
             o.id, o.updated_at = order_id, now
 
     async def update_balances(self, balances: Sequence[BalanceRow]) -> None:
-        if not balances:
-            return
-        if self.pg:
-            await self.conn.execute(
-                _PG_UPDATE_BALANCES,
-                {
-                    "ids": [b.id for b in balances],
-                    "free": _texts([b.free for b in balances]),
-                    "used": _texts([b.used for b in balances]),
-                },
-            )
-            return
-        stmt = (
-            update(BALANCE_TABLE)
-            .where(BALANCES.id == bindparam("b_id"))
-            .values(free=bindparam("b_free"), used=bindparam("b_used"))
-        )
-        await self.conn.execute(
-            stmt, [{"b_id": b.id, "b_free": b.free, "b_used": b.used} for b in balances]
-        )
+        rows = [{"row_id": b.id, "free": b.free, "used": b.used} for b in balances]
+        await setbased.update_rows(self.conn, BALANCE_TABLE, rows)
 
     async def write_holdings(self, holdings: Sequence[HoldingRow]) -> None:
         """Update the holdings that were read, insert the new ones."""
-        old = [h for h in holdings if h.id is not None]
-        new = [h for h in holdings if h.id is None]
-        if self.pg:
-            if old:
-                await self.conn.execute(
-                    _PG_UPDATE_HOLDINGS, {"ids": [h.id for h in old], **_holding_arrays(old)}
-                )
-            if new:
-                params = {
-                    "conns": [h.connection_id for h in new],
-                    "symbols": [h.symbol for h in new],
-                    **_holding_arrays(new),
-                }
-                await self.conn.execute(_PG_INSERT_HOLDINGS, params)
-            return
-        if old:
-            stmt = (
-                update(HOLDING_TABLE)
-                .where(HOLDINGS.id == bindparam("h_id"))
-                .values(
-                    quantity=bindparam("h_quantity"),
-                    average_price=bindparam("h_average_price"),
-                    margin=bindparam("h_margin"),
-                )
-            )
-            await self.conn.execute(stmt, [_holding_values(h, "h_") for h in old])
-        if new:
-            values = [_holding_values(h) for h in new]
-            await self.conn.execute(insert(HOLDING_TABLE), values)
+        old = [{"row_id": h.id, **_amounts(h)} for h in holdings if h.id is not None]
+        new = [
+            {"connection_id": h.connection_id, "symbol": h.symbol, **_amounts(h)}
+            for h in holdings
+            if h.id is None
+        ]
+        await setbased.update_rows(self.conn, HOLDING_TABLE, old)
+        await setbased.insert_many(self.conn, HOLDING_TABLE, new)
 
 
-def _holding_values(h: HoldingRow, prefix: str = "") -> dict[str, Any]:
-    values = {"quantity": h.quantity, "average_price": h.average_price, "margin": h.margin}
-    if prefix:
-        return {"h_id": h.id, **{prefix + k: v for k, v in values.items()}}
-    return {"connection_id": h.connection_id, "symbol": h.symbol, **values}
+_ORDER_KEY = ("connection_id", "client_order_id")
 
 
-def _holding_arrays(holdings: Sequence[HoldingRow]) -> dict[str, list[str | None]]:
-    return {
-        "quantity": _texts([h.quantity for h in holdings]),
-        "average_price": _texts([h.average_price for h in holdings]),
-        "margin": _texts([h.margin for h in holdings]),
-    }
+def _amounts(h: HoldingRow) -> dict[str, Decimal]:
+    return {"quantity": h.quantity, "average_price": h.average_price, "margin": h.margin}
 
 
 def _order_values(o: OrderRow, now: datetime) -> dict[str, Any]:
+    """The order's row; its side, type and status are checked by their columns' vocabularies
+    as the ORM checks them (a typo fails the batch, never reaches the table)."""
     return {
         "connection_id": o.connection_id,
         "client_order_id": o.client_order_id,
@@ -279,97 +215,3 @@ def _order_values(o: OrderRow, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-
-
-def _order_arrays(orders: Sequence[OrderRow]) -> dict[str, list[Any]]:
-    """The orders as column arrays; the vocabularies' values checked as the ORM's type checks
-    them (a typo fails the batch, never reaches the table)."""
-    return {
-        "conns": [o.connection_id for o in orders],
-        "cids": [o.client_order_id for o in orders],
-        "symbols": [o.symbol for o in orders],
-        "sides": [Direction(o.side).value for o in orders],
-        "types": [OrderType(o.type).value for o in orders],
-        "amounts": _texts([o.amount for o in orders]),
-        "prices": _texts([o.price for o in orders]),
-        "filled": _texts([o.filled for o in orders]),
-        "averages": _texts([o.average for o in orders]),
-        "fees": _texts([o.fee for o in orders]),
-        "fee_currencies": [o.fee_currency for o in orders],
-        "reserved": _texts([o.reserved for o in orders]),
-        "statuses": [OrderStatus(o.status).value for o in orders],
-    }
-
-
-def _texts(values: Sequence[Decimal | None]) -> list[str | None]:
-    """Decimals for a NUMERIC array parameter, sent as their text and cast by the server
-    (`CAST(:x AS TEXT[])::NUMERIC[]`): exact, and cheaper to send than binary NUMERIC."""
-    return [None if v is None else str(v) for v in values]
-
-
-_PG_INSERT_ORDERS = text(
-    """
-    INSERT INTO paper_orders (connection_id, client_order_id, symbol, side, type, amount, price,
-        filled, average, fee, fee_currency, reserved, status, created_at, updated_at)
-    SELECT v.conn, v.cid, v.symbol, v.side, v.type, v.amount, v.price, v.filled, v.average,
-        v.fee, v.fee_currency, v.reserved, v.status,
-        CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
-    FROM unnest(
-        CAST(:conns AS INTEGER[]),
-        CAST(:cids AS VARCHAR[]),
-        CAST(:symbols AS VARCHAR[]),
-        CAST(:sides AS VARCHAR[]),
-        CAST(:types AS VARCHAR[]),
-        CAST(:amounts AS TEXT[])::NUMERIC[],
-        CAST(:prices AS TEXT[])::NUMERIC[],
-        CAST(:filled AS TEXT[])::NUMERIC[],
-        CAST(:averages AS TEXT[])::NUMERIC[],
-        CAST(:fees AS TEXT[])::NUMERIC[],
-        CAST(:fee_currencies AS VARCHAR[]),
-        CAST(:reserved AS TEXT[])::NUMERIC[],
-        CAST(:statuses AS VARCHAR[])
-    ) WITH ORDINALITY AS v(conn, cid, symbol, side, type, amount, price, filled, average, fee,
-        fee_currency, reserved, status, n)
-    ORDER BY v.n
-    RETURNING id
-    """
-)
-
-_PG_UPDATE_BALANCES = text(
-    """
-    UPDATE paper_balances AS b SET free = v.free, used = v.used
-    FROM unnest(
-        CAST(:ids AS INTEGER[]),
-        CAST(:free AS TEXT[])::NUMERIC[],
-        CAST(:used AS TEXT[])::NUMERIC[]
-    ) AS v(id, free, used)
-    WHERE b.id = v.id
-    """
-)
-
-_PG_UPDATE_HOLDINGS = text(
-    """
-    UPDATE paper_holdings AS h
-    SET quantity = v.quantity, average_price = v.average_price, margin = v.margin
-    FROM unnest(
-        CAST(:ids AS INTEGER[]),
-        CAST(:quantity AS TEXT[])::NUMERIC[],
-        CAST(:average_price AS TEXT[])::NUMERIC[],
-        CAST(:margin AS TEXT[])::NUMERIC[]
-    ) AS v(id, quantity, average_price, margin)
-    WHERE h.id = v.id
-    """
-)
-
-_PG_INSERT_HOLDINGS = text(
-    """
-    INSERT INTO paper_holdings (connection_id, symbol, quantity, average_price, margin)
-    SELECT * FROM unnest(
-        CAST(:conns AS INTEGER[]),
-        CAST(:symbols AS VARCHAR[]),
-        CAST(:quantity AS TEXT[])::NUMERIC[],
-        CAST(:average_price AS TEXT[])::NUMERIC[],
-        CAST(:margin AS TEXT[])::NUMERIC[]
-    )
-    """
-)

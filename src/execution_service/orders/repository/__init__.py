@@ -11,10 +11,10 @@ from sqlalchemy import Table, and_, func, inspect, or_, select, union_all, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 
+from execution_service import setbased
 from execution_service.db import utcnow
 from execution_service.decimals import ZERO
 from execution_service.enums import ConnectionStatus, OrderStatus, PositionStatus, Purpose
-from execution_service.events import setbased
 from execution_service.models import (
     ExecutionConnection,
     ExecutionLog,

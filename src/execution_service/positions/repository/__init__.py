@@ -12,10 +12,10 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execution_service import setbased
 from execution_service.db import utcnow
 from execution_service.decimals import ONE, ZERO
 from execution_service.enums import ConnectionStatus, MarketType, PositionStatus
-from execution_service.events import setbased
 from execution_service.models import ExecutionConnection, ExecutionPosition
 from execution_service.principal import Principal
 

@@ -1,4 +1,4 @@
-"""Rows written set-based (`events.setbased`: unnest arrays on PostgreSQL, a multi-row INSERT or
+"""Rows written set-based (`setbased`: unnest arrays on PostgreSQL, a multi-row INSERT or
 an executemany UPDATE on SQLite) come back as given, on both databases: money exact to the last
 of 30 digits, JSON documents and JSON null, zone-aware moments, vocabularies, NULLs, and the
 ids in the order the rows were given."""
@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
+import pytest
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, UniqueConstraint, select
+from sqlalchemy.exc import StatementError
 
+from execution_service import setbased
 from execution_service.context import AppContext
 from execution_service.db import Money, UtcDateTime, Vocabulary
 from execution_service.enums import OrderStatus
-from execution_service.events import setbased
 
 _probe = Table(
     "setbased_probe",
@@ -113,3 +115,43 @@ async def test_nothing_to_write_writes_nothing(ctx: AppContext) -> None:
         assert await setbased.insert_rows(session, _probe, []) == []
         await setbased.insert_many(session, _probe, [])
         await setbased.update_rows(session, _probe, [])
+
+
+_keyed = Table(
+    "setbased_keyed",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("owner", Integer),
+    Column("name", String(40)),
+    Column("money", Money),
+    UniqueConstraint("owner", "name"),
+    prefixes=["TEMPORARY"],
+)
+
+
+async def test_ids_follow_the_rows_when_matched_by_a_unique_key(ctx: AppContext) -> None:
+    """On a bare connection (the paper venue's batch), SQLite matching its RETURNING rows by
+    the key: each row's id is the one it was stored under, in the order given."""
+    rows = [{"owner": k % 7, "name": f"n{(k * 37) % 101}", "money": LONG + k} for k in range(101)]
+    async with ctx.session_factory() as session:
+        conn = await session.connection()
+        await conn.run_sync(lambda sync: _keyed.create(sync, checkfirst=True))
+        ids = await setbased.insert_rows(conn, _keyed, rows, key=("owner", "name"))
+        stored = {r.id: r for r in await conn.execute(select(_keyed))}
+        assert [(stored[i].owner, stored[i].name, stored[i].money) for i in ids] == [
+            (r["owner"], r["name"], r["money"]) for r in rows
+        ]
+        assert ids == sorted(ids)
+        await session.rollback()
+
+
+async def test_a_value_outside_its_vocabulary_is_refused(ctx: AppContext) -> None:
+    rows = [
+        {"money": None, "doc": None, "at": AT, "status": s, "note": None} for s in ("open", "opne")
+    ]
+    async with ctx.session_factory() as session:
+        conn = await session.connection()
+        await conn.run_sync(lambda sync: _probe.create(sync, checkfirst=True))
+        with pytest.raises(StatementError, match="opne"):
+            await setbased.insert_many(session, _probe, rows)
+        await session.rollback()
