@@ -4,7 +4,7 @@ thousands of exits, in a few statements per chunk, not an ORM unit of work per o
 The rows were committed `pending` before the venue was asked (`orders.entries`); here, in one
 transaction per chunk: the rows still `pending` are locked (ids only), the positions their fills
 open inserted in one statement, every log's outcome written in one UPDATE, and their events
-in one INSERT (`events.setbased`: over unnest arrays on PostgreSQL). Each order's values come
+in one INSERT (`setbased`: over unnest arrays on PostgreSQL). Each order's values come
 from the same functions as a single order's (`lifecycle.settle`, `fills.opening`), and its
 metrics, log line and events are the same, in the same order (`order.rejected` as met, then
 `position.opened`, then `order.filled`).
