@@ -202,7 +202,10 @@ class OrderRepository:
             return {}
         rows = await self.session.execute(
             select(ExecutionLog.position_id, func.count())
-            .where(ExecutionLog.position_id.in_(position_ids), ExecutionLog.purpose == Purpose.exit)
+            .where(
+                setbased.any_of(self.session, ExecutionLog.position_id, position_ids),
+                ExecutionLog.purpose == Purpose.exit,
+            )
             .group_by(ExecutionLog.position_id)
         )
         return {pid: n for pid, n in rows if pid is not None}
@@ -211,7 +214,7 @@ class OrderRepository:
         """The positions among these whose exit order was refused since `since`."""
         rows = await self.session.scalars(
             select(ExecutionLog.position_id).where(
-                ExecutionLog.position_id.in_(position_ids),
+                setbased.any_of(self.session, ExecutionLog.position_id, position_ids),
                 ExecutionLog.purpose == Purpose.exit,
                 ExecutionLog.status == OrderStatus.rejected,
                 ExecutionLog.updated_at >= since,

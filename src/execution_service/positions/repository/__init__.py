@@ -191,7 +191,9 @@ class PositionRepository:
         for start in range(0, len(wanted), CHUNK):
             stmt = (
                 select(*_columns(_BOOKED))
-                .where(_POSITIONS.c.id.in_(wanted[start : start + CHUNK]))
+                .where(
+                    setbased.any_of(self.session, _POSITIONS.c.id, wanted[start : start + CHUNK])
+                )
                 .order_by(_POSITIONS.c.id)
                 .with_for_update()
             )
@@ -210,7 +212,10 @@ class PositionRepository:
         claim them), in id order."""
         stmt = (
             select(*_columns(_CLAIMED))
-            .where(_POSITIONS.c.id.in_(position_ids), _POSITIONS.c.status == PositionStatus.open)
+            .where(
+                setbased.any_of(self.session, _POSITIONS.c.id, position_ids),
+                _POSITIONS.c.status == PositionStatus.open,
+            )
             .order_by(_POSITIONS.c.id)
             .with_for_update(skip_locked=skip_locked)
         )
@@ -245,7 +250,9 @@ class PositionRepository:
         out: list[HeldRow] = []
         ids = sorted(position_ids)
         for i in range(0, len(ids), CHUNK):
-            stmt = select(*_columns(_JUDGED)).where(_POSITIONS.c.id.in_(ids[i : i + CHUNK]))
+            stmt = select(*_columns(_JUDGED)).where(
+                setbased.any_of(self.session, _POSITIONS.c.id, ids[i : i + CHUNK])
+            )
             out += [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
         return out
 
