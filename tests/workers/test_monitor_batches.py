@@ -13,7 +13,7 @@ from execution_service.context import AppContext
 from execution_service.enums import OrderStatus
 from execution_service.exchanges.base import OrderResult
 from execution_service.models import ExecutionAnalytics, ExecutionLog, ExecutionPosition
-from execution_service.orders import bulk, exits
+from execution_service.orders import bulk, closes
 from execution_service.orders.lifecycle import Recording, apply_result
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, paper_setup
@@ -23,7 +23,7 @@ from tests.factories import Actor, paper_setup
 async def test_closes_in_one_tick_are_all_in_the_days_analytics(
     user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch, group: int
 ) -> None:
-    monkeypatch.setattr(exits, "CLAIM_GROUP", group)
+    monkeypatch.setattr(closes, "CLAIM_GROUP", group)
     monkeypatch.setattr(bulk, "GROUP", group)
     acct = await paper_setup(
         user, price="100", position_size_mode="fixed_quantity", position_size_value="2"

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,7 @@ from execution_service.exchanges.base import ExchangeAdapter, ExchangeError
 from execution_service.exchanges.capabilities import ClientIdFormat
 from execution_service.models import ExecutionConnection, ExecutionLog, ExecutionPosition
 from execution_service.orders import bulk, fills
-from execution_service.orders.exit_venues import ExitVenue, Venues, look_up, size_exit
+from execution_service.orders.exit_venues import ExitVenue, Venues, size_exit
 from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
 from execution_service.orders.outcomes import (
@@ -39,18 +39,11 @@ from execution_service.positions.book import exit_direction
 from execution_service.positions.repository import (
     CHUNK,
     HeldRow,
-    PositionLike,
     PositionRepository,
 )
 from execution_service.positions.rules import trailing_level
 
 log = logging.getLogger(__name__)
-
-# Exits claimed (committed `pending`) at a time: each group is sent before the next is claimed,
-# so no exit waits in our queue past its send deadline (`lifecycle.send_deadline`) behind
-# thousands of others committed at the same moment.
-CLAIM_GROUP = 500
-# ... on simulated venues (filled in moments): `bulk.GROUP` at a time, `bulk.LANES` at once.
 
 
 @dataclass(frozen=True)
@@ -258,19 +251,11 @@ async def send_all(
     exit_logs: Sequence[ExecutionLog],
     adapters: dict[int, ExchangeAdapter | None],
     conns: dict[int, ExecutionConnection],
-) -> list[ExecutionLog]:
-    """Send claimed exits: those on simulated venues in one batch, the others concurrently
-    under the configured bound; the logs as recorded, in the order given."""
-    return await _send(ctx, exit_logs, adapters, conns)
-
-
-async def _send(
-    ctx: AppContext,
-    exit_logs: Sequence[ExecutionLog],
-    adapters: dict[int, ExchangeAdapter | None],
-    conns: dict[int, ExecutionConnection],
     analytics_days: set[tuple[int, date]] | None = None,
 ) -> list[ExecutionLog]:
+    """Send claimed exits: those on simulated venues in one batch, the others concurrently
+    under the configured bound; the logs as recorded, in the order given.
+    `analytics_days`: see `lifecycle.Recording.finish`."""
     if not exit_logs:
         return []
     bound = asyncio.Semaphore(ctx.settings.signal_concurrency)
@@ -337,84 +322,6 @@ def _simulated(
 ) -> bool:
     conn = conns.get(exit_log.execution_connection_id)
     return conn is not None and ctx.adapters.capabilities(conn).simulated
-
-
-async def not_cooling_down(
-    ctx: AppContext, requests: list[ExitRequest], now: datetime
-) -> list[ExitRequest]:
-    """A position whose last exit was refused waits `exit_retry_seconds` before the next attempt:
-    an exchange that is down gets one exit order per position per interval, not one per tick."""
-    if not requests:
-        return requests
-    since = now - timedelta(seconds=ctx.settings.exit_retry_seconds)
-    async with ctx.session_factory() as session:
-        recent = await OrderRepository(session).refused_exits_since(
-            [r.position_id for r in requests], since
-        )
-    return [r for r in requests if r.position_id not in recent]
-
-
-async def close_many(
-    ctx: AppContext, requests: list[ExitRequest], positions: dict[int, PositionLike]
-) -> tuple[list[int], set[tuple[int, date]]]:
-    """The monitor's closes: claimed and sent in groups (`_groups`), each sent concurrently
-    under the configured bound. Returns the positions whose exits were sent and the
-    (connection, day) analytics rows the closes touched, for the caller to refresh once, not
-    once per close."""
-    async with ctx.session_factory() as session:
-        conns = await OrderRepository(session).connections(
-            list({p.execution_connection_id for p in positions.values()})
-        )
-    adapters, venues = await look_up(ctx, list(positions.values()), conns)
-    days: set[tuple[int, date]] = set()
-    sent: list[int] = []
-
-    async def one(group: list[ExitRequest]) -> None:
-        claimed = await claim(ctx, group, venues, skip_locked=True)
-        await _send(ctx, claimed, dict(adapters), conns, analytics_days=days)
-        sent.extend(e.position_id for e in claimed if e.position_id is not None)
-
-    simulated, real = _groups(ctx, requests, positions, conns)
-    # Groups of simulated exits go two at a time: one's statements run while the other's
-    # Python books its fills. Their venue's rows are locked in one order: they wait, never
-    # deadlock. Real venues' go one group at a time (`CLAIM_GROUP`).
-    lanes = asyncio.Semaphore(bulk.LANES)
-
-    async def lane(group: list[ExitRequest]) -> None:
-        async with lanes:
-            await one(group)
-
-    failures = await asyncio.gather(*(lane(g) for g in simulated), return_exceptions=True)
-    for group in real:
-        await one(group)
-    for failure in failures:
-        if failure is not None:
-            raise failure
-    return sent, days
-
-
-def _groups(
-    ctx: AppContext,
-    requests: list[ExitRequest],
-    positions: dict[int, PositionLike],
-    conns: dict[int, ExecutionConnection],
-) -> tuple[list[list[ExitRequest]], list[list[ExitRequest]]]:
-    """The requests in the groups they are claimed and sent in: those on simulated venues
-    `bulk.GROUP` at a time, the others `CLAIM_GROUP` at a time."""
-
-    def simulated(r: ExitRequest) -> bool:
-        position = positions.get(r.position_id)
-        conn = conns.get(position.execution_connection_id) if position is not None else None
-        return conn is not None and ctx.adapters.capabilities(conn).simulated
-
-    batched = [r for r in requests if simulated(r)]
-    chosen = {id(r) for r in batched}
-    others = [r for r in requests if id(r) not in chosen]
-    return _split(batched, bulk.GROUP), _split(others, CLAIM_GROUP)
-
-
-def _split(requests: list[ExitRequest], size: int) -> list[list[ExitRequest]]:
-    return [requests[start : start + size] for start in range(0, len(requests), size)]
 
 
 def _log_failures(failed: list[ExecutionLog], sent: int, errors: list[BaseException]) -> None:

@@ -24,6 +24,7 @@ from execution_service.market_data.prices import fetch_prices
 from execution_service.market_data.sources import Quote, Source
 from execution_service.models import ExecutionConnection
 from execution_service.orders import exits, lifecycle
+from execution_service.orders.closes import close_many, not_cooling_down
 from execution_service.positions import watch
 from execution_service.positions.repository import PositionLike
 from execution_service.positions.shares import ShareKeeper
@@ -133,7 +134,7 @@ async def monitor_tick(
     ]
     if in_flight is not None:
         requests = [r for r in requests if r.position_id not in in_flight.positions]
-    requests = await exits.not_cooling_down(ctx, requests, now)
+    requests = await not_cooling_down(ctx, requests, now)
     if requests:
         wanted = {r.position_id for r in requests}
         positions = {p.id: p for p, _ in closes if p.id in wanted}
@@ -150,6 +151,6 @@ async def _close(
     requests: list[exits.ExitRequest],
     positions: dict[int, PositionLike],
 ) -> list[int]:
-    closed, days = await exits.close_many(ctx, requests, positions)
+    closed, days = await close_many(ctx, requests, positions)
     await lifecycle.refresh_analytics(ctx, days)
     return closed
