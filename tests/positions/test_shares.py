@@ -15,6 +15,7 @@ from execution_service.db import utcnow
 from execution_service.market_data.sources import SourceKind
 from execution_service.models import MonitorShare, MonitorWorker
 from execution_service.positions.shares import EVERY, SHARES, ShareKeeper, share_of
+from execution_service.workers import monitor as monitor_worker
 from execution_service.workers.monitor import Monitor
 from tests.factories import Actor, paper_setup
 from tests.workers.test_monitor import open_position
@@ -129,3 +130,34 @@ async def test_each_monitor_judges_only_its_shares(
         assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["status"] == "closed"
     await one.close(ctx)
     await two.close(ctx)
+
+
+async def test_a_tick_longer_than_the_lease_keeps_its_shares(
+    is_postgres: bool, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose tick outlasts its lease (a million positions, a crash's closes) renews
+    its leases meanwhile: another worker refreshing then sees two living workers and claims
+    only the free half, never the shares the long tick is judging."""
+    if not is_postgres:
+        pytest.skip("several worker processes need PostgreSQL")
+    long_one = Monitor(ShareKeeper("long", **FAST))  # type: ignore[arg-type]
+    other = ShareKeeper("other", **FAST)  # type: ignore[arg-type]
+    await long_one.keeper.refresh(ctx)
+    await other.refresh(ctx)
+    await long_one.keeper.refresh(ctx)
+    await other.refresh(ctx)
+    held = long_one.keeper.owned
+    assert len(held) == SHARES // 2
+
+    async def slow_tick(*_: object, **__: object) -> None:
+        await asyncio.sleep(2.0)  # over three leases of 0.6 s
+
+    monkeypatch.setattr(monitor_worker, "monitor_tick", slow_tick)
+    ticking = asyncio.ensure_future(long_one.tick(ctx))
+    for _ in range(6):  # the other worker goes on renewing meanwhile
+        await asyncio.sleep(0.3)
+        await other.refresh(ctx)
+        assert other.workers == 2 and other.owned.isdisjoint(held)
+    await ticking
+    assert long_one.keeper.owned == held and long_one.keeper.shares(utcnow()) == held
+    await long_one.close(ctx)

@@ -101,6 +101,22 @@ class ShareKeeper:
         ctx.monitor_shares = (len(mine), SHARES, workers)
         return self.shares(now)
 
+    async def extend(self, ctx: AppContext) -> None:
+        """While a tick runs longer than the lease (a million positions, a crash's closes): keep
+        this worker alive and its leases running, so that no other worker takes its shares and
+        judges them too. No rebalancing here: that waits for the next tick's `refresh`, so a
+        share is never given away from under the tick judging it."""
+        if ctx.engine.dialect.name != "postgresql" or not self._ensured:
+            return
+        now = utcnow()
+        until = now + self.lease
+        async with ctx.session_factory() as session:
+            repo = ShareRepository(session)
+            await repo.announce(self.instance, until)
+            mine = await repo.renew(self.instance, now, until)
+            await session.commit()
+        self.owned, self._until = frozenset(mine), until
+
     async def leave(self, ctx: AppContext) -> None:
         """Give every share back at once (a stopping worker's are taken without waiting for
         their lease to lapse)."""

@@ -98,12 +98,26 @@ class Monitor:
         arrived = ctx.take_arrived_prices()
         shares = await self.keeper.refresh(ctx)
         started = time.monotonic()
-        if arrived:  # first: their stops do not wait for a whole tick (marking, tickers)
-            await monitor_tick(ctx, watch.Scope(shares, arrived), self.exits)
-            if started - self._whole_at < ctx.settings.monitor_interval_seconds:
-                return
-        self._whole_at = started
-        await monitor_tick(ctx, watch.Scope(shares), self.exits)
+        keeping = asyncio.ensure_future(self._keep_leases(ctx))
+        try:
+            if arrived:  # first: their stops do not wait for a whole tick (marking, tickers)
+                await monitor_tick(ctx, watch.Scope(shares, arrived), self.exits)
+                if started - self._whole_at < ctx.settings.monitor_interval_seconds:
+                    return
+            self._whole_at = started
+            await monitor_tick(ctx, watch.Scope(shares), self.exits)
+        finally:
+            keeping.cancel()
+
+    async def _keep_leases(self, ctx: AppContext) -> None:
+        """Renew this worker's leases every third of a lease for as long as its tick runs: a
+        tick longer than the lease would otherwise lose its shares to another worker midway."""
+        while True:
+            await asyncio.sleep(self.keeper.lease.total_seconds() / 3)
+            try:
+                await self.keeper.extend(ctx)
+            except Exception:  # the next tick's refresh tries again; the lease may lapse
+                log.warning("monitor: renewing the shares' leases failed", exc_info=True)
 
     async def close(self, ctx: AppContext) -> None:
         await self.exits.close(EXIT_GRACE_SECONDS)
