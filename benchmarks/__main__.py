@@ -42,6 +42,7 @@ MODULES = {
     "budget": "benchmarks.bench_budget",
     "protection": "benchmarks.bench_protection",
     "headofline": "benchmarks.bench_headofline",
+    "scale": "benchmarks.bench_scale",
 }
 
 

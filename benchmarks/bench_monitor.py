@@ -41,7 +41,7 @@ from execution_service.settings import Settings
 from execution_service.workers.monitor import monitor_tick
 
 
-def _settings(db: Database, env: Env) -> Settings:
+def monitor_settings(db: Database, env: Env) -> Settings:
     return Settings(
         env="test",
         database_url=db.url,
@@ -76,7 +76,7 @@ CLOSE_TICK_LIMIT = float(
 )  # seconds: the close tick is stopped there, and what it closed counts
 
 
-async def _tick(
+async def timed_tick(
     ctx: AppContext, env: Env, name: str, limit: float | None = None
 ) -> tuple[float, int, int]:
     """One tick, under pyinstrument when profiling: (seconds, positions priced, closes).
@@ -110,7 +110,7 @@ async def run(db: Database, env: Env) -> Result:
     # yet: the median of three ticks is the steady state a worker runs in.
     quiet_ticks, warm = env.size(3, 2), env.size(0, 1)
     engine = db.engine()
-    ctx = AppContext.create(_settings(db, env), env.ring)
+    ctx = AppContext.create(monitor_settings(db, env), env.ring)
     try:
         user_id = new_user_id()
         preset_id, dc_id = await insert_user_rows(engine, user_id)
@@ -141,14 +141,14 @@ async def run(db: Database, env: Env) -> Result:
         quiet: list[float] = []
         for i in range(warm + quiet_ticks):
             await insert_prices(engine, dc_id, {s: Decimal(f"100.{i + 1}") for s in symbols}, now())
-            seconds, priced, closes = await _tick(ctx, env, f"monitor-tick-{db.kind}")
+            seconds, priced, closes = await timed_tick(ctx, env, f"monitor-tick-{db.kind}")
             if priced != n or closes:
                 raise RuntimeError(f"quiet tick priced {priced}/{n}, closed {closes}")
             if i >= warm:
                 quiet.append(seconds)
         base = await _baseline(db, n)
         await insert_prices(engine, dc_id, {s: Decimal(98) for s in symbols}, now())
-        close_s, priced, closes = await _tick(
+        close_s, priced, closes = await timed_tick(
             ctx, env, f"monitor-close-tick-{db.kind}", env.limit(CLOSE_TICK_LIMIT)
         )
         async with engine.connect() as conn:

@@ -351,6 +351,19 @@ def start_fake(workdir: Path, *, binance_limits: bool = False) -> Proc:
     return proc
 
 
+def _service_env(db: Database, ring: KeyRing, workdir: Path) -> dict[str, str]:
+    """The settings every process of the service gets here."""
+    return {
+        "EXEC_ENV": "test",
+        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
+        "EXEC_DATABASE_URL": db.url,
+        "EXEC_ENCRYPTION_KEYS": ring.format(),
+        "EXEC_ENCRYPTION_KEY_FILE": str(workdir / "unused-keys"),
+        "EXEC_MIGRATE_ON_START": "false",
+        "EXEC_LOG_LEVEL": "WARNING",
+    }
+
+
 def start_service(
     db: Database,
     ring: KeyRing,
@@ -364,15 +377,9 @@ def start_service(
     port = free_port()
     log_path = workdir / f"{name}-{db.kind}.log"
     settings_env = {
-        "EXEC_ENV": "test",
-        "EXEC_OUTBOUND_ALLOW_PRIVATE": "true",  # the fakes listen on loopback
-        "EXEC_DATABASE_URL": db.url,
-        "EXEC_ENCRYPTION_KEYS": ring.format(),
-        "EXEC_ENCRYPTION_KEY_FILE": str(workdir / "unused-keys"),
+        **_service_env(db, ring, workdir),
         "EXEC_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
         "EXEC_WORKERS_ENABLED": "true" if workers else "false",
-        "EXEC_MIGRATE_ON_START": "false",
-        "EXEC_LOG_LEVEL": "WARNING",
         "EXEC_SIGNAL_RATE_PER_MINUTE": UNLIMITED,
         "EXEC_SIGNAL_RATE_BURST": UNLIMITED,
         "EXEC_AUTH_MAX_FAILURES": UNLIMITED,
@@ -406,6 +413,46 @@ def start_service(
         time.sleep(0.1)
     proc.stop()
     raise RuntimeError(f"the service did not answer /health within 60 s:\n{proc.log_tail()}")
+
+
+def start_worker(
+    db: Database,
+    ring: KeyRing,
+    workdir: Path,
+    *,
+    name: str = "worker",
+    env: dict[str, str] | None = None,
+) -> Proc:
+    """`execution-service worker` (the background loops alone), its metrics served on a free
+    loopback port (`Proc.url`); returns once they answer."""
+    port = free_port()
+    log_path = workdir / f"{name}-{db.kind}.log"
+    settings_env = {
+        **_service_env(db, ring, workdir),
+        "EXEC_HOST": "127.0.0.1",
+        "EXEC_WORKER_METRICS_PORT": str(port),
+        **(env or {}),
+    }
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "execution_service.cli", "worker"],
+        cwd=workdir,
+        env=_child_env(settings_env),
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("wb"),
+    )
+    proc = Proc(name, popen, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise RuntimeError(f"the worker exited at start:\n{proc.log_tail()}")
+        try:
+            if httpx.get(proc.url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"the worker's metrics did not answer within 60 s:\n{proc.log_tail()}")
 
 
 def new_ring() -> KeyRing:

@@ -27,6 +27,7 @@ ORDER = [
     "budget",
     "protection",
     "headofline",
+    "scale",
 ]
 TITLES = {
     "order": "1. Per-order overhead (one signal, one ccxt connection)",
@@ -38,6 +39,7 @@ TITLES = {
     "budget": "7. Request budget (fan-out to ccxt accounts on one IP, weight enforced)",
     "protection": "8. Protection on the venue's wire (fill → closed, price → exit sent)",
     "headofline": "9. Head-of-line blocking (1,000 ccxt accounts, one slow, beside paper)",
+    "scale": "10. Scale-out (1,000,000 positions; the monitor split across worker processes)",
 }
 
 
@@ -133,7 +135,7 @@ def print_result(result: Result) -> None:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
+    for n, row in enumerate(rows if result.figures else []):  # none: a bench not applicable
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))

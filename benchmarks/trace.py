@@ -27,7 +27,7 @@ import httpx
 from pyinstrument import Profiler
 from sqlalchemy import event
 
-from benchmarks.bench_monitor import _settings
+from benchmarks.bench_monitor import monitor_settings
 from benchmarks.bench_order import BIG_BALANCES
 from benchmarks.harness import (
     ROOT,
@@ -78,7 +78,7 @@ async def main_async(path: str, kind: str, n: int, sell: bool = False) -> None:
     env = Env(workdir, True, new_ring())
     db = await create_database(kind, f"trace_{path}", workdir)
     # As the benchmarks' service: the per-key signal limit would throttle a fast loop.
-    settings = _settings(db, env).model_copy(
+    settings = monitor_settings(db, env).model_copy(
         update={"signal_rate_per_minute": 1e9, "signal_rate_burst": 1_000_000_000}
     )
     ctx = AppContext.create(settings, env.ring)
