@@ -220,6 +220,10 @@ def test_marking_parts_cover_every_pair_once_and_balance_positions(
     now = utcnow()
     keys = {((SourceKind.data, 1), symbol): n for symbol, n in counts.items()}
     quotes = {key: Quote(D(1), now) for key in keys}
-    parts = watch._parts(quotes, keys)
+    parts = watch._parts(quotes, keys, split_at=0)
     assert sorted(sum(keys[k] for k in part) for part in parts) == sorted(sizes)
     assert sorted(k for part in parts for k in part) == sorted(keys)
+    # Below the threshold, one statement: a woken tick's few positions.
+    assert watch._parts(quotes, keys, split_at=sum(counts.values()) + 1) == (
+        [quotes] if quotes else []
+    )

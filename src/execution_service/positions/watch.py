@@ -159,10 +159,17 @@ async def mark_in_sql(
 # share of the (source, symbol) pairs: PostgreSQL writes them on as many cores at once (a tick
 # writes every open position; the monitor's process waits for it doing nothing else).
 MARK_PARTS = 2
+# ... when it marks at least this many: a small tick (a pushed price's few positions) is one
+# statement, not two transactions' worth of round trips.
+MARK_SPLIT_AT = 20_000
 
 
-def _parts(quotes: Quotes, counts: dict[tuple[Source, str], int]) -> list[Quotes]:
+def _parts(
+    quotes: Quotes, counts: dict[tuple[Source, str], int], split_at: int = MARK_SPLIT_AT
+) -> list[Quotes]:
     """The quotes in up to MARK_PARTS parts of about as many positions each (largest first)."""
+    if sum(counts.get(key, 0) for key in quotes) < split_at:
+        return [quotes] if quotes else []
     parts: list[Quotes] = [{} for _ in range(MARK_PARTS)]
     sizes = [0] * MARK_PARTS
     for key in sorted(quotes, key=lambda k: -counts.get(k, 0)):
