@@ -37,10 +37,15 @@ AT = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
 
 def _rows() -> list[dict[str, Any]]:
     return [
+        # JSON lists (a take-profit ladder) of different lengths, the first row's among them:
+        # each one value, not a row of the array
+        {"money": LONG, "doc": [{"price": "1", "close_percent": "50"}, {"price": "2"}], "at": AT,
+         "status": "pending", "note": "l2"},
         {"money": LONG, "doc": {"a": "1", "b": [1, 2]}, "at": AT, "status": "pending", "note": "x"},
         {"money": None, "doc": None, "at": None, "status": OrderStatus.filled, "note": None},
         {"money": TINY, "doc": {"c": None}, "at": AT + timedelta(days=1), "status": "rejected",
          "note": "z"},
+        {"money": LONG, "doc": [{"price": "3"}], "at": AT, "status": "pending", "note": "l1"},
     ] * 40  # fmt: skip
 
 
@@ -60,11 +65,18 @@ async def test_rows_round_trip_exactly_and_in_order(ctx: AppContext) -> None:
         assert len(set(ids)) == len(rows)
         assert [_read(r) for r in stored] == [_read_given(r) for r in rows + rows[:3]]
         assert stored[0].money == LONG and str(stored[0].money) == str(LONG)
-        assert stored[2].money == TINY
+        assert stored[3].money == TINY
 
         # Each row's new values by id, given in another order than the rows are stored.
         changes = [
-            {"row_id": i, "money": LONG + k, "doc": {"k": k}, "status": "filled", "note": None}
+            {
+                "row_id": i,
+                "money": LONG + k,
+                # a list first (SQLAlchemy would take it for a second dimension), then a dict
+                "doc": {"k": k} if k % 2 else [{"k": k, "done": True}] * (1 + k % 3),
+                "status": "filled",
+                "note": None,
+            }
             for k, i in enumerate(reversed(ids))
         ]
         await setbased.update_rows(session, _probe, changes)

@@ -83,8 +83,10 @@ def _unnest(
 def _array(name: str, kind: TypeEngine[Any], values: list[Any]) -> ColumnElement[Any]:
     """`CAST($n AS kind[])`. Money (an exact NUMERIC) is sent as TEXT[] of each Decimal's str,
     `CAST($n::TEXT[] AS NUMERIC[])`: the server parses the very digits; asyncpg's binary NUMERIC
-    encoding of a Decimal costs about three times as much. None stays NULL."""
-    many = ARRAY(kind)
+    encoding of a Decimal costs about three times as much. None stays NULL. One dimension, always:
+    a JSON value that is itself a list (a take-profit ladder) is one element, not a row of the
+    array (SQLAlchemy would otherwise read it as a second dimension and unnest it flat)."""
+    many = ARRAY(kind, dimensions=1)
     if isinstance(kind, Money) or (isinstance(kind, Numeric) and not isinstance(kind, Float)):
         texts = [
             None if v is None else str(v if type(v) is Decimal else Decimal(v)) for v in values
@@ -109,7 +111,7 @@ def any_of(
     thousands of parameters costs its planning each time); a plain IN list on SQLite."""
     if not postgres(db):
         return column.in_(values)
-    kind = ARRAY(column.type)
+    kind = ARRAY(column.type, dimensions=1)
     return column == any_(cast(bindparam(None, list(values), type_=kind), kind))
 
 
