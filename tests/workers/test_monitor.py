@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from execution_service.context import AppContext
 from execution_service.db import utcnow
+from execution_service.positions import watch
 from execution_service.workers.monitor import monitor_tick
 from tests.factories import Actor, PaperSetup, paper_setup
 from tests.fakes.binance import FakeBinance
@@ -247,3 +250,29 @@ async def test_a_bar_spanning_both_stops_is_read_as_the_stop_loss_first(
     )
     await monitor_tick(ctx)
     assert (await user.ok("GET", f"/api/v1/positions/{pid}"))["closed_reason"] == "sl"
+
+
+async def test_a_wick_judged_by_a_failed_tick_is_judged_again(
+    user: Actor, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A price that crossed the SL and came back, while judging it failed: the marks roll back
+    with the judging, and the next tick judges the same path and closes the position."""
+    acct = await paper_setup(
+        user, price="100", position_size_mode="fixed_quantity", position_size_value="1"
+    )
+    position_id = await open_position(acct, sl_price="95")
+    await acct.price("94")  # through the stop...
+    await acct.price("100")  # ... and back
+    decide = watch._decide
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("judging failed")
+
+    monkeypatch.setattr(watch, "_decide", failing)
+    with pytest.raises(RuntimeError):
+        await monitor_tick(ctx)
+    monkeypatch.setattr(watch, "_decide", decide)
+    report = await monitor_tick(ctx)
+    assert report.closes == [position_id]
+    closed = await user.ok("GET", f"/api/v1/positions/{position_id}")
+    assert closed["status"] == "closed" and closed["closed_reason"] == "sl"

@@ -137,27 +137,13 @@ async def mark_in_sql(
         for key, n in counts.items()
         if _fresh(ctx, q := quotes.get(key), now, report, n) and q is not None
     }
-    closes: list[CloseOrder] = []
-    candidates: dict[int, tuple[Source, datetime | None]] = {}
-    for part in await asyncio.gather(*(_mark_part(ctx, p) for p in _parts(fresh, counts))):
-        candidates |= part
-    async with ctx.session_factory() as session:
-        marks = MarkRepository(session)
-        moves: list[dict[str, Any]] = []
-        loaded = await PositionRepository(session).by_ids(list(candidates))
-        venue = await _venue_liquidates(ctx, marks, loaded)
-        for position in loaded:
-            source, marked_at = candidates[position.id]
-            quote = fresh[(source, position.symbol)]
-            _decide(position, quote.since(marked_at), moves, closes, position.id in venue)
-        await marks.move_stops_to_break_even(moves)
-        await session.commit()
-    return closes
+    parts = await asyncio.gather(*(_mark_part(ctx, p) for p in _parts(fresh, counts)))
+    return [close for part in parts for close in part]
 
 
-# The marking statement is split over this many connections, each marking the positions of a
-# share of the (source, symbol) pairs: PostgreSQL writes them on as many cores at once (a tick
-# writes every open position; the monitor's process waits for it doing nothing else).
+# The marking is split over this many connections, each marking and judging the positions of a
+# share of the (source, symbol) pairs in its own transaction: PostgreSQL writes them on as many
+# cores at once (a tick writes every open position; the monitor's process waits meanwhile).
 MARK_PARTS = 2
 # ... when it marks at least this many: a small tick (a pushed price's few positions) is one
 # statement, not two transactions' worth of round trips.
@@ -179,13 +165,25 @@ def _parts(
     return [p for p in parts if p]
 
 
-async def _mark_part(ctx: AppContext, quotes: Quotes) -> dict[int, tuple[Source, datetime | None]]:
-    """Mark the positions these quotes price, in a transaction of its own: the positions a
-    rule may act on (`MarkRepository.mark_in_sql`)."""
+async def _mark_part(ctx: AppContext, quotes: Quotes) -> list[CloseOrder]:
+    """Mark the positions these quotes price, judge those a rule may act on and move their stops
+    to break-even, in one transaction: should judging fail, the marks roll back with it and the
+    next tick judges the same path of prices again (a wick through a stop is never used up
+    unjudged). Returns the closes the rules call for."""
+    closes: list[CloseOrder] = []
     async with ctx.session_factory() as session:
-        candidates = await MarkRepository(session).mark_in_sql(quotes)
+        marks = MarkRepository(session)
+        candidates = await marks.mark_in_sql(quotes)
+        moves: list[dict[str, Any]] = []
+        loaded = await PositionRepository(session).by_ids(list(candidates))
+        venue = await _venue_liquidates(ctx, marks, loaded)
+        for position in loaded:
+            source, marked_at = candidates[position.id]
+            quote = quotes[(source, position.symbol)]
+            _decide(position, quote.since(marked_at), moves, closes, position.id in venue)
+        await marks.move_stops_to_break_even(moves)
         await session.commit()
-    return candidates
+    return closes
 
 
 async def _venue_liquidates(
