@@ -5,6 +5,7 @@ in batches two at a time. Each exit is claimed and sent as `orders.exits` says."
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date, datetime, timedelta
 
 from execution_service.context import AppContext
@@ -14,6 +15,8 @@ from execution_service.orders.exit_venues import look_up
 from execution_service.orders.exits import ExitRequest, claim, send_all
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import PositionLike
+
+log = logging.getLogger(__name__)
 
 # Exits claimed (committed `pending`) at a time: each group is sent before the next is claimed,
 # so no exit waits in our queue past its send deadline (`lifecycle.send_deadline`) behind
@@ -60,19 +63,24 @@ async def close_many(
     simulated, real = _groups(ctx, requests, positions, conns)
     # Groups of simulated exits go two at a time: one's statements run while the other's
     # Python books its fills. Their venue's rows are locked in one order: they wait, never
-    # deadlock. Real venues' go one group at a time (`CLAIM_GROUP`).
+    # deadlock. Real venues' go one group at a time (`CLAIM_GROUP`), beside them: a real
+    # account's stop does not wait for thousands of paper ones.
     lanes = asyncio.Semaphore(bulk.LANES)
 
     async def lane(group: list[ExitRequest]) -> None:
         async with lanes:
             await one(group)
 
-    failures = await asyncio.gather(*(lane(g) for g in simulated), return_exceptions=True)
-    for group in real:
-        await one(group)
-    for failure in failures:
-        if failure is not None:
-            raise failure
+    async def in_turn() -> None:
+        for group in real:
+            await one(group)
+
+    results = await asyncio.gather(in_turn(), *(lane(g) for g in simulated), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for failure in failures[1:]:  # the first is raised; each group's rows left are the tracker's
+        log.error("monitor: a group of exits failed", exc_info=failure)
+    if failures:
+        raise failures[0]
     return sent, days
 
 
