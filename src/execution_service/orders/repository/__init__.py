@@ -364,9 +364,18 @@ class OrderRepository:
         return {c.id: c for c in rows}
 
     async def touch_last_used(self, connection_ids: Sequence[int], at: datetime) -> None:
+        ids = sorted(connection_ids)
+        # Locked in id order first: an UPDATE locks in whatever order its plan reads, and two
+        # batches recording at once (a mass close's lanes) may share accounts.
+        await self.session.execute(
+            select(ExecutionConnection.id)
+            .where(setbased.any_of(self.session, ExecutionConnection.id, ids))
+            .order_by(ExecutionConnection.id)
+            .with_for_update(key_share=True)
+        )
         await self.session.execute(
             update(ExecutionConnection)
-            .where(setbased.any_of(self.session, ExecutionConnection.id, sorted(connection_ids)))
+            .where(setbased.any_of(self.session, ExecutionConnection.id, ids))
             .values(last_used_at=at)
             .execution_options(synchronize_session=False)
         )
