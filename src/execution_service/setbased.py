@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
+    Float,  # not money: the type the money check excludes
     Numeric,
     Select,
     Table,
@@ -87,7 +87,8 @@ def _array(name: str, kind: TypeEngine[Any], values: list[Any]) -> ColumnElement
     a JSON value that is itself a list (a take-profit ladder) is one element, not a row of the
     array (SQLAlchemy would otherwise read it as a second dimension and unnest it flat)."""
     many = ARRAY(kind, dimensions=1)
-    if isinstance(kind, Money) or (isinstance(kind, Numeric) and not isinstance(kind, Float)):
+    floating = isinstance(kind, Float)  # not money: a float column keeps its own encoding
+    if isinstance(kind, Money) or (isinstance(kind, Numeric) and not floating):
         texts = [
             None if v is None else str(v if type(v) is Decimal else Decimal(v)) for v in values
         ]
