@@ -186,20 +186,7 @@ class PositionRepository:
     async def lock_rows(self, position_ids: Sequence[int]) -> dict[int, HeldRow]:
         """What booking an exit reads of these positions, locked for this transaction (in id
         order, as `lock_all`), by id; one absent is gone."""
-        out: dict[int, HeldRow] = {}
-        wanted = sorted(set(position_ids))
-        for start in range(0, len(wanted), CHUNK):
-            stmt = (
-                select(*_columns(_BOOKED))
-                .where(
-                    setbased.any_of(self.session, _POSITIONS.c.id, wanted[start : start + CHUNK])
-                )
-                .order_by(_POSITIONS.c.id)
-                .with_for_update()
-            )
-            for row in await self.session.execute(stmt):
-                out[row.id] = HeldRow(row._mapping)
-        return out
+        return {p.id: p for p in await self._values(_BOOKED, position_ids, lock=True)}
 
     async def update_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Each row's new values, by id (under `row_id`), in one statement."""
@@ -210,16 +197,35 @@ class PositionRepository:
     ) -> list[HeldRow]:
         """`lock_open` as plain values, what claiming an exit reads (a batch's thousands of exits
         claim them), in id order."""
-        stmt = (
-            select(*_columns(_CLAIMED))
-            .where(
-                setbased.any_of(self.session, _POSITIONS.c.id, position_ids),
-                _POSITIONS.c.status == PositionStatus.open,
-            )
-            .order_by(_POSITIONS.c.id)
-            .with_for_update(skip_locked=skip_locked)
+        return await self._values(
+            _CLAIMED, position_ids, lock=True, skip_locked=skip_locked, open_only=True
         )
-        return [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
+
+    async def _values(
+        self,
+        names: Sequence[str],
+        position_ids: Sequence[int],
+        *,
+        lock: bool = False,
+        skip_locked: bool = False,
+        open_only: bool = False,
+    ) -> list[HeldRow]:
+        """These positions' `names` as plain values, in id order, CHUNK ids a statement (SQLite's
+        bound on parameters); `lock`: `FOR UPDATE`, in that order; `open_only`: still `open`."""
+        out: list[HeldRow] = []
+        wanted = sorted(set(position_ids))
+        for start in range(0, len(wanted), CHUNK):
+            ids = wanted[start : start + CHUNK]
+            stmt = select(*_columns(names)).where(
+                setbased.any_of(self.session, _POSITIONS.c.id, ids)
+            )
+            if open_only:
+                stmt = stmt.where(_POSITIONS.c.status == PositionStatus.open)
+            if lock:
+                stmt = stmt.with_for_update(skip_locked=skip_locked)
+            stmt = stmt.order_by(_POSITIONS.c.id)
+            out += [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
+        return out
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[ExecutionPosition]:
         """New positions in one multi-row INSERT, returned in the order given."""
@@ -247,14 +253,7 @@ class PositionRepository:
     async def by_ids(self, position_ids: Sequence[int]) -> list[HeldRow]:
         """What the rules judge of these positions, as plain values (the monitor judges
         thousands at once)."""
-        out: list[HeldRow] = []
-        ids = sorted(position_ids)
-        for i in range(0, len(ids), CHUNK):
-            stmt = select(*_columns(_JUDGED)).where(
-                setbased.any_of(self.session, _POSITIONS.c.id, ids[i : i + CHUNK])
-            )
-            out += [HeldRow(row._mapping) for row in await self.session.execute(stmt)]
-        return out
+        return await self._values(_JUDGED, position_ids)
 
     async def open_with_connections(
         self, symbols: set[str] | None = None
