@@ -36,10 +36,15 @@ from execution_service.enums import EventType, OrderStatus, Purpose
 from execution_service.events import service as events
 from execution_service.events.repository import EventRepository
 from execution_service.exchanges.base import AuthFailed, OrderResult, TemporaryError
-from execution_service.models import ExecutionLog
+from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import fills
 from execution_service.orders.lifecycle import ENDED, Outcome, announced, count, settle
-from execution_service.orders.outcomes import observe, record_outcomes, stale_last_used
+from execution_service.orders.outcomes import (
+    fill_batch,
+    observe,
+    record_outcomes,
+    stale_last_used,
+)
 from execution_service.orders.repository import OrderRepository
 from execution_service.positions.repository import HeldRow, PositionRepository
 
@@ -169,6 +174,18 @@ async def record(
     for k, entry in zip(entries + exits + others, done, strict=True):
         recorded[k] = entry
     return recorded
+
+
+async def send_batch(
+    ctx: AppContext,
+    orders: Sequence[tuple[ExecutionLog, ExecutionConnection]],
+    analytics_days: set[tuple[int, date]] | None = None,
+) -> list[ExecutionLog]:
+    """Committed `pending` orders on simulated venues: every order in one transaction of the
+    venue's own (`outcomes.fill_batch`), the outcomes recorded here (`record`). Returns the
+    logs as recorded, in the order given."""
+    outcomes = await fill_batch(ctx, orders)
+    return await record(ctx, [log for log, _ in orders], outcomes, analytics_days)
 
 
 async def record_entries(

@@ -32,7 +32,7 @@ from execution_service.models import ExecutionConnection, ExecutionLog
 from execution_service.orders import bulk
 from execution_service.orders.ids import entry_client_order_id
 from execution_service.orders.lifecycle import announced, count, reject, send_deadline, submit
-from execution_service.orders.outcomes import OutcomeRecorder, fill_batch
+from execution_service.orders.outcomes import OutcomeRecorder
 from execution_service.orders.repository import OrderRepository
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,6 @@ async def _send_batch(
 ) -> None:
     """Simulated venues: every order in one transaction of the venue's own; the outcomes
     recorded set-based (`orders.bulk`)."""
-    outcomes = await fill_batch(ctx, [(entry, order.conn) for _, entry, order in items])
-    logs = await bulk.record(ctx, [entry for _, entry, _ in items], outcomes)
+    logs = await bulk.send_batch(ctx, [(entry, order.conn) for _, entry, order in items])
     for (i, _, _), entry in zip(items, logs, strict=True):
         recorded[i] = entry

@@ -29,7 +29,6 @@ from execution_service.orders.ids import READABLE, exit_client_order_id
 from execution_service.orders.lifecycle import Outcome, reject, send_deadline, submit
 from execution_service.orders.outcomes import (
     OutcomeRecorder,
-    fill_batch,
     record_outcomes,
     ticket_of,
 )
@@ -311,8 +310,8 @@ async def _send_batch(
 ) -> None:
     """Simulated venues: every exit in one transaction of the venue's own, the outcomes
     recorded set-based (`orders.bulk`); `out[i]` becomes exit i's log as recorded."""
-    outcomes = await fill_batch(ctx, [(e, conns[e.execution_connection_id]) for _, e in items])
-    logs = await bulk.record(ctx, [e for _, e in items], outcomes, analytics_days)
+    pairs = [(e, conns[e.execution_connection_id]) for _, e in items]
+    logs = await bulk.send_batch(ctx, pairs, analytics_days)
     for (i, _), recorded in zip(items, logs, strict=True):
         out[i] = recorded
 
