@@ -401,18 +401,7 @@ def start_service(
         stderr=log_path.open("wb"),
     )
     proc = Proc(name, popen, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"the service exited at start:\n{proc.log_tail()}")
-        try:
-            if httpx.get(f"{proc.url}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.stop()
-    raise RuntimeError(f"the service did not answer /health within 60 s:\n{proc.log_tail()}")
+    return _answering(proc, f"{proc.url}/health", "the service")
 
 
 def start_worker(
@@ -441,18 +430,23 @@ def start_worker(
         stderr=log_path.open("wb"),
     )
     proc = Proc(name, popen, f"http://127.0.0.1:{port}", log_path)
+    return _answering(proc, proc.url, "the worker")
+
+
+def _answering(proc: Proc, url: str, what: str) -> Proc:
+    """`proc` once `url` answers 200 (within 60 s; else it is stopped and this raises)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"the worker exited at start:\n{proc.log_tail()}")
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{what} exited at start:\n{proc.log_tail()}")
         try:
-            if httpx.get(proc.url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     proc.stop()
-    raise RuntimeError(f"the worker's metrics did not answer within 60 s:\n{proc.log_tail()}")
+    raise RuntimeError(f"{what} did not answer {url} within 60 s:\n{proc.log_tail()}")
 
 
 def new_ring() -> KeyRing:
